@@ -1,0 +1,154 @@
+"""The two user-facing jobs: build a reference space, add a modality to one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from alice import console
+from alice.artifacts import AdapterWeights, ReferenceSpace, now, write_adapter, write_reference
+from alice.data import ModalityData, load_modality, make_backbone, pick_device
+from alice.errors import AliceError
+from alice.evaluation.metrics import classification_metrics, youden_thresholds
+from alice.features import extract_features
+from alice.interventions import Intervention, prompt_sentences
+from alice.modules import Classifier, Encoder
+from alice.plugins import get_registry
+from alice.recipes import Recipe
+from alice.training import train_adapter, train_reference, training_summary
+
+
+def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: torch.device) -> Intervention:
+    spec = recipe.intervention
+    design = get_registry().intervention(spec.design)
+    settings = dict(spec.settings)
+    prompt_backbone = None
+    if spec.prompt_backbone is not None:
+        prompt_backbone, plugin = make_backbone(spec.prompt_backbone)
+        if prompt_backbone.modality != "text":
+            raise AliceError(f"intervention.prompt_backbone {prompt_backbone.name!r} reads {prompt_backbone.modality}, not text")
+        settings.setdefault("prompt_dim", prompt_backbone.feature_dim)
+    try:
+        module = design(len(vocabulary), recipe.model.latent_dim, **settings)
+    except (TypeError, ValueError) as exc:
+        raise AliceError(f"intervention design {spec.design!r}: {exc}") from None
+    if module.uses_prompts:
+        if prompt_backbone is None:
+            raise AliceError(
+                f"intervention design {spec.design!r} is conditioned on text: set [intervention.prompt_backbone] "
+                "in the recipe (for example name = \"minilm\"), or condition = \"onehot\""
+            )
+        sentences = prompt_sentences(vocabulary, module.num_templates)
+        console.info(f"embedding {len(sentences)} intervention prompts with {prompt_backbone.name}")
+        emb = extract_features(
+            prompt_backbone, sentences,
+            dataset_identity={"name": "intervention-prompts", "sentences": sentences[:3], "n": len(sentences), "vocab": vocabulary},
+            split="prompts", device=device, plugin=plugin,
+        )
+        C, T = len(vocabulary), module.num_templates
+        module.set_prompt_embeddings(emb.view(C, C, T, -1))
+    return module
+
+
+@torch.no_grad()
+def _thresholds_and_metrics(data: ModalityData, encoder: Encoder, classifier: Classifier) -> tuple[np.ndarray, dict[str, Any]]:
+    annotated = data.mapping.annotated
+    probs = torch.sigmoid(classifier(encoder(data.features["val"]))).cpu().numpy()
+    labels = data.labels["val"].cpu().numpy()
+    thresholds = youden_thresholds(probs, labels, annotated)
+    return thresholds, classification_metrics(probs, labels, thresholds, annotated)
+
+
+def _adapter_manifest(recipe: Recipe, data: ModalityData, thresholds: np.ndarray, training: dict, metrics: dict) -> dict[str, Any]:
+    return {
+        "modality": data.modality,
+        "recipe": recipe.name,
+        "created": now(),
+        "data": {"dataset": recipe.data.dataset, "options": recipe.data.options, "vocabulary": data.dataset.vocabulary},
+        "backbone": {
+            "name": recipe.backbone.name,
+            "options": recipe.backbone.options,
+            "identity": data.backbone.identity(),
+            "feature_dim": data.feature_dim,
+            "normalisation": "(x - normalisation.mean) / normalisation.std"
+            + (", per-dimension statistics of the train split" if recipe.model.standardise_features else ", mean 0 and std 1 (features used as they are)"),
+        },
+        "labels": {
+            "mapper": recipe.labels.mapper,
+            "aliases": recipe.labels.aliases,
+            "mapping": data.mapping.mapping,
+            "annotated": [c for c, a in zip(data.mapping.reference, data.mapping.annotated) if a],
+        },
+        "encoder_hidden": recipe.model.encoder_hidden,
+        "thresholds": [round(float(v), 6) for v in thresholds],
+        "training": training,
+        "metrics": {"val": metrics},
+        "samples": {split: int(x.shape[0]) for split, x in data.features.items()},
+    }
+
+
+def build_reference(recipe: Recipe, out: Path, overwrite: bool = False, device_name: str | None = None) -> ReferenceSpace:
+    if recipe.stage != "reference":
+        raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice modality add` with it")
+    out = Path(out)
+    if out.exists() and not overwrite:  # fail before any work, not after training
+        raise AliceError(f"{out} already exists; pass --overwrite to replace it")
+    device = pick_device(device_name or recipe.training.device)
+    console.info(f"building reference space {recipe.name!r} on {device}")
+    data = load_modality(recipe.data, recipe.backbone, None, device, labels=recipe.labels, extract_batch_size=recipe.training.extract_batch_size,
+        standardise=recipe.model.standardise_features,
+    )
+    vocab = data.dataset.vocabulary
+    intervention = _intervention_from_recipe(recipe, vocab, device)
+    m = recipe.model
+    encoder, decoder, classifier, intervention, history = train_reference(
+        data, intervention, recipe.training, m.latent_dim, m.encoder_hidden, m.classifier_hidden, m.classifier_dropout, device
+    )
+    thresholds, metrics = _thresholds_and_metrics(data, encoder, classifier)
+    training = training_summary(recipe.training, history, device)
+    manifest = {
+        "name": recipe.name,
+        "family": recipe.family,
+        "created": now(),
+        "reference_modality": data.modality,
+        "vocabulary": vocab,
+        "latent_dim": m.latent_dim,
+        "classifier": {"hidden": m.classifier_hidden, "dropout": m.classifier_dropout},
+        "intervention": {"design": recipe.intervention.design, "settings": intervention.settings()},
+        "recipe": recipe.to_dict(),
+        "training": {k: v for k, v in training.items() if k != "history"},
+        "metrics": {"val": metrics},
+    }
+    adapter = AdapterWeights(
+        data.modality, encoder, decoder, data.mean, data.std,
+        _adapter_manifest(recipe, data, thresholds, training, metrics),
+    )
+    write_reference(out, classifier, intervention, manifest, adapter, overwrite=overwrite)
+    console.info(f"wrote {out} (val AUROC {metrics['auroc']:.3f}, {history.seconds:.0f} s of training)")
+    return ReferenceSpace.load(out)
+
+
+def add_modality(reference_dir: Path, recipe: Recipe, name: str | None = None, overwrite: bool = False, device_name: str | None = None) -> Path:
+    if recipe.stage != "modality":
+        raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice reference build` with it")
+    reference = ReferenceSpace.load(reference_dir)
+    name = name or recipe.modality
+    if (reference.path / "adapters" / name).exists() and not overwrite:
+        raise AliceError(f"reference {reference.path} already has an adapter {name!r}; pass --overwrite to replace it")
+    device = pick_device(device_name or recipe.training.device)
+    console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen)")
+    data = load_modality(recipe.data, recipe.backbone, reference.vocabulary, device, labels=recipe.labels, extract_batch_size=recipe.training.extract_batch_size,
+        standardise=recipe.model.standardise_features,
+    )
+    encoder, decoder, history = train_adapter(
+        data, reference.classifier, reference.intervention, recipe.training, reference.latent_dim, recipe.model.encoder_hidden, device
+    )
+    thresholds, metrics = _thresholds_and_metrics(data, encoder, reference.classifier)
+    training = training_summary(recipe.training, history, device)
+    adapter = AdapterWeights(name, encoder, decoder, data.mean, data.std, _adapter_manifest(recipe, data, thresholds, training, metrics))
+    path = write_adapter(reference, adapter, overwrite=overwrite)
+    console.info(f"wrote {path} (val AUROC {metrics['auroc']:.3f} through C_ref, {history.seconds:.0f} s of training)")
+    return path

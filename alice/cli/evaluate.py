@@ -1,0 +1,53 @@
+"""``alice eval``: the paper's Table 1 and Table 2 for a reference space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from alice import console
+from alice.cli.options import Device, Json
+
+
+def eval_command(
+    path: Path = typer.Argument(..., help="Reference folder."),
+    seeds: int = typer.Option(5, "--seeds", min=1, help="Random intervention draws to average over."),
+    device: Optional[str] = Device,
+    as_json: bool = Json,
+) -> None:
+    """Evaluate every adapter (classification, interventions) and every pair (retrieval); write eval.json."""
+    from alice.artifacts import ReferenceSpace, write_json_atomic
+    from alice.evaluation.run import evaluate
+
+    ref = ReferenceSpace.load(path)
+    report = evaluate(ref, device or "auto", seeds=seeds)
+    write_json_atomic(ref.path / "eval.json", report)
+    if as_json:
+        console.print_json(report)
+        return
+    print_report(report)
+    console.info(f"wrote {ref.path / 'eval.json'}")
+
+
+def print_report(report: dict) -> None:
+    rows = []
+    for name, r in report["modalities"].items():
+        c, ic, idir = r["classification"], r["interventions_cycle"], r["interventions_direct"]
+        rows.append((name, r["samples"], c["auroc"], c["balanced_accuracy"], c["balanced_accuracy_min"], ic["changed"], ic["unchanged"], idir["changed"], idir["unchanged"]))
+    console.table(
+        "Table 1: classification and interventions (test split)",
+        ["modality", "n", "AUROC", "bal. acc", "min bal. acc", "changed", "unchanged", "changed (direct)", "unchanged (direct)"],
+        rows,
+        caption="interventions: C(E(D(M(z)))) as trained; direct: C(M(z)); mean over seeds",
+    )
+    rows = []
+    for r in report["retrieval"]:
+        rows.append((f"{r['query']} -> {r['gallery']}", r["method"], r["pairs"], r["gallery_size"], r["label_exact"], r["label_superset"], r["R@1"], r["R@5"], r["R@10"]))
+    if rows:
+        console.table(
+            "Table 2: cross-modal retrieval (test split)",
+            ["query -> gallery", "method", "pairs", "gallery", "label exact", "label superset", "R@1", "R@5", "R@10"],
+            rows,
+        )

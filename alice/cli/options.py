@@ -1,0 +1,20 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+Steps = typer.Option(None, "--steps", help="Override training.steps.")
+Device = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default: the recipe's).")
+Overrides = typer.Option(None, "--set", help="Override a recipe field: section.key=value (repeatable).")
+Overwrite = typer.Option(False, "--overwrite", help="Replace an existing artifact.")
+Json = typer.Option(False, "--json", help="Print JSON.")
+
+
+def recipe_overrides(steps: Optional[int], sets: Optional[List[str]]) -> list[str]:
+    out = list(sets or [])
+    if steps is not None:
+        out.append(f"training.steps={steps}")
+    return out

@@ -1,0 +1,125 @@
+"""``alice reference``: build, show and list reference spaces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from alice import console
+from alice.cli.options import Device, Json, Overrides, Overwrite, Steps, recipe_overrides
+
+app = typer.Typer(help="Build and inspect frozen reference spaces.", no_args_is_help=True)
+
+DEFAULT_ROOT = Path("artifacts")
+
+
+@app.command("build")
+def build(
+    recipe: str = typer.Argument(..., help="Recipe name (see `alice reference list`) or path to a TOML file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: artifacts/<recipe>)."),
+    overwrite: bool = Overwrite,
+    steps: Optional[int] = Steps,
+    device: Optional[str] = Device,
+    sets: Optional[List[str]] = Overrides,
+    as_json: bool = Json,
+) -> None:
+    """Train a reference space (E, D, C, M on one modality) and write it as a frozen artifact."""
+    from alice.build import build_reference
+    from alice.recipes import load_recipe
+
+    r = load_recipe(recipe, recipe_overrides(steps, sets))
+    ref = build_reference(r, out or DEFAULT_ROOT / r.name, overwrite=overwrite, device_name=device)
+    if as_json:
+        console.print_json({"path": str(ref.path), "sha256": ref.sha256, "metrics": ref.manifest["metrics"]})
+
+
+def _summary(path: Path) -> dict:
+    from alice.artifacts import ReferenceSpace
+
+    ref = ReferenceSpace.load(path)
+    m = ref.manifest
+    adapters = {}
+    for name in ref.adapter_names():
+        a = ref.load_adapter(name).manifest
+        adapters[name] = {
+            "backbone": a["backbone"]["name"],
+            "feature_dim": a["backbone"]["feature_dim"],
+            "dataset": a["data"]["dataset"],
+            "annotated_classes": len(a["labels"]["annotated"]),
+            "val_auroc": a.get("metrics", {}).get("val", {}).get("auroc"),
+            "sha256": a["weights"]["sha256"],
+        }
+    return {
+        "path": str(ref.path),
+        "name": m.get("name"),
+        "sha256": ref.sha256,
+        "reference_modality": m.get("reference_modality"),
+        "vocabulary": ref.vocabulary,
+        "latent_dim": ref.latent_dim,
+        "intervention": m["intervention"],
+        "training": {k: m.get("training", {}).get(k) for k in ("device", "seconds", "steps_per_second")},
+        "metrics": m.get("metrics"),
+        "alice_version": m.get("alice_version"),
+        "created": m.get("created"),
+        "adapters": adapters,
+    }
+
+
+@app.command("show")
+def show(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
+    """Verify a reference space (hashes, compatibility) and describe it and its adapters."""
+    s = _summary(path)
+    if as_json:
+        console.print_json(s)
+        return
+    vocab = s["vocabulary"]
+    console.table(
+        f"Reference space {s['name']} ({s['path']})",
+        ["field", "value"],
+        [
+            ("sha256", s["sha256"]),
+            ("reference modality", s["reference_modality"]),
+            ("vocabulary", f"{len(vocab)} classes: {', '.join(vocab[:12])}{' …' if len(vocab) > 12 else ''}"),
+            ("latent size", s["latent_dim"]),
+            ("intervention", f"{s['intervention']['design']} {json.dumps(s['intervention']['settings'])}"),
+            ("trained", f"{s['training']['seconds']} s on {s['training']['device']}"),
+            ("val AUROC", (s["metrics"] or {}).get("val", {}).get("auroc")),
+            ("ALICE version", s["alice_version"]),
+        ],
+    )
+    console.table(
+        "Adapters",
+        ["modality", "backbone", "feature size", "data set", "classes annotated", "val AUROC", "sha256"],
+        [(n, a["backbone"], a["feature_dim"], a["dataset"], a["annotated_classes"], a["val_auroc"], a["sha256"][:12] + "…") for n, a in s["adapters"].items()],
+    )
+
+
+@app.command("list")
+def list_references(
+    root: Path = typer.Option(DEFAULT_ROOT, "--root", help="Folder to look for built reference spaces in."),
+    as_json: bool = Json,
+) -> None:
+    """List reference recipes you can build, and reference spaces built under --root."""
+    from alice.artifacts import REFERENCE_MANIFEST
+    from alice.recipes import list_recipes
+
+    recipes = [{"name": r.name, "modality": r.modality, "dataset": r.data.dataset, "backbone": r.backbone.name, "description": r.description, "source": r.source} for r in list_recipes("reference")]
+    built = []
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if (p / REFERENCE_MANIFEST).is_file()):
+            try:
+                m = json.loads((folder / REFERENCE_MANIFEST).read_text())
+                adapters = sorted(p.name for p in (folder / "adapters").iterdir() if p.is_dir() and not p.name.startswith(".")) if (folder / "adapters").is_dir() else []
+                built.append({"path": str(folder), "name": m.get("name"), "modalities": adapters, "created": m.get("created")})
+            except (OSError, json.JSONDecodeError):
+                built.append({"path": str(folder), "name": None, "modalities": [], "created": None, "error": "unreadable manifest"})
+    if as_json:
+        console.print_json({"recipes": recipes, "built": built})
+        return
+    console.table("Reference recipes (alice reference build NAME)", ["name", "modality", "data set", "backbone", "description"],
+                  [(r["name"], r["modality"], r["dataset"], r["backbone"], r["description"]) for r in recipes])
+    console.table(f"Built reference spaces under {root}", ["path", "recipe", "modalities", "created"],
+                  [(b["path"], b["name"], ", ".join(b["modalities"]), b["created"]) for b in built])

