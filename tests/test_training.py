@@ -1,0 +1,107 @@
+"""The method itself: losses fall for every intervention design; stage 2 freezes the reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from alice.artifacts import ADAPTER_MANIFEST, ReferenceSpace, sha256_file, state_digest
+from alice.data import load_modality
+from alice.interventions import AffineIntervention, GlobalIntervention, NonLinearIntervention, sample_interventions
+from alice.losses import masked_bce
+from alice.recipes import BackboneSpec, DataSpec, TrainingSpec
+from alice.training import train_adapter, train_reference
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def digits_pixels():
+    return load_modality(DataSpec("digits-image", {"train": 1500, "val": 200, "test": 200}), BackboneSpec("pixels", {"size": 12}), None, CPU)
+
+
+@pytest.mark.parametrize(
+    "design",
+    [
+        lambda: GlobalIntervention(10, 16),
+        lambda: AffineIntervention(10, 16),
+        lambda: NonLinearIntervention(10, 16, hidden=64, condition="onehot"),
+    ],
+    ids=["global", "affine", "nonlinear"],
+)
+def test_each_design_trains_and_losses_fall(digits_pixels, design):
+    t = TrainingSpec(steps=240, batch_size=128, rec_weight=1.0, eval_every=0, seed=1)
+    E, D, C, M, history = train_reference(digits_pixels, design(), t, 16, [64, 64], [64, 64], 0.1, CPU)
+    first, last = history.records[0], history.records[-1]
+    for loss in ("rec", "cls", "sem"):
+        assert last[loss] < 0.9 * first[loss], f"{loss} did not fall: {first[loss]:.4f} -> {last[loss]:.4f}"
+
+
+def test_nonlinear_design_starts_near_identity():
+    m = NonLinearIntervention(10, 16, hidden=32, condition="onehot")
+    z = torch.nn.functional.normalize(torch.randn(64, 16), dim=-1)
+    k = sample_interventions((torch.rand(64, 10) > 0.5).float())
+    assert (m(z, k) - z).norm(dim=-1).max() < 0.1
+
+
+def test_sampled_interventions_remove_a_present_and_add_an_absent_annotated_class():
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(500, 10, generator=g) > 0.6).float()
+    annotated = torch.tensor([True] * 7 + [False] * 3)
+    k = sample_interventions(y, annotated, generator=g)
+    rows = torch.arange(500)
+    v = k.valid
+    assert v.float().mean() > 0.5
+    assert (y[rows, k.remove][v] == 1).all() and (y[rows, k.add][v] == 0).all()
+    assert annotated[k.remove[v]].all() and annotated[k.add[v]].all()
+    edited = k.apply_to_labels(y)
+    assert (edited[rows, k.remove][v] == 0).all() and (edited[rows, k.add][v] == 1).all()
+    assert torch.equal(edited[~v], y[~v])  # no usable intervention: labels untouched
+    assert ((edited != y).sum(1)[v] == 2).all()  # exactly two classes change
+    # every annotated class gets drawn: the draw is not stuck on one index
+    assert set(k.add[v].tolist()) == set(range(7))
+
+
+def test_masked_bce_ignores_unannotated_classes():
+    logits = torch.zeros(4, 5, requires_grad=True)
+    target = torch.ones(4, 5)
+    mask = torch.tensor([True, True, False, True, False])
+    loss = masked_bce(logits, target, mask)
+    loss.backward()
+    assert torch.allclose(loss, torch.log(torch.tensor(2.0)))
+    assert (logits.grad[:, ~mask] == 0).all() and (logits.grad[:, mask] != 0).all()
+
+
+def test_stage_two_leaves_reference_bit_identical(reference_copy, recipe_dir):
+    """Adding a modality never writes the reference weights and never changes C_ref or M_ref."""
+    from alice.build import add_modality
+    from alice.recipes import load_recipe
+
+    before_file = sha256_file(reference_copy / "reference.safetensors")
+    ref = ReferenceSpace.load(reference_copy)
+    before_state = state_digest(ref.classifier, ref.intervention)
+    image_adapter = sha256_file(reference_copy / "adapters" / "image" / "adapter.safetensors")
+    add_modality(reference_copy, load_recipe("tiny-text", ["training.steps=30"]), name="text2")
+    after = ReferenceSpace.load(reference_copy)
+    assert sha256_file(reference_copy / "reference.safetensors") == before_file
+    assert state_digest(after.classifier, after.intervention) == before_state
+    assert sha256_file(reference_copy / "adapters" / "image" / "adapter.safetensors") == image_adapter
+    assert after.load_adapter("text2").manifest["reference_sha256"] == before_file
+
+
+def test_stage_two_trains_only_encoder_and_decoder_even_with_partial_labels(tiny_reference):
+    """A modality annotating 6 of 10 classes: the others are masked, C_ref and M_ref keep their bytes."""
+    from alice.recipes import LabelSpec
+
+    ref = ReferenceSpace.load(tiny_reference)
+    aliases = {c: "" for c in ("six", "seven", "eight", "nine")}  # no counterpart in this modality
+    data = load_modality(DataSpec("digits-image", {"train": 800, "val": 200, "test": 200, "seed": 3}), BackboneSpec("pixels", {"size": 12}),
+                         ref.vocabulary, CPU, labels=LabelSpec("by-name", aliases))
+    assert data.mapping.annotated.tolist() == [True] * 6 + [False] * 4
+    assert (data.labels["train"][:, 6:] == 0).all()
+    before = state_digest(ref.classifier, ref.intervention)
+    t = TrainingSpec(steps=60, batch_size=64, rec_weight=1.0, eval_every=0)
+    E, D, history = train_adapter(data, ref.classifier, ref.intervention, t, ref.latent_dim, [64, 64], CPU)
+    assert state_digest(ref.classifier, ref.intervention) == before
+    assert all(not p.requires_grad for p in (*ref.classifier.parameters(), *ref.intervention.parameters()))
+    assert history.records[-1]["cls"] < history.records[0]["cls"]
