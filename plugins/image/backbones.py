@@ -149,6 +149,9 @@ class ViTBackbone(Backbone):
     def _load(self, device: torch.device):
         if self._model is None:
             from transformers import AutoImageProcessor, AutoModel
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # ALICE shows its own progress
 
             try:
                 self._processor = AutoImageProcessor.from_pretrained(self.model_id, revision=self.revision)

