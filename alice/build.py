@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +91,23 @@ def _adapter_manifest(recipe: Recipe, data: ModalityData, thresholds: np.ndarray
     }
 
 
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _check_modality(recipe: Recipe) -> None:
+    """Before any extraction: the recipe's modality is its data set's."""
+    holds = get_registry().dataset(recipe.data.dataset).modality
+    if holds != recipe.modality:
+        raise AliceError(f"recipe {recipe.name!r} says modality {recipe.modality!r}, but data set {recipe.data.dataset!r} holds {holds}")
+
+
 def build_reference(recipe: Recipe, out: Path, overwrite: bool = False, device_name: str | None = None) -> ReferenceSpace:
     if recipe.stage != "reference":
         raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice modality add` with it")
     out = Path(out)
     if out.exists() and not overwrite:  # fail before any work, not after training
         raise AliceError(f"{out} already exists; pass --overwrite to replace it")
+    _check_modality(recipe)
     device = pick_device(device_name or recipe.training.device)
     console.info(f"building reference space {recipe.name!r} on {device}")
     data = load_modality(recipe.data, recipe.backbone, None, device, labels=recipe.labels, extract_batch_size=recipe.training.extract_batch_size,
@@ -136,8 +148,11 @@ def add_modality(reference_dir: Path, recipe: Recipe, name: str | None = None, o
         raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice reference build` with it")
     reference = ReferenceSpace.load(reference_dir)
     name = name or recipe.modality
+    if not ADAPTER_NAME.match(name):
+        raise AliceError(f"adapter name {name!r} must be letters, digits, '.', '_' or '-' (and start with a letter or digit)")
     if (reference.path / "adapters" / name).exists() and not overwrite:
         raise AliceError(f"reference {reference.path} already has an adapter {name!r}; pass --overwrite to replace it")
+    _check_modality(recipe)
     device = pick_device(device_name or recipe.training.device)
     console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen)")
     data = load_modality(recipe.data, recipe.backbone, reference.vocabulary, device, labels=recipe.labels, extract_batch_size=recipe.training.extract_batch_size,

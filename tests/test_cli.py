@@ -72,6 +72,7 @@ def test_errors_are_one_line_with_non_zero_exit(cli_reference, tmp_path):
     one_line_error(alice("reference", "build", "tiny-image", "--set", "training.steps='many'", "--out", str(tmp_path / "x")), "training.steps must be int")
     one_line_error(alice("reference", "build", "tiny-text", "--out", str(tmp_path / "y")), "is a modality recipe")
     one_line_error(alice("eval", str(tmp_path)), "reference.json is missing")
+    one_line_error(alice("modality", "add", "text", "--reference", str(cli_reference), "--name", "../escape"), "adapter name '../escape'")
     bad = tmp_path / "bad.toml"
     bad.write_text("stage = [unclosed")
     one_line_error(alice("reference", "build", str(bad)), "is not valid TOML")
