@@ -114,6 +114,7 @@ def build_reference(recipe: Recipe, out: Path, overwrite: bool = False, device_n
         standardise=recipe.model.standardise_features,
     )
     vocab = data.dataset.vocabulary
+    torch.manual_seed(recipe.training.seed)  # M's initial weights, like E, D, C's, follow the seed
     intervention = _intervention_from_recipe(recipe, vocab, device)
     m = recipe.model
     encoder, decoder, classifier, intervention, history = train_reference(

@@ -124,3 +124,12 @@ def test_serialised_weights_are_byte_stable():
 
     tensors = {f"layer{i}.weight": torch.randn(4, 4) for i in range(20)}
     assert len({hashlib.sha256(_serialise(tensors)).hexdigest() for _ in range(30)}) == 1
+
+
+def test_same_seed_gives_the_same_artifact_sha256(tmp_path, recipe_dir):
+    from alice.build import build_reference
+    from alice.recipes import load_recipe
+
+    shas = [build_reference(load_recipe("tiny-image", ["training.steps=40"]), tmp_path / f"run{i}").sha256 for i in range(2)]
+    other = build_reference(load_recipe("tiny-image", ["training.steps=40", "training.seed=1"]), tmp_path / "other").sha256
+    assert shas[0] == shas[1] != other
