@@ -19,7 +19,8 @@ from alice.interventions import Intervention, prompt_sentences
 from alice.modules import Classifier, Encoder
 from alice.plugins import get_registry
 from alice.recipes import Recipe
-from alice.training import train_adapter, train_reference, training_summary
+from alice import checkpoints
+from alice.training import Checkpointing, train_adapter, train_reference, training_summary
 
 
 def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: torch.device) -> Intervention:
@@ -101,13 +102,28 @@ def _check_modality(recipe: Recipe) -> None:
         raise AliceError(f"recipe {recipe.name!r} says modality {recipe.modality!r}, but data set {recipe.data.dataset!r} holds {holds}")
 
 
-def build_reference(recipe: Recipe, out: Path, overwrite: bool = False, device_name: str | None = None) -> ReferenceSpace:
+def _checkpointing(recipe: Recipe, output: Path, resume: bool, overwrite: bool, stage: str) -> Checkpointing:
+    """Checkpoints beside the output; an interrupted run's checkpoint is kept unless asked otherwise."""
+    folder = checkpoints.checkpoint_folder(output)
+    settings = recipe.to_dict()
+    settings["training"] = {k: v for k, v in settings["training"].items() if k not in ("steps", "device", "eval_every", "checkpoint_every")}
+    if not resume and (folder.exists() or folder.with_name(folder.name + ".old").exists()):
+        if not overwrite:
+            raise AliceError(f"an interrupted run left a checkpoint at {folder}: pass --resume to continue it, or --overwrite to start over")
+        checkpoints.remove(folder)
+    return Checkpointing(folder, recipe.training.checkpoint_every, resume, checkpoints.fingerprint({"stage": stage, **settings}))
+
+
+def build_reference(
+    recipe: Recipe, out: Path, overwrite: bool = False, device_name: str | None = None, resume: bool = False
+) -> ReferenceSpace:
     if recipe.stage != "reference":
         raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice modality add` with it")
     out = Path(out)
     if out.exists() and not overwrite:  # fail before any work, not after training
         raise AliceError(f"{out} already exists; pass --overwrite to replace it")
     _check_modality(recipe)
+    checkpointing = _checkpointing(recipe, out, resume, overwrite, "reference")
     device = pick_device(device_name or recipe.training.device)
     console.info(f"building reference space {recipe.name!r} on {device}")
     data = load_modality(recipe.data, recipe.backbone, None, device, labels=recipe.labels, extract_batch_size=recipe.training.extract_batch_size,
@@ -118,7 +134,7 @@ def build_reference(recipe: Recipe, out: Path, overwrite: bool = False, device_n
     intervention = _intervention_from_recipe(recipe, vocab, device)
     m = recipe.model
     encoder, decoder, classifier, intervention, history = train_reference(
-        data, intervention, recipe.training, m.latent_dim, m.encoder_hidden, m.classifier_hidden, m.classifier_dropout, device
+        data, intervention, recipe.training, m.latent_dim, m.encoder_hidden, m.classifier_hidden, m.classifier_dropout, device, checkpointing
     )
     thresholds, metrics = _thresholds_and_metrics(data, encoder, classifier)
     training = training_summary(recipe.training, history, device)
@@ -140,11 +156,15 @@ def build_reference(recipe: Recipe, out: Path, overwrite: bool = False, device_n
         _adapter_manifest(recipe, data, thresholds, training, metrics),
     )
     write_reference(out, classifier, intervention, manifest, adapter, overwrite=overwrite)
+    checkpoints.remove(checkpointing.folder)
     console.info(f"wrote {out} (val AUROC {metrics['auroc']:.3f}, {history.seconds:.0f} s of training)")
     return ReferenceSpace.load(out)
 
 
-def add_modality(reference_dir: Path, recipe: Recipe, name: str | None = None, overwrite: bool = False, device_name: str | None = None) -> Path:
+def add_modality(
+    reference_dir: Path, recipe: Recipe, name: str | None = None, overwrite: bool = False,
+    device_name: str | None = None, resume: bool = False,
+) -> Path:
     if recipe.stage != "modality":
         raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice reference build` with it")
     reference = ReferenceSpace.load(reference_dir)
@@ -154,17 +174,19 @@ def add_modality(reference_dir: Path, recipe: Recipe, name: str | None = None, o
     if (reference.path / "adapters" / name).exists() and not overwrite:
         raise AliceError(f"reference {reference.path} already has an adapter {name!r}; pass --overwrite to replace it")
     _check_modality(recipe)
+    checkpointing = _checkpointing(recipe, reference.path / "adapters" / name, resume, overwrite, f"modality:{reference.sha256}")
     device = pick_device(device_name or recipe.training.device)
     console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen)")
     data = load_modality(recipe.data, recipe.backbone, reference.vocabulary, device, labels=recipe.labels, extract_batch_size=recipe.training.extract_batch_size,
         standardise=recipe.model.standardise_features,
     )
     encoder, decoder, history = train_adapter(
-        data, reference.classifier, reference.intervention, recipe.training, reference.latent_dim, recipe.model.encoder_hidden, device
+        data, reference.classifier, reference.intervention, recipe.training, reference.latent_dim, recipe.model.encoder_hidden, device, checkpointing
     )
     thresholds, metrics = _thresholds_and_metrics(data, encoder, reference.classifier)
     training = training_summary(recipe.training, history, device)
     adapter = AdapterWeights(name, encoder, decoder, data.mean, data.std, _adapter_manifest(recipe, data, thresholds, training, metrics))
     path = write_adapter(reference, adapter, overwrite=overwrite)
+    checkpoints.remove(checkpointing.folder)
     console.info(f"wrote {path} (val AUROC {metrics['auroc']:.3f} through C_ref, {history.seconds:.0f} s of training)")
     return path

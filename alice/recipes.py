@@ -67,6 +67,7 @@ class TrainingSpec:
     seed: int = 0
     device: str = "auto"  # auto: cuda when present, else cpu
     eval_every: int = 1000  # validation losses every N steps (0: only at the end)
+    checkpoint_every: int = 1000  # save a resumable checkpoint every N steps (0: never)
     extract_batch_size: int = 0  # 0: the backbone's own default
 
 

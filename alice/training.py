@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from alice import console
+from alice import checkpoints, console
 from alice.artifacts import state_digest
+from alice.checkpoints import RunState
 from alice.data import ModalityData
 from alice.errors import AliceError
 from alice.interventions import Intervention, sample_interventions
@@ -114,14 +116,44 @@ def validation_losses(
     return {f"val_{k}": v / x.shape[0] for k, v in totals.items()}
 
 
-def _loop(steps: int, description: str, step_fn, validate, eval_every: int, log_every: int = 50) -> History:
-    """Run ``step_fn(step) -> dict of loss tensors`` with progress, recording losses."""
+@dataclass
+class Checkpointing:
+    """Where and how often a run saves checkpoints, and whether it resumes from one."""
+
+    folder: Path
+    every: int = 0  # steps between checkpoints; 0: none
+    resume: bool = False
+    fingerprint: str = ""  # of the run's settings; a checkpoint of other settings is refused
+
+
+def _loop(
+    steps: int,
+    description: str,
+    step_fn,
+    validate,
+    eval_every: int,
+    run: RunState,
+    checkpointing: Checkpointing | None = None,
+    log_every: int = 50,
+) -> History:
+    """Run ``step_fn(step) -> dict of loss tensors`` with progress, recording losses and checkpoints."""
     history = History()
     sums: dict[str, torch.Tensor] = {}
-    count = 0
+    count, first = 0, 1
+    if checkpointing is not None and checkpointing.resume:
+        restored = checkpoints.load(checkpointing.folder, run, checkpointing.fingerprint, run.sampler.device)
+        if restored is None:
+            console.info(f"no checkpoint at {checkpointing.folder}; starting at step 0")
+        else:
+            done, sums, count, saved = restored
+            history.records, history.seconds = saved["records"], saved["seconds"]
+            first = done + 1
+            console.info(f"resuming from the checkpoint at step {done}")
+    seconds_before = history.seconds
     start = time.perf_counter()
     with console.progress(description, steps) as bar:
-        for step in range(1, steps + 1):
+        bar.advance(first - 1)
+        for step in range(first, steps + 1):
             losses = step_fn(step)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
@@ -136,8 +168,11 @@ def _loop(steps: int, description: str, step_fn, validate, eval_every: int, log_
                 history.records.append(record)
                 bar.note(" ".join(f"{k} {v:.4f}" for k, v in means.items()))
                 sums, count = {}, 0
+            if checkpointing is not None and checkpointing.every and step % checkpointing.every == 0 and step < steps:
+                seconds = seconds_before + time.perf_counter() - start
+                checkpoints.save(checkpointing.folder, run, step, sums, count, {"records": history.records, "seconds": seconds}, checkpointing.fingerprint)
             bar.advance()
-    history.seconds = time.perf_counter() - start
+    history.seconds = seconds_before + time.perf_counter() - start
     return history
 
 
@@ -154,6 +189,7 @@ def train_reference(
     classifier_hidden: list[int],
     classifier_dropout: float,
     device: torch.device,
+    checkpointing: Checkpointing | None = None,
 ) -> tuple[Encoder, Decoder, Classifier, Intervention, History]:
     """Stage 1: E, D, C and M of the reference modality."""
     torch.manual_seed(t.seed)
@@ -191,10 +227,14 @@ def train_reference(
         opt_sem.step()
         return {"rec": rec, "cls": cls, "sem": sem}
 
+    run = RunState(
+        {"encoder": encoder, "decoder": decoder, "classifier": classifier, "intervention": intervention},
+        {"main": opt_main, "sem": opt_sem}, {"batches": gen}, sampler,
+    )
     history = _loop(
         t.steps, "training reference space", step,
         lambda: validation_losses(data, encoder, decoder, classifier, intervention, t.seed),
-        t.eval_every,
+        t.eval_every, run, checkpointing,
     )
     for m in (encoder, decoder, classifier, intervention):
         m.eval()
@@ -209,6 +249,7 @@ def train_adapter(
     latent_dim: int,
     encoder_hidden: list[int],
     device: torch.device,
+    checkpointing: Checkpointing | None = None,
 ) -> tuple[Encoder, Decoder, History]:
     """Stage 2: a new modality's E_m, D_m against the frozen C_ref, M_ref."""
     classifier, intervention = classifier.to(device).eval(), intervention.to(device).eval()
@@ -239,10 +280,11 @@ def train_adapter(
         opt.step()
         return {"rec": rec, "cls": cls, "sem": sem}
 
+    run = RunState({"encoder": encoder, "decoder": decoder}, {"main": opt}, {"batches": gen}, sampler)
     history = _loop(
         t.steps, f"training {data.modality} adapter", step,
         lambda: validation_losses(data, encoder, decoder, classifier, intervention, t.seed),
-        t.eval_every,
+        t.eval_every, run, checkpointing,
     )
     if state_digest(classifier, intervention) != frozen_before:
         raise AssertionError("C_ref or M_ref changed during stage 2; this is a bug in ALICE")

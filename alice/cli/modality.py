@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from alice import console
-from alice.cli.options import Device, Json, Overrides, Overwrite, Steps, recipe_overrides
+from alice.cli.options import CheckpointEvery, Device, Json, Overrides, Overwrite, Resume, Steps, recipe_overrides
 
 app = typer.Typer(help="Add modalities to a reference space.", no_args_is_help=True)
 
@@ -23,6 +23,8 @@ def add(
     steps: Optional[int] = Steps,
     device: Optional[str] = Device,
     sets: Optional[List[str]] = Overrides,
+    resume: bool = Resume,
+    checkpoint_every: Optional[int] = CheckpointEvery,
     as_json: bool = Json,
 ) -> None:
     """Train only this modality's encoder and decoder against the frozen C_ref and M_ref."""
@@ -36,10 +38,10 @@ def add(
             raise AliceError(f"reference folder {reference} does not exist")
         family = _read_manifest(reference / REFERENCE_MANIFEST, "reference").get("family", "")
         recipe = modality_recipe_for(family, modality)
-    r = load_recipe(recipe, recipe_overrides(steps, sets))
+    r = load_recipe(recipe, recipe_overrides(steps, sets, checkpoint_every))
     if r.modality != modality:
         raise AliceError(f"recipe {r.name!r} adds modality {r.modality!r}, not {modality!r}")
-    path = add_modality(reference, r, name=name, overwrite=overwrite, device_name=device)
+    path = add_modality(reference, r, name=name, overwrite=overwrite, device_name=device, resume=resume)
     if as_json:
         import json
 

@@ -13,8 +13,12 @@ Overwrite = typer.Option(False, "--overwrite", help="Replace an existing artifac
 Json = typer.Option(False, "--json", help="Print JSON.")
 
 
-def recipe_overrides(steps: Optional[int], sets: Optional[List[str]]) -> list[str]:
+def recipe_overrides(steps: Optional[int], sets: Optional[List[str]], checkpoint_every: Optional[int] = None) -> list[str]:
     out = list(sets or [])
     if steps is not None:
         out.append(f"training.steps={steps}")
+    if checkpoint_every is not None:
+        out.append(f"training.checkpoint_every={checkpoint_every}")
     return out
+Resume = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint.")
+CheckpointEvery = typer.Option(None, "--checkpoint-every", help="Save a resumable checkpoint every N steps (0: never).")

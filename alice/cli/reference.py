@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from alice import console
-from alice.cli.options import Device, Json, Overrides, Overwrite, Steps, recipe_overrides
+from alice.cli.options import CheckpointEvery, Device, Json, Overrides, Overwrite, Resume, Steps, recipe_overrides
 
 app = typer.Typer(help="Build and inspect frozen reference spaces.", no_args_is_help=True)
 
@@ -24,14 +24,16 @@ def build(
     steps: Optional[int] = Steps,
     device: Optional[str] = Device,
     sets: Optional[List[str]] = Overrides,
+    resume: bool = Resume,
+    checkpoint_every: Optional[int] = CheckpointEvery,
     as_json: bool = Json,
 ) -> None:
     """Train a reference space (E, D, C, M on one modality) and write it as a frozen artifact."""
     from alice.build import build_reference
     from alice.recipes import load_recipe
 
-    r = load_recipe(recipe, recipe_overrides(steps, sets))
-    ref = build_reference(r, out or DEFAULT_ROOT / r.name, overwrite=overwrite, device_name=device)
+    r = load_recipe(recipe, recipe_overrides(steps, sets, checkpoint_every))
+    ref = build_reference(r, out or DEFAULT_ROOT / r.name, overwrite=overwrite, device_name=device, resume=resume)
     if as_json:
         console.print_json({"path": str(ref.path), "sha256": ref.sha256, "metrics": ref.manifest["metrics"]})
 
