@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from alice import console
 from alice.backbones import Backbone
 from alice.datasets import DataSet, Split
 from alice.errors import AliceError
@@ -39,7 +40,9 @@ def make_backbone(spec: BackboneSpec) -> tuple[Backbone, str]:
     cls = reg.backbone(spec.name)
     try:
         return cls(**spec.options), reg.provider("backbone", spec.name)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
+        raise AliceError(f"backbone {spec.name!r}: {_option_error(exc)}") from None
+    except ValueError as exc:
         raise AliceError(f"backbone {spec.name!r}: {exc}") from None
 
 
@@ -47,8 +50,17 @@ def make_dataset(spec: DataSpec) -> DataSet:
     cls = get_registry().dataset(spec.dataset)
     try:
         return cls(**spec.options)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:  # an option the data set does not take
+        raise AliceError(f"data set {spec.dataset!r}: {_option_error(exc)}") from None
+    except ValueError as exc:
         raise AliceError(f"data set {spec.dataset!r}: {exc}") from None
+
+
+def _option_error(exc: TypeError) -> str:
+    text = str(exc)
+    if "unexpected keyword argument" in text:
+        return "unknown option " + text.split("unexpected keyword argument", 1)[1].strip()
+    return text
 
 
 @dataclass
@@ -82,6 +94,15 @@ def _check_split(split: Split, dataset: DataSet, name: str) -> None:
         raise AliceError(f"data set {dataset.name!r} ({name}): labels have {split.labels.shape[1]} columns, vocabulary has {len(vocab)}")
     if not np.isin(split.labels, (0.0, 1.0)).all():
         raise AliceError(f"data set {dataset.name!r} ({name}): labels must be 0 or 1")
+
+
+def _check_labelled(labels: np.ndarray, dataset: DataSet, name: str) -> None:
+    """Refuse a split where no sample has a label we can use; report (and keep) unlabelled samples."""
+    empty = int((labels.sum(1) == 0).sum())
+    if empty == len(labels):
+        raise AliceError(f"data set {dataset.name!r} ({name}): no sample has any label in the reference vocabulary")
+    if empty:
+        console.warn(f"data set {dataset.name!r} ({name}): {empty} of {len(labels)} samples have no label; kept as negatives for every annotated class")
 
 
 def load_modality(
@@ -133,7 +154,9 @@ def load_modality(
             device=device, batch_size=extract_batch_size, plugin=plugin,
         )
         out.features[name] = feats
-        out.labels[name] = torch.as_tensor(mapping.apply(split.labels, vocab))
+        mapped = mapping.apply(split.labels, vocab)
+        _check_labelled(mapped, dataset, name)
+        out.labels[name] = torch.as_tensor(mapped)
         out.pair_ids[name] = split.pair_ids
     if normalisation is None and not standardise:
         mean, std = torch.zeros(backbone.feature_dim), torch.ones(backbone.feature_dim)

@@ -125,3 +125,45 @@ def list_references(
                   [(r["name"], r["modality"], r["dataset"], r["backbone"], r["description"]) for r in recipes])
     console.table(f"Built reference spaces under {root}", ["path", "recipe", "modalities", "created"],
                   [(b["path"], b["name"], ", ".join(b["modalities"]), b["created"]) for b in built])
+
+
+@app.command("verify")
+def verify(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
+    """Re-hash every file against its manifest and check each adapter belongs to this reference."""
+    from alice.verify import verify_reference
+
+    findings = verify_reference(path)
+    bad = [f for f in findings if not f.ok]
+    if as_json:
+        console.print_json({"path": str(path), "ok": not bad, "findings": [f.to_dict() for f in findings]})
+    else:
+        console.table(f"Verification of {path}", ["item", "status", "detail"], [(f.item, "ok" if f.ok else "PROBLEM", f.detail) for f in findings])
+    if bad:
+        console.error(f"{len(bad)} problem(s) in {path}; first: {bad[0].item}: {bad[0].detail}")
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export(
+    path: Path = typer.Argument(..., help="Reference folder."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Archive file (default: <folder>.alice.tar.gz beside it)."),
+    overwrite: bool = Overwrite,
+) -> None:
+    """Pack a verified reference space and its adapters into one archive file."""
+    from alice.sharing import export_reference
+
+    archive = export_reference(path, out or path.resolve().parent / f"{path.resolve().name}.alice.tar.gz", overwrite)
+    console.info(f"wrote {archive}")
+
+
+@app.command("import")
+def import_(
+    archive: Path = typer.Argument(..., help="Archive made by `alice reference export`."),
+    into: Path = typer.Option(DEFAULT_ROOT, "--into", help="Folder to unpack the reference space into."),
+    overwrite: bool = Overwrite,
+) -> None:
+    """Unpack an archive safely (plain safetensors, JSON and README.md only), verify it, then put it in place."""
+    from alice.sharing import import_reference
+
+    final = import_reference(archive, into, overwrite)
+    console.info(f"imported {final} (verified)")
