@@ -21,6 +21,8 @@ from alice import plugins
 from alice.datasets import DataSet, Split
 from alice.hookspecs import hookimpl
 
+pytestmark = pytest.mark.usefixtures("recipe_dir")  # the tiny-* recipes
+
 
 def run(capsys, *args) -> tuple[int, str, str]:
     from alice.cli import main
