@@ -96,9 +96,14 @@ class Recipe:
 _OPTION_TABLES = {DataSpec: ("dataset",), BackboneSpec: ("name",)}
 
 
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
 def _build(cls: type, raw: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a TOML table; ``where`` is the field path for error messages."""
     if not isinstance(raw, dict):
-        raise AliceError(f"{where} must be a table, got {type(raw).__name__}")
+        raise AliceError(f"{where or 'recipe'} must be a table, got {type(raw).__name__}")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     raw = dict(raw)
@@ -111,11 +116,11 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         kwargs["settings"] = {k: raw.pop(k) for k in list(raw) if k not in known}
     for key, value in raw.items():
         if key not in fields or key == "source":
-            raise AliceError(f"{where}: unknown field {key!r} (known: {', '.join(k for k in fields if k != 'source')})")
-        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
+            raise AliceError(f"unknown field {_join(where, key)!r} (known: {', '.join(k for k in fields if k != 'source')})")
+        kwargs[key] = _coerce(hints[key], value, _join(where, key))
     for name, f in fields.items():
         if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise AliceError(f"{where}: missing required field {name!r}")
+            raise AliceError(f"missing required field {_join(where, name)!r}")
     return cls(**kwargs)
 
 
@@ -151,7 +156,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 def parse_recipe(raw: dict[str, Any], name: str, source: str = "") -> Recipe:
     raw = dict(raw)
     raw.setdefault("name", name)
-    recipe: Recipe = _build(Recipe, raw, f"recipe {raw['name']!r}")
+    try:
+        recipe: Recipe = _build(Recipe, raw, "")
+    except AliceError as exc:
+        raise AliceError(f"recipe {raw['name']!r}: {exc}") from None
     recipe.source = source
     if recipe.stage not in STAGES:
         raise AliceError(f"recipe {recipe.name!r}: stage must be one of {', '.join(STAGES)}, got {recipe.stage!r}")

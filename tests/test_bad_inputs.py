@@ -116,7 +116,7 @@ def test_recipe_wrong_type(capsys):
 
 
 def test_recipe_unknown_field(capsys):
-    refused(capsys, "unknown field 'stepz'", "reference", "build", "digits-image", "--set", "training.stepz=3")
+    refused(capsys, "unknown field 'training.stepz'", "reference", "build", "digits-image", "--set", "training.stepz=3")
 
 
 def test_recipe_missing_file(capsys, tmp_path):

@@ -28,7 +28,7 @@ def test_recipe_overrides_and_defaults():
         ({"stage": "reference", "modality": "image", "data": {"dataset": "x"}}, "missing required field 'backbone'"),
         ({"stage": "sideways", "modality": "image", "data": {"dataset": "x"}, "backbone": {"name": "y"}}, "stage must be one of"),
         ({"stage": "reference", "modality": "image", "data": {"dataset": "x"}, "backbone": {"name": "y"}, "training": {"lr": "fast"}}, "training.lr must be float"),
-        ({"stage": "reference", "modality": "image", "data": {"dataset": "x"}, "backbone": {"name": "y"}, "training": {"stepz": 3}}, "unknown field 'stepz'"),
+        ({"stage": "reference", "modality": "image", "data": {"dataset": "x"}, "backbone": {"name": "y"}, "training": {"stepz": 3}}, "unknown field 'training.stepz'"),
         ({"stage": "reference", "modality": "image", "data": {"dataset": "x"}, "backbone": {"name": "y"}, "training": {"steps": 0}}, "training.steps must be positive"),
         ({"stage": "reference", "modality": "image", "data": "digits", "backbone": {"name": "y"}}, "data must be a table"),
     ],
