@@ -171,7 +171,8 @@ def load_modality(
             raise AliceError(f"adapter normalisation has size {mean.shape[0]}, backbone {backbone.name!r} gives {backbone.feature_dim}")
     out.mean, out.std = mean.float(), std.float()
     for name in splits:
-        out.features[name] = ((out.features[name] - out.mean) / out.std).to(device)
+        # in place: a large split is never held twice
+        out.features[name] = out.features[name].sub_(out.mean).div_(out.std).to(device)
         out.labels[name] = out.labels[name].to(device)
     return out
 

