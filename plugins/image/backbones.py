@@ -152,6 +152,7 @@ class ViTBackbone(Backbone):
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # ALICE shows its own progress
+            hf_logging.set_verbosity_error()  # e.g. "pooler weights newly initialised": ALICE never uses the pooler
 
             try:
                 self._processor = AutoImageProcessor.from_pretrained(self.model_id, revision=self.revision)
