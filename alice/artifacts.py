@@ -174,6 +174,19 @@ def write_adapter(reference: "ReferenceSpace", adapter: AdapterWeights, overwrit
     return final
 
 
+def write_derived_reference(reference: "ReferenceSpace", out: Path, adapters: list[AdapterWeights], overwrite: bool = False) -> Path:
+    """A new folder with this reference's files byte for byte and the given adapters (e.g. after paired fine-tuning)."""
+    files: dict[str, Any] = {
+        REFERENCE_WEIGHTS: (reference.path / REFERENCE_WEIGHTS).read_bytes(),
+        REFERENCE_MANIFEST: json.loads((reference.path / REFERENCE_MANIFEST).read_text()),
+    }
+    for adapter in adapters:
+        for rel, content in adapter.files(reference.sha256).items():
+            files[f"adapters/{adapter.name}/{rel}"] = content
+    _write_folder(out, files, overwrite)
+    return Path(out)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=2) + "\n")

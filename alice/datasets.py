@@ -8,6 +8,10 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 SPLITS = ("train", "val", "test")
+#: An optional split of paired items (pair ids shared across modalities, drawn from
+#: training data). Only paired fine-tuning (`alice align`, `alice sweep`) reads it;
+#: ALICE itself never does.
+PAIRED = "paired"
 
 
 @dataclass

@@ -23,12 +23,14 @@ app = typer.Typer(
 
 
 def _build_app() -> None:
-    from alice.cli import evaluate, modality, plugins, reference
+    from alice.cli import align, evaluate, modality, plugins, reference
 
     app.add_typer(plugins.app, name="plugins")
     app.add_typer(reference.app, name="reference")
     app.add_typer(modality.app, name="modality")
     app.command("eval")(evaluate.eval_command)
+    app.add_typer(align.app, name="align")
+    app.add_typer(align.sweep_app, name="sweep")
     from alice.plugins import register_commands
 
     for problem in register_commands(app):

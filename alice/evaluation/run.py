@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from alice.artifacts import Adapter, ReferenceSpace
+from alice.errors import AliceError
 from alice.data import ModalityData, load_modality, pick_device
 from alice.evaluation.metrics import (
     classification_metrics,
@@ -94,7 +95,54 @@ def _classification_and_interventions(reference: ReferenceSpace, adapter: Adapte
     return result
 
 
-def evaluate(reference: ReferenceSpace, device_name: str = "auto", seeds: int = 5, block_scenes: int = 1000) -> dict[str, Any]:
+def _method(a: Adapter, b: Adapter) -> tuple[str, int]:
+    """How two adapters were trained: ALICE alone, or fine-tuned together on pairs (`alice align`)."""
+    x, y = a.manifest.get("alignment"), b.manifest.get("alignment")
+    if x and y and x.get("partner") == b.name and y.get("partner") == a.name:
+        names = {"clip": "CLIP", "cyclip": "CyCLIP", "alice+clip": "ALICE then CLIP", "alice+cyclip": "ALICE then CyCLIP"}
+        return names.get(x["method"], x["method"]), int(x["pairs"])
+    return ALICE, 0
+
+
+def _retrieval_row(qa: str, ga: str, method: str, pairs: int, zq, zg, q: ModalityData, g: ModalityData, both, block_scenes: int) -> dict[str, Any]:
+    pq, pg = q.pair_ids["test"], g.pair_ids["test"]
+    yq, yg = q.labels["test"].cpu().numpy(), g.labels["test"].cpu().numpy()
+    row = {"query": qa, "gallery": ga, "method": method, "pairs": pairs, "gallery_size": int(zg.shape[0])}
+    row.update(label_retrieval(zq, yq, zg, yg, both))
+    row.update(recall_at_k(zq, pq, zg, pg))
+    row["blocks"] = {"scenes_per_block": block_scenes, **recall_at_k_blocks(zq, pq, zg, pg, block_scenes)}
+    return row
+
+
+#: `alice eval --pairs N` trains these on N pairs and adds their rows to Table 2
+PAIRED_METHODS = {"clip": "CLIP", "cyclip": "CyCLIP", "alice+clip": "ALICE then CLIP"}
+
+
+def _paired_rows(reference: ReferenceSpace, names: tuple[str, str], n_pairs: int, device: torch.device, block_scenes: int, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Fine-tune CLIP, CyCLIP (from scratch) and ALICE then CLIP on ``n_pairs`` pairs; rows both ways."""
+    from alice.align import fine_tune, load_for_pairing
+
+    a, da = load_for_pairing(reference, names[0], device)
+    b, db = load_for_pairing(reference, names[1], device)
+    both = da.mapping.annotated & db.mapping.annotated
+    rows = []
+    for method, label in PAIRED_METHODS.items():
+        try:
+            ea, eb, _ = fine_tune(method, a, b, da, db, reference.latent_dim, n_pairs, settings["seed"], settings["steps"], settings["lr"], settings["batch_size"])
+        except ValueError as exc:
+            raise AliceError(f"--pairs {n_pairs}: {exc}") from None
+        with torch.no_grad():
+            za, zb = ea.eval()(da.features["test"]), eb.eval()(db.features["test"])
+        rows.append(_retrieval_row(names[0], names[1], label, n_pairs, za, zb, da, db, both, block_scenes))
+        rows.append(_retrieval_row(names[1], names[0], label, n_pairs, zb, za, db, da, both, block_scenes))
+    return rows
+
+
+def evaluate(
+    reference: ReferenceSpace, device_name: str = "auto", seeds: int = 5, block_scenes: int = 1000,
+    pairs: int | None = None, pair_settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Tables 1 and 2; with ``pairs``, Table 2 also holds CLIP, CyCLIP and ALICE then CLIP trained on that many pairs."""
     device = pick_device(device_name)
     reference.classifier.to(device)
     reference.intervention.to(device)
@@ -119,12 +167,18 @@ def evaluate(reference: ReferenceSpace, device_name: str = "auto", seeds: int = 
         if not pq or not pg or not set(pq) & set(pg):
             continue
         both = q.annotated & g.annotated
-        yq, yg = q.data.labels["test"].cpu().numpy(), g.data.labels["test"].cpu().numpy()
+        method_name, n_aligned = _method(q.adapter, g.adapter)
         for method in (NO_TRAINING, ALICE):
-            zq, zg = q.z[method], g.z[method]
-            row = {"query": qa, "gallery": ga, "method": method, "pairs": 0, "gallery_size": int(zg.shape[0])}
-            row.update(label_retrieval(zq, yq, zg, yg, both))
-            row.update(recall_at_k(zq, pq, zg, pg))
-            row["blocks"] = {"scenes_per_block": block_scenes, **recall_at_k_blocks(zq, pq, zg, pg, block_scenes)}
-            report["retrieval"].append(row)
+            label, n = (method, 0) if method == NO_TRAINING else (method_name, n_aligned)
+            report["retrieval"].append(_retrieval_row(qa, ga, label, n, q.z[method], g.z[method], q.data, g.data, both, block_scenes))
+    if pairs:
+        settings = {"seed": 0, "steps": 1000, "lr": 1e-3, "batch_size": 256, **(pair_settings or {})}
+        report["paired_settings"] = {**settings, "pairs": pairs}
+        for qa, ga in itertools.combinations(names, 2):
+            if set(encoded[qa].data.pair_ids["test"]) & set(encoded[ga].data.pair_ids["test"]):
+                report["retrieval"].extend(_paired_rows(reference, (qa, ga), pairs, device, block_scenes, settings))
+        order: dict[tuple[str, str], int] = {}
+        for i, r in enumerate(report["retrieval"]):
+            order.setdefault((r["query"], r["gallery"]), i)
+        report["retrieval"].sort(key=lambda r: order[(r["query"], r["gallery"])])
     return report

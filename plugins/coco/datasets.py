@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from alice import console
-from alice.datasets import SPLITS, DataSet, Split
+from alice.datasets import PAIRED, SPLITS, DataSet, Split
 from alice.errors import AliceError
 
 
@@ -128,9 +128,11 @@ class _Coco(DataSet):
         return {"name": self.name, "files": files, "val_fraction": self.val_fraction, "seed": self.seed, "limit": self.limit}
 
     def _image_ids(self, split: str) -> list[int]:
-        if split not in SPLITS:
+        if split not in (*SPLITS, PAIRED):
             raise ValueError(f"unknown split {split!r}")
         coco = self._coco("test" if split == "test" else "train", "instances")
+        if split == PAIRED:  # the training images with their captions
+            split = "train"
         ids = sorted(coco.imgs)
         if split != "test":
             order = np.random.default_rng(self.seed).permutation(len(ids))
@@ -183,7 +185,7 @@ class CocoImage(_Coco):
         ids = self._present(part, self._image_ids(name))
         coco = self._coco(part, "instances")
         paths = [str(self.files[part].images / coco.imgs[i]["file_name"]) for i in ids]
-        return Split(paths, self._labels(part, ids), [str(i) for i in ids] if name == "test" else None)
+        return Split(paths, self._labels(part, ids), [str(i) for i in ids] if name in ("test", PAIRED) else None)
 
 
 class CocoText(_Coco):
@@ -210,4 +212,4 @@ class CocoText(_Coco):
             console.warn(f"{self.files[part].captions.name}: skipped {empty} empty caption(s)")
         if not texts:
             raise AliceError(f"COCO captions file {self.files[part].captions} has no caption for the {name} split")
-        return Split(texts, labels[rows], pairs if name == "test" else None)
+        return Split(texts, labels[rows], pairs if name in ("test", PAIRED) else None)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from alice.datasets import SPLITS, DataSet, Split
+from alice.datasets import PAIRED, SPLITS, DataSet, Split
 from alice_plugins.digits import scenes as S
 
 
 class _DigitsBase(DataSet):
     description = ""
 
-    def __init__(self, seed: int = 0, train: int = 8000, val: int = 1000, test: int = 1000, max_digits: int = 4) -> None:
-        for key, value in (("train", train), ("val", val), ("test", test)):
+    def __init__(self, seed: int = 0, train: int = 8000, val: int = 1000, test: int = 1000, paired: int = 20000, max_digits: int = 4) -> None:
+        for key, value in (("train", train), ("val", val), ("test", test), ("paired", paired)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"option {key} must be a positive integer, got {value!r}")
         if not 1 <= max_digits <= 4:
             raise ValueError("option max_digits must be between 1 and 4")
         self.seed, self.max_digits = seed, max_digits
-        self.sizes = {"train": train, "val": val, "test": test}
+        self.sizes = {"train": train, "val": val, "test": test, PAIRED: paired}
 
     @property
     def vocabulary(self) -> list[str]:
@@ -28,7 +28,7 @@ class _DigitsBase(DataSet):
         return {"name": self.name, "seed": self.seed, "sizes": self.sizes, "max_digits": self.max_digits, "version": 1}
 
     def _label_sets(self, split: str) -> list[list[int]]:
-        if split not in SPLITS:
+        if split not in (*SPLITS, PAIRED):
             raise ValueError(f"unknown split {split!r}")
         gen = S.rng(self.seed, S.scene_streams(self.modality, split))
         return S.draw_label_sets(self.sizes[split], gen, self.max_digits)
@@ -41,8 +41,8 @@ class DigitsImage(_DigitsBase):
 
     def split(self, name: str) -> Split:
         sets = self._label_sets(name)
-        images = S.render(sets, name, S.rng(self.seed, f"image-{name}-render"))
-        pair_ids = [f"scene-{i}" for i in range(len(sets))] if name == "test" else None
+        images = S.render(sets, S.writers(name), S.rng(self.seed, f"image-{name}-render"))
+        pair_ids = [f"{name}-{i}" for i in range(len(sets))] if name in ("test", PAIRED) else None
         return Split(list(images), S.multi_hot(sets), pair_ids)
 
 
@@ -70,5 +70,5 @@ class DigitsText(_DigitsBase):
             for _ in range(per):
                 texts.append(S.caption(classes, gen))
                 labels.append(classes)
-                pair_ids.append(f"scene-{i}")
-        return Split(texts, S.multi_hot(labels), pair_ids if name == "test" else None)
+                pair_ids.append(f"{name}-{i}")
+        return Split(texts, S.multi_hot(labels), pair_ids if name in ("test", PAIRED) else None)

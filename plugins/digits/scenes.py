@@ -40,8 +40,13 @@ def draw_label_sets(n: int, gen: np.random.Generator, max_digits: int = 4) -> li
 
 
 def scene_streams(modality: str, split: str) -> str:
-    # test scenes are shared by every modality: that is what pairs them for evaluation
-    return "test-scenes" if split == "test" else f"{modality}-{split}-scenes"
+    # test and paired scenes are shared by every modality: that is what pairs them
+    return f"{split}-scenes" if split in ("test", "paired") else f"{modality}-{split}-scenes"
+
+
+def writers(split: str) -> str:
+    """Which writers' digits a split uses: paired scenes are training data."""
+    return "train" if split == "paired" else split
 
 
 def multi_hot(label_sets: list[list[int]]) -> np.ndarray:
