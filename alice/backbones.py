@@ -23,6 +23,8 @@ class Backbone:
     name: ClassVar[str]
     modality: ClassVar[str]
     description: ClassVar[str] = ""
+    #: further data set modalities this backbone reads (an audio backbone reads "speech" too)
+    also_reads: ClassVar[tuple[str, ...]] = ()
     #: how many raw inputs ``extract`` receives at once
     batch_size: int = 64
 

@@ -124,7 +124,7 @@ def load_modality(
     """
     dataset = make_dataset(data)
     backbone, plugin = make_backbone(backbone_spec)
-    if backbone.modality != dataset.modality:
+    if dataset.modality != backbone.modality and dataset.modality not in backbone.also_reads:
         raise AliceError(
             f"backbone {backbone.name!r} reads {backbone.modality} but data set {dataset.name!r} holds {dataset.modality}"
         )

@@ -73,6 +73,31 @@ eval_every = 0
 """
 
 
+TINY_SPEECH = """
+stage = "modality"
+family = "tiny"
+modality = "speech"
+
+[data]
+dataset = "digits-speech"
+train = 1500
+val = 300
+test = 300
+
+[backbone]
+name = "logmel"
+
+[model]
+encoder_hidden = [128, 128]
+
+[training]
+steps = 300
+batch_size = 128
+rec_weight = 1.0
+eval_every = 0
+"""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def feature_cache(tmp_path_factory) -> Path:
     """One feature cache for the session, never the user's."""
@@ -86,6 +111,7 @@ def recipe_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("recipes")
     (folder / "tiny-image.toml").write_text(TINY_IMAGE)
     (folder / "tiny-text.toml").write_text(TINY_TEXT)
+    (folder / "tiny-speech.toml").write_text(TINY_SPEECH)
     os.environ["ALICE_RECIPE_PATH"] = str(folder)
     return folder
 

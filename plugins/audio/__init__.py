@@ -1,0 +1,22 @@
+"""The audio modality: backbones ``logmel`` (torchaudio, or a fallback without it) and ``wav2vec2``
+(transformers), the data sets ``audio-folder`` (your files plus a labels file) and the built-in
+offline ``digits-speech`` (digit scenes spoken by espeak-ng).
+"""
+
+from alice.hookspecs import hookimpl
+
+
+@hookimpl
+def alice_register_backbones(register):
+    from alice_plugins.audio.backbones import LogMelBackbone, Wav2Vec2Backbone
+
+    register(LogMelBackbone)
+    register(Wav2Vec2Backbone)
+
+
+@hookimpl
+def alice_register_datasets(register):
+    from alice_plugins.audio.datasets import AudioFolder, DigitsSpeech
+
+    register(AudioFolder)
+    register(DigitsSpeech)
