@@ -1,0 +1,34 @@
+"""An example third-party ALICE plugin: a line-scan sensor reading the built-in digit scenes.
+
+Registers the data set ``digits-scanner`` (modality ``scanner``), the backbone
+``scanner-stats`` and a folder of recipes (``digits-scanner``, ``tiny-scanner``),
+so that ``alice modality add scanner --reference artifacts/digits-image`` works.
+
+Only ``alice.hookspecs`` is imported here: numpy, torch and the digits plugin
+are imported inside the hooks, so loading plugins (``alice --help``) stays fast.
+"""
+
+from pathlib import Path
+
+from alice.hookspecs import hookimpl
+
+RECIPES = Path(__file__).parent / "recipes"
+
+
+@hookimpl
+def alice_register_datasets(register):
+    from alice_scanner.datasets import DigitsScanner
+
+    register(DigitsScanner)
+
+
+@hookimpl
+def alice_register_backbones(register):
+    from alice_scanner.backbones import ScannerStats
+
+    register(ScannerStats)
+
+
+@hookimpl
+def alice_register_recipe_dirs(register):
+    register(RECIPES)
