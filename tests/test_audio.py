@@ -202,3 +202,17 @@ def test_adding_speech_trains_only_its_adapter_and_changes_no_earlier_file(refer
         alice, blind = rows[("speech", gallery, "ALICE (0 pairs)")], rows[("speech", gallery, "no training")]
         assert alice["label_exact"] > 2 * blind["label_exact"] + 0.02, (gallery, alice["label_exact"], blind["label_exact"])
     assert ("image", "speech", "ALICE (0 pairs)") in rows
+
+
+def test_bad_audio_folder_is_one_line_error_from_the_cli(reference_copy, tmp_path):
+    (tmp_path / "labels.csv").write_text("path,labels\nghost.wav,three\n")
+    recipe = tmp_path / "my-audio.toml"
+    recipe.write_text(f'stage = "modality"\nfamily = "tiny"\nmodality = "audio"\n\n[data]\ndataset = "audio-folder"\nroot = "{tmp_path}"\n\n'
+                      '[backbone]\nname = "logmel"\n')
+    before = _hashes(reference_copy)
+    r = subprocess.run([sys.executable, "-m", "alice", "modality", "add", "audio", "--reference", str(reference_copy), "--recipe", str(recipe)],
+                       capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "ghost.wav does not exist" in errors[0], r.stderr
+    assert _hashes(reference_copy) == before
