@@ -7,3 +7,14 @@ encoder and decoder against it.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["Space", "__version__", "load"]
+
+
+def __getattr__(name: str):
+    """``alice.load`` and ``alice.Space`` on first use: ``import alice`` (and ``alice --help``) stays free of torch."""
+    if name in ("load", "Space"):
+        from alice import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'alice' has no attribute {name!r}")

@@ -6,6 +6,8 @@
         adapters/<modality>/
             adapter.safetensors  E_m, D_m, feature mean and std
             adapter.json         backbone, data set, label mapping, thresholds, reference sha256
+            README.md            model card (documentation, not hashed)
+        README.md                model card, rewritten by ``alice eval``
         eval.json                written by ``alice eval``
 
 Every folder is written beside its final place and renamed into it, so a
@@ -32,6 +34,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as serialise_safetensors
 
 import alice
+from alice import modelcard
 from alice.errors import AliceError
 from alice.interventions import Intervention
 from alice.modules import Classifier, Decoder, Encoder
@@ -163,6 +166,7 @@ def write_reference(
     files: dict[str, Any] = {REFERENCE_WEIGHTS: blob, REFERENCE_MANIFEST: manifest}
     for rel, content in adapter.files(digest).items():
         files[f"adapters/{adapter.name}/{rel}"] = content
+    files.update(modelcard.cards(files))  # README.md model cards, written in the same atomic step
     _write_folder(out, files, overwrite)
     return digest
 
@@ -170,7 +174,9 @@ def write_reference(
 def write_adapter(reference: "ReferenceSpace", adapter: AdapterWeights, overwrite: bool = False) -> Path:
     """Add (or replace) one adapter folder of an existing reference, atomically."""
     final = reference.path / "adapters" / adapter.name
-    _write_folder(final, adapter.files(reference.sha256), overwrite)
+    files = adapter.files(reference.sha256)
+    files.update(modelcard.cards(files, reference=reference.manifest))  # its README.md model card
+    _write_folder(final, files, overwrite)
     return final
 
 
@@ -183,6 +189,7 @@ def write_derived_reference(reference: "ReferenceSpace", out: Path, adapters: li
     for adapter in adapters:
         for rel, content in adapter.files(reference.sha256).items():
             files[f"adapters/{adapter.name}/{rel}"] = content
+    files.update(modelcard.cards(files))
     _write_folder(out, files, overwrite)
     return Path(out)
 

@@ -20,7 +20,7 @@ def eval_command(
     device: Optional[str] = Device,
     as_json: bool = Json,
 ) -> None:
-    """Evaluate every adapter (classification, interventions) and every pair (retrieval); write eval.json."""
+    """Evaluate every adapter (classification, interventions) and every pair (retrieval); write eval.json and update README.md."""
     from alice.artifacts import ReferenceSpace, write_json_atomic
     from alice.evaluation.run import evaluate
 
@@ -32,6 +32,9 @@ def eval_command(
 
         report["baselines"] = {"post-training": post_training_baseline(ref, pick_device(device or "auto"), seeds)}
     write_json_atomic(ref.path / "eval.json", report)
+    from alice.modelcard import write_reference_card
+
+    write_reference_card(ref.path)  # the model card's evaluation section now shows these tables
     if as_json:
         console.print_json(report)
         return

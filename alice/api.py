@@ -1,0 +1,360 @@
+"""ALICE from Python, in the paper's own terms.
+
+::
+
+    import alice
+
+    space = alice.load("artifacts/digits-image")            # C_ref, M_ref and every adapter, hashes verified
+    z = space.encode("text", ["a seven next to a two"])     # E_text(backbone(x)), on the unit sphere
+    p = space.classify(z)                                    # sigmoid(C_ref(z)): [n, classes]
+    space.labels(z)                                          # [["two", "seven"]] (calibrated thresholds)
+    z2 = space.intervene(z, replace=("seven", "three"))      # E(D(M_ref(z))): replace seven with three
+    x = space.decode("image", z2)                            # D_image(z2), in the backbone's feature units
+
+Encoding raw inputs runs the adapter's own backbone, rebuilt from its
+manifest through the plugin registry (the one training used), and standardises
+its features with the adapter's stored mean and std exactly as training did;
+``encode_features`` takes backbone features you already have. Every tensor
+returned is a plain ``torch.Tensor`` on the space's device, computed without
+gradients. Mistakes (an unknown modality or label, features of the wrong
+size, an empty input) raise :class:`alice.errors.AliceError` with one line
+saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from alice.artifacts import Adapter, ReferenceSpace
+from alice.backbones import Backbone
+from alice.errors import AliceError
+from alice.interventions import InterventionBatch
+
+__all__ = ["Space", "load"]
+
+#: a class given by name ("three") or by index in the vocabulary (3)
+Label = Union[str, int]
+#: one "replace i with j" pair, or one pair per row
+Replacement = Union[tuple[Label, Label], Sequence[tuple[Label, Label]]]
+#: anything that becomes a float tensor: a tensor, a numpy array, nested lists
+ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> "Space":
+    """Load a reference folder and all its adapters, re-hashing every weights file.
+
+    ``device`` is where the networks run ("cpu", "cuda", "auto"). Raises
+    :class:`AliceError` if a file does not match its manifest or an adapter was
+    trained against another reference.
+    """
+    return Space.load(path, device)
+
+
+def _names(items: Sequence[str], limit: int = 20) -> str:
+    items = list(items)
+    shown = ", ".join(items[:limit]) or "none"
+    return shown if len(items) <= limit else f"{shown}, … ({len(items)} in all)"
+
+
+class Space:
+    """A loaded ALICE space: the frozen reference (C_ref, M_ref) with one adapter (E, D) per modality.
+
+    Build one with :func:`alice.load`. ``modalities`` are the adapter names
+    (``encode("text", …)`` uses the adapter folder ``adapters/text``).
+    """
+
+    def __init__(self, reference: ReferenceSpace, adapters: dict[str, Adapter], device: torch.device) -> None:
+        self.reference = reference
+        self.adapters = adapters
+        self.device = device
+        self._backbones: dict[str, tuple[Backbone, str]] = {}
+        reference.classifier.to(device).eval()
+        reference.intervention.to(device).eval()
+        for adapter in adapters.values():
+            adapter.to(device)
+
+    # ------------------------------------------------------------------ loading and facts
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Space":
+        """See :func:`alice.load`."""
+        from alice.data import pick_device
+
+        dev = device if isinstance(device, torch.device) else pick_device(str(device))
+        reference = ReferenceSpace.load(path)
+        adapters = {name: reference.load_adapter(name) for name in reference.adapter_names()}
+        return cls(reference, adapters, dev)
+
+    @property
+    def path(self) -> Path:
+        return self.reference.path
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The label vocabulary, in the order of the classifier's outputs."""
+        return self.reference.vocabulary
+
+    @property
+    def latent_dim(self) -> int:
+        return self.reference.latent_dim
+
+    @property
+    def modalities(self) -> list[str]:
+        """Names of the adapters, the modalities this space can encode and decode."""
+        return sorted(self.adapters)
+
+    @property
+    def reference_modality(self) -> str:
+        """The adapter trained with C_ref and M_ref in stage 1 (its name, usually the modality)."""
+        name = str(self.reference.manifest.get("reference_modality", ""))
+        if name in self.adapters:
+            return name
+        return self.modalities[0] if self.adapters else name
+
+    def __repr__(self) -> str:
+        return (
+            f"Space({str(self.path)!r}, {len(self.vocabulary)} labels, latent {self.latent_dim}, "
+            f"modalities: {', '.join(self.modalities) or 'none'})"
+        )
+
+    def adapter(self, modality: str) -> Adapter:
+        """The adapter (E, D, feature normalisation, manifest) of one modality."""
+        if not isinstance(modality, str) or modality not in self.adapters:
+            raise AliceError(f"unknown modality {modality!r}: this space has {_names(self.modalities)}")
+        return self.adapters[modality]
+
+    def backbone(self, modality: str) -> Backbone:
+        """The modality's backbone, built from its adapter manifest through the plugin registry (once)."""
+        return self._backbone(modality)[0]
+
+    def _backbone(self, modality: str) -> tuple[Backbone, str]:
+        adapter = self.adapter(modality)
+        if modality not in self._backbones:
+            from alice import console
+            from alice.data import make_backbone
+            from alice.recipes import BackboneSpec
+
+            spec = adapter.manifest.get("backbone") or {}
+            if "name" not in spec:
+                raise AliceError(f"adapter {modality!r} names no backbone in its manifest; use encode_features")
+            backbone, plugin = make_backbone(BackboneSpec(spec["name"], dict(spec.get("options") or {})))
+            expected = spec.get("identity")
+            if expected is not None and _canonical(backbone.identity()) != _canonical(expected):
+                console.warn(
+                    f"backbone {spec['name']!r} now identifies as {_canonical(backbone.identity())}, but adapter {modality!r} "
+                    f"was trained on {_canonical(expected)}: its features may differ from the training ones"
+                )
+            if backbone.feature_dim != self.feature_dim(modality):
+                raise AliceError(
+                    f"backbone {spec['name']!r} gives {backbone.feature_dim} features, adapter {modality!r} takes {self.feature_dim(modality)}"
+                )
+            self._backbones[modality] = (backbone, plugin)
+        return self._backbones[modality]
+
+    def feature_dim(self, modality: str) -> int:
+        """How many backbone features one input of this modality has."""
+        return int(self.adapter(modality).feature_mean.shape[0])
+
+    def thresholds(self, modality: str | None = None) -> torch.Tensor:
+        """Per-class decision thresholds on ``classify``'s probabilities, ``[classes]``.
+
+        Calibrated when the adapter was trained (Youden's J on its validation
+        split) and stored in its ``adapter.json``; ``modality=None`` takes the
+        reference modality's. Classes that modality does not annotate get 0.5.
+        """
+        name = self.reference_modality if modality is None else modality
+        adapter = self.adapter(name)
+        values = adapter.manifest.get("thresholds")
+        if not isinstance(values, list) or len(values) != len(self.vocabulary):
+            raise AliceError(f"adapter {name!r} stores no calibrated thresholds for the {len(self.vocabulary)} classes")
+        return torch.tensor([float(v) for v in values], dtype=torch.float32, device=self.device)
+
+    # ------------------------------------------------------------------ the four operations
+
+    @torch.no_grad()
+    def encode(self, modality: str, inputs: Any, batch_size: int | None = None) -> torch.Tensor:
+        """Raw inputs -> latents ``[n, latent_dim]`` on the unit sphere: E_m(standardise(backbone(inputs))).
+
+        ``inputs`` are what the modality's backbone reads: strings for text,
+        image arrays ([H, W] or [H, W, 3]), PIL images or file paths for images,
+        waveforms for audio. One string or path counts as one input.
+        """
+        from alice.features import check_features
+
+        adapter = self.adapter(modality)
+        if isinstance(inputs, (str, Path)):
+            inputs = [inputs]
+        try:
+            items = list(inputs)
+        except TypeError:
+            raise AliceError(f"encode({modality!r}, …) takes a list of inputs, got {type(inputs).__name__}") from None
+        if not items:
+            raise AliceError(f"encode({modality!r}, …) got no inputs")
+        backbone, plugin = self._backbone(modality)
+        step = batch_size or backbone.batch_size
+        feats = torch.cat([
+            check_features(backbone.extract(items[i : i + step], self.device), backbone, len(items[i : i + step]), plugin)
+            for i in range(0, len(items), step)
+        ])
+        return self._encode(adapter, feats)
+
+    @torch.no_grad()
+    def encode_features(self, modality: str, features: ArrayLike) -> torch.Tensor:
+        """Backbone features ``[n, feature_dim]`` (as the backbone gives them, not standardised) -> latents ``[n, latent_dim]``."""
+        adapter = self.adapter(modality)
+        x = _as_matrix(features, f"features for {modality!r}")
+        if x.shape[1] != self.feature_dim(modality):
+            backbone = (adapter.manifest.get("backbone") or {}).get("name", "?")
+            raise AliceError(
+                f"adapter {modality!r} takes {self.feature_dim(modality)} features per input (backbone {backbone!r}), got {x.shape[1]}"
+            )
+        return self._encode(adapter, x)
+
+    def _encode(self, adapter: Adapter, features: torch.Tensor) -> torch.Tensor:
+        # as alice.data.load_modality: float32 on the CPU, (x - mean) / std, then to the device
+        x = features.detach().to("cpu", torch.float32).sub(adapter.feature_mean).div_(adapter.feature_std)
+        return adapter.encoder(x.to(self.device))
+
+    @torch.no_grad()
+    def decode(self, modality: str, z: ArrayLike, standardised: bool = False) -> torch.Tensor:
+        """Latents -> that modality's backbone features ``[n, feature_dim]``: D_m(z).
+
+        By default the adapter's standardisation is undone (``x * std + mean``),
+        so the result is in the units ``encode_features`` takes; with
+        ``standardised=True`` it is D_m's raw output.
+        """
+        adapter = self.adapter(modality)
+        x = adapter.decoder(self._latents(z))
+        if standardised:
+            return x
+        return x * adapter.feature_std.to(x.device) + adapter.feature_mean.to(x.device)
+
+    @torch.no_grad()
+    def classify(self, z: ArrayLike) -> torch.Tensor:
+        """Per-class probabilities ``[n, classes]``: sigmoid(C_ref(z)), classes in ``vocabulary`` order."""
+        return torch.sigmoid(self.reference.classifier(self._latents(z)))
+
+    def predict(self, z: ArrayLike, modality: str | None = None) -> torch.Tensor:
+        """Multi-hot predictions ``[n, classes]`` (bool): ``classify(z) >= thresholds(modality)``.
+
+        ``modality`` picks whose calibrated thresholds to use (default: the
+        reference modality's); pass the modality the latents were encoded from.
+        """
+        return self.classify(z) >= self.thresholds(modality)
+
+    def labels(self, z: ArrayLike, modality: str | None = None) -> list[list[str]]:
+        """The predicted label names of each row, in vocabulary order (see ``predict``)."""
+        vocab = self.vocabulary
+        return [[vocab[c] for c in np.flatnonzero(row)] for row in self.predict(z, modality).cpu().numpy()]
+
+    @torch.no_grad()
+    def intervene(
+        self, z: ArrayLike, replace: Replacement, through: str | None = None, direct: bool = False, template: int = 0
+    ) -> torch.Tensor:
+        """Replace class i with class j in latent space: ``[n, latent_dim]``, on the unit sphere.
+
+        ``replace`` is one pair ``(i, j)`` for every row, or a list of one pair
+        per row; classes by name or index. The result is E_m(D_m(M_ref(z))):
+        M_ref's edit passed through modality m's decoder and encoder, the path
+        L_sem trains M_ref on and the one the classifier reads reliably
+        (``alice eval``'s "changed"/"unchanged" columns). ``through`` names m
+        (default: the reference modality). ``direct=True`` returns M_ref(z)
+        itself, which ``alice eval`` scores as "(direct)": usually much weaker.
+        ``template`` picks the prompt sentence of text-conditioned designs
+        (0: "replace all i with j").
+        """
+        zz = self._latents(z)
+        remove, add = self._pairs(replace, zz.shape[0])
+        module = self.reference.intervention
+        templates = int(getattr(module, "num_templates", 1) or 1)
+        if isinstance(template, bool) or not isinstance(template, (int, np.integer)) or not 0 <= template < templates:
+            raise AliceError(f"template must be an integer from 0 to {templates - 1}, got {template!r}")
+        if direct and through is not None:
+            raise AliceError("intervene: give through=<modality> or direct=True, not both")
+        adapter = None if direct else self.adapter(self.reference_modality if through is None else through)
+        n = zz.shape[0]
+        k = InterventionBatch(
+            remove=remove.to(self.device), add=add.to(self.device),
+            valid=torch.ones(n, dtype=torch.bool, device=self.device),
+            template=torch.full((n,), int(template), dtype=torch.long, device=self.device),
+        )
+        edited = module(zz, k)
+        if adapter is not None:
+            edited = adapter.encoder(adapter.decoder(edited))
+        return edited
+
+    # ------------------------------------------------------------------ checks
+
+    def label_index(self, label: Label) -> int:
+        """The position of a class in ``vocabulary``, from its name (case ignored) or index."""
+        vocab = self.vocabulary
+        if isinstance(label, (bool, np.bool_)):
+            raise AliceError(f"unknown label {label!r}: give a class name or index")
+        if isinstance(label, (int, np.integer)):
+            if 0 <= int(label) < len(vocab):
+                return int(label)
+            raise AliceError(f"label index {int(label)} is out of range: the vocabulary has {len(vocab)} classes (0 to {len(vocab) - 1})")
+        if isinstance(label, str):
+            if label in vocab:
+                return vocab.index(label)
+            folded = {v.strip().lower(): i for i, v in enumerate(vocab)}
+            if label.strip().lower() in folded:
+                return folded[label.strip().lower()]
+        raise AliceError(f"unknown label {label!r}: the vocabulary is {_names(vocab)}")
+
+    def _pairs(self, replace: Replacement, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        def is_label(x: Any) -> bool:
+            return isinstance(x, (str, int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+        if isinstance(replace, (tuple, list)) and len(replace) == 2 and all(is_label(x) for x in replace):
+            pairs = [tuple(replace)] * n
+        elif isinstance(replace, Sequence) and not isinstance(replace, str):
+            pairs = list(replace)
+            if len(pairs) != n:
+                raise AliceError(f"replace gives {len(pairs)} pairs for {n} latents: give one (i, j) pair, or one per latent")
+        else:
+            raise AliceError(f"replace must be a pair (i, j) of classes or a list of pairs, got {replace!r}")
+        remove, add = [], []
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise AliceError(f"replace pairs are (i, j): replace class i with class j; got {pair!r}")
+            i, j = self.label_index(pair[0]), self.label_index(pair[1])
+            if i == j:
+                raise AliceError(f"replace ({pair[0]!r}, {pair[1]!r}) names the same class twice")
+            remove.append(i)
+            add.append(j)
+        return torch.tensor(remove, dtype=torch.long), torch.tensor(add, dtype=torch.long)
+
+    def _latents(self, z: ArrayLike) -> torch.Tensor:
+        x = _as_matrix(z, "latents")
+        if x.shape[1] != self.latent_dim:
+            raise AliceError(f"latents of this space have {self.latent_dim} dimensions, got {x.shape[1]}")
+        return x.to(self.device)
+
+
+def _as_matrix(data: ArrayLike, what: str) -> torch.Tensor:
+    """A finite float32 tensor ``[n, d]`` with n > 0 (one row may be given as a vector)."""
+    try:
+        x = data.detach() if isinstance(data, torch.Tensor) else torch.as_tensor(np.asarray(data, dtype=np.float32))
+    except (TypeError, ValueError):
+        raise AliceError(f"{what} must be numbers of shape [n, d], got {type(data).__name__}") from None
+    x = x.to(torch.float32)
+    if x.ndim == 1:
+        x = x.unsqueeze(0) if x.shape[0] else x.reshape(0, 0)
+    if x.ndim != 2:
+        raise AliceError(f"{what} must have shape [n, d], got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise AliceError(f"{what}: empty input (no rows)")
+    if not torch.isfinite(x).all():
+        raise AliceError(f"{what} hold NaN or infinite values")
+    return x
+
+
+def _canonical(identity: Any) -> str:
+    return json.dumps(identity, sort_keys=True, default=str)

@@ -1,0 +1,191 @@
+"""Model cards: a README.md in every artifact folder, written with it, outside the hashed weights."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alice.artifacts import ReferenceSpace
+from alice.errors import AliceError
+from alice.modelcard import adapter_card, front_matter, reference_card
+from alice.verify import verify_reference
+
+
+def parse_front_matter(text: str) -> dict:
+    """The YAML subset the cards use (``key: scalar`` and ``key:`` + ``- item`` lists), parsed by hand."""
+    m = re.match(r"\A---\n(.*?)\n---\n", text, re.S)
+    assert m, "no front matter at the top of the card"
+    meta: dict = {}
+    key = None
+    for line in m.group(1).splitlines():
+        if line.startswith("- "):
+            assert key is not None and isinstance(meta[key], list), line
+            meta[key].append(_scalar(line[2:]))
+        else:
+            k, _, v = line.partition(":")
+            assert re.fullmatch(r"[a-z_-]+", k), line
+            key = k
+            meta[k] = _scalar(v.strip()) if v.strip() else []
+    try:  # where PyYAML is installed, it must read the same
+        import yaml
+    except ImportError:
+        pass
+    else:
+        assert yaml.safe_load(m.group(1)) == meta
+    return meta
+
+
+def _scalar(text: str):
+    return json.loads(text) if text.startswith('"') else text
+
+
+def _eval_values(text: str) -> set[str]:
+    return set(re.findall(r"\d+\.\d{3}", text))
+
+
+def test_every_folder_gets_a_card_with_front_matter_and_the_vocabulary(tiny_reference):
+    ref = ReferenceSpace.load(tiny_reference)
+    card = (tiny_reference / "README.md").read_text()
+    meta = parse_front_matter(card)
+    assert meta["library_name"] == "alice"
+    assert {"alice", "image"} <= set(meta["tags"])
+    assert meta["datasets"] == ["digits-image"]
+    assert "roc_auc" in meta["metrics"]
+    for section in ("## Model description", "## Label vocabulary", "## Data", "## Backbones", "## Training settings",
+                    "## Evaluation", "## Intended use", "## Limits"):
+        assert section in card, section
+    for i, label in enumerate(ref.vocabulary):
+        assert f"| {i} | {label} |" in card
+    assert ref.sha256 in card
+    assert "alice eval" in card  # no test numbers yet, and it says how to get them
+    for name in ("image", "text"):
+        adapter = ref.load_adapter(name)
+        text = (tiny_reference / "adapters" / name / "README.md").read_text()
+        meta = parse_front_matter(text)
+        assert meta["library_name"] == "alice" and name in meta["tags"]
+        assert meta["datasets"] == [adapter.manifest["data"]["dataset"]]
+        assert adapter.sha256 in text and ref.sha256 in text
+        assert all(f"| {label} |" in text for label in ref.vocabulary)
+        assert adapter.manifest["backbone"]["name"] in text
+    assert all(f.ok for f in verify_reference(tiny_reference))
+
+
+def test_eval_writes_its_tables_into_the_reference_card_and_verify_export_import_pass(reference_copy, tmp_path):
+    from alice.sharing import export_reference, import_reference
+
+    adapter_cards = {n: (reference_copy / "adapters" / n / "README.md").read_bytes() for n in ("image", "text")}
+    r = subprocess.run([sys.executable, "-m", "alice", "eval", str(reference_copy), "--seeds", "1", "--json"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["modalities"]  # --json output stays pure JSON
+    report = json.loads((reference_copy / "eval.json").read_text())
+    card = (reference_copy / "README.md").read_text()
+    parse_front_matter(card)
+    assert "Table 1" in card and "Table 2" in card
+    for name, row in report["modalities"].items():
+        c, i = row["classification"], row["interventions_cycle"]
+        line = next(l for l in card.splitlines() if l.startswith(f"| {name} | {row['samples']} |"))
+        assert {f"{c['auroc']:.3f}", f"{c['balanced_accuracy']:.3f}", f"{i['changed']:.3f}", f"{i['unchanged']:.3f}"} <= _eval_values(line)
+    for row in report["retrieval"]:
+        assert f"| {row['query']} → {row['gallery']} | {row['method']} | {row['pairs']} | {row['gallery_size']} | {row['label_exact']:.3f} |" in card
+    assert "recall" in parse_front_matter(card)["metrics"]
+    # eval rewrites only the reference card; the adapters' cards stay as written
+    assert {n: (reference_copy / "adapters" / n / "README.md").read_bytes() for n in adapter_cards} == adapter_cards
+    assert all(f.ok for f in verify_reference(reference_copy)), [f for f in verify_reference(reference_copy) if not f.ok]
+    r = subprocess.run([sys.executable, "-m", "alice", "reference", "verify", str(reference_copy)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    archive = export_reference(reference_copy, tmp_path / "ref.alice.tar.gz")
+    imported = import_reference(archive, tmp_path / "into")
+    assert (imported / "README.md").read_text() == card
+    assert (imported / "adapters" / "text" / "README.md").read_bytes() == adapter_cards["text"]
+    ReferenceSpace.load(imported).load_adapter("text")
+
+
+def test_adding_an_adapter_writes_its_card_and_changes_no_earlier_file(reference_copy):
+    from alice.artifacts import AdapterWeights, write_adapter
+
+    before = {p: p.read_bytes() for p in reference_copy.rglob("*") if p.is_file()}
+    ref = ReferenceSpace.load(reference_copy)
+    text = ref.load_adapter("text")
+    manifest = {k: v for k, v in text.manifest.items() if k not in ("format", "format_version", "alice_version", "name", "reference_sha256", "weights")}
+    write_adapter(ref, AdapterWeights("text2", text.encoder, text.decoder, text.feature_mean, text.feature_std, manifest))
+    assert {p: p.read_bytes() for p in before} == before
+    card = (reference_copy / "adapters" / "text2" / "README.md").read_text()
+    assert card.startswith("---\n") and "# text2: an ALICE adapter for text" in card
+    assert all(f.ok for f in verify_reference(reference_copy))
+
+
+def test_a_crash_while_writing_the_card_leaves_no_half_artifact(reference_copy, monkeypatch):
+    from alice import artifacts
+
+    before = (reference_copy / "reference.safetensors").read_bytes()
+    ref = ReferenceSpace.load(reference_copy)
+    adapter = ref.load_adapter("image")
+    real = Path.write_bytes
+
+    def crash_on_card(self, data):
+        if self.name == "README.md":
+            raise OSError("disk full")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", crash_on_card)
+    aw = artifacts.AdapterWeights("image", adapter.encoder, adapter.decoder, adapter.feature_mean, adapter.feature_std, dict(adapter.manifest))
+    with pytest.raises(OSError, match="disk full"):
+        artifacts.write_reference(reference_copy, ref.classifier, ref.intervention, dict(ref.manifest), aw, overwrite=True)
+    monkeypatch.undo()
+    assert (reference_copy / "reference.safetensors").read_bytes() == before
+    ReferenceSpace.load(reference_copy).load_adapter("text")
+    assert [p for p in reference_copy.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_manifest_the_card_cannot_describe_never_stops_the_artifact(reference_copy, monkeypatch, capsys):
+    from alice import artifacts, modelcard
+
+    def broken(*a, **k):
+        raise KeyError("something")
+
+    monkeypatch.setattr(modelcard, "reference_card", broken)
+    ref = ReferenceSpace.load(reference_copy)
+    adapter = ref.load_adapter("image")
+    aw = artifacts.AdapterWeights("image", adapter.encoder, adapter.decoder, adapter.feature_mean, adapter.feature_std, dict(adapter.manifest))
+    out = reference_copy.parent / "rewritten"
+    artifacts.write_reference(out, ref.classifier, ref.intervention, dict(ref.manifest), aw)
+    assert "no model card for the reference" in capsys.readouterr().err
+    assert not (out / "README.md").exists() and (out / "adapters" / "image" / "README.md").exists()
+    assert all(f.ok for f in verify_reference(out))
+
+
+def test_cards_from_sparse_manifests_and_awkward_labels():
+    vocab = ["cat|dog", "yes", "a: b", "#1"]
+    card = reference_card({"vocabulary": vocab}, {})
+    meta = parse_front_matter(card)
+    assert meta["library_name"] == "alice"
+    assert "| 0 | cat\\|dog |" in card and "| 2 | a: b |" in card
+    card = adapter_card({"name": "x", "modality": "sonar", "labels": {"mapping": {"Yes": "yes", "n/a": None}, "annotated": ["yes"]}},
+                        {"vocabulary": vocab, "name": "r"})
+    meta = parse_front_matter(card)
+    assert meta["tags"][-1] == "sonar" and "n/a" in card
+    text = front_matter({"license": "apache-2.0", "tags": ["yes", "1.0", "a: b", "no"], "empty": []})
+    assert parse_front_matter(text + "\n") == {"license": "apache-2.0", "tags": ["yes", "1.0", "a: b", "no"]}
+
+
+def test_a_stale_eval_json_is_not_shown_as_this_references():
+    manifest = {"name": "r", "vocabulary": ["a", "b"], "weights": {"sha256": "1" * 64}}
+    evaluation = {"reference": {"sha256": "2" * 64}, "modalities": {"image": {"samples": 5, "classification": {"auroc": 0.123456}}}, "retrieval": []}
+    card = reference_card(manifest, {}, evaluation)
+    assert "0.123" not in card and "computed for another reference" in card
+
+
+def test_verify_still_flags_other_files(reference_copy):
+    (reference_copy / "adapters" / "text" / "notes.txt").write_text("hi")
+    bad = [f for f in verify_reference(reference_copy) if not f.ok]
+    assert [f.item for f in bad] == ["adapters/text/notes.txt"]
+    with pytest.raises(AliceError):
+        from alice.sharing import export_reference
+
+        export_reference(reference_copy, reference_copy.parent / "x.tar.gz")
