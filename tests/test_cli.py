@@ -68,7 +68,7 @@ def test_errors_are_one_line_with_non_zero_exit(cli_reference, tmp_path):
     one_line_error(alice("reference", "build", "tiny-image", "--out", str(cli_reference)), "already exists")
     one_line_error(alice("reference", "show", str(tmp_path / "missing")), "does not exist")
     one_line_error(alice("modality", "add", "text", "--reference", str(cli_reference)), "already has an adapter 'text'")
-    one_line_error(alice("modality", "add", "speech", "--reference", str(cli_reference)), "unknown recipe 'tiny-speech'")
+    one_line_error(alice("modality", "add", "smell", "--reference", str(cli_reference)), "unknown recipe 'tiny-smell'")
     one_line_error(alice("reference", "build", "tiny-image", "--set", "training.steps='many'", "--out", str(tmp_path / "x")), "training.steps must be int")
     one_line_error(alice("reference", "build", "tiny-text", "--out", str(tmp_path / "y")), "is a modality recipe")
     one_line_error(alice("eval", str(tmp_path)), "reference.json is missing")

@@ -83,7 +83,7 @@ def sweep_pairs(
     steps: int = typer.Option(1000, "--steps", min=1, help="Training steps per run."),
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate from scratch; from ALICE it is 100x smaller."),
     batch_size: int = typer.Option(256, "--batch-size", min=2),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for sweep.json and sweep.png (default: <reference>/sweep-pairs)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for sweep.json and sweep.png (default: <reference>-sweep beside the reference, which stays as verified)."),
     device: Optional[str] = Device,
 ) -> None:
     """R@1/5/10 against the number of pairs for each method, several seeds: JSON and a PNG plot."""
@@ -99,7 +99,7 @@ def sweep_pairs(
     names = _names(ref, modality)
     report = sweep(ref, names, sorted(set(pairs)), list(range(seeds)), methods, steps, lr, batch_size, pick_device(device or "auto"))
     report["summary"] = summarise(report)
-    folder = out or ref.path / "sweep-pairs"
+    folder = out or ref.path.with_name(ref.path.name + "-sweep")
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "sweep.json", report)
     plot(report, folder / "sweep.png")
