@@ -4,8 +4,10 @@
   similarities, scaled by a learned temperature ``exp(t)`` (init 1/0.07,
   capped at 100).
 - CyCLIP (Goel et al. 2022): CLIP plus two cyclic-consistency terms in their
-  full N x N form: in-modal ``mean((A A^T - B B^T)^2)`` and cross-modal
-  ``mean((A B^T - B A^T)^2)``, each weighted 0.25 as in the paper.
+  full N x N form: in-modal ``(1/N) sum_jk (A A^T - B B^T)_jk^2`` and
+  cross-modal ``(1/N) sum_jk (A B^T - B A^T)_jk^2``, each weighted 0.25: the
+  scale of the authors' code (the N x N mean times the batch size), for which
+  the 0.25 weights were tuned.
 
 ``alice align clip`` fine-tunes the two encoders of an ALICE artifact this
 way (learning rate 100x smaller than from scratch by default), or trains the
@@ -36,9 +38,13 @@ def clip_loss(za: torch.Tensor, zb: torch.Tensor, log_scale: torch.Tensor) -> to
 def cyclip_loss(
     za: torch.Tensor, zb: torch.Tensor, log_scale: torch.Tensor, in_modal: float = 0.25, cross_modal: float = 0.25
 ) -> torch.Tensor:
-    """CLIP plus in-modal and cross-modal cyclic consistency (Goel et al. 2022), full N x N form."""
-    in_term = ((za @ za.T - zb @ zb.T) ** 2).mean()
-    cross_term = ((za @ zb.T - zb @ za.T) ** 2).mean()
+    """CLIP plus in-modal and cross-modal cyclic consistency (Goel et al. 2022), full N x N form.
+
+    Each term is the N x N mean of squared differences times N, as in the authors' code.
+    """
+    n = za.shape[0]
+    in_term = ((za @ za.T - zb @ zb.T) ** 2).mean() * n
+    cross_term = ((za @ zb.T - zb @ za.T) ** 2).mean() * n
     return clip_loss(za, zb, log_scale) + in_modal * in_term + cross_modal * cross_term
 
 
@@ -184,6 +190,9 @@ def sweep(
 ) -> dict[str, Any]:
     a, da = load_for_pairing(reference, names[0], device)
     b, db = load_for_pairing(reference, names[1], device)
+    available = len(set(da.pair_ids[PAIRED]) & set(db.pair_ids[PAIRED]))
+    if max(pair_counts) > available:
+        raise ValueError(f"asked for {max(pair_counts)} pairs, but the paired split has {available}")
     torch.manual_seed(0)
     ra = Encoder(a.feature_mean.shape[0], reference.latent_dim, a.manifest["encoder_hidden"]).to(device)
     rb = Encoder(b.feature_mean.shape[0], reference.latent_dim, b.manifest["encoder_hidden"]).to(device)

@@ -35,9 +35,9 @@ def test_clip_loss_by_hand():
 def test_cyclip_loss_by_hand():
     za = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     zb = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
-    # in-modal: A A^T = I, B B^T = [[1, .6], [.6, 1]] -> mean squared difference 2 * 0.36 / 4 = 0.18
-    # cross-modal: A B^T = [[1, .6], [0, .8]] vs its transpose -> 2 * 0.36 / 4 = 0.18
-    expected = clip_loss(za, zb, torch.tensor(0.0)).item() + 0.25 * 0.18 + 0.25 * 0.18
+    # in-modal: A A^T = I, B B^T = [[1, .6], [.6, 1]] -> sum of squared differences 2 * 0.36, over N = 2: 0.36
+    # cross-modal: A B^T = [[1, .6], [0, .8]] vs its transpose -> 2 * 0.36 / 2 = 0.36
+    expected = clip_loss(za, zb, torch.tensor(0.0)).item() + 0.25 * 0.36 + 0.25 * 0.36
     assert cyclip_loss(za, zb, torch.tensor(0.0)).item() == pytest.approx(expected, abs=1e-6)
     # identical embeddings: both consistency terms vanish
     assert cyclip_loss(za, za, torch.tensor(0.0)).item() == pytest.approx(clip_loss(za, za, torch.tensor(0.0)).item())
@@ -125,3 +125,10 @@ def test_sweep_command_writes_json_and_plot(tiny_reference, tmp_path):
     assert {(s["method"], s["pairs"]) for s in report["summary"]} >= {("clip", 50), ("alice+clip", 200), ("ALICE only", 0), ("no training", 0)}
     assert all(s["seeds"] == 2 for s in report["summary"] if s["pairs"])
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = subprocess.run([sys.executable, "-m", "alice", "sweep", "pairs", str(tiny_reference), "--pairs", "999999", "--out", str(tmp_path / "no")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "asked for 999999 pairs" in r.stderr
+    assert not (tmp_path / "no").exists()
+    r = subprocess.run([sys.executable, "-m", "alice", "align", "clip", str(tiny_reference), "--pairs", "10", "--modality", "text",
+                        "--modality", "text", "--out", str(tmp_path / "same")], capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "two different modalities" in r.stderr

@@ -157,6 +157,11 @@ def test_audio_folder_bad_input_is_named(tmp_path):
         load(labels="noheader.csv")
     with pytest.raises(AliceError, match="label 'x' .* not in the vocabulary"):
         load(labels="labels.jsonl", vocabulary=["y"])
+    (tmp_path / "commas.csv").write_text("path,labels\na.wav,x,y\n")
+    with pytest.raises(AliceError, match="line 2 has more fields than the header"):
+        load(labels="commas.csv")
+    (tmp_path / "excel.csv").write_bytes("\ufeffpath, labels\na.wav,x\n".encode("utf-8"))  # BOM and a space, as spreadsheets write
+    assert load(labels="excel.csv").vocabulary == ["x"]
     with pytest.raises(AliceError, match="root .* is not a folder"):
         make_dataset(DataSpec("audio-folder", {"root": str(tmp_path / "nowhere")}))
 

@@ -20,6 +20,8 @@ def _names(reference, modalities: Optional[List[str]]) -> tuple[str, str]:
     names = list(modalities or reference.adapter_names())
     if len(names) != 2:
         raise AliceError(f"name two modalities with --modality (the reference has {', '.join(reference.adapter_names())})")
+    if names[0] == names[1]:
+        raise AliceError(f"name two different modalities with --modality, not {names[0]!r} twice")
     return names[0], names[1]
 
 
@@ -76,7 +78,7 @@ def align_clip(
 @sweep_app.command("pairs")
 def sweep_pairs(
     path: Path = typer.Argument(..., help="Reference folder with two adapters."),
-    pairs: List[int] = typer.Option([100, 300, 1000, 3000, 10000, 20000], "--pairs", help="Numbers of pairs N (repeat the option)."),
+    pairs: List[int] = typer.Option([100, 300, 1000, 3000, 10000, 20000], "--pairs", min=2, help="Numbers of pairs N (repeat the option)."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per N."),
     methods: List[str] = typer.Option(["clip", "alice+clip"], "--method", help="clip, cyclip, alice+clip, alice+cyclip (repeat)."),
     modality: Optional[List[str]] = typer.Option(None, "--modality", help="The two modalities (default: the two adapters)."),
@@ -97,7 +99,10 @@ def sweep_pairs(
         raise AliceError(f"unknown method {bad[0]!r} (known: {', '.join(METHODS)})")
     ref = ReferenceSpace.load(path)
     names = _names(ref, modality)
-    report = sweep(ref, names, sorted(set(pairs)), list(range(seeds)), methods, steps, lr, batch_size, pick_device(device or "auto"))
+    try:
+        report = sweep(ref, names, sorted(set(pairs)), list(range(seeds)), methods, steps, lr, batch_size, pick_device(device or "auto"))
+    except ValueError as exc:  # e.g. more pairs asked for than the paired split holds
+        raise AliceError(f"--pairs: {exc}") from None
     report["summary"] = summarise(report)
     folder = out or ref.path.with_name(ref.path.name + "-sweep")
     folder.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ def _waveforms(inputs: Sequence[Any], rate: int) -> list[np.ndarray]:
     out = []
     for item in inputs:
         try:
-            samples = resample(as_waveform(item), rate)
+            samples = np.ascontiguousarray(resample(as_waveform(item), rate), dtype=np.float32)
         except ValueError as exc:
             raise AliceError(str(exc)) from None
         if samples.size == 0 or not np.isfinite(samples).all():

@@ -97,7 +97,7 @@ class AudioFolder(DataSet):
         path = self.labels_file
         rows: list[dict[str, Any]] = []
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Excel's UTF-8 CSV) is not part of the header
         except (OSError, UnicodeDecodeError) as exc:
             raise AliceError(f"audio-folder: cannot read {path}: {exc}") from None
         if path.suffix in (".jsonl", ".json", ".ndjson"):
@@ -113,9 +113,13 @@ class AudioFolder(DataSet):
                 rows.append(self._row(record, f"{path} line {n}"))
         else:
             reader = csv.DictReader(text.splitlines())
+            if reader.fieldnames:
+                reader.fieldnames = [f.strip() for f in reader.fieldnames]
             if not reader.fieldnames or not {"path", "labels"} <= set(reader.fieldnames):
                 raise AliceError(f"audio-folder: {path} needs a header with the columns path and labels")
             for n, record in enumerate(reader, 2):
+                if None in record:
+                    raise AliceError(f"audio-folder: {path} line {n} has more fields than the header; separate labels with ';' or quote the field")
                 rows.append(self._row(record, f"{path} line {n}"))
         if not rows:
             raise AliceError(f"audio-folder: {path} lists no audio files")
@@ -132,10 +136,11 @@ class AudioFolder(DataSet):
         file = self.root / str(record["path"])
         if not file.is_file():
             raise AliceError(f"audio-folder: {where}: audio file {file} does not exist")
-        split = record.get("split") or None
+        split = None if record.get("split") in (None, "") else str(record["split"])
         if split is not None and split not in (*SPLITS, PAIRED):
             raise AliceError(f"audio-folder: {where}: split must be one of {', '.join((*SPLITS, PAIRED))}, got {split!r}")
-        return {"path": file, "labels": labels, "split": split, "pair_id": record.get("pair_id") or None}
+        pair_id = None if record.get("pair_id") in (None, "") else str(record["pair_id"])
+        return {"path": file, "labels": labels, "split": split, "pair_id": pair_id}
 
     @property
     def vocabulary(self) -> list[str]:

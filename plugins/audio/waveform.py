@@ -43,7 +43,10 @@ def as_waveform(item: Any) -> Waveform:
         return read_audio(item)
     if isinstance(item, tuple) and len(item) == 2:
         samples, rate = item
-        samples = np.asarray(samples, dtype=np.float32)
+        samples = np.asarray(samples)
+        if np.issubdtype(samples.dtype, np.integer):  # PCM integers: scale to [-1, 1]
+            samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max + 1)
+        samples = samples.astype(np.float32)
         if samples.ndim == 2:
             samples = samples.mean(axis=1) if samples.shape[1] <= 8 else samples.mean(axis=0)
         return Waveform(samples, int(rate))
