@@ -10,6 +10,7 @@ import torch
 
 from alice.backbones import Backbone
 from alice.errors import AliceError
+from alice_plugins.hub import load_config, load_model
 from alice_plugins.audio.waveform import as_waveform, resample
 
 
@@ -133,12 +134,7 @@ class Wav2Vec2Backbone(Backbone):
 
     def _config_or_fail(self):
         if self._config is None:
-            from transformers import AutoConfig
-
-            try:
-                self._config = AutoConfig.from_pretrained(self.model_id, revision=self.revision)
-            except (OSError, ValueError) as exc:
-                raise AliceError(f"cannot load audio model {self.model_id!r}: {str(exc).splitlines()[0]}") from None
+            self._config = load_config(self.model_id, self.revision, "audio")
         return self._config
 
     @property
@@ -150,16 +146,7 @@ class Wav2Vec2Backbone(Backbone):
 
     def _load(self, device: torch.device):
         if self._model is None:
-            from transformers import AutoFeatureExtractor, AutoModel
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-            hf_logging.set_verbosity_error()
-            try:
-                self._processor = AutoFeatureExtractor.from_pretrained(self.model_id, revision=self.revision)
-                self._model = AutoModel.from_pretrained(self.model_id, revision=self.revision).eval()
-            except (OSError, ValueError) as exc:
-                raise AliceError(f"cannot load audio model {self.model_id!r}: {str(exc).splitlines()[0]}") from None
+            self._model, self._processor = load_model(self.model_id, self.revision, "audio", "AutoFeatureExtractor")
         return self._model.to(device), self._processor
 
     @torch.no_grad()

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from alice.backbones import Backbone
 from alice.errors import AliceError
+from alice_plugins.hub import load_config, load_model
 from alice_plugins.image.inputs import to_rgb_array
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -131,12 +132,7 @@ class ViTBackbone(Backbone):
 
     def _config_or_fail(self):
         if self._config is None:
-            from transformers import AutoConfig
-
-            try:
-                self._config = AutoConfig.from_pretrained(self.model_id, revision=self.revision)
-            except (OSError, ValueError) as exc:
-                raise AliceError(f"cannot load image model {self.model_id!r}: {str(exc).splitlines()[0]}") from None
+            self._config = load_config(self.model_id, self.revision, "image")
         return self._config
 
     @property
@@ -148,17 +144,7 @@ class ViTBackbone(Backbone):
 
     def _load(self, device: torch.device):
         if self._model is None:
-            from transformers import AutoImageProcessor, AutoModel
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # ALICE shows its own progress
-            hf_logging.set_verbosity_error()  # e.g. "pooler weights newly initialised": ALICE never uses the pooler
-
-            try:
-                self._processor = AutoImageProcessor.from_pretrained(self.model_id, revision=self.revision)
-                self._model = AutoModel.from_pretrained(self.model_id, revision=self.revision).eval()
-            except (OSError, ValueError) as exc:
-                raise AliceError(f"cannot load image model {self.model_id!r}: {str(exc).splitlines()[0]}") from None
+            self._model, self._processor = load_model(self.model_id, self.revision, "image", "AutoImageProcessor")
         return self._model.to(device), self._processor
 
     @torch.no_grad()

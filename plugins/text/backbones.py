@@ -8,6 +8,7 @@ import torch
 
 from alice.backbones import Backbone
 from alice.errors import AliceError
+from alice_plugins.hub import load_config, load_model
 
 
 class BertBackbone(Backbone):
@@ -31,12 +32,7 @@ class BertBackbone(Backbone):
 
     def _config_or_fail(self):
         if self._config is None:
-            from transformers import AutoConfig
-
-            try:
-                self._config = AutoConfig.from_pretrained(self.model_id, revision=self.revision)
-            except (OSError, ValueError) as exc:
-                raise AliceError(f"cannot load text model {self.model_id!r}: {str(exc).splitlines()[0]}") from None
+            self._config = load_config(self.model_id, self.revision, "text")
         return self._config
 
     @property
@@ -48,17 +44,7 @@ class BertBackbone(Backbone):
 
     def _load(self, device: torch.device):
         if self._model is None:
-            from transformers import AutoModel, AutoTokenizer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # ALICE shows its own progress
-            hf_logging.set_verbosity_error()  # e.g. "pooler weights newly initialised": ALICE never uses the pooler
-
-            try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.model_id, revision=self.revision)
-                self._model = AutoModel.from_pretrained(self.model_id, revision=self.revision).eval()
-            except (OSError, ValueError) as exc:
-                raise AliceError(f"cannot load text model {self.model_id!r}: {str(exc).splitlines()[0]}") from None
+            self._model, self._tokenizer = load_model(self.model_id, self.revision, "text", "AutoTokenizer")
         return self._model.to(device), self._tokenizer
 
     @torch.no_grad()
