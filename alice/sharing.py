@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from alice.errors import AliceError
-from alice.verify import verify_reference
+from alice.verify import DERIVED_FOLDERS, verify_reference
 
 ALLOWED_SUFFIXES = (".safetensors", ".json")
 ALLOWED_NAMES = ("README.md",)
@@ -32,7 +32,8 @@ def _allowed_file(name: str) -> bool:
 
 def export_reference(path: Path, archive: Path, overwrite: bool = False) -> Path:
     path = Path(path)
-    problems = [f for f in verify_reference(path) if not f.ok]
+    # a stale search index does not block an export: derived folders are left out of the archive
+    problems = [f for f in verify_reference(path) if not f.ok and f.item.split("/")[0] not in DERIVED_FOLDERS]
     if problems:
         raise AliceError(f"refusing to export {path}: {problems[0].item}: {problems[0].detail}")
     archive = Path(archive)
@@ -46,8 +47,8 @@ def export_reference(path: Path, archive: Path, overwrite: bool = False) -> Path
         with tarfile.open(tmp, "w:gz") as tar:
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path)
-                if any(p.startswith(".") for p in rel.parts) or f.is_symlink():
-                    continue
+                if any(p.startswith(".") for p in rel.parts) or f.is_symlink() or rel.parts[0] in DERIVED_FOLDERS:
+                    continue  # hidden partial writes, links, and derived files (search indexes, the report)
                 if f.is_file() and _allowed_file(f.name):
                     tar.add(f, arcname=str(PurePosixPath(top, *rel.parts)), recursive=False)
         os.replace(tmp, archive)

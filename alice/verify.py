@@ -10,6 +10,10 @@ from alice.errors import AliceError
 
 # files a reference folder may hold besides the ones its manifests name
 KNOWN_EXTRA = {"eval.json", "README.md"}
+# folders of derived files: search indexes (checked against the reference) and `alice report`'s page.
+# They are not part of the artifact: `alice reference export` leaves them out.
+INDEX_FOLDER, REPORT_FOLDER = "indexes", "report"
+DERIVED_FOLDERS = (INDEX_FOLDER, REPORT_FOLDER)
 
 
 @dataclass
@@ -47,6 +51,25 @@ def verify_reference(path: Path) -> list[Finding]:
         in_adapter = len(parts) == 3 and parts[0] == "adapters" and parts[2] in (ADAPTER_WEIGHTS, ADAPTER_MANIFEST, "README.md")
         if f.is_symlink():
             findings.append(Finding(str(rel), False, "a symbolic link; artifacts hold plain files only"))
+        elif parts[0] == REPORT_FOLDER and len(parts) > 1:
+            continue  # `alice report`'s page and pictures
+        elif parts[0] == INDEX_FOLDER and len(parts) == 2 and f.suffix == ".safetensors":
+            findings.append(_check_index(f, str(rel), ref))
         elif str(rel) not in expected and not in_adapter:
             findings.append(Finding(str(rel), False, "unexpected file, named by no manifest"))
     return findings
+
+
+def _check_index(f: Path, item: str, ref: ReferenceSpace) -> Finding:
+    """A search index must have been built with this reference and with the adapter it holds now."""
+    from alice.search import Index
+
+    try:
+        index = Index.open(f)
+        adapter = ref.load_adapter(index.modality).sha256 if index.modality in ref.adapter_names() else None
+        if adapter is None:
+            return Finding(item, False, f"index of {index.modality!r}, an adapter this reference does not have")
+        index.check_against(ref.sha256, adapter)
+    except AliceError as exc:
+        return Finding(item, False, str(exc))
+    return Finding(item, True, f"search index of {index.count:,} {index.modality} items, built with this reference and adapter")

@@ -75,3 +75,10 @@ def test_tiny_reference_beats_chance_without_pairs(tiny_reference):
     assert alice_row["R@10"] > chance_row["R@10"]
     ic = report["modalities"]["image"]["interventions_cycle"]
     assert ic["changed"] > 0.5 and ic["unchanged"] > 0.7
+    # counterfactual search: edited queries find the edited label set far more often than plain search
+    cf = {(r["query"], r["gallery"]): r for r in report["counterfactual"]}
+    assert set(cf) == {("image", "text"), ("text", "image")}
+    for row in cf.values():
+        assert row["queries"] > 250 and row["seeds"] == 2
+        assert row["counterfactual_exact"] > 3 * max(row["plain_exact"], 0.01), row
+        assert row["counterfactual_swap"] > 2 * row["plain_swap"], row

@@ -98,6 +98,28 @@ def label_retrieval(zq: torch.Tensor, yq: np.ndarray, zg: torch.Tensor, yg: np.n
     }
 
 
+def counterfactual_retrieval(
+    z_edited: torch.Tensor, z_plain: torch.Tensor, target: np.ndarray, zg: torch.Tensor, yg: np.ndarray,
+    annotated: np.ndarray, removed: np.ndarray, added: np.ndarray,
+) -> dict[str, float]:
+    """How often the top-1 item of an edited query shows the edited label set, against the unedited query.
+
+    ``target`` is the edited label set Delta_k(y) of each query; "exact": the top-1 item's labels
+    equal it (over ``annotated`` classes); "swap": the top-1 item has the added class and not the
+    removed one. The ``plain_*`` entries score the search of the unedited query against the same target.
+    """
+    a = annotated.astype(bool)
+    t = target[:, a] > 0.5
+    out: dict[str, float] = {"queries": float(len(target))}
+    for name, z in (("counterfactual", z_edited), ("plain", z_plain)):
+        top1 = _topk_blocks(z, zg, 1)[:, 0].cpu().numpy()
+        got = yg[top1] > 0.5
+        rows = np.arange(len(top1))
+        out[f"{name}_exact"] = float((got[:, a] == t).all(axis=1).mean())
+        out[f"{name}_swap"] = float((got[rows, added] & ~got[rows, removed]).mean())
+    return out
+
+
 def recall_at_k(
     zq: torch.Tensor, pq: list[str], zg: torch.Tensor, pg: list[str], ks: tuple[int, ...] = (1, 5, 10)
 ) -> dict[str, float]:

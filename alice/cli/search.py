@@ -1,0 +1,144 @@
+"""``alice index build`` and ``alice search``: cross-modal and counterfactual search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from alice import console
+from alice.cli.options import Device, Json, Overwrite
+
+index_app = typer.Typer(help="Indexes of one modality's latents, for `alice search`.", no_args_is_help=True)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+
+
+@index_app.command("build")
+def index_build(
+    path: Path = typer.Argument(..., help="Reference folder."),
+    modality: str = typer.Option(..., "--modality", "-m", help="The adapter whose data set to embed (e.g. image)."),
+    split: str = typer.Option("test", "--split", help="Which split of that data set: train, val or test."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Index file (default: <reference>/indexes/<modality>-<split>.safetensors)."),
+    overwrite: bool = Overwrite,
+    device: Optional[str] = Device,
+) -> None:
+    """Embed one split of a modality's data set into an index file for `alice search`."""
+    from alice.search import Index, build_index
+
+    written = build_index(path, modality, split, out, overwrite, device or "auto")
+    index = Index.open(written)
+    console.info(f"wrote {written}: {index.count:,} {modality} items, {index.dim}-d")
+
+
+@index_app.command("list")
+def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
+    """The indexes stored in a reference folder."""
+    from alice.artifacts import ReferenceSpace
+    from alice.errors import AliceError
+    from alice.search import INDEX_FOLDER, Index
+
+    ref = ReferenceSpace.load(path)
+    rows = []
+    for f in sorted((ref.path / INDEX_FOLDER).glob("*.safetensors")):
+        try:
+            index = Index.open(f)
+            index.check_against(ref.sha256)
+            status = "ok"
+        except AliceError as exc:
+            rows.append({"file": f.name, "status": str(exc)})
+            continue
+        rows.append({"file": f.name, "modality": index.modality, "split": index.meta.get("split"), "items": index.count, "status": status})
+    if as_json:
+        console.print_json(rows)
+        return
+    console.table(f"indexes of {ref.path}", ["file", "modality", "split", "items", "status"],
+                  [(r["file"], r.get("modality"), r.get("split"), r.get("items"), r["status"]) for r in rows])
+
+
+def _query_modality(space, query: str, given: Optional[str]) -> str:
+    """The adapter that reads the query: --from, else by what the query is (image file, audio file, text)."""
+    from alice.errors import AliceError
+
+    if given is not None:
+        space.adapter(given)  # unknown names fail with the list of adapters
+        return given
+    p = Path(query)
+    suffix = p.suffix.lower()
+    if suffix in IMAGE_SUFFIXES | AUDIO_SUFFIXES and not p.is_file():
+        raise AliceError(f"no file {query!r}; give an existing image or audio file, or text with --from text")
+    kind = "image" if suffix in IMAGE_SUFFIXES else "audio" if suffix in AUDIO_SUFFIXES else "text"
+    matching = [n for n in space.modalities if space.adapter(n).manifest.get("modality") == kind]
+    if len(matching) == 1:
+        return matching[0]
+    if not matching:
+        raise AliceError(f"the query looks like {kind}, but this space has no {kind} adapter ({', '.join(space.modalities)}); choose one with --from")
+    raise AliceError(f"the query looks like {kind} and several adapters read {kind} ({', '.join(matching)}); choose one with --from")
+
+
+def _index_path(ref_path: Path, target: str, split: str) -> Path:
+    from alice.search import default_index_path
+
+    if target.endswith(".safetensors") or "/" in target:
+        return Path(target)
+    return default_index_path(ref_path, target, split)
+
+
+def _replacement(text: str) -> tuple[str, str]:
+    from alice.errors import AliceError
+
+    parts = text.split("=")
+    if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+        raise AliceError(f"--replace takes OLD=NEW (e.g. three=seven), got {text!r}")
+    return parts[0].strip(), parts[1].strip()
+
+
+def search_command(
+    path: Path = typer.Argument(..., help="Reference folder."),
+    query: str = typer.Argument(..., help="Text, or an image or audio file."),
+    target: str = typer.Option(..., "--in", help="Where to search: a modality with an index (e.g. image), or an index file."),
+    source: Optional[str] = typer.Option(None, "--from", help="The adapter that reads the query (default: by the query's kind)."),
+    replace: Optional[str] = typer.Option(None, "--replace", help="Counterfactual query: OLD=NEW, e.g. three=seven (M_ref edits the query's latent first)."),
+    k: int = typer.Option(10, "--k", "-k", min=1, help="How many results."),
+    split: str = typer.Option("test", "--split", help="The index's split, when --in names a modality."),
+    device: Optional[str] = Device,
+    as_json: bool = Json,
+) -> None:
+    """Search an index with a query of another modality; with --replace, search for the edited query."""
+    import alice
+    from alice.search import Index
+
+    space = alice.load(path, device or "cpu")
+    index = Index.open(_index_path(space.path, target, split))
+    index.check_against(space.reference.sha256, space.adapter(index.modality).sha256 if index.modality in space.adapters else None)
+    name = _query_modality(space, query, source)
+    z = space.encode(name, [query])
+    result: dict[str, Any] = {"query": query, "from": name, "in": str(index.path), "items": index.count,
+                              "query_labels": space.labels(z, name)[0]}
+    if replace:
+        old, new = _replacement(replace)
+        z = space.intervene(z, (old, new), through=name)
+        result["replace"] = [space.vocabulary[space.label_index(old)], space.vocabulary[space.label_index(new)]]
+        result["edited_labels"] = space.labels(z, name)[0]
+    scores, rows = index.search(z, k)
+    result["results"] = [
+        {"rank": r + 1, "row": int(i), "score": round(float(s), 4), "labels": index.label_names(int(i), space.vocabulary),
+         **({"text": index.texts[int(i)]} if index.texts else {}), **({"pair_id": index.pair_ids[int(i)]} if index.pair_ids else {})}
+        for r, (s, i) in enumerate(zip(scores[0].tolist(), rows[0].tolist()))
+    ]
+    if as_json:
+        console.print_json(result)
+        return
+    what = f"{name} query, predicted labels: {', '.join(result['query_labels']) or 'none'}"
+    if replace:
+        what += f"; after replacing {result['replace'][0]} with {result['replace'][1]}: {', '.join(result['edited_labels']) or 'none'}"
+    columns = ["rank", "score", "labels", "text" if index.texts else "item"]
+    console.table(
+        f"top {k} of {index.count:,} {index.modality} items",
+        columns,
+        [(r["rank"], r["score"], ", ".join(r["labels"]), r.get("text") or f"#{r['row']}" + (f" ({r['pair_id']})" if "pair_id" in r else ""))
+         for r in result["results"]],
+        caption=what,
+    )
