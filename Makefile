@@ -23,8 +23,14 @@ demo: install
 	$(BIN)/alice modality add text --reference $(ART)
 	$(BIN)/alice eval $(ART)
 
-test: install
+# the browser for the report's rendering test (Debian's chromium and chromedriver); skipped where present
+BROWSER := /usr/bin/chromium /usr/bin/chromedriver
+
+test: install $(BROWSER)
 	$(BIN)/python -m pytest -q
+
+$(BROWSER):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 
 clean:
 	rm -rf $(VENV) artifacts

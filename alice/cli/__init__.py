@@ -23,7 +23,7 @@ app = typer.Typer(
 
 
 def _build_app() -> None:
-    from alice.cli import align, evaluate, modality, plugins, reference, search
+    from alice.cli import align, evaluate, modality, plugins, reference, report, search
 
     app.add_typer(plugins.app, name="plugins")
     app.add_typer(reference.app, name="reference")
@@ -33,6 +33,7 @@ def _build_app() -> None:
     app.add_typer(align.sweep_app, name="sweep")
     app.add_typer(search.index_app, name="index")
     app.command("search")(search.search_command)
+    app.command("report")(report.report_command)
     from alice.plugins import register_commands
 
     for problem in register_commands(app):

@@ -1,0 +1,28 @@
+"""``alice report``: one HTML page with the eval tables, the latent map and search examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from alice import console
+from alice.cli.options import Device
+
+
+def report_command(
+    path: Path = typer.Argument(..., help="Reference folder."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: <reference>/report)."),
+    per_modality: int = typer.Option(300, "--items", min=10, help="Test items per modality in the latent map and the search examples."),
+    projection: str = typer.Option("tsne", "--projection", help="tsne (scikit-learn) or pca."),
+    queries: int = typer.Option(3, "--queries", min=1, help="Example queries per pair of modalities."),
+    k: int = typer.Option(5, "--k", "-k", min=1, help="Results shown per query."),
+    seed: int = typer.Option(0, "--seed"),
+    device: Optional[str] = Device,
+) -> None:
+    """Write an HTML report (and its PNG figures) for a reference space: eval tables, latent map, search examples."""
+    from alice.report import build_report
+
+    page = build_report(path, out, per_modality, projection, queries, k, seed, device or "cpu")
+    console.info(f"wrote {page}")

@@ -1,0 +1,118 @@
+"""`alice report`: the page, its figures and search grid, rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("recipe_dir")
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    from alice.cli import main
+
+    old = sys.argv
+    sys.argv = ["alice", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def report(tiny_reference, tmp_path_factory):
+    """A report of a copy of the tiny reference, which has no eval.json yet (the report runs eval)."""
+    ref = tmp_path_factory.mktemp("report") / "ref"
+    shutil.copytree(tiny_reference, ref)
+    (ref / "eval.json").unlink(missing_ok=True)
+    from alice.report import build_report
+
+    page = build_report(ref, per_modality=80, queries=2, k=4, seeds=2)
+    return ref, page
+
+
+def test_report_writes_page_figures_and_search_grid(report):
+    ref, page = report
+    assert page == (ref / "report" / "index.html").resolve()
+    folder = page.parent
+    for name in ("latent-map.png", "latent-by-class.png", "report.json"):
+        assert (folder / name).stat().st_size > 1000, name
+    assert (ref / "eval.json").is_file()  # the report ran `alice eval` first
+    text = page.read_text()
+    assert "Table 1" in text and "Table 2" in text and "Table 3" in text
+    record = json.loads((folder / "report.json").read_text())
+    kinds = {(r["query"], r["gallery"], r["kind"]) for r in record["search"]}
+    assert ("image", "text", "counterfactual") in kinds and ("text", "image", "plain") in kinds
+    assert record["projection"]["points"] == 160
+    # every picture the page names exists beside it
+    import re
+
+    sources = re.findall(r'src="([^"]+)"', text)
+    assert len(sources) > 20 and all((folder / s).is_file() for s in sources)
+    # the reference still verifies: the report folder is derived, not part of the artifact
+    from alice.verify import verify_reference
+
+    assert all(f.ok for f in verify_reference(ref))
+
+
+def _driver():
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (`make test` installs them)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1400,2000"):
+        options.add_argument(flag)
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for a driver online
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    _, page = report
+    driver = _driver()
+    try:
+        driver.get(page.as_uri())
+        assert "ALICE report" in driver.title
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight]);"
+        )
+        assert len(images) > 20
+        broken = [src for src, complete, w, h in images if not (complete and w > 0 and h > 0)]
+        assert not broken, f"images that did not load: {broken[:5]}"
+        sizes = {src: (w, h) for src, _, w, h in images}
+        assert sizes["latent-map.png"][0] > 500
+        tables = driver.execute_script("return Array.from(document.querySelectorAll('table caption')).map(c => c.textContent);")
+        assert any(t.startswith("Table 1") for t in tables) and any(t.startswith("Table 3") for t in tables)
+        rows = driver.execute_script("return document.querySelectorAll('.row.counterfactual').length;")
+        assert rows >= 2
+        shot = tmp_path / "report.png"
+        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 20_000
+    finally:
+        driver.quit()
+
+
+def test_report_errors_are_one_line_and_keep_other_folders(report, capsys, tmp_path):
+    ref, _ = report
+    code, _, err = run(capsys, "report", ref, "--projection", "umap")
+    assert code != 0 and "Traceback" not in err and "unknown projection 'umap'" in err
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    code, _, err = run(capsys, "report", ref, "--out", keep, "--items", "20", "--projection", "pca", "--queries", "1")
+    assert code != 0 and "is not an ALICE report" in err and "Traceback" not in err
+    assert (keep / "notes.txt").read_text() == "mine" and not list(tmp_path.glob(".mine.partial-*"))
