@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from alice import console
+from alice import console, distributed
 from alice.artifacts import AdapterWeights, ReferenceSpace, now, write_adapter, write_reference
 from alice.data import ModalityData, load_modality, make_backbone, pick_device
 from alice.errors import AliceError
@@ -110,7 +110,9 @@ def _checkpointing(recipe: Recipe, output: Path, resume: bool, overwrite: bool, 
     if not resume and (folder.exists() or folder.with_name(folder.name + ".old").exists()):
         if not overwrite:
             raise AliceError(f"an interrupted run left a checkpoint at {folder}: pass --resume to continue it, or --overwrite to start over")
-        checkpoints.remove(folder)
+        if distributed.is_main():
+            checkpoints.remove(folder)
+    distributed.barrier()  # every process has looked before rank 0 writes anything
     return Checkpointing(folder, recipe.training.checkpoint_every, resume, checkpoints.fingerprint({"stage": stage, **settings}))
 
 
@@ -123,9 +125,14 @@ def build_reference(
     if out.exists() and not overwrite:  # fail before any work, not after training
         raise AliceError(f"{out} already exists; pass --overwrite to replace it")
     _check_modality(recipe)
+    with distributed.session(pick_device(device_name or recipe.training.device)) as device:
+        return _build_reference(recipe, out, overwrite, device, resume)
+
+
+def _build_reference(recipe: Recipe, out: Path, overwrite: bool, device: torch.device, resume: bool) -> ReferenceSpace:
+    distributed.batch_slice(recipe.training.batch_size)  # refuse an uneven split before any work
     checkpointing = _checkpointing(recipe, out, resume, overwrite, "reference")
-    device = pick_device(device_name or recipe.training.device)
-    console.info(f"building reference space {recipe.name!r} on {device}")
+    console.info(f"building reference space {recipe.name!r} on {device}{_processes()}")
     data = load_modality(recipe.data, recipe.backbone, None, device, labels=recipe.labels, extract_batch_size=recipe.training.extract_batch_size,
         standardise=recipe.model.standardise_features,
     )
@@ -155,10 +162,17 @@ def build_reference(
         data.modality, encoder, decoder, data.mean, data.std,
         _adapter_manifest(recipe, data, thresholds, training, metrics),
     )
-    write_reference(out, classifier, intervention, manifest, adapter, overwrite=overwrite)
-    checkpoints.remove(checkpointing.folder)
+    if distributed.is_main():  # one writer; the others wait for the artifact
+        write_reference(out, classifier, intervention, manifest, adapter, overwrite=overwrite)
+        checkpoints.remove(checkpointing.folder)
+    distributed.barrier()
     console.info(f"wrote {out} (val AUROC {metrics['auroc']:.3f}, {history.seconds:.0f} s of training)")
     return ReferenceSpace.load(out)
+
+
+def _processes() -> str:
+    n = distributed.world_size()
+    return f", {n} processes, global batch split evenly" if n > 1 else ""
 
 
 def add_modality(
@@ -174,9 +188,14 @@ def add_modality(
     if (reference.path / "adapters" / name).exists() and not overwrite:
         raise AliceError(f"reference {reference.path} already has an adapter {name!r}; pass --overwrite to replace it")
     _check_modality(recipe)
+    with distributed.session(pick_device(device_name or recipe.training.device)) as device:
+        return _add_modality(reference, recipe, name, overwrite, device, resume)
+
+
+def _add_modality(reference: ReferenceSpace, recipe: Recipe, name: str, overwrite: bool, device: torch.device, resume: bool) -> Path:
+    distributed.batch_slice(recipe.training.batch_size)
     checkpointing = _checkpointing(recipe, reference.path / "adapters" / name, resume, overwrite, f"modality:{reference.sha256}")
-    device = pick_device(device_name or recipe.training.device)
-    console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen)")
+    console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen){_processes()}")
     data = load_modality(recipe.data, recipe.backbone, reference.vocabulary, device, labels=recipe.labels, extract_batch_size=recipe.training.extract_batch_size,
         standardise=recipe.model.standardise_features,
     )
@@ -186,7 +205,10 @@ def add_modality(
     thresholds, metrics = _thresholds_and_metrics(data, encoder, reference.classifier)
     training = training_summary(recipe.training, history, device)
     adapter = AdapterWeights(name, encoder, decoder, data.mean, data.std, _adapter_manifest(recipe, data, thresholds, training, metrics))
-    path = write_adapter(reference, adapter, overwrite=overwrite)
-    checkpoints.remove(checkpointing.folder)
+    path = reference.path / "adapters" / name
+    if distributed.is_main():
+        path = write_adapter(reference, adapter, overwrite=overwrite)
+        checkpoints.remove(checkpointing.folder)
+    distributed.barrier()
     console.info(f"wrote {path} (val AUROC {metrics['auroc']:.3f} through C_ref, {history.seconds:.0f} s of training)")
     return path

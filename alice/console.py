@@ -29,9 +29,15 @@ if not out.is_terminal and "COLUMNS" not in os.environ:
 err = Console(stderr=True, soft_wrap=True)
 
 
+def _quiet() -> bool:
+    """Under torchrun only rank 0 prints status, progress, tables and JSON (warnings and errors: every rank)."""
+    return os.environ.get("RANK", "0") not in ("", "0")
+
+
 def info(message: str) -> None:
     """Print a status line (stderr)."""
-    err.print(message, highlight=False)
+    if not _quiet():
+        err.print(message, highlight=False)
 
 
 def warn(message: str) -> None:
@@ -44,12 +50,16 @@ def error(message: str) -> None:
 
 
 def print_json(data: Any) -> None:
+    if _quiet():
+        return
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> None:
     """Print a table to stdout; floats are shown with three decimals."""
+    if _quiet():
+        return
     t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
     for c in columns:
         t.add_column(c, overflow="fold")
@@ -82,12 +92,12 @@ def progress(description: str, total: int | None) -> Iterator["Task"]:
         TimeRemainingColumn(),
         console=err,
         transient=False,
-        disable=not err.is_terminal,
+        disable=not err.is_terminal or _quiet(),
     )
     with bar:
         task = Task(bar, bar.add_task(description, total=total, note=""))
         yield task
-    if not err.is_terminal:
+    if not err.is_terminal or _quiet():
         info(f"{description}: done{(' ' + task.last_note) if task.last_note else ''}")
 
 

@@ -11,6 +11,10 @@ Cache layout (``ALICE_CACHE_DIR``, default ``~/.cache/alice``)::
 changes the features gives a new folder. Each shard is written to a temporary
 name and renamed, so an interrupted extraction resumes at the first missing
 shard and never reads a half-written one.
+
+Under torchrun (:mod:`alice.distributed`) the processes extract disjoint sets of
+missing shards into the same folder, wait for one another, and rank 0 writes
+``complete.json``; every process then reads the finished cache.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from alice import console
+from alice import console, distributed
 from alice.backbones import Backbone
 from alice.errors import AliceError
 
@@ -65,8 +69,20 @@ def extract_features(
     shards = [folder / f"shard-{i:05d}.safetensors" for i in range((n + shard_size - 1) // shard_size)]
     if not done.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        _extract_missing_shards(backbone, inputs, shards, shard_size, device, batch_size or backbone.batch_size, plugin, split)
-        _atomic_write_text(done, json.dumps({"n": n, "dim": backbone.feature_dim, "shards": len(shards), "backbone": ident, "dataset": dataset_identity, "split": split}, indent=2))
+        # under torchrun the missing shards are dealt out over the processes, which all
+        # write into this folder (shared on several nodes); rank 0 marks it complete
+        missing = [i for i, s in enumerate(shards) if not s.is_file()]
+        distributed.barrier()  # every process has listed the missing shards before any is written
+        ok = False
+        try:
+            mine = missing[distributed.rank()::distributed.world_size()]
+            _extract_missing_shards(backbone, inputs, shards, shard_size, device, batch_size or backbone.batch_size, plugin, split, mine)
+            ok = True
+        finally:
+            distributed.check_all(ok, f"another process failed while extracting {split} features ({backbone.name}); see its error")
+        if distributed.is_main():
+            _atomic_write_text(done, json.dumps({"n": n, "dim": backbone.feature_dim, "shards": len(shards), "backbone": ident, "dataset": dataset_identity, "split": split}, indent=2))
+        distributed.barrier()
     return read_shards(shards, n, backbone.feature_dim, folder)
 
 
@@ -94,9 +110,10 @@ def read_shards(shards: list[Path], n: int, dim: int, folder: Path) -> torch.Ten
     return out
 
 
-def _extract_missing_shards(backbone, inputs, shards, shard_size, device, batch_size, plugin, split) -> None:
+def _extract_missing_shards(backbone, inputs, shards, shard_size, device, batch_size, plugin, split, todo: list[int] | None = None) -> None:
     n = len(inputs)
-    todo = [i for i, s in enumerate(shards) if not s.is_file()]
+    if todo is None:
+        todo = [i for i, s in enumerate(shards) if not s.is_file()]
     if not todo:
         return
     total = sum(min(shard_size, n - i * shard_size) for i in todo)

@@ -57,11 +57,18 @@ class InterventionBatch:
 
     def apply_to_labels(self, y: torch.Tensor) -> torch.Tensor:
         """Delta_k(y): the labels the edited latent should carry (unchanged where not ``valid``)."""
-        rows = torch.arange(y.shape[0], device=y.device)[self.valid]
+        # written without boolean indexing: no data-dependent shapes, so no host sync on
+        # a GPU and nothing that stops CUDA-graph capture; where not valid, the entries
+        # are written back unchanged
+        rows = torch.arange(y.shape[0], device=y.device)
         out = y.clone()
-        out[rows, self.remove[self.valid]] = 0.0
-        out[rows, self.add[self.valid]] = 1.0
+        out[rows, self.remove] = torch.where(self.valid, torch.zeros_like(y[:, 0]), y[rows, self.remove])
+        out[rows, self.add] = torch.where(self.valid, torch.ones_like(y[:, 0]), out[rows, self.add])
         return out
+
+    def __getitem__(self, index: slice) -> "InterventionBatch":
+        """The interventions of a slice of the batch (one process's share of a global batch)."""
+        return InterventionBatch(self.remove[index], self.add[index], self.valid[index], self.template[index])
 
 
 def sample_interventions(

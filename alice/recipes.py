@@ -69,6 +69,10 @@ class TrainingSpec:
     eval_every: int = 1000  # validation losses every N steps (0: only at the end)
     checkpoint_every: int = 1000  # save a resumable checkpoint every N steps (0: never)
     extract_batch_size: int = 0  # 0: the backbone's own default
+    # how the step runs (docs/performance.md); the defaults leave CPU arithmetic as it always was
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; or "fp32", "bf16"
+    optimizer: str = "auto"  # Adam kernel. auto: fused on CUDA, torch's per-tensor loop on CPU; or "loop", "foreach", "fused"
+    compile: str = "off"  # torch.compile the step: "off", "default", "reduce-overhead" (CUDA graphs), "max-autotune"
 
 
 @dataclass
@@ -171,6 +175,13 @@ def parse_recipe(raw: dict[str, Any], name: str, source: str = "") -> Recipe:
             raise AliceError(f"recipe {recipe.name!r}: {label} must be positive, got {value}")
     if t.lr <= 0:
         raise AliceError(f"recipe {recipe.name!r}: training.lr must be positive, got {t.lr}")
+    for label, value, known in (
+        ("precision", t.precision, ("auto", "fp32", "bf16")),
+        ("optimizer", t.optimizer, ("auto", "loop", "foreach", "fused")),
+        ("compile", t.compile, ("off", "default", "reduce-overhead", "max-autotune")),
+    ):
+        if value not in known:
+            raise AliceError(f"recipe {recipe.name!r}: training.{label} must be one of {', '.join(known)}, got {value!r}")
     return recipe
 
 

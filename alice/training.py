@@ -12,10 +12,15 @@ Stage 2 (a new modality m), C_ref and M_ref frozen and never written:
 
 Batches are indices drawn on the training device into feature tensors that
 already live there: no DataLoader, no host-to-device copy per step.
+
+``training.precision``, ``.optimizer`` and ``.compile`` choose how the step
+runs (:class:`FastPath`); under torchrun each process trains on its slice of
+the same global batch and gradients are averaged (:mod:`alice.distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +28,12 @@ from typing import Any
 
 import torch
 
-from alice import checkpoints, console
+from alice import checkpoints, console, distributed
 from alice.artifacts import state_digest
 from alice.checkpoints import RunState
 from alice.data import ModalityData
 from alice.errors import AliceError
-from alice.interventions import Intervention, sample_interventions
+from alice.interventions import Intervention, InterventionBatch, sample_interventions
 from alice.losses import masked_bce, reconstruction_loss
 from alice.modules import Classifier, Decoder, Encoder
 from alice.recipes import TrainingSpec
@@ -72,14 +77,21 @@ def semantic_loss(
     decoder: Decoder,
     classifier: Classifier,
     intervention: Intervention,
-    generator: torch.Generator,
+    generator: torch.Generator | None,
+    k: InterventionBatch | None = None,
+    denominator: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """L_sem: the classifier must read Delta_k(y) in E(D(M_k(z)))."""
-    num_templates = getattr(intervention, "num_templates", 1)
-    k = sample_interventions(y, annotated, num_templates, generator)
+    """L_sem: the classifier must read Delta_k(y) in E(D(M_k(z))).
+
+    ``k`` (drawn with ``generator`` when not given) and ``denominator`` (the
+    count of scored entries, see :func:`alice.losses.masked_bce`) let a process
+    score its slice of a global batch exactly as its share of the global loss.
+    """
+    if k is None:
+        k = sample_interventions(y, annotated, getattr(intervention, "num_templates", 1), generator)
     logits = classifier(encoder(decoder(intervention(z, k))))
     mask = annotated[None, :] & k.valid[:, None]
-    return masked_bce(logits, k.apply_to_labels(y), mask)
+    return masked_bce(logits, k.apply_to_labels(y), mask, denominator)
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:
@@ -88,8 +100,75 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
     return g
 
 
-def _adam(params, t: TrainingSpec) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=t.lr, amsgrad=t.amsgrad)
+PRECISIONS = ("auto", "fp32", "bf16")
+OPTIMIZERS = ("auto", "loop", "foreach", "fused")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+
+
+@dataclass
+class FastPath:
+    """How a step runs on its device (``training.precision``, ``.optimizer``, ``.compile``).
+
+    The defaults keep CPU arithmetic exactly as it always was (fp32, torch's
+    per-parameter Adam loop, eager); on CUDA they take bf16 autocast and the
+    fused Adam kernel. Each choice was kept only where its losses match the
+    plain path (tests/test_training.py, docs/performance.md).
+    """
+
+    autocast: torch.dtype | None  # None: plain fp32
+    adam: dict[str, Any]  # extra torch.optim.Adam arguments
+    compile_mode: str | None  # None: eager
+
+    @classmethod
+    def resolve(cls, t: TrainingSpec, device: torch.device) -> "FastPath":
+        precision = getattr(t, "precision", "auto")
+        optimizer = getattr(t, "optimizer", "auto")
+        compile_mode = getattr(t, "compile", "off")
+        for name, value, known in (("precision", precision, PRECISIONS), ("optimizer", optimizer, OPTIMIZERS), ("compile", compile_mode, COMPILE_MODES)):
+            if value not in known:
+                raise AliceError(f"training.{name} must be one of {', '.join(known)}, got {value!r}")
+        cuda = device.type == "cuda"
+        if precision == "bf16" or (precision == "auto" and cuda):
+            autocast = torch.bfloat16
+        else:
+            autocast = None
+        adam = {
+            "auto": {"fused": True} if cuda else {},  # CPU: torch's default loop, bit-for-bit as before
+            "loop": {"foreach": False},
+            "foreach": {"foreach": True},
+            "fused": {"fused": True},
+        }[optimizer]
+        return cls(autocast, adam, None if compile_mode == "off" else compile_mode)
+
+    def autocast_context(self, device: torch.device):
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.autocast)
+
+    def compile(self, fn):
+        if self.compile_mode is None:
+            return fn
+        try:
+            return torch.compile(fn, mode=None if self.compile_mode == "default" else self.compile_mode, dynamic=False)
+        except Exception as exc:  # no compiler on this machine, an unsupported platform
+            raise AliceError(f"training.compile = {self.compile_mode!r} is not available here ({type(exc).__name__}); set training.compile = \"off\"") from None
+
+
+def _adam(params, t: TrainingSpec, fast: FastPath | None = None) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=t.lr, amsgrad=t.amsgrad, **(fast.adam if fast else {}))
+
+
+@contextlib.contextmanager
+def _frozen(*modules: torch.nn.Module):
+    """Parameters that need no gradient in this part of the step (compiled graphs then compute none)."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 @torch.no_grad()
@@ -159,16 +238,17 @@ def _loop(
                 sums[k] = sums.get(k, 0.0) + v.detach()
             count += 1
             if step % log_every == 0 or step == steps:
-                means = {k: float(v) / count for k, v in sums.items()}
+                # under torchrun: the mean over processes of their slices' losses = the global batch's
+                means = {k: float(v) / count for k, v in distributed.mean_over_ranks(sums).items()}
                 if not all(map(_finite, means.values())):
                     raise AliceError(f"training diverged at step {step} (losses {means}); try a lower training.lr")
                 record: dict[str, float] = {"step": step, **means}
-                if step == steps or (eval_every and step % eval_every == 0):
-                    record.update(validate())
+                if (step == steps or (eval_every and step % eval_every == 0)) and distributed.is_main():
+                    record.update(validate())  # the weights are the same on every process: rank 0 reports
                 history.records.append(record)
                 bar.note(" ".join(f"{k} {v:.4f}" for k, v in means.items()))
                 sums, count = {}, 0
-            if checkpointing is not None and checkpointing.every and step % checkpointing.every == 0 and step < steps:
+            if checkpointing is not None and checkpointing.every and step % checkpointing.every == 0 and step < steps and distributed.is_main():
                 seconds = seconds_before + time.perf_counter() - start
                 checkpoints.save(checkpointing.folder, run, step, sums, count, {"records": history.records, "seconds": seconds}, checkpointing.fingerprint)
             bar.advance()
@@ -178,6 +258,90 @@ def _loop(
 
 def _finite(v: float) -> bool:
     return v == v and abs(v) != float("inf")
+
+
+def _global_draws(sampler: BatchSampler, y_all: torch.Tensor, annotated: torch.Tensor, intervention: Intervention,
+                  gen: torch.Generator, batch_size: int) -> tuple[torch.Tensor, InterventionBatch, torch.Tensor | None]:
+    """This process's batch indices and interventions, and L_sem's denominator (None: one process).
+
+    Every process draws the same global batch and the same interventions from
+    the same generator (in the order a single process always drew them: batch,
+    then interventions) and keeps its slice. Under torchrun each slice's L_sem
+    is divided by its share of the global count of scored entries, so the mean
+    of the processes' gradients is the global batch's gradient.
+    """
+    idx = sampler.next()
+    k = sample_interventions(y_all[idx], annotated, getattr(intervention, "num_templates", 1), gen)
+    if not distributed.active():
+        return idx, k, None
+    part = distributed.batch_slice(batch_size)
+    count = (annotated.sum() * k.valid.sum()).to(torch.float32).clamp_min(1.0)
+    return idx[part], k[part], count / distributed.world_size()
+
+
+class ReferenceTrainer:
+    """Stage 1's modules, optimizers and one training step (``step``), as ``alice reference build`` runs it."""
+
+    def __init__(self, data: ModalityData, intervention: Intervention, t: TrainingSpec, latent_dim: int, encoder_hidden: list[int],
+                 classifier_hidden: list[int], classifier_dropout: float, device: torch.device) -> None:
+        torch.manual_seed(t.seed)
+        self.t, self.device, self.data = t, device, data
+        self.fast = FastPath.resolve(t, device)
+        num_classes = data.labels["train"].shape[1]
+        self.encoder = Encoder(data.feature_dim, latent_dim, encoder_hidden).to(device)
+        self.decoder = Decoder(data.feature_dim, latent_dim, encoder_hidden).to(device)
+        self.classifier = Classifier(num_classes, latent_dim, classifier_hidden, classifier_dropout).to(device)
+        self.intervention = intervention.to(device)
+        distributed.broadcast_parameters([self.encoder, self.decoder, self.classifier, self.intervention])
+        self.main_params = [*self.encoder.parameters(), *self.decoder.parameters(), *self.classifier.parameters()]
+        self.m_params = list(self.intervention.parameters())
+        self.opt_main = _adam(self.main_params, t, self.fast)
+        self.opt_sem = _adam(self.m_params, t, self.fast)
+        self.x_all, self.y_all, self.annotated = data.features["train"], data.labels["train"], data.annotated
+        self.gen = _generator(device, t.seed)
+        self.sampler = BatchSampler(self.x_all.shape[0], t.batch_size, self.gen, device)
+        self._main = self.fast.compile(self._main_losses)
+        self._sem = self.fast.compile(self._sem_loss)
+
+    def _main_losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return reconstruction_loss(self.decoder(z), x), masked_bce(self.classifier(z), y, self.annotated)
+
+    def _sem_loss(self, x: torch.Tensor, y: torch.Tensor, k: InterventionBatch, denominator: torch.Tensor | None) -> torch.Tensor:
+        with torch.no_grad():  # z recomputed after the update, detached
+            z = self.encoder(x)
+        return semantic_loss(z, y, self.annotated, self.encoder, self.decoder, self.classifier, self.intervention, None, k, denominator)
+
+    def step(self, _: int = 0) -> dict[str, torch.Tensor]:
+        t = self.t
+        idx, k, denominator = _global_draws(self.sampler, self.y_all, self.annotated, self.intervention, self.gen, t.batch_size)
+        x, y = self.x_all[idx], self.y_all[idx]
+        # 1. reconstruction + classification on E, D, C
+        self.classifier.train()
+        with self.fast.autocast_context(self.device):
+            rec, cls = self._main(x, y)
+        self.opt_main.zero_grad(set_to_none=True)
+        (t.rec_weight * rec + t.cls_weight * cls).backward()
+        distributed.average_gradients(self.main_params)
+        self.opt_main.step()
+        # 2. semantic consistency on M alone, with z recomputed after the update
+        self.classifier.eval()  # a frozen target: no dropout
+        # compiled graphs compute every gradient their inputs ask for: freeze E, D, C for them
+        frozen = _frozen(self.encoder, self.decoder, self.classifier) if self.fast.compile_mode else contextlib.nullcontext()
+        with self.fast.autocast_context(self.device), frozen:
+            sem = self._sem(x, y, k, denominator)
+        grads = torch.autograd.grad(t.sem_weight * sem, self.m_params)  # E, D, C get no gradient
+        for p, g in zip(self.m_params, grads):
+            p.grad = g
+        distributed.average_gradients(self.m_params)
+        self.opt_sem.step()
+        return {"rec": rec, "cls": cls, "sem": sem}
+
+    def run_state(self) -> RunState:
+        return RunState(
+            {"encoder": self.encoder, "decoder": self.decoder, "classifier": self.classifier, "intervention": self.intervention},
+            {"main": self.opt_main, "sem": self.opt_sem}, {"batches": self.gen}, self.sampler,
+        )
 
 
 def train_reference(
@@ -192,53 +356,68 @@ def train_reference(
     checkpointing: Checkpointing | None = None,
 ) -> tuple[Encoder, Decoder, Classifier, Intervention, History]:
     """Stage 1: E, D, C and M of the reference modality."""
-    torch.manual_seed(t.seed)
-    num_classes = data.labels["train"].shape[1]
-    encoder = Encoder(data.feature_dim, latent_dim, encoder_hidden).to(device)
-    decoder = Decoder(data.feature_dim, latent_dim, encoder_hidden).to(device)
-    classifier = Classifier(num_classes, latent_dim, classifier_hidden, classifier_dropout).to(device)
-    intervention = intervention.to(device)
-    opt_main = _adam([*encoder.parameters(), *decoder.parameters(), *classifier.parameters()], t)
-    opt_sem = _adam(list(intervention.parameters()), t)
-    m_params = list(intervention.parameters())
-    x_all, y_all, annotated = data.features["train"], data.labels["train"], data.annotated
-    gen = _generator(device, t.seed)
-    sampler = BatchSampler(x_all.shape[0], t.batch_size, gen, device)
+    tr = ReferenceTrainer(data, intervention, t, latent_dim, encoder_hidden, classifier_hidden, classifier_dropout, device)
+    E, D, C, M = tr.encoder, tr.decoder, tr.classifier, tr.intervention
+    history = _loop(
+        t.steps, "training reference space", tr.step,
+        lambda: validation_losses(data, E, D, C, M, t.seed),
+        t.eval_every, tr.run_state(), checkpointing,
+    )
+    for m in (E, D, C, M):
+        m.eval()
+    return E, D, C, M, history
 
-    def step(_: int) -> dict[str, torch.Tensor]:
-        idx = sampler.next()
-        x, y = x_all[idx], y_all[idx]
-        # 1. reconstruction + classification on E, D, C
-        classifier.train()
-        z = encoder(x)
-        rec = reconstruction_loss(decoder(z), x)
-        cls = masked_bce(classifier(z), y, annotated)
-        opt_main.zero_grad(set_to_none=True)
+
+class AdapterTrainer:
+    """Stage 2's modules, optimizer and one training step against the frozen C_ref, M_ref."""
+
+    def __init__(self, data: ModalityData, classifier: Classifier, intervention: Intervention, t: TrainingSpec, latent_dim: int,
+                 encoder_hidden: list[int], device: torch.device) -> None:
+        self.classifier, self.intervention = classifier.to(device).eval(), intervention.to(device).eval()
+        for p in (*self.classifier.parameters(), *self.intervention.parameters()):
+            p.requires_grad_(False)
+        self.frozen_before = state_digest(self.classifier, self.intervention)
+        torch.manual_seed(t.seed)
+        self.t, self.device, self.data = t, device, data
+        self.fast = FastPath.resolve(t, device)
+        self.encoder = Encoder(data.feature_dim, latent_dim, encoder_hidden).to(device)
+        self.decoder = Decoder(data.feature_dim, latent_dim, encoder_hidden).to(device)
+        distributed.broadcast_parameters([self.encoder, self.decoder])
+        self.e_params, self.d_params = list(self.encoder.parameters()), list(self.decoder.parameters())
+        self.opt = _adam([*self.e_params, *self.d_params], t, self.fast)
+        self.x_all, self.y_all, self.annotated = data.features["train"], data.labels["train"], data.annotated
+        self.gen = _generator(device, t.seed)
+        self.sampler = BatchSampler(self.x_all.shape[0], t.batch_size, self.gen, device)
+        self._main = self.fast.compile(self._main_losses)
+        self._sem = self.fast.compile(self._sem_loss)
+
+    def _main_losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return z, reconstruction_loss(self.decoder(z), x), masked_bce(self.classifier(z), y, self.annotated)
+
+    def _sem_loss(self, z: torch.Tensor, y: torch.Tensor, k: InterventionBatch, denominator: torch.Tensor | None) -> torch.Tensor:
+        return semantic_loss(z, y, self.annotated, self.encoder, self.decoder, self.classifier, self.intervention, None, k, denominator)
+
+    def step(self, _: int = 0) -> dict[str, torch.Tensor]:
+        t = self.t
+        idx, k, denominator = _global_draws(self.sampler, self.y_all, self.annotated, self.intervention, self.gen, t.batch_size)
+        x, y = self.x_all[idx], self.y_all[idx]
+        frozen = _frozen(self.decoder) if self.fast.compile_mode else contextlib.nullcontext()
+        with self.fast.autocast_context(self.device):
+            z, rec, cls = self._main(x, y)
+            with frozen:  # compiled: the semantic graph must not ask for D_m's gradient
+                sem = self._sem(z.detach(), y, k, denominator)
+        self.opt.zero_grad(set_to_none=True)
         (t.rec_weight * rec + t.cls_weight * cls).backward()
-        opt_main.step()
-        # 2. semantic consistency on M alone, with z recomputed after the update
-        classifier.eval()  # a frozen target: no dropout
-        with torch.no_grad():
-            z = encoder(x)
-        sem = semantic_loss(z, y, annotated, encoder, decoder, classifier, intervention, gen)
-        grads = torch.autograd.grad(t.sem_weight * sem, m_params)  # E, D, C get no gradient
-        for p, g in zip(m_params, grads):
-            p.grad = g
-        opt_sem.step()
+        # the semantic term reaches E_m only (not D_m, and never C_ref or M_ref)
+        for p, g in zip(self.e_params, torch.autograd.grad(t.sem_weight * sem, self.e_params)):
+            p.grad = g if p.grad is None else p.grad + g
+        distributed.average_gradients([*self.e_params, *self.d_params])
+        self.opt.step()
         return {"rec": rec, "cls": cls, "sem": sem}
 
-    run = RunState(
-        {"encoder": encoder, "decoder": decoder, "classifier": classifier, "intervention": intervention},
-        {"main": opt_main, "sem": opt_sem}, {"batches": gen}, sampler,
-    )
-    history = _loop(
-        t.steps, "training reference space", step,
-        lambda: validation_losses(data, encoder, decoder, classifier, intervention, t.seed),
-        t.eval_every, run, checkpointing,
-    )
-    for m in (encoder, decoder, classifier, intervention):
-        m.eval()
-    return encoder, decoder, classifier, intervention, history
+    def run_state(self) -> RunState:
+        return RunState({"encoder": self.encoder, "decoder": self.decoder}, {"main": self.opt}, {"batches": self.gen}, self.sampler)
 
 
 def train_adapter(
@@ -252,43 +431,15 @@ def train_adapter(
     checkpointing: Checkpointing | None = None,
 ) -> tuple[Encoder, Decoder, History]:
     """Stage 2: a new modality's E_m, D_m against the frozen C_ref, M_ref."""
-    classifier, intervention = classifier.to(device).eval(), intervention.to(device).eval()
-    for p in (*classifier.parameters(), *intervention.parameters()):
-        p.requires_grad_(False)
-    frozen_before = state_digest(classifier, intervention)
-    torch.manual_seed(t.seed)
-    encoder = Encoder(data.feature_dim, latent_dim, encoder_hidden).to(device)
-    decoder = Decoder(data.feature_dim, latent_dim, encoder_hidden).to(device)
-    e_params, d_params = list(encoder.parameters()), list(decoder.parameters())
-    opt = _adam([*e_params, *d_params], t)
-    x_all, y_all, annotated = data.features["train"], data.labels["train"], data.annotated
-    gen = _generator(device, t.seed)
-    sampler = BatchSampler(x_all.shape[0], t.batch_size, gen, device)
-
-    def step(_: int) -> dict[str, torch.Tensor]:
-        idx = sampler.next()
-        x, y = x_all[idx], y_all[idx]
-        z = encoder(x)
-        rec = reconstruction_loss(decoder(z), x)
-        cls = masked_bce(classifier(z), y, annotated)
-        sem = semantic_loss(z.detach(), y, annotated, encoder, decoder, classifier, intervention, gen)
-        opt.zero_grad(set_to_none=True)
-        (t.rec_weight * rec + t.cls_weight * cls).backward()
-        # the semantic term reaches E_m only (not D_m, and never C_ref or M_ref)
-        for p, g in zip(e_params, torch.autograd.grad(t.sem_weight * sem, e_params)):
-            p.grad = g if p.grad is None else p.grad + g
-        opt.step()
-        return {"rec": rec, "cls": cls, "sem": sem}
-
-    run = RunState({"encoder": encoder, "decoder": decoder}, {"main": opt}, {"batches": gen}, sampler)
+    tr = AdapterTrainer(data, classifier, intervention, t, latent_dim, encoder_hidden, device)
     history = _loop(
-        t.steps, f"training {data.modality} adapter", step,
-        lambda: validation_losses(data, encoder, decoder, classifier, intervention, t.seed),
-        t.eval_every, run, checkpointing,
+        t.steps, f"training {data.modality} adapter", tr.step,
+        lambda: validation_losses(data, tr.encoder, tr.decoder, tr.classifier, tr.intervention, t.seed),
+        t.eval_every, tr.run_state(), checkpointing,
     )
-    if state_digest(classifier, intervention) != frozen_before:
+    if state_digest(tr.classifier, tr.intervention) != tr.frozen_before:
         raise AssertionError("C_ref or M_ref changed during stage 2; this is a bug in ALICE")
-    return encoder.eval(), decoder.eval(), history
+    return tr.encoder.eval(), tr.decoder.eval(), history
 
 
 def training_summary(t: TrainingSpec, history: History, device: torch.device) -> dict[str, Any]:

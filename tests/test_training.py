@@ -105,3 +105,58 @@ def test_stage_two_trains_only_encoder_and_decoder_even_with_partial_labels(tiny
     assert state_digest(ref.classifier, ref.intervention) == before
     assert all(not p.requires_grad for p in (*ref.classifier.parameters(), *ref.intervention.parameters()))
     assert history.records[-1]["cls"] < history.records[0]["cls"]
+
+
+def test_fast_path_settings_give_the_same_losses(digits_pixels, monkeypatch):
+    """bf16 autocast, fused Adam and torch.compile (the GPU fast path, run here on CPU): losses as the plain path's.
+
+    Dropout is off so both runs see the same arithmetic up to rounding; bf16
+    rounds activations to 8 bits of mantissa, so losses agree to about 1e-2
+    relative after 60 steps, not bit for bit. The defaults stay bit-for-bit the
+    old path (see the artifact-hash tests).
+
+    torch.compile runs with the ``aot_eager`` backend here: the same Dynamo
+    capture and AOTAutograd joint graphs (frozen modules, no-grad recompute,
+    the gradients each graph must return) as inductor, without generating C++,
+    which takes minutes on two busy cores. Inductor itself was checked by hand
+    (docs/performance.md).
+    """
+    import functools
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: a second thread only waits on a busy machine
+    try:
+        _compare_fast_and_plain(digits_pixels)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare_fast_and_plain(digits_pixels):
+    from alice.training import FastPath
+
+
+    assert FastPath.resolve(TrainingSpec(), CPU).adam == {} and FastPath.resolve(TrainingSpec(), CPU).autocast is None
+    assert FastPath.resolve(TrainingSpec(), torch.device("cuda")).adam == {"fused": True}
+    assert FastPath.resolve(TrainingSpec(), torch.device("cuda")).autocast is torch.bfloat16
+    runs = {}
+    for name, fast in (("plain", {}), ("fast", {"precision": "bf16", "optimizer": "fused", "compile": "default"})):
+        t = TrainingSpec(steps=60, batch_size=64, rec_weight=1.0, eval_every=0, seed=1, **fast)
+        torch.manual_seed(0)
+        M = NonLinearIntervention(10, 16, hidden=32, condition="onehot")
+        E, D, C, M, h1 = train_reference(digits_pixels, M, t, 16, [32, 32], [32, 32], 0.0, CPU)
+        t2 = TrainingSpec(steps=30, batch_size=64, rec_weight=1.0, eval_every=0, seed=2, **fast)
+        _, _, h2 = train_adapter(digits_pixels, C, M, t2, 16, [32, 32], CPU)
+        runs[name] = (h1.records[-1], h2.records[-1])
+    for plain, fast in zip(runs["plain"], runs["fast"]):
+        for k, v in plain.items():
+            assert abs(fast[k] - v) <= 0.02 * abs(v) + 1e-4, (k, v, fast[k])
+
+
+def test_bad_fast_path_setting_is_a_one_line_error():
+    from alice.errors import AliceError
+    from alice.recipes import parse_recipe
+
+    raw = {"stage": "reference", "modality": "image", "data": {"dataset": "digits-image"}, "backbone": {"name": "pixels"}, "training": {"precision": "fp8"}}
+    with pytest.raises(AliceError, match=r"training.precision must be one of auto, fp32, bf16, got 'fp8'"):
+        parse_recipe(raw, "x")
