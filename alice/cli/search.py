@@ -70,12 +70,25 @@ def _query_modality(space, query: str, given: Optional[str]) -> str:
     if suffix in IMAGE_SUFFIXES | AUDIO_SUFFIXES and not p.is_file():
         raise AliceError(f"no file {query!r}; give an existing image or audio file, or text with --from text")
     kind = "image" if suffix in IMAGE_SUFFIXES else "audio" if suffix in AUDIO_SUFFIXES else "text"
-    matching = [n for n in space.modalities if space.adapter(n).manifest.get("modality") == kind]
+    matching = [n for n in space.modalities if kind in _reads(space.adapter(n).manifest)]
     if len(matching) == 1:
         return matching[0]
     if not matching:
         raise AliceError(f"the query looks like {kind}, but this space has no {kind} adapter ({', '.join(space.modalities)}); choose one with --from")
     raise AliceError(f"the query looks like {kind} and several adapters read {kind} ({', '.join(matching)}); choose one with --from")
+
+
+def _reads(manifest: dict) -> set[str]:
+    """What an adapter's inputs are: its backbone's modality (and what else it reads), else its own."""
+    from alice.errors import AliceError
+    from alice.plugins import get_registry
+
+    name = (manifest.get("backbone") or {}).get("name")
+    try:
+        cls = get_registry().backbone(name)
+        return {cls.modality, *getattr(cls, "also_reads", ())}
+    except AliceError:  # a backbone whose plugin is missing: the adapter's own word
+        return {str(manifest.get("modality"))}
 
 
 def _index_path(ref_path: Path, target: str, split: str) -> Path:
