@@ -1,98 +1,411 @@
-"""Steps per second and peak memory of the full ALICE training step.
+"""The ALICE training step against the authors' structure, with FLOPs, share of peak and memory.
 
-    python benchmarks/train_step.py                 # paper and digits sizes, cpu (and cuda when present)
-    python benchmarks/train_step.py --sizes paper --steps 20 --device cpu
+    python benchmarks/train_step.py --quick              # paper sizes, every design, ~2 minutes on 2 CPU cores
+    python benchmarks/train_step.py                      # more steps; cpu, and cuda when present
+    python benchmarks/train_step.py --sizes digits paper --designs nonlinear --steps 20 --device cuda --compile
 
-The step timed is exactly the one ``alice reference build`` runs
-(:func:`alice.training.train_reference`'s inner step: rec + cls update of
-E, D, C, then the semantic update of M with the latent recomputed), on random
-features and labels already on the device. Stage 2's step is timed too.
+Rows, per device, size and intervention design, each measured in its own
+child process (so each row's peak memory is its own):
+
+- ``baseline``: plain PyTorch, structured as the authors' code: nn.Sequential
+  MLPs, two Adam(amsgrad) optimizers, batch indices and interventions drawn
+  with numpy on the host and the batch copied to the device every step, the
+  latent recomputed between the two updates, and the semantic update by
+  ``loss.backward()`` (which also computes gradients for E, D, C that nobody
+  uses);
+- ``alice``: :class:`alice.training.ReferenceTrainer`'s step with the recipe
+  defaults (what ``alice reference build`` runs): batches drawn on the device,
+  M's gradient alone through ``torch.autograd.grad``;
+- ``alice-fast``: the same step with ``training.optimizer = "fused"`` (and,
+  by default on CUDA, bf16 autocast; with ``--compile``, torch.compile:
+  ``reduce-overhead`` = CUDA graphs on CUDA, ``default`` on CPU);
+- ``alice-stage2`` (non-linear only): ``alice modality add``'s step.
+
+FLOPs are counted analytically: 2*in*out per sample for every Linear in a
+forward pass; backward counts the weight gradient (2*in*out) where that pass
+trains the layer and the input gradient (2*in*out) where something upstream
+needs it; elementwise work, losses and Adam are not counted. Every row is
+credited with the FLOPs the method needs (the ``alice`` count), so GFLOP/s of
+the baseline is its useful throughput. The peak is a square matmul
+(2048 on CPU, 8192 on CUDA) timed in every child before its row, best of
+several repetitions; the share of peak divides by the highest peak measured
+in the run, so contention during one peak measurement cannot flatter a row.
+
+On a shared machine other processes distort CPU timings badly (two OpenMP
+threads wait on each other when a core is taken away), so before each CPU row
+the benchmark waits for the cores to be free (``--wait-quiet``), and every row
+reports ``other``: the cores other processes used while it was timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
+import subprocess
+import sys
 import time
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from alice.data import ModalityData
-from alice.interventions import NonLinearIntervention
-from alice.labels import LabelMapping
-from alice.recipes import TrainingSpec
-from alice.training import train_adapter, train_reference
-
-SIZES = {  # smallest first: on CPU the peak memory reported is the process peak so far
+SIZES = {
     # the built-in digits recipe: 400 pixels, 10 classes, latent 64
-    "digits": dict(feature_dim=400, classes=10, latent=64, hidden=[512, 512], m_hidden=256, batch=256, prompt_dim=384, n=20_000),
-    # the paper: 768-d ViT features, 80 COCO classes, latent 512, MLPs [1024, 1024], non-linear M (hidden 1024)
-    "paper": dict(feature_dim=768, classes=80, latent=512, hidden=[1024, 1024], m_hidden=1024, batch=1024, prompt_dim=768, n=20_000),
+    "digits": dict(feature_dim=400, classes=10, latent=64, hidden=[512, 512], c_hidden=[512, 512], m_hidden=256, batch=256, prompt_dim=384, n=20_000),
+    # the paper: 768-d ViT features, 80 COCO classes, latent 512, MLPs [1024, 1024], M hidden 1024
+    "paper": dict(feature_dim=768, classes=80, latent=512, hidden=[1024, 1024], c_hidden=[1024, 1024], m_hidden=1024, batch=1024, prompt_dim=768, n=20_000),
 }
+DESIGNS = ("global", "affine", "nonlinear")
+TEMPLATES = 4
 
 
-class _Fake:
-    def __init__(self, dim):
-        self.feature_dim = dim
+# ---------------------------------------------------------------- FLOPs
+
+def _layers(sizes: list[int]) -> list[tuple[int, int]]:
+    return list(zip(sizes[:-1], sizes[1:]))
 
 
-def synthetic(size: dict, device: torch.device) -> ModalityData:
+def _pass(layers, batch: int, *, forward=True, wgrad=False, dgrad=False, first_dgrad=True) -> float:
+    """FLOPs of one pass through ``layers``; ``first_dgrad``: whether the first layer's input needs a gradient."""
+    total = 0.0
+    for i, (a, b) in enumerate(layers):
+        mm = 2.0 * batch * a * b
+        total += mm * (forward + wgrad + (dgrad and (i > 0 or first_dgrad)))
+    return total
+
+
+def step_flops(s: dict, design: str, stage: int = 1) -> float:
+    """Matmul FLOPs of one ALICE step (the work the method needs) at sizes ``s``."""
+    B, F_, L, K = s["batch"], s["feature_dim"], s["latent"], s["classes"]
+    E = _layers([F_, *s["hidden"], L])
+    D = _layers([L, *reversed(s["hidden"]), F_])
+    C = _layers([L, *s["c_hidden"], K])
+    if design == "nonlinear":
+        Mf = _layers([L + s["prompt_dim"], s["m_hidden"], L])
+        m_fwd = _pass(Mf, B)
+        m_train = _pass(Mf, B, forward=False, wgrad=True, dgrad=True, first_dgrad=False)
+    elif design == "affine":
+        m_fwd = 2 * 2.0 * B * L * L  # (A_j - A_i) z as two per-class products
+        m_train = 2 * 2.0 * B * L * L  # their weight gradients (z is detached)
+    else:
+        m_fwd = m_train = 0.0
+    if stage == 1:
+        main = _pass(E, B, wgrad=True, dgrad=True, first_dgrad=False) + _pass(D, B, wgrad=True, dgrad=True) + _pass(C, B, wgrad=True, dgrad=True)
+        recompute = _pass(E, B)
+        # M forward, then D, E, C forward and backward to M's output (input gradients only), then M's weight gradients
+        sem = m_fwd + _pass(D, B, dgrad=True) + _pass(E, B, dgrad=True) + _pass(C, B, dgrad=True) + m_train
+        return main + recompute + sem
+    # stage 2: E_m, D_m trained; C_ref and M_ref frozen
+    main = _pass(E, B, wgrad=True, dgrad=True, first_dgrad=False) + _pass(D, B, wgrad=True, dgrad=True) + _pass(C, B, dgrad=True)
+    sem = m_fwd + _pass(D, B) + _pass(E, B, wgrad=True, dgrad=True, first_dgrad=False) + _pass(C, B, dgrad=True)
+    return main + sem
+
+
+# ---------------------------------------------------------------- measurements
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, reps: int) -> float:
+    """GFLOP/s of the best of ``reps`` n x n x n matmuls."""
+    g = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, generator=g).to(dtype)
+    b = torch.randn(n, n, device=device, generator=g).to(dtype)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n**3 / best / 1e9
+
+
+def _cpu_busy_s() -> float:
+    """Seconds of CPU time the whole machine has spent busy (all processes), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.3) -> float:
+    """Wait (up to ``max_wait`` s) until other processes use less than ``threshold`` cores; returns their last load."""
+    deadline = time.perf_counter() + max_wait
+    while True:
+        b0, t0 = _cpu_busy_s(), time.perf_counter()
+        time.sleep(1.0)
+        load = (_cpu_busy_s() - b0) / (time.perf_counter() - t0)
+        if load < threshold or time.perf_counter() > deadline:
+            return load
+        time.sleep(2.0)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _synthetic(s: dict, device: torch.device):
+    from alice.data import ModalityData
+    from alice.labels import LabelMapping
+
+    class _Fake:
+        def __init__(self, dim):
+            self.feature_dim = dim
+
     g = torch.Generator().manual_seed(0)
-    vocab = [f"c{i}" for i in range(size["classes"])]
-    data = ModalityData("bench", None, _Fake(size["feature_dim"]), LabelMapping({c: c for c in vocab}, vocab))
-    for split, n in (("train", size["n"]), ("val", 1024)):
-        data.features[split] = torch.randn(n, size["feature_dim"], generator=g).to(device)
-        data.labels[split] = (torch.rand(n, size["classes"], generator=g) < 0.05).float().to(device)
+    vocab = [f"c{i}" for i in range(s["classes"])]
+    data = ModalityData("bench", None, _Fake(s["feature_dim"]), LabelMapping({c: c for c in vocab}, vocab))
+    for split, n in (("train", s["n"]), ("val", 1024)):
+        data.features[split] = torch.randn(n, s["feature_dim"], generator=g)
+        data.labels[split] = (torch.rand(n, s["classes"], generator=g) < 0.05).float()
     return data
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
+def _intervention(design: str, s: dict):
+    from alice.interventions import AffineIntervention, GlobalIntervention, NonLinearIntervention
+
+    if design == "global":
+        return GlobalIntervention(s["classes"], s["latent"])
+    if design == "affine":
+        return AffineIntervention(s["classes"], s["latent"])
+    m = NonLinearIntervention(s["classes"], s["latent"], hidden=s["m_hidden"], prompt_dim=s["prompt_dim"], num_templates=TEMPLATES)
+    m.set_prompt_embeddings(torch.randn(s["classes"], s["classes"], TEMPLATES, s["prompt_dim"], generator=torch.Generator().manual_seed(1)))
+    return m
 
 
-def bench(name: str, device: torch.device, steps: int) -> dict:
-    s = SIZES[name]
-    data = synthetic(s, device)
-    if device.type == "cuda":
+class AuthorsStep:
+    """The baseline: plain PyTorch in the structure of the authors' training loop."""
+
+    def __init__(self, s: dict, design: str, device: torch.device) -> None:
+        from alice.interventions import InterventionBatch
+
+        self.InterventionBatch, self.device, self.s = InterventionBatch, device, s
+        torch.manual_seed(0)
+
+        def mlp(sizes, dropout=0.0):
+            layers = []
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+                layers.append(nn.Linear(a, b))
+                if i < len(sizes) - 2:
+                    layers += [nn.ELU()] + ([nn.Dropout(dropout)] if dropout else [])
+            return nn.Sequential(*layers).to(device)
+
+        self.E = mlp([s["feature_dim"], *s["hidden"], s["latent"]])
+        self.D = mlp([s["latent"], *reversed(s["hidden"]), s["feature_dim"]])
+        self.C = mlp([s["latent"], *s["c_hidden"], s["classes"]], 0.1)
+        self.M = _intervention(design, s).to(device)
+        self.opt = torch.optim.Adam([*self.E.parameters(), *self.D.parameters(), *self.C.parameters()], lr=1e-3, amsgrad=True)
+        self.opt_m = torch.optim.Adam(self.M.parameters(), lr=1e-3, amsgrad=True)
+        data = _synthetic(s, torch.device("cpu"))
+        self.X = data.features["train"].numpy()  # on the host, as numpy arrays
+        self.Y = data.labels["train"].numpy()
+        self.rng = np.random.default_rng(0)
+
+    def encode(self, x):
+        return F.normalize(self.E(x), dim=-1)
+
+    def step(self) -> dict[str, torch.Tensor]:
+        B, dev = self.s["batch"], self.device
+        idx = self.rng.choice(self.X.shape[0], B, replace=False)  # batch gathered on the host
+        xb, yb = self.X[idx], self.Y[idx]
+        noise = self.rng.random(yb.shape)  # interventions drawn on the host too
+        remove = np.where(yb > 0.5, noise, -1).argmax(1)
+        add = np.where(yb <= 0.5, noise, -1).argmax(1)
+        valid = (yb > 0.5).any(1) & (yb <= 0.5).any(1)
+        target = yb.copy()
+        target[np.arange(B)[valid], remove[valid]] = 0.0
+        target[np.arange(B)[valid], add[valid]] = 1.0
+        x, y = torch.from_numpy(xb).to(dev), torch.from_numpy(yb).to(dev)  # copied to the device every step
+        k = self.InterventionBatch(torch.from_numpy(remove).to(dev), torch.from_numpy(add).to(dev), torch.from_numpy(valid).to(dev),
+                                   torch.from_numpy(self.rng.integers(TEMPLATES, size=B)).to(dev))
+        target_t, mask = torch.from_numpy(target).to(dev), torch.from_numpy(valid).to(dev)
+        # update 1: E, D, C on 100 * rec + cls
+        self.C.train()
+        z = self.encode(x)
+        rec = F.mse_loss(self.D(z), x)
+        cls = F.binary_cross_entropy_with_logits(self.C(z), y)
+        self.opt.zero_grad()
+        (100.0 * rec + cls).backward()
+        self.opt.step()
+        # update 2: M on the semantic loss, the latent recomputed after update 1
+        self.C.eval()
+        z = self.encode(x).detach()
+        logits = self.C(self.encode(self.D(self.M(z, k))))
+        per = F.binary_cross_entropy_with_logits(logits, target_t, reduction="none")
+        sem = (per * mask[:, None]).sum() / (mask.sum() * per.shape[1]).clamp_min(1)
+        self.opt_m.zero_grad()
+        sem.backward()  # also fills E, D, C's .grad (zeroed by update 1 next step)
+        self.opt_m.step()
+        return {"rec": rec, "cls": cls, "sem": sem}
+
+
+def _alice_step(s: dict, design: str, device: torch.device, fast: dict, stage: int):
+    from alice.recipes import TrainingSpec
+    from alice.training import AdapterTrainer, ReferenceTrainer
+
+    data = _synthetic(s, device)
+    for split in data.features:
+        data.features[split], data.labels[split] = data.features[split].to(device), data.labels[split].to(device)
+    t = TrainingSpec(steps=10**9, batch_size=s["batch"], eval_every=0, **fast)
+    torch.manual_seed(0)
+    M = _intervention(design, s)
+    ref = ReferenceTrainer(data, M, t, s["latent"], s["hidden"], s["c_hidden"], 0.1, device)
+    if stage == 1:
+        return ref.step
+    return AdapterTrainer(data, ref.classifier, ref.intervention, t, s["latent"], s["hidden"], device).step
+
+
+def measure(cfg: dict) -> dict:
+    """One row, in this process: peak, warm-up, timed steps, peak memory, last losses."""
+    device = torch.device(cfg["device"])
+    s = SIZES[cfg["size"]]
+    cuda = device.type == "cuda"
+    n_peak, reps = (8192, 10) if cuda else (2048, cfg["peak_reps"])
+    row = {k: cfg[k] for k in ("device", "size", "design", "variant")}
+    row["threads"] = torch.get_num_threads()
+    row["peak_fp32_gflops"] = matmul_peak(device, torch.float32, n_peak, reps)
+    if cuda:
+        row["peak_bf16_gflops"] = matmul_peak(device, torch.bfloat16, n_peak, reps)
         torch.cuda.reset_peak_memory_stats(device)
-    results = {"sizes": name, "device": str(device), "threads": torch.get_num_threads(), "batch": s["batch"]}
-    t = TrainingSpec(steps=steps, batch_size=s["batch"], eval_every=0)
-    M = NonLinearIntervention(s["classes"], s["latent"], hidden=s["m_hidden"], prompt_dim=s["prompt_dim"], num_templates=4)
-    warm = TrainingSpec(steps=3, batch_size=s["batch"], eval_every=0)
-    train_reference(data, M, warm, s["latent"], s["hidden"], s["hidden"], 0.1, device)  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    _, _, C, M, h = train_reference(data, M, t, s["latent"], s["hidden"], s["hidden"], 0.1, device)
-    results["stage1_steps_per_s"] = round(steps / h.seconds, 2)
-    results["stage1_ms_per_step"] = round(1000 * h.seconds / steps, 1)
-    _, _, h2 = train_adapter(data, C, M, t, s["latent"], s["hidden"], device)
-    results["stage2_steps_per_s"] = round(steps / h2.seconds, 2)
-    results["stage2_ms_per_step"] = round(1000 * h2.seconds / steps, 1)
-    results["peak_memory_mb"] = round(peak_memory_mb(device), 1)
-    return results
+        base_mem = torch.cuda.memory_allocated(device) / 2**20
+    else:
+        base_mem = _rss_mb()
+    variant = cfg["variant"]
+    fast: dict = {}
+    if variant == "alice-fast":
+        fast = {"optimizer": "fused"}
+        if cfg.get("compile"):
+            fast["compile"] = "reduce-overhead" if cuda else "default"
+    if variant == "baseline":
+        step = AuthorsStep(s, cfg["design"], device).step
+    else:
+        step = _alice_step(s, cfg["design"], device, fast, 2 if variant == "alice-stage2" else 1)
+    from alice.training import FastPath
+    from alice.recipes import TrainingSpec
+
+    row["bf16"] = variant != "baseline" and FastPath.resolve(TrainingSpec(**fast), device).autocast is not None
+    for _ in range(cfg["warmup"]):
+        step()
+    _sync(device)
+    busy0, own0, wall0 = _cpu_busy_s(), _own_cpu_s(), time.perf_counter()
+    times, losses = [], []
+    for _ in range(cfg["steps"]):
+        t0 = time.perf_counter()
+        out = step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+        losses.append({k: float(v) for k, v in out.items()})
+    if cuda:  # and a stretch of steps without a sync between them, as training runs (on CPU the same thing)
+        t0 = time.perf_counter()
+        for _ in range(cfg["steps"]):
+            step()
+        _sync(device)
+        row["ms_per_step_unsynced"] = 1000 * (time.perf_counter() - t0) / cfg["steps"]
+    # cores that other processes kept busy while this row was timed (0 on a quiet machine)
+    row["other_load"] = max(0.0, ((_cpu_busy_s() - busy0) - (_own_cpu_s() - own0)) / (time.perf_counter() - wall0))
+    row["ms_per_step"] = 1000 * statistics.median(times)
+    row["ms_per_step_min"] = 1000 * min(times)
+    row["gflop"] = step_flops(s, cfg["design"], 2 if variant == "alice-stage2" else 1) / 1e9
+    if cuda:
+        row["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        row["mem_over_idle_mb"] = row["peak_mem_mb"] - base_mem
+    else:
+        row["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        row["mem_over_idle_mb"] = row["peak_mem_mb"] - base_mem
+    row["last_losses"] = losses[-1]
+    return row
+
+
+def _own_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _child(cfg: dict) -> dict:
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(cfg)], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"row {cfg} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    p.add_argument("--sizes", nargs="+", default=["paper"], choices=list(SIZES))
+    p.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
     p.add_argument("--device", nargs="+", default=None, help="default: cpu, and cuda when present")
-    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--steps", type=int, default=None, help="timed steps per row (default 20; --quick 5)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3; --quick 2)")
+    p.add_argument("--quick", action="store_true", help="few steps per row: about 2 minutes at paper sizes on 2 CPU cores")
+    p.add_argument("--compile", action="store_true", help="alice-fast also uses torch.compile (reduce-overhead on CUDA)")
+    p.add_argument("--no-stage2", action="store_true", help="leave out the stage-2 row")
+    p.add_argument("--wait-quiet", type=float, default=120, metavar="S",
+                   help="before each CPU row, wait up to S seconds for other processes to leave the cores (0: don't)")
+    p.add_argument("--repeat", type=int, default=1, help="measure each row this many times (fresh processes) and keep the fastest")
+    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.child:
+        print(json.dumps(measure(json.loads(args.child))), flush=True)
+        return
+    steps = args.steps or (5 if args.quick else 20)
+    warmup = args.warmup if args.warmup is not None else (2 if args.quick else 3)
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     rows = []
+    start = time.perf_counter()
     for dev in devices:
-        for name in args.sizes:
-            start = time.perf_counter()
-            r = bench(name, torch.device(dev), args.steps)
-            r["wall_s"] = round(time.perf_counter() - start, 1)
-            print(json.dumps(r), flush=True)
-            rows.append(r)
-    print(f"{'sizes':8} {'device':6} {'stage 1 steps/s':>16} {'ms/step':>8} {'stage 2 steps/s':>16} {'ms/step':>8} {'peak MB':>8}")
-    for r in rows:
-        print(f"{r['sizes']:8} {r['device']:6} {r['stage1_steps_per_s']:16} {r['stage1_ms_per_step']:8} {r['stage2_steps_per_s']:16} {r['stage2_ms_per_step']:8} {r['peak_memory_mb']:8}")
+        for size in args.sizes:
+            for design in args.designs:
+                variants = ["baseline", "alice", "alice-fast"] + (["alice-stage2"] if design == "nonlinear" and not args.no_stage2 else [])
+                for variant in variants:
+                    cfg = dict(device=dev, size=size, design=design, variant=variant, steps=steps, warmup=warmup,
+                               compile=args.compile, peak_reps=5 if args.quick else 10)
+                    tries = []
+                    for _ in range(args.repeat):
+                        if dev == "cpu" and args.wait_quiet:
+                            wait_quiet(args.wait_quiet)
+                        tries.append(_child(cfg))
+                    r = min(tries, key=lambda t: t["ms_per_step"])  # best of --repeat
+                    r["repeats"] = len(tries)
+                    rows.append(r)
+                    print(json.dumps(r), file=sys.stderr, flush=True)
+    _report(rows)
+    print(f"\n{len(rows)} rows in {time.perf_counter() - start:.0f} s; torch {torch.__version__}, {os.cpu_count()} CPUs")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+def _report(rows: list[dict]) -> None:
+    for dev in dict.fromkeys(r["device"] for r in rows):
+        mine = [r for r in rows if r["device"] == dev]
+        peak32 = max(r["peak_fp32_gflops"] for r in mine)
+        peak16 = max((r.get("peak_bf16_gflops", 0) for r in mine), default=0)
+        print(f"\n{dev}: matmul peak fp32 {peak32:.0f} GFLOP/s" + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else "")
+              + f" (best of every row's measurement; per row {min(r['peak_fp32_gflops'] for r in mine):.0f}-{peak32:.0f})")
+        print(f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'% peak':>7} {'vs base':>8} {'peak MB':>8} {'+MB':>7} {'other':>5}  losses (last step)")
+        for size in dict.fromkeys(r["size"] for r in mine):
+            for design in dict.fromkeys(r["design"] for r in mine if r["size"] == size):
+                group = [r for r in mine if r["size"] == size and r["design"] == design]
+                base = next((r for r in group if r["variant"] == "baseline"), None)
+                for r in group:
+                    ms = r["ms_per_step"]
+                    rate = r["gflop"] / (ms / 1000)
+                    peak = peak16 if r.get("bf16") and peak16 else peak32
+                    speedup = f"{base['ms_per_step'] / ms:7.2f}x" if base and r["variant"] != "alice-stage2" else "       -"
+                    losses = " ".join(f"{k} {v:.4f}" for k, v in r["last_losses"].items())
+                    print(f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} {rate:8.1f} {100 * rate / peak:6.1f}% {speedup} "
+                          f"{r['peak_mem_mb']:8.0f} {r['mem_over_idle_mb']:7.0f} {r['other_load']:5.2f}  {losses}")
 
 
 if __name__ == "__main__":
