@@ -211,15 +211,11 @@ def _evaluation_section(manifest: dict[str, Any], adapters: dict[str, dict[str, 
             out += ["**Table 2: cross-modal retrieval** (query in one modality, the whole test gallery in another; label "
                     "exact: the top-1 item has exactly the query's label set, superset: at least it; R@k: a paired item in the top k)", "",
                     _table(["query → gallery", "method", "pairs", "gallery", "label exact", "label superset", "R@1", "R@5", "R@10"], rows), ""]
-        counterfactual = evaluation.get("counterfactual") or []
-        if counterfactual:
-            rows = [[f"{r.get('query')} → {r.get('gallery')}", r.get("queries"), r.get("gallery_size"), r.get("counterfactual_exact"),
-                     r.get("plain_exact"), f"{r['ratio']:.1f}x" if isinstance(r.get("ratio"), (int, float)) else "–",
-                     r.get("counterfactual_swap"), r.get("plain_swap")] for r in counterfactual]
-            out += ["**Table 3: counterfactual search** (each query edited by M_ref, \"replace i with j\", then the top-1 item of "
-                    "the other modality; exact: its labels equal the edited label set; swap: it holds j and not i; plain: the "
-                    "unedited query scored against the same edited set)", "",
-                    _table(["query → gallery", "queries", "gallery", "edited labels exact", "plain search", "ratio", "swap found", "plain swap"], rows), ""]
+        from alice.evaluation.tables import COUNTERFACTUAL_COLUMNS, COUNTERFACTUAL_NOTE, COUNTERFACTUAL_TITLE, counterfactual_rows
+
+        rows = counterfactual_rows(evaluation)
+        if rows:
+            out += [f"**{COUNTERFACTUAL_TITLE}** ({COUNTERFACTUAL_NOTE})", "", _table(COUNTERFACTUAL_COLUMNS, rows), ""]
         return out
     rows = [[name, _val_metrics(a).get("auroc"), _val_metrics(a).get("balanced_accuracy"), _val_metrics(a).get("balanced_accuracy_min")]
             for name, a in adapters.items() if _val_metrics(a)]

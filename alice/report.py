@@ -35,10 +35,9 @@ import torch
 from alice import console
 from alice.artifacts import ReferenceSpace, write_json_atomic
 from alice.errors import AliceError
+from alice.search import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from alice.verify import REPORT_FOLDER
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
 MARKERS = ["o", "^", "s", "D", "P", "X", "v", "*"]
 
 
@@ -161,21 +160,34 @@ def _sample(reference: ReferenceSpace, name: str, n: int, seed: int, device: tor
     return Items(name, z, data.labels["test"].cpu().numpy()[rows] > 0.5, [inputs[int(i)] for i in rows], data.mapping.annotated)
 
 
-def _evaluation(reference: ReferenceSpace, device: str, seeds: int) -> dict[str, Any]:
+def _evaluation(reference: ReferenceSpace, device: torch.device, seeds: int) -> dict[str, Any]:
+    """eval.json when it describes this reference and its adapters; otherwise a fresh evaluation.
+
+    A missing eval.json is written (as `alice eval` would); one that describes something else
+    is left as it is (it may hold paired rows a plain evaluation would not recompute) and the
+    report shows a fresh evaluation instead.
+    """
+    from alice.evaluation.run import evaluate
+
     path = reference.path / "eval.json"
+    stored: Any = None
     if path.is_file():
         try:
-            report = json.loads(path.read_text())
-            names = set(report.get("modalities", {}))
-            if report.get("reference", {}).get("sha256") == reference.sha256 and names == set(reference.adapter_names()) and "counterfactual" in report:
-                return report
-        except json.JSONDecodeError:
-            pass
-    console.info("eval.json is missing or out of date: running `alice eval` first")
-    from alice.evaluation.run import evaluate
+            stored = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            stored = None
+    if isinstance(stored, dict) and isinstance(stored.get("modalities"), dict) and isinstance(stored.get("reference"), dict):
+        if stored["reference"].get("sha256") == reference.sha256 and set(stored["modalities"]) == set(reference.adapter_names()):
+            if "counterfactual" not in stored:
+                console.warn("eval.json predates Table 3 (counterfactual search): run `alice eval` again to add it to the report")
+            return stored
+    if path.exists():
+        console.warn(f"{path} does not describe this reference and its adapters: the report shows a fresh evaluation and leaves the file as it is")
+        return evaluate(reference, str(device), seeds=seeds)
+    console.info("no eval.json yet: running `alice eval` first")
     from alice.modelcard import write_reference_card
 
-    report = evaluate(reference, device, seeds=seeds)
+    report = evaluate(reference, str(device), seeds=seeds)
     write_json_atomic(path, report)
     write_reference_card(reference.path)
     return report
@@ -287,12 +299,11 @@ def _eval_tables(report: dict[str, Any]) -> str:
     if rows:
         parts.append(html_table(["query → gallery", "method", "pairs", "gallery", "label exact", "label superset", "R@1", "R@5", "R@10"], rows,
                                 "Table 2: cross-modal retrieval (test split)"))
-    rows = [[f"{r['query']} → {r['gallery']}", r["queries"], r["gallery_size"], r["counterfactual_exact"], r["plain_exact"],
-             f"{r['ratio']:.1f}x" if r.get("ratio") is not None else None, r["counterfactual_swap"], r["plain_swap"]]
-            for r in report.get("counterfactual", [])]
+    from alice.evaluation.tables import COUNTERFACTUAL_COLUMNS, COUNTERFACTUAL_NOTE, COUNTERFACTUAL_TITLE, counterfactual_rows
+
+    rows = counterfactual_rows(report)
     if rows:
-        parts.append(html_table(["query → gallery", "queries", "gallery", "edited labels exact", "plain search", "ratio", "swap found", "plain swap"], rows,
-                                "Table 3: counterfactual search: each query edited by M_ref (replace i with j), top-1 in the other modality"))
+        parts.append(html_table(COUNTERFACTUAL_COLUMNS, rows, f"{COUNTERFACTUAL_TITLE}: {COUNTERFACTUAL_NOTE}"))
     return "\n".join(parts)
 
 
@@ -366,10 +377,12 @@ def build_report(
         raise AliceError(f"reference {reference.path} has no adapters to report on")
     final = Path(out) if out is not None else reference.path / REPORT_FOLDER
     final = final.resolve()
-    if final.exists() and not (final / "index.html").is_file() and (not final.is_dir() or any(final.iterdir())):
+    if final.exists() and not _is_report(final) and (not final.is_dir() or any(final.iterdir())):
         raise AliceError(f"{final} exists and is not an ALICE report; choose another --out")
-    evaluation = _evaluation(reference, device_name, seeds)
-    device = torch.device(device_name)
+    from alice.data import pick_device
+
+    device = pick_device(device_name)
+    evaluation = _evaluation(reference, device, seeds)
     space = alice.load(reference.path, device)
     vocab = space.vocabulary
     console.info(f"sampling up to {per_modality} test items of each modality")
@@ -417,9 +430,18 @@ Counterfactual rows edit the query first with M_ref (through the query modality'
     return final / "index.html"
 
 
+def _is_report(folder: Path) -> bool:
+    """A folder `alice report` wrote: its report.json names a reference (an index.html alone is not enough)."""
+    try:
+        return isinstance(json.loads((folder / "report.json").read_text()).get("reference_sha256"), str)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _replace_folder(tmp: Path, final: Path) -> None:
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is for reading
     if final.exists():
-        if not (final / "index.html").is_file() and any(final.iterdir()):
+        if not _is_report(final) and any(final.iterdir()):
             raise AliceError(f"{final} exists and is not an ALICE report; choose another --out")
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.rename(final, old)

@@ -38,6 +38,11 @@ from alice.errors import AliceError
 from alice.verify import INDEX_FOLDER
 
 INDEX_FORMAT, INDEX_VERSION = "alice.index", 1
+#: file suffixes read as images or sound when a query or an input is a path
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3"})
+#: queries multiplied at once: with BLOCK_ROWS, at most 4,096 x 65,536 similarities (1 GiB) exist at a time
+QUERY_ROWS = 4_096
 #: rows of the index multiplied at once: 65,536 x 512 float32 is 128 MiB
 BLOCK_ROWS = 65_536
 
@@ -111,8 +116,11 @@ class Index:
             meta = json.loads(raw)
         except json.JSONDecodeError:
             raise AliceError(f"{path}: its 'alice' metadata is not JSON") from None
-        if meta.get("format") != INDEX_FORMAT:
-            raise AliceError(f"{path} is not an ALICE index (format {meta.get('format')!r})")
+        if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
+            raise AliceError(f"{path} is not an ALICE index (format {meta.get('format') if isinstance(meta, dict) else meta!r})")
+        missing = [key for key in ("modality", "reference_sha256", "adapter_sha256") if not meta.get(key)]
+        if missing:
+            raise AliceError(f"{path}: its metadata names no {missing[0]}; rebuild it with `alice index build`")
         if int(meta.get("format_version", 0)) > INDEX_VERSION:
             raise AliceError(f"{path} is index format {meta.get('format_version')}, newer than this ALICE reads ({INDEX_VERSION}); upgrade alice")
         if len(shape) != 2:
@@ -123,8 +131,8 @@ class Index:
                 raise AliceError(f"{path}: {name} has {len(value)} rows for {n} embeddings")
         return cls(path, meta, n, d, labels, annotated, texts, pair_ids)
 
-    def check_against(self, reference_sha256: str, adapter_sha256: str | None = None) -> None:
-        """Refuse an index built with another reference space, or with another version of its adapter."""
+    def check_against(self, reference_sha256: str, adapter_sha256: str | None = None, classes: int | None = None) -> None:
+        """Refuse an index built with another reference space, another version of its adapter, or other labels."""
         built = str(self.meta.get("reference_sha256", ""))
         if built != reference_sha256:
             raise AliceError(
@@ -134,6 +142,11 @@ class Index:
             raise AliceError(
                 f"index {self.path} was built with another {self.modality!r} adapter than the one in this reference; rebuild it"
             )
+        if classes is not None:
+            for name, width in (("labels", None if self.labels is None else self.labels.shape[1]),
+                                ("annotated", None if self.annotated is None else self.annotated.shape[0])):
+                if width is not None and width != classes:
+                    raise AliceError(f"index {self.path}: {name} cover {width} classes, the reference vocabulary has {classes}")
 
     def blocks(self, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, torch.Tensor]]:
         """``(first row, embeddings[first : first + rows])``, read from the memory-mapped file."""
@@ -170,12 +183,15 @@ def top_k(queries: torch.Tensor, blocks: Iterator[tuple[int, torch.Tensor]] | to
     ``blocks`` is a gallery tensor or an iterator of ``(first row, block)``; only one block's
     ``[q, rows]`` similarities exist at a time, merged into a running top-k.
     """
-    if isinstance(blocks, torch.Tensor):
-        gallery = blocks
-        blocks = ((lo, gallery[lo : lo + BLOCK_ROWS]) for lo in range(0, gallery.shape[0], BLOCK_ROWS))
     q = queries.to(torch.float32)
     if q.ndim == 1:
         q = q.unsqueeze(0)
+    if isinstance(blocks, torch.Tensor):
+        gallery = blocks
+        if q.shape[0] > QUERY_ROWS:  # many queries (evaluation): in chunks, each over the whole gallery
+            parts = [top_k(q[lo : lo + QUERY_ROWS], gallery, k) for lo in range(0, q.shape[0], QUERY_ROWS)]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        blocks = ((lo, gallery[lo : lo + BLOCK_ROWS]) for lo in range(0, gallery.shape[0], BLOCK_ROWS))
     best_scores = torch.full((q.shape[0], 0), float("-inf"))
     best_rows = torch.zeros((q.shape[0], 0), dtype=torch.long)
     for lo, block in blocks:
@@ -200,6 +216,8 @@ def write_index(
 ) -> Path:
     """Write an index file atomically: a partial file beside it, renamed into place when complete."""
     path = Path(path)
+    if path.is_dir():
+        raise AliceError(f"{path} is a folder; give the index a file name (….safetensors)")
     if path.exists() and not overwrite:
         raise AliceError(f"{path} already exists; pass --overwrite to replace it")
     tensors: dict[str, torch.Tensor] = {"embeddings": embeddings.detach().to("cpu", torch.float32).contiguous()}
@@ -216,6 +234,7 @@ def write_index(
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata={"alice": json.dumps(header, sort_keys=True)})
+        os.chmod(tmp, 0o644)  # as the artifact's other files (safetensors writes 0600)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -241,7 +260,13 @@ def build_index(
     ref = ReferenceSpace.load(reference_path)
     if modality not in ref.adapter_names():
         raise AliceError(f"reference {ref.path} has no {modality!r} adapter (it has {', '.join(ref.adapter_names()) or 'none'})")
+    from alice.datasets import SPLITS
+
+    if split not in SPLITS:
+        raise AliceError(f"unknown split {split!r} (train, val or test)")
     out = Path(out) if out is not None else default_index_path(ref.path, modality, split)
+    if out.is_dir():
+        raise AliceError(f"{out} is a folder; give the index a file name (….safetensors)")
     if out.exists() and not overwrite:
         raise AliceError(f"{out} already exists; pass --overwrite to replace it")
     device = pick_device(device_name)

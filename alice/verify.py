@@ -54,13 +54,13 @@ def verify_reference(path: Path) -> list[Finding]:
         elif parts[0] == REPORT_FOLDER and len(parts) > 1:
             continue  # `alice report`'s page and pictures
         elif parts[0] == INDEX_FOLDER and len(parts) == 2 and f.suffix == ".safetensors":
-            findings.append(_check_index(f, str(rel), ref))
+            findings.append(check_index(f, str(rel), ref))
         elif str(rel) not in expected and not in_adapter:
             findings.append(Finding(str(rel), False, "unexpected file, named by no manifest"))
     return findings
 
 
-def _check_index(f: Path, item: str, ref: ReferenceSpace) -> Finding:
+def check_index(f: Path, item: str, ref: ReferenceSpace) -> Finding:
     """A search index must have been built with this reference and with the adapter it holds now."""
     from alice.search import Index
 
@@ -69,7 +69,7 @@ def _check_index(f: Path, item: str, ref: ReferenceSpace) -> Finding:
         adapter = ref.load_adapter(index.modality).sha256 if index.modality in ref.adapter_names() else None
         if adapter is None:
             return Finding(item, False, f"index of {index.modality!r}, an adapter this reference does not have")
-        index.check_against(ref.sha256, adapter)
+        index.check_against(ref.sha256, adapter, len(ref.vocabulary))
     except AliceError as exc:
         return Finding(item, False, str(exc))
     return Finding(item, True, f"search index of {index.count:,} {index.modality} items, built with this reference and adapter")

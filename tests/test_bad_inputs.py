@@ -9,44 +9,19 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import refused, run
 
 from alice import plugins
 from alice.datasets import DataSet, Split
 from alice.hookspecs import hookimpl
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")  # the tiny-* recipes
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    from alice.cli import main
-
-    old = sys.argv
-    sys.argv = ["alice", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def refused(capsys, needle: str, *args) -> None:
-    code, out, err = run(capsys, *args)
-    assert code != 0, f"exit 0 for {args}: {err}"
-    assert "Traceback" not in err and "Traceback" not in out
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, err
-    assert needle in errors[0], errors[0]
 
 
 # ----------------------------------------------------------------- a data set that misbehaves on demand

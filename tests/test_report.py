@@ -5,30 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    from alice.cli import main
-
-    old = sys.argv
-    sys.argv = ["alice", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +97,26 @@ def test_report_errors_are_one_line_and_keep_other_folders(report, capsys, tmp_p
     keep = tmp_path / "mine"
     keep.mkdir()
     (keep / "notes.txt").write_text("mine")
+    (keep / "index.html").write_text("<p>my own page</p>")  # an index.html alone does not make a folder a report
     code, _, err = run(capsys, "report", ref, "--out", keep, "--items", "20", "--projection", "pca", "--queries", "1")
     assert code != 0 and "is not an ALICE report" in err and "Traceback" not in err
     assert (keep / "notes.txt").read_text() == "mine" and not list(tmp_path.glob(".mine.partial-*"))
+
+
+def test_report_keeps_an_eval_json_of_something_else(report, capsys, tmp_path):
+    """An eval.json that does not describe the reference is shown fresh, never overwritten; junk is survived."""
+    ref, _ = report
+    copy = tmp_path / "ref"
+    shutil.copytree(ref, copy)
+    other = json.loads((copy / "eval.json").read_text())
+    other["reference"]["sha256"] = "0" * 64
+    other["paired_settings"] = {"pairs": 1000}  # e.g. rows from `alice eval --pairs`, which a report must not drop
+    (copy / "eval.json").write_text(json.dumps(other))
+    code, _, err = run(capsys, "report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1", "--device", "auto")
+    assert code == 0, err
+    assert "does not describe this reference" in err
+    assert json.loads((copy / "eval.json").read_text()) == other
+    (copy / "eval.json").write_text("[]")
+    code, _, err = run(capsys, "report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1")
+    assert code == 0, err
+    assert (copy / "eval.json").read_text() == "[]" and (copy / "report" / "report.json").is_file()

@@ -4,41 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import refused, run
 import torch
 
 from alice.errors import AliceError
 from alice.search import Index, pack_strings, top_k, unpack_strings, write_index
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    from alice.cli import main
-
-    old = sys.argv
-    sys.argv = ["alice", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def refused(capsys, needle: str, *args) -> None:
-    code, out, err = run(capsys, *args)
-    assert code != 0, f"exit 0 for {args}: {err}"
-    assert "Traceback" not in err and "Traceback" not in out
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and needle in errors[0], err
 
 
 # ----------------------------------------------------------------- exact blocked search
@@ -187,6 +163,26 @@ def test_search_errors_are_one_line(indexed, capsys, tmp_path, tiny_reference):
     refused(capsys, "not a readable index", "search", indexed, "a two", "--in", str(bad))
 
 
+def test_index_build_and_search_refuse_bad_requests_before_any_work(indexed, capsys, tmp_path):
+    refused(capsys, "unknown split 'bogus'", "index", "build", indexed, "--modality", "image", "--split", "bogus")
+    (tmp_path / "folder").mkdir()
+    refused(capsys, "is a folder", "index", "build", indexed, "--modality", "image", "--out", tmp_path / "folder", "--overwrite")
+    refused(capsys, "has no 'sonar' adapter", "index", "build", indexed, "--modality", "sonar")
+    # labels of another vocabulary, or an index that names no adapter
+    z = torch.nn.functional.normalize(torch.randn(5, 32), dim=1)
+    sha = json.loads((indexed / "reference.json").read_text())["weights"]["sha256"]
+    adapter = json.loads((indexed / "adapters" / "image" / "adapter.json").read_text())["weights"]["sha256"]
+    wide = write_index(tmp_path / "wide.safetensors", z, {"modality": "image", "reference_sha256": sha, "adapter_sha256": adapter},
+                       torch.zeros(5, 40))
+    refused(capsys, "labels cover 40 classes, the reference vocabulary has 10", "search", indexed, "a two", "--in", wide)
+    bare = write_index(tmp_path / "bare.safetensors", z, {"modality": "image", "reference_sha256": sha})
+    refused(capsys, "names no adapter_sha256", "search", indexed, "a two", "--in", bare)
+    # k beyond the index: all of it, said so; a replacement of a class the query lacks: a warning
+    code, out, err = run(capsys, "search", indexed, "one digit: two", "--in", "image", "-k", "5000", "--replace", "nine=four")
+    assert code == 0, err
+    assert "top 300 of 300" in out and "do not include 'nine'" in err
+
+
 def test_an_index_of_another_reference_or_adapter_is_refused(indexed, capsys, tmp_path):
     other = tmp_path / "other"
     code, _, err = run(capsys, "reference", "build", "tiny-image", "--out", other, "--steps", "20", "--set", "training.seed=7")
@@ -201,6 +197,9 @@ def test_an_index_of_another_reference_or_adapter_is_refused(indexed, capsys, tm
     code, out, _ = run(capsys, "reference", "verify", copy, "--json")
     stale = {f["item"]: f for f in json.loads(out)["findings"]}["indexes/text-test.safetensors"]
     assert code != 0 and not stale["ok"] and "rebuild" in stale["detail"]
+    code, out, _ = run(capsys, "index", "list", copy, "--json")
+    listed = {r["file"]: r["status"] for r in json.loads(out)}
+    assert listed["image-test.safetensors"] == "ok" and "rebuild" in listed["text-test.safetensors"]
     # derived folders stay out of an export, and a stale index does not block it
     code, _, err = run(capsys, "reference", "export", copy, "--out", tmp_path / "copy.alice.tar.gz")
     assert code == 0, err

@@ -65,16 +65,8 @@ def print_report(report: dict) -> None:
             ["query -> gallery", "method", "pairs", "gallery", "label exact", "label superset", "R@1", "R@5", "R@10"],
             rows,
         )
-    rows = [
-        (f"{r['query']} -> {r['gallery']}", r["queries"], r["gallery_size"], r["counterfactual_exact"], r["plain_exact"],
-         f"{r['ratio']:.1f}x" if r["ratio"] is not None else "-", r["counterfactual_swap"], r["plain_swap"])
-        for r in report.get("counterfactual", [])
-    ]
+    from alice.evaluation.tables import COUNTERFACTUAL_COLUMNS, COUNTERFACTUAL_NOTE, COUNTERFACTUAL_TITLE, counterfactual_rows
+
+    rows = counterfactual_rows(report)
     if rows:
-        console.table(
-            "Table 3: counterfactual search (test split): replace one class of the query with M_ref, retrieve top-1",
-            ["query -> gallery", "queries", "gallery", "edited labels exact", "plain search", "ratio", "swap found", "plain swap"],
-            rows,
-            caption="a hit: the top-1 item's labels equal the edited label set (exact), or hold the new class and not the old (swap); "
-            "plain: the unedited query, scored against the same edited set; mean over seeds",
-        )
+        console.table(f"{COUNTERFACTUAL_TITLE} (test split)", COUNTERFACTUAL_COLUMNS, rows, caption=COUNTERFACTUAL_NOTE)

@@ -19,10 +19,11 @@ def report_command(
     queries: int = typer.Option(3, "--queries", min=1, help="Example queries per pair of modalities."),
     k: int = typer.Option(5, "--k", "-k", min=1, help="Results shown per query."),
     seed: int = typer.Option(0, "--seed"),
+    seeds: int = typer.Option(5, "--seeds", min=1, help="Intervention draws, when the report has to run the evaluation itself."),
     device: Optional[str] = Device,
 ) -> None:
     """Write an HTML report (and its PNG figures) for a reference space: eval tables, latent map, search examples."""
     from alice.report import build_report
 
-    page = build_report(path, out, per_modality, projection, queries, k, seed, device or "cpu")
+    page = build_report(path, out, per_modality, projection, queries, k, seed, device or "cpu", seeds)
     console.info(f"wrote {page}")

@@ -12,8 +12,6 @@ from alice.cli.options import Device, Json, Overwrite
 
 index_app = typer.Typer(help="Indexes of one modality's latents, for `alice search`.", no_args_is_help=True)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
 
 @index_app.command("build")
@@ -37,20 +35,18 @@ def index_build(
 def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
     """The indexes stored in a reference folder."""
     from alice.artifacts import ReferenceSpace
-    from alice.errors import AliceError
     from alice.search import INDEX_FOLDER, Index
+    from alice.verify import check_index
 
     ref = ReferenceSpace.load(path)
     rows = []
     for f in sorted((ref.path / INDEX_FOLDER).glob("*.safetensors")):
-        try:
+        finding = check_index(f, f.name, ref)  # the same check as `alice reference verify`
+        row: dict[str, Any] = {"file": f.name, "status": "ok" if finding.ok else finding.detail}
+        if finding.ok:
             index = Index.open(f)
-            index.check_against(ref.sha256)
-            status = "ok"
-        except AliceError as exc:
-            rows.append({"file": f.name, "status": str(exc)})
-            continue
-        rows.append({"file": f.name, "modality": index.modality, "split": index.meta.get("split"), "items": index.count, "status": status})
+            row.update(modality=index.modality, split=index.meta.get("split"), items=index.count)
+        rows.append(row)
     if as_json:
         console.print_json(rows)
         return
@@ -61,6 +57,7 @@ def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_js
 def _query_modality(space, query: str, given: Optional[str]) -> str:
     """The adapter that reads the query: --from, else by what the query is (image file, audio file, text)."""
     from alice.errors import AliceError
+    from alice.search import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
     if given is not None:
         space.adapter(given)  # unknown names fail with the list of adapters
@@ -121,19 +118,25 @@ def search_command(
 ) -> None:
     """Search an index with a query of another modality; with --replace, search for the edited query."""
     import alice
+    from alice.errors import AliceError
     from alice.search import Index
 
     space = alice.load(path, device or "cpu")
     index = Index.open(_index_path(space.path, target, split))
-    index.check_against(space.reference.sha256, space.adapter(index.modality).sha256 if index.modality in space.adapters else None)
+    if index.modality not in space.adapters:
+        raise AliceError(f"index {index.path} holds {index.modality!r} latents, a modality this space has no adapter for")
+    index.check_against(space.reference.sha256, space.adapter(index.modality).sha256, len(space.vocabulary))
     name = _query_modality(space, query, source)
     z = space.encode(name, [query])
     result: dict[str, Any] = {"query": query, "from": name, "in": str(index.path), "items": index.count,
                               "query_labels": space.labels(z, name)[0]}
     if replace:
-        old, new = _replacement(replace)
+        old, new = (space.vocabulary[space.label_index(x)] for x in _replacement(replace))
+        if old not in result["query_labels"]:
+            console.warn(f"the query's predicted labels ({', '.join(result['query_labels']) or 'none'}) do not include {old!r}: "
+                         f"M_ref was trained to replace classes that are present, so this edit may do little more than add {new!r}")
         z = space.intervene(z, (old, new), through=name)
-        result["replace"] = [space.vocabulary[space.label_index(old)], space.vocabulary[space.label_index(new)]]
+        result["replace"] = [old, new]
         result["edited_labels"] = space.labels(z, name)[0]
     scores, rows = index.search(z, k)
     result["results"] = [
@@ -147,9 +150,12 @@ def search_command(
     what = f"{name} query, predicted labels: {', '.join(result['query_labels']) or 'none'}"
     if replace:
         what += f"; after replacing {result['replace'][0]} with {result['replace'][1]}: {', '.join(result['edited_labels']) or 'none'}"
+    if not result["results"]:
+        console.info(f"index {index.path} holds no items")
+        return
     columns = ["rank", "score", "labels", "text" if index.texts else "item"]
     console.table(
-        f"top {k} of {index.count:,} {index.modality} items",
+        f"top {len(result['results'])} of {index.count:,} {index.modality} items",
         columns,
         [(r["rank"], r["score"], ", ".join(r["labels"]), r.get("text") or f"#{r['row']}" + (f" ({r['pair_id']})" if "pair_id" in r else ""))
          for r in result["results"]],

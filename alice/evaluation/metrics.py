@@ -78,13 +78,11 @@ def intervention_scores(
     }
 
 
-def _topk_blocks(query: torch.Tensor, gallery: torch.Tensor, k: int, block: int = 8192) -> torch.Tensor:
-    """Indices of the top-k gallery items (cosine: inputs are on the sphere) per query."""
-    out = []
-    for lo in range(0, query.shape[0], block):
-        sims = query[lo : lo + block] @ gallery.T
-        out.append(sims.topk(min(k, gallery.shape[0]), dim=1).indices)
-    return torch.cat(out)
+def _topk_blocks(query: torch.Tensor, gallery: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the top-k gallery items (cosine: inputs are on the sphere) per query: alice.search's exact search."""
+    from alice.search import top_k
+
+    return top_k(query, gallery, k)[1]
 
 
 def label_retrieval(zq: torch.Tensor, yq: np.ndarray, zg: torch.Tensor, yg: np.ndarray, annotated: np.ndarray) -> dict[str, float]:
