@@ -316,7 +316,9 @@ def _usage(name: str, modality: Any, vocab: list[str]) -> list[str]:
             "space.labels(z)                              # predicted label names per row",
             f"z2 = space.intervene(z, replace=({a!r}, {b!r}))",
             "```", "",
-            "From the command line: `alice reference verify <folder>`, `alice eval <folder>`. See docs/python-api.md of the ALICE project.", ""]
+            "From the command line: `alice reference verify <folder>`, `alice eval <folder>`, "
+            f"`alice index build <folder> --modality {mod}` then `alice search <folder> <query> --in {mod} [--replace {a}={b}]`, "
+            "and `alice report <folder>`. See docs/python-api.md and docs/search.md of the ALICE project.", ""]
 
 
 def _intended_use_and_limits(vocab: list[str], adapters: dict[str, dict[str, Any]]) -> list[str]:
