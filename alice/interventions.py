@@ -143,11 +143,10 @@ def _per_class_matvec(A: torch.Tensor, cls: torch.Tensor, z: torch.Tensor) -> to
     order = torch.argsort(cls)
     counts = torch.bincount(cls, minlength=A.shape[0]).tolist()
     groups = z[order].split(counts)
-    present = [c for c, n in enumerate(counts) if n]
-    # one gather of the classes present: its backward writes one gradient of A's size, where
-    # indexing A[c] per class made one full-size zero tensor per class (80 x 1 GB/s at paper sizes)
-    used = A.index_select(0, torch.tensor(present, device=A.device)).unbind(0)
-    products = torch.cat([g @ a.T for g, a in zip((groups[c] for c in present), used)])
+    # views of A, one per class: their backward stacks one gradient of A's size, where
+    # indexing A[c] per class made one full-size zero tensor per class (80 of them at paper sizes)
+    per_class = A.unbind(0)
+    products = torch.cat([g @ per_class[c].T for c, g in enumerate(groups) if g.shape[0]])
     out = torch.empty_like(products)
     out[order] = products
     return out
