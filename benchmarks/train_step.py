@@ -323,7 +323,17 @@ def measure(cfg: dict) -> dict:
         row["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
         row["mem_over_idle_mb"] = row["peak_mem_mb"] - base_mem
     row["last_losses"] = losses[-1]
+    row["aten_ops"] = count_ops(step)
     return row
+
+
+def count_ops(step) -> int:
+    """Leaf ATen operators one step dispatches (views included): on a GPU, roughly its kernel launches."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    return sum(1 for e in prof.events() if e.name.startswith("aten::") and not e.cpu_children)
 
 
 def _own_cpu_s() -> float:
@@ -393,7 +403,7 @@ def _report(rows: list[dict]) -> None:
         peak16 = max((r.get("peak_bf16_gflops", 0) for r in mine), default=0)
         print(f"\n{dev}: matmul peak fp32 {peak32:.0f} GFLOP/s" + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else "")
               + f" (best of every row's measurement; per row {min(r['peak_fp32_gflops'] for r in mine):.0f}-{peak32:.0f})")
-        print(f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'% peak':>7} {'vs base':>8} {'peak MB':>8} {'+MB':>7} {'other':>5}  losses (last step)")
+        print(f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'% peak':>7} {'vs base':>8} {'peak MB':>8} {'+MB':>7} {'other':>5} {'ops':>5}  losses (last step)")
         for size in dict.fromkeys(r["size"] for r in mine):
             for design in dict.fromkeys(r["design"] for r in mine if r["size"] == size):
                 group = [r for r in mine if r["size"] == size and r["design"] == design]
@@ -405,7 +415,7 @@ def _report(rows: list[dict]) -> None:
                     speedup = f"{base['ms_per_step'] / ms:7.2f}x" if base and r["variant"] != "alice-stage2" else "       -"
                     losses = " ".join(f"{k} {v:.4f}" for k, v in r["last_losses"].items())
                     print(f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} {rate:8.1f} {100 * rate / peak:6.1f}% {speedup} "
-                          f"{r['peak_mem_mb']:8.0f} {r['mem_over_idle_mb']:7.0f} {r['other_load']:5.2f}  {losses}")
+                          f"{r['peak_mem_mb']:8.0f} {r['mem_over_idle_mb']:7.0f} {r['other_load']:5.2f} {r.get('aten_ops', 0):5}  {losses}")
 
 
 if __name__ == "__main__":
