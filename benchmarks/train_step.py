@@ -30,6 +30,8 @@ the baseline is its useful throughput. The peak is a square matmul
 (2048 on CPU, 8192 on CUDA) timed in every child before its row, best of
 several repetitions; the share of peak divides by the highest peak measured
 in the run, so contention during one peak measurement cannot flatter a row.
+``ms/step`` and ``% peak`` use the median timed step; ``best`` is the share
+of the fastest timed step.
 
 On a shared machine other processes distort CPU timings badly (two OpenMP
 threads wait on each other when a core is taken away), so before each CPU row
@@ -403,7 +405,7 @@ def _report(rows: list[dict]) -> None:
         peak16 = max((r.get("peak_bf16_gflops", 0) for r in mine), default=0)
         print(f"\n{dev}: matmul peak fp32 {peak32:.0f} GFLOP/s" + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else "")
               + f" (best of every row's measurement; per row {min(r['peak_fp32_gflops'] for r in mine):.0f}-{peak32:.0f})")
-        print(f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'% peak':>7} {'vs base':>8} {'peak MB':>8} {'+MB':>7} {'other':>5} {'ops':>5}  losses (last step)")
+        print(f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'% peak':>7} {'best':>6} {'vs base':>8} {'peak MB':>8} {'+MB':>7} {'other':>5} {'ops':>5}  losses (last step)")
         for size in dict.fromkeys(r["size"] for r in mine):
             for design in dict.fromkeys(r["design"] for r in mine if r["size"] == size):
                 group = [r for r in mine if r["size"] == size and r["design"] == design]
@@ -414,7 +416,8 @@ def _report(rows: list[dict]) -> None:
                     peak = peak16 if r.get("bf16") and peak16 else peak32
                     speedup = f"{base['ms_per_step'] / ms:7.2f}x" if base and r["variant"] != "alice-stage2" else "       -"
                     losses = " ".join(f"{k} {v:.4f}" for k, v in r["last_losses"].items())
-                    print(f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} {rate:8.1f} {100 * rate / peak:6.1f}% {speedup} "
+                    best = r["gflop"] / (r["ms_per_step_min"] / 1000)
+                    print(f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} {rate:8.1f} {100 * rate / peak:6.1f}% {100 * best / peak:5.1f}% {speedup} "
                           f"{r['peak_mem_mb']:8.0f} {r['mem_over_idle_mb']:7.0f} {r['other_load']:5.2f} {r.get('aten_ops', 0):5}  {losses}")
 
 
