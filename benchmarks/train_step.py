@@ -31,7 +31,10 @@ the baseline is its useful throughput. The peak is a square matmul
 several repetitions; the share of peak divides by the highest peak measured
 in the run, so contention during one peak measurement cannot flatter a row.
 ``ms/step`` and ``% peak`` use the median timed step; ``best`` is the share
-of the fastest timed step.
+of the fastest timed step. ``beside`` (fp32 rows) times one more square matmul
+right before every timed step and gives the median over steps of the step's
+GFLOP/s divided by that matmul's: the share of the peak measured beside the
+step, which a machine whose speed drifts within a run cannot distort.
 
 On a shared machine other processes distort CPU timings badly (two OpenMP
 threads wait on each other when a core is taken away), so before each CPU row
@@ -299,14 +302,23 @@ def measure(cfg: dict) -> dict:
     for _ in range(cfg["warmup"]):
         step()
     _sync(device)
+    # the peak beside each step: one square matmul timed right before it, so a machine whose speed
+    # drifts within a run (this one's 2048-square matmul ranges 96-180 GFLOP/s) is compared with itself
+    g = torch.Generator(device=device).manual_seed(1)
+    ma, mb = (torch.randn(n_peak, n_peak, device=device, generator=g) for _ in range(2))
     busy0, own0, wall0 = _cpu_busy_s(), _own_cpu_s(), time.perf_counter()
-    times, losses = [], []
+    times, beside, losses = [], [], []
     for _ in range(cfg["steps"]):
+        t0 = time.perf_counter()
+        ma @ mb
+        _sync(device)
+        beside.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         out = step()
         _sync(device)
         times.append(time.perf_counter() - t0)
         losses.append({k: float(v) for k, v in out.items()})
+    del ma, mb
     if cuda:  # and a stretch of steps without a sync between them, as training runs (on CPU the same thing)
         t0 = time.perf_counter()
         for _ in range(cfg["steps"]):
@@ -318,6 +330,10 @@ def measure(cfg: dict) -> dict:
     row["ms_per_step"] = 1000 * statistics.median(times)
     row["ms_per_step_min"] = 1000 * min(times)
     row["gflop"] = step_flops(s, cfg["design"], 2 if variant == "alice-stage2" else 1) / 1e9
+    # share of the fp32 matmul rate measured beside each step, median over steps
+    row["share_of_beside_peak"] = statistics.median(
+        (row["gflop"] / t) / (2.0 * n_peak**3 / m / 1e9) for t, m in zip(times, beside)
+    )
     if cuda:
         row["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         row["mem_over_idle_mb"] = row["peak_mem_mb"] - base_mem
@@ -398,6 +414,11 @@ def main() -> None:
             json.dump(rows, f, indent=1)
 
 
+def _beside(r: dict) -> str:
+    share = r.get("share_of_beside_peak")
+    return "-" if share is None or r.get("bf16") else f"{100 * share:.1f}%"
+
+
 def _report(rows: list[dict]) -> None:
     for dev in dict.fromkeys(r["device"] for r in rows):
         mine = [r for r in rows if r["device"] == dev]
@@ -405,7 +426,7 @@ def _report(rows: list[dict]) -> None:
         peak16 = max((r.get("peak_bf16_gflops", 0) for r in mine), default=0)
         print(f"\n{dev}: matmul peak fp32 {peak32:.0f} GFLOP/s" + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else "")
               + f" (best of every row's measurement; per row {min(r['peak_fp32_gflops'] for r in mine):.0f}-{peak32:.0f})")
-        print(f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'% peak':>7} {'best':>6} {'vs base':>8} {'peak MB':>8} {'+MB':>7} {'other':>5} {'ops':>5}  losses (last step)")
+        print(f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'% peak':>7} {'best':>6} {'beside':>7} {'vs base':>8} {'peak MB':>8} {'+MB':>7} {'other':>5} {'ops':>5}  losses (last step)")
         for size in dict.fromkeys(r["size"] for r in mine):
             for design in dict.fromkeys(r["design"] for r in mine if r["size"] == size):
                 group = [r for r in mine if r["size"] == size and r["design"] == design]
@@ -417,7 +438,7 @@ def _report(rows: list[dict]) -> None:
                     speedup = f"{base['ms_per_step'] / ms:7.2f}x" if base and r["variant"] != "alice-stage2" else "       -"
                     losses = " ".join(f"{k} {v:.4f}" for k, v in r["last_losses"].items())
                     best = r["gflop"] / (r["ms_per_step_min"] / 1000)
-                    print(f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} {rate:8.1f} {100 * rate / peak:6.1f}% {100 * best / peak:5.1f}% {speedup} "
+                    print(f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} {rate:8.1f} {100 * rate / peak:6.1f}% {100 * best / peak:5.1f}% {_beside(r):>7} {speedup} "
                           f"{r['peak_mem_mb']:8.0f} {r['mem_over_idle_mb']:7.0f} {r['other_load']:5.2f} {r.get('aten_ops', 0):5}  {losses}")
 
 
