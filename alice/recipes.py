@@ -73,6 +73,16 @@ class TrainingSpec:
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; or "fp32", "bf16"
     optimizer: str = "auto"  # Adam kernel. auto: fused on CUDA, torch's per-tensor loop on CPU; or "loop", "foreach", "fused"
     compile: str = "off"  # torch.compile the step: "off", "default", "reduce-overhead" (CUDA graphs), "max-autotune"
+    dropout_mask: str = "auto"  # classifier dropout masks. auto: "16bit" when compiled on CPU, else "torch"
+
+
+# the choices of each setting of how the step runs (alice.training.FastPath)
+FAST_PATH_CHOICES: dict[str, tuple[str, ...]] = {
+    "precision": ("auto", "fp32", "bf16"),
+    "optimizer": ("auto", "loop", "foreach", "fused"),
+    "compile": ("off", "default", "reduce-overhead", "max-autotune"),
+    "dropout_mask": ("auto", "torch", "16bit"),
+}
 
 
 @dataclass
@@ -175,11 +185,8 @@ def parse_recipe(raw: dict[str, Any], name: str, source: str = "") -> Recipe:
             raise AliceError(f"recipe {recipe.name!r}: {label} must be positive, got {value}")
     if t.lr <= 0:
         raise AliceError(f"recipe {recipe.name!r}: training.lr must be positive, got {t.lr}")
-    for label, value, known in (
-        ("precision", t.precision, ("auto", "fp32", "bf16")),
-        ("optimizer", t.optimizer, ("auto", "loop", "foreach", "fused")),
-        ("compile", t.compile, ("off", "default", "reduce-overhead", "max-autotune")),
-    ):
+    for label, known in FAST_PATH_CHOICES.items():
+        value = getattr(t, label)
         if value not in known:
             raise AliceError(f"recipe {recipe.name!r}: training.{label} must be one of {', '.join(known)}, got {value!r}")
     return recipe

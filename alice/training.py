@@ -36,7 +36,7 @@ from alice.errors import AliceError
 from alice.interventions import Intervention, InterventionBatch, sample_interventions
 from alice.losses import masked_bce, reconstruction_loss
 from alice.modules import Classifier, Decoder, Encoder
-from alice.recipes import TrainingSpec
+from alice.recipes import FAST_PATH_CHOICES, TrainingSpec
 
 
 class BatchSampler:
@@ -100,33 +100,28 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
     return g
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
-OPTIMIZERS = ("auto", "loop", "foreach", "fused")
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-
-
 @dataclass
 class FastPath:
-    """How a step runs on its device (``training.precision``, ``.optimizer``, ``.compile``).
+    """How a step runs on its device (``training.precision``, ``.optimizer``, ``.compile``, ``.dropout_mask``).
 
     The defaults keep CPU arithmetic exactly as it always was (fp32, torch's
-    per-parameter Adam loop, eager); on CUDA they take bf16 autocast and the
-    fused Adam kernel. Each choice was kept only where its losses match the
-    plain path (tests/test_training.py, docs/performance.md).
+    per-parameter Adam loop, eager, torch's dropout); on CUDA they take bf16
+    autocast and the fused Adam kernel, and a CPU step that is compiled draws
+    its dropout masks 16 bits per element. Each choice was kept only where its
+    losses match the plain path (tests/test_training.py, docs/performance.md).
     """
 
     autocast: torch.dtype | None  # None: plain fp32
     adam: dict[str, Any]  # extra torch.optim.Adam arguments
     compile_mode: str | None  # None: eager
+    dropout_mask: str = "torch"  # see alice.modules.Dropout
 
     @classmethod
     def resolve(cls, t: TrainingSpec, device: torch.device) -> "FastPath":
-        precision = getattr(t, "precision", "auto")
-        optimizer = getattr(t, "optimizer", "auto")
-        compile_mode = getattr(t, "compile", "off")
-        for name, value, known in (("precision", precision, PRECISIONS), ("optimizer", optimizer, OPTIMIZERS), ("compile", compile_mode, COMPILE_MODES)):
-            if value not in known:
-                raise AliceError(f"training.{name} must be one of {', '.join(known)}, got {value!r}")
+        for name, known in FAST_PATH_CHOICES.items():
+            if getattr(t, name) not in known:
+                raise AliceError(f"training.{name} must be one of {', '.join(known)}, got {getattr(t, name)!r}")
+        precision, optimizer, compile_mode, dropout_mask = t.precision, t.optimizer, t.compile, t.dropout_mask
         cuda = device.type == "cuda"
         if precision == "bf16" or (precision == "auto" and cuda):
             autocast = torch.bfloat16
@@ -138,7 +133,10 @@ class FastPath:
             "foreach": {"foreach": True},
             "fused": {"fused": True},
         }[optimizer]
-        return cls(autocast, adam, None if compile_mode == "off" else compile_mode)
+        if dropout_mask == "auto":
+            # compiled on CPU, inductor's own per-element random numbers replace torch's anyway, at 19 ns each
+            dropout_mask = "16bit" if compile_mode != "off" and device.type == "cpu" else "torch"
+        return cls(autocast, adam, None if compile_mode == "off" else compile_mode, dropout_mask)
 
     def autocast_context(self, device: torch.device):
         if self.autocast is None:
@@ -291,6 +289,7 @@ class ReferenceTrainer:
         self.encoder = Encoder(data.feature_dim, latent_dim, encoder_hidden).to(device)
         self.decoder = Decoder(data.feature_dim, latent_dim, encoder_hidden).to(device)
         self.classifier = Classifier(num_classes, latent_dim, classifier_hidden, classifier_dropout).to(device)
+        self.classifier.set_dropout_mask(self.fast.dropout_mask)
         self.intervention = intervention.to(device)
         distributed.broadcast_parameters([self.encoder, self.decoder, self.classifier, self.intervention])
         self.main_params = [*self.encoder.parameters(), *self.decoder.parameters(), *self.classifier.parameters()]

@@ -160,3 +160,52 @@ def test_bad_fast_path_setting_is_a_one_line_error():
     raw = {"stage": "reference", "modality": "image", "data": {"dataset": "digits-image"}, "backbone": {"name": "pixels"}, "training": {"precision": "fp8"}}
     with pytest.raises(AliceError, match=r"training.precision must be one of auto, fp32, bf16, got 'fp8'"):
         parse_recipe(raw, "x")
+
+
+def test_16bit_dropout_masks_keep_the_rate_the_mean_and_independence():
+    """``dropout_mask = "16bit"``: four 16-bit lanes per random word, each an independent draw at p."""
+    from alice.modules import Dropout
+
+    torch.manual_seed(0)
+    drop = Dropout(0.1, mask="16bit")
+    x = torch.ones(2000, 2000)
+    y = drop(x)
+    dropped = y == 0
+    p = round(0.1 * 65536) / 65536  # 0.1000061
+    sigma = (p * (1 - p) / x.numel()) ** 0.5
+    assert abs(dropped.float().mean().item() - p) < 5 * sigma
+    assert abs(y.mean().item() - 1.0) < 5 * sigma / (1 - p)  # kept entries scaled by 1 / (1 - p)
+    assert torch.allclose(y[~dropped], torch.full_like(y[~dropped], 1 / (1 - p)))
+    # the lanes of one word (neighbouring entries) are independent: P(both dropped) = p^2
+    lanes = dropped.reshape(-1, 4).float()
+    for a, b in ((0, 1), (1, 2), (2, 3), (0, 3)):
+        both = (lanes[:, a] * lanes[:, b]).mean().item()
+        assert abs(both - p * p) < 5 * (p * p / lanes.shape[0]) ** 0.5, (a, b, both)
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # torch's generator: seeded, checkpointed, reproducible
+    assert not torch.equal(drop(x), y)
+    drop.eval()
+    assert torch.equal(drop(x), x)
+
+
+def test_dropout_mask_setting_resolves_and_trains(digits_pixels):
+    from alice.errors import AliceError
+    from alice.training import FastPath
+
+    assert FastPath.resolve(TrainingSpec(), CPU).dropout_mask == "torch"  # the default stays bit-for-bit
+    assert FastPath.resolve(TrainingSpec(compile="default"), CPU).dropout_mask == "16bit"
+    assert FastPath.resolve(TrainingSpec(compile="default"), torch.device("cuda")).dropout_mask == "torch"
+    assert FastPath.resolve(TrainingSpec(compile="default", dropout_mask="torch"), CPU).dropout_mask == "torch"
+    with pytest.raises(AliceError, match=r"training.dropout_mask must be one of auto, torch, 16bit, got 'fast'"):
+        FastPath.resolve(TrainingSpec(dropout_mask="fast"), CPU)
+    finals = {}
+    for mask in ("torch", "16bit"):
+        t = TrainingSpec(steps=240, batch_size=128, rec_weight=1.0, eval_every=0, seed=1, dropout_mask=mask)
+        M = NonLinearIntervention(10, 16, hidden=64, condition="onehot")
+        _, _, C, _, history = train_reference(digits_pixels, M, t, 16, [64, 64], [64, 64], 0.1, CPU)
+        assert {m.mask for m in C.modules() if hasattr(m, "mask")} == {mask}
+        first, finals[mask] = history.records[0], history.records[-1]
+        for loss in ("rec", "cls", "sem"):
+            assert finals[mask][loss] < 0.9 * first[loss], (mask, loss)
+    for loss in ("rec", "cls", "sem"):  # another random stream, the same training within noise
+        assert abs(finals["16bit"][loss] - finals["torch"][loss]) <= 0.15 * finals["torch"][loss], loss
