@@ -270,6 +270,59 @@ def _alice_step(s: dict, design: str, device: torch.device, fast: dict, stage: i
     return AdapterTrainer(data, ref.classifier, ref.intervention, t, s["latent"], s["hidden"], device).step
 
 
+def _fast_settings(variant: str, compile_step: bool, device: torch.device) -> dict:
+    """The ``[training]`` settings of a variant's step."""
+    if variant != "alice-fast":
+        return {}
+    fast = {"optimizer": "fused"}
+    if compile_step:
+        fast["compile"] = "reduce-overhead" if device.type == "cuda" else "default"
+    return fast
+
+
+def _make_step(variant: str, s: dict, design: str, device: torch.device, compile_step: bool):
+    """(the variant's step function, whether it runs under bf16 autocast)."""
+    from alice.recipes import TrainingSpec
+    from alice.training import FastPath
+
+    if variant == "baseline":
+        return AuthorsStep(s, design, device).step, False
+    fast = _fast_settings(variant, compile_step, device)
+    step = _alice_step(s, design, device, fast, 2 if variant == "alice-stage2" else 1)
+    return step, FastPath.resolve(TrainingSpec(**fast), device).autocast is not None
+
+
+class PeakBeside:
+    """One square matmul timed right before and one right after a step.
+
+    This machine's own matmul speed drifts within seconds (its 2048-square
+    fp32 matmul ranges 87-158 GFLOP/s within one minute of an otherwise idle
+    run), so a step is compared with the peak measured around it: the mean
+    of the two matmul times is the peak of that moment.
+    """
+
+    def __init__(self, device: torch.device, n: int) -> None:
+        g = torch.Generator(device=device).manual_seed(1)
+        self.a, self.b = (torch.randn(n, n, device=device, generator=g) for _ in range(2))
+        self.device, self.flop = device, 2.0 * n**3
+
+    def _matmul_s(self) -> float:
+        t0 = time.perf_counter()
+        self.a @ self.b
+        _sync(self.device)
+        return time.perf_counter() - t0
+
+    def time_step(self, step) -> tuple[float, float, dict]:
+        """(seconds of the step, GFLOP/s of the peak around it, the step's losses)."""
+        before = self._matmul_s()
+        t0 = time.perf_counter()
+        out = step()
+        _sync(self.device)
+        seconds = time.perf_counter() - t0
+        after = self._matmul_s()
+        return seconds, self.flop / ((before + after) / 2) / 1e9, {k: float(v) for k, v in out.items()}
+
+
 def measure(cfg: dict) -> dict:
     """One row, in this process: peak, warm-up, timed steps, peak memory, last losses."""
     device = torch.device(cfg["device"])
@@ -286,39 +339,18 @@ def measure(cfg: dict) -> dict:
     else:
         base_mem = _rss_mb()
     variant = cfg["variant"]
-    fast: dict = {}
-    if variant == "alice-fast":
-        fast = {"optimizer": "fused"}
-        if cfg.get("compile"):
-            fast["compile"] = "reduce-overhead" if cuda else "default"
-    if variant == "baseline":
-        step = AuthorsStep(s, cfg["design"], device).step
-    else:
-        step = _alice_step(s, cfg["design"], device, fast, 2 if variant == "alice-stage2" else 1)
-    from alice.training import FastPath
-    from alice.recipes import TrainingSpec
-
-    row["bf16"] = variant != "baseline" and FastPath.resolve(TrainingSpec(**fast), device).autocast is not None
+    step, row["bf16"] = _make_step(variant, s, cfg["design"], device, cfg.get("compile", False))
     for _ in range(cfg["warmup"]):
         step()
     _sync(device)
-    # the peak beside each step: one square matmul timed right before it, so a machine whose speed
-    # drifts within a run (this one's 2048-square matmul ranges 96-180 GFLOP/s) is compared with itself
-    g = torch.Generator(device=device).manual_seed(1)
-    ma, mb = (torch.randn(n_peak, n_peak, device=device, generator=g) for _ in range(2))
+    beside = PeakBeside(device, n_peak)
     busy0, own0, wall0 = _cpu_busy_s(), _own_cpu_s(), time.perf_counter()
-    times, beside, losses = [], [], []
+    times, peaks = [], []
     for _ in range(cfg["steps"]):
-        t0 = time.perf_counter()
-        ma @ mb
-        _sync(device)
-        beside.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        out = step()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-        losses.append({k: float(v) for k, v in out.items()})
-    del ma, mb
+        seconds, peak, losses = beside.time_step(step)
+        times.append(seconds)
+        peaks.append(peak)
+    del beside
     if cuda:  # and a stretch of steps without a sync between them, as training runs (on CPU the same thing)
         t0 = time.perf_counter()
         for _ in range(cfg["steps"]):
@@ -330,19 +362,56 @@ def measure(cfg: dict) -> dict:
     row["ms_per_step"] = 1000 * statistics.median(times)
     row["ms_per_step_min"] = 1000 * min(times)
     row["gflop"] = step_flops(s, cfg["design"], 2 if variant == "alice-stage2" else 1) / 1e9
-    # share of the fp32 matmul rate measured beside each step, median over steps
-    row["share_of_beside_peak"] = statistics.median(
-        (row["gflop"] / t) / (2.0 * n_peak**3 / m / 1e9) for t, m in zip(times, beside)
-    )
+    # share of the fp32 matmul rate measured around each step, median over steps
+    row["share_of_beside_peak"] = statistics.median(row["gflop"] / t / p for t, p in zip(times, peaks))
     if cuda:
         row["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         row["mem_over_idle_mb"] = row["peak_mem_mb"] - base_mem
     else:
         row["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
         row["mem_over_idle_mb"] = row["peak_mem_mb"] - base_mem
-    row["last_losses"] = losses[-1]
+    row["last_losses"] = losses
     row["aten_ops"] = count_ops(step)
     return row
+
+
+def measure_interleaved(cfg: dict) -> list[dict]:
+    """Every variant of one design in this process, their steps taken in turn.
+
+    Round r times one step of each variant (the order rotating by one each
+    round), each between two square matmuls. Whatever the machine does during
+    a round, it does to every variant alike: the speed-up over the baseline is
+    the median over rounds of the two steps' time ratio, and the share of peak
+    the median of each step against the peak measured around it.
+    """
+    device = torch.device(cfg["device"])
+    s = SIZES[cfg["size"]]
+    variants = cfg["variants"]
+    steps, bf16 = {}, {}
+    for v in variants:
+        steps[v], bf16[v] = _make_step(v, s, cfg["design"], device, cfg.get("compile", False))
+        for _ in range(cfg["warmup"]):
+            steps[v]()
+    _sync(device)
+    beside = PeakBeside(device, 8192 if device.type == "cuda" else 2048)
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    shares: dict[str, list[float]] = {v: [] for v in variants}
+    for r in range(cfg["rounds"]):
+        for v in variants[r % len(variants):] + variants[: r % len(variants)]:
+            gflop = step_flops(s, cfg["design"], 2 if v == "alice-stage2" else 1) / 1e9
+            seconds, peak, _ = beside.time_step(steps[v])
+            times[v].append(seconds)
+            shares[v].append(gflop / seconds / peak)
+    rows = []
+    for v in variants:
+        row = {k: cfg[k] for k in ("device", "size", "design")}
+        row.update(variant=v, bf16=bf16[v], rounds=cfg["rounds"], ms_per_step=1000 * statistics.median(times[v]),
+                   share_of_beside_peak=statistics.median(shares[v]), share_quartiles=statistics.quantiles(shares[v], n=4))
+        if "baseline" in times and v not in ("baseline", "alice-stage2"):
+            ratios = [b / t for b, t in zip(times["baseline"], times[v])]
+            row.update(speedup_paired=statistics.median(ratios), speedup_paired_min=min(ratios))
+        rows.append(row)
+    return rows
 
 
 def count_ops(step) -> int:
@@ -359,9 +428,9 @@ def _own_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _child(cfg: dict) -> dict:
+def _child(cfg: dict, flag: str = "--child"):
     env = dict(os.environ)
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(cfg)], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, __file__, flag, json.dumps(cfg)], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise SystemExit(f"row {cfg} failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -380,16 +449,23 @@ def main() -> None:
     p.add_argument("--wait-quiet", type=float, default=120, metavar="S",
                    help="before each CPU row, wait up to S seconds for other processes to leave the cores (0: don't)")
     p.add_argument("--repeat", type=int, default=1, help="measure each row this many times (fresh processes) and keep the fastest")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="rounds of the interleaved measurement (every variant's steps in turn, one process; default: --steps)")
+    p.add_argument("--no-interleave", action="store_true", help="leave out the interleaved measurement")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child-interleaved", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(measure(json.loads(args.child))), flush=True)
         return
+    if args.child_interleaved:
+        print(json.dumps(measure_interleaved(json.loads(args.child_interleaved))), flush=True)
+        return
     steps = args.steps or (5 if args.quick else 20)
     warmup = args.warmup if args.warmup is not None else (2 if args.quick else 3)
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-    rows = []
+    rows, interleaved = [], []
     start = time.perf_counter()
     for dev in devices:
         for size in args.sizes:
@@ -407,11 +483,21 @@ def main() -> None:
                     r["repeats"] = len(tries)
                     rows.append(r)
                     print(json.dumps(r), file=sys.stderr, flush=True)
+                if not args.no_interleave:
+                    cfg = dict(device=dev, size=size, design=design, variants=variants, rounds=args.rounds or steps,
+                               warmup=warmup, compile=args.compile)
+                    if dev == "cpu" and args.wait_quiet:
+                        wait_quiet(args.wait_quiet)
+                    together = _child(cfg, "--child-interleaved")
+                    interleaved.extend(together)
+                    print(json.dumps(together), file=sys.stderr, flush=True)
     _report(rows)
+    if interleaved:
+        _report_interleaved(interleaved)
     print(f"\n{len(rows)} rows in {time.perf_counter() - start:.0f} s; torch {torch.__version__}, {os.cpu_count()} CPUs")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"rows": rows, "interleaved": interleaved}, f, indent=1)
 
 
 def _beside(r: dict) -> str:
@@ -440,6 +526,19 @@ def _report(rows: list[dict]) -> None:
                     best = r["gflop"] / (r["ms_per_step_min"] / 1000)
                     print(f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} {rate:8.1f} {100 * rate / peak:6.1f}% {100 * best / peak:5.1f}% {_beside(r):>7} {speedup} "
                           f"{r['peak_mem_mb']:8.0f} {r['mem_over_idle_mb']:7.0f} {r['other_load']:5.2f} {r.get('aten_ops', 0):5}  {losses}")
+
+
+def _report_interleaved(rows: list[dict]) -> None:
+    print("\ninterleaved: every variant of a design in one process, one step each in turn per round, "
+          "each step between two square matmuls (medians over rounds)")
+    print(f"{'device':6} {'size':7} {'design':10} {'variant':13} {'rounds':>6} {'ms/step':>8} {'beside':>7} {'(quartiles)':>15} {'vs base':>8} {'(worst)':>8}")
+    for r in rows:
+        q1, _, q3 = r["share_quartiles"]
+        share = "-" if r.get("bf16") else f"{100 * r['share_of_beside_peak']:.1f}%"
+        quart = "" if r.get("bf16") else f"{100 * q1:.1f}-{100 * q3:.1f}%"
+        paired = f"{r['speedup_paired']:7.2f}x" if "speedup_paired" in r else "       -"
+        worst = f"{r['speedup_paired_min']:7.2f}x" if "speedup_paired_min" in r else "       -"
+        print(f"{r['device']:6} {r['size']:7} {r['design']:10} {r['variant']:13} {r['rounds']:6} {r['ms_per_step']:8.1f} {share:>7} {quart:>15} {paired} {worst}")
 
 
 if __name__ == "__main__":
