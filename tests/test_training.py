@@ -188,7 +188,9 @@ def test_16bit_dropout_masks_keep_the_rate_the_mean_and_independence():
     assert torch.equal(drop(x), x)
 
 
-def test_dropout_mask_setting_resolves_and_trains(digits_pixels):
+def test_dropout_mask_setting_resolves_and_trains(digits_pixels, monkeypatch):
+    import functools
+
     from alice.errors import AliceError
     from alice.training import FastPath
 
@@ -198,14 +200,18 @@ def test_dropout_mask_setting_resolves_and_trains(digits_pixels):
     assert FastPath.resolve(TrainingSpec(compile="default", dropout_mask="torch"), CPU).dropout_mask == "torch"
     with pytest.raises(AliceError, match=r"training.dropout_mask must be one of auto, torch, 16bit, got 'fast'"):
         FastPath.resolve(TrainingSpec(dropout_mask="fast"), CPU)
+    # compiled (aot_eager: Dynamo and AOTAutograd without generating C++), the masks are drawn
+    # outside the graph (torch.compile cannot trace random_) and used inside it
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
     finals = {}
-    for mask in ("torch", "16bit"):
-        t = TrainingSpec(steps=240, batch_size=128, rec_weight=1.0, eval_every=0, seed=1, dropout_mask=mask)
+    for name, settings in (("torch", {"dropout_mask": "torch"}), ("16bit", {"dropout_mask": "16bit"}), ("compiled", {"compile": "default"})):
+        t = TrainingSpec(steps=240, batch_size=128, rec_weight=1.0, eval_every=0, seed=1, **settings)
         M = NonLinearIntervention(10, 16, hidden=64, condition="onehot")
         _, _, C, _, history = train_reference(digits_pixels, M, t, 16, [64, 64], [64, 64], 0.1, CPU)
-        assert {m.mask for m in C.modules() if hasattr(m, "mask")} == {mask}
-        first, finals[mask] = history.records[0], history.records[-1]
+        assert {m.mask for m in C.modules() if hasattr(m, "mask")} == {"torch" if name == "torch" else "16bit"}
+        first, finals[name] = history.records[0], history.records[-1]
         for loss in ("rec", "cls", "sem"):
-            assert finals[mask][loss] < 0.9 * first[loss], (mask, loss)
-    for loss in ("rec", "cls", "sem"):  # another random stream, the same training within noise
-        assert abs(finals["16bit"][loss] - finals["torch"][loss]) <= 0.15 * finals["torch"][loss], loss
+            assert finals[name][loss] < 0.9 * first[loss], (name, loss)
+    for name in ("16bit", "compiled"):
+        for loss in ("rec", "cls", "sem"):  # another random stream, the same training within noise
+            assert abs(finals[name][loss] - finals["torch"][loss]) <= 0.15 * finals["torch"][loss], (name, loss)
