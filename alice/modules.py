@@ -40,15 +40,27 @@ class Dropout(nn.Dropout):
         if self.mask == "torch" or not self.training or self.p == 0:
             return super().forward(x)
         dropped = round(self.p * 65536)
-        keep = _keep_mask_16bit(x.numel(), dropped, x.device).view_as(x)
+        keep = _keep_mask_16bit(x.detach(), dropped)
         return x * keep * (65536 / (65536 - dropped))
 
 
-@torch.compiler.disable  # torch.compile cannot trace random_; drawn outside the graph, fused after it
-def _keep_mask_16bit(n: int, dropped: int, device: torch.device) -> torch.Tensor:
-    """n booleans, each true with probability 1 - dropped / 65536 (four per 64-bit random word)."""
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(2**63), None)  # all 64 bits
-    return words.view(torch.int16)[:n] >= dropped - 32768
+# A custom operator, opaque to torch.compile (which cannot trace random_): the graph calls it
+# in place, with no graph break, and fuses the product with the mask into its own kernels (a
+# graph break there would leave the rest of the classifier's nn.Sequential uncompiled). Tagged
+# as seeded randomness for the compilers that read the tag. AOTAutograd's common-subexpression
+# pass skips only aten's own random operators, so two calls on the *same* tensor in one graph
+# would share a mask: every dropout layer here follows its own linear layer, never the case.
+@torch.library.custom_op("alice::keep_mask_16bit", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,))
+def _keep_mask_16bit(x: torch.Tensor, dropped: int) -> torch.Tensor:
+    """Booleans shaped like ``x``, each true with probability 1 - dropped / 65536 (four per 64-bit random word)."""
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)  # all 64 bits
+    return (words.view(torch.int16)[:n] >= dropped - 32768).view(x.shape)
+
+
+@_keep_mask_16bit.register_fake
+def _(x: torch.Tensor, dropped: int) -> torch.Tensor:
+    return torch.empty_like(x, dtype=torch.bool)
 
 
 def mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:

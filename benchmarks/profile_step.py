@@ -68,9 +68,9 @@ def main() -> None:
     device = torch.device(args.device)
     fast = {"optimizer": args.optimizer}
     if args.compile:
-        import torch._inductor.config
+        from torch._inductor import config as inductor_config
 
-        torch._inductor.config.cpp.enable_kernel_profile = True  # name the generated kernels in the profile
+        inductor_config.cpp.enable_kernel_profile = True  # name the generated kernels in the profile
         fast["compile"] = "default"
     step = _alice_step(SIZES["paper"], args.design, device, fast, 1)
     for _ in range(3):
