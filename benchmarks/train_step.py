@@ -32,9 +32,19 @@ several repetitions; the share of peak divides by the highest peak measured
 in the run, so contention during one peak measurement cannot flatter a row.
 ``ms/step`` and ``% peak`` use the median timed step; ``best`` is the share
 of the fastest timed step. ``beside`` (fp32 rows) times one more square matmul
-right before every timed step and gives the median over steps of the step's
-GFLOP/s divided by that matmul's: the share of the peak measured beside the
-step, which a machine whose speed drifts within a run cannot distort.
+right before and one right after every timed step and gives the median over
+steps of the step's GFLOP/s divided by the rate of those two matmuls: the
+share of the peak measured around the step, which a machine whose speed
+drifts within a run cannot distort as much.
+
+Then, per design, the **interleaved** measurement: every variant in one child
+process, one step of each in turn per round (the order rotating), each step
+between two square matmuls. What the machine does during a round it does to
+every variant alike, so its ``vs base`` (the median over rounds of the
+baseline's step time over the variant's, in the same round) and ``beside``
+are the figures to compare variants by; the rows' own ``ms/step``, measured
+minutes apart, move with the machine (this one's square matmul ranges
+87-158 GFLOP/s within a minute).
 
 On a shared machine other processes distort CPU timings badly (two OpenMP
 threads wait on each other when a core is taken away), so before each CPU row
@@ -512,19 +522,17 @@ def _report(rows: list[dict]) -> None:
         peak16 = max((r.get("peak_bf16_gflops", 0) for r in mine), default=0)
         print(f"\n{dev}: matmul peak fp32 {peak32:.0f} GFLOP/s" + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else "")
               + f" (best of every row's measurement; per row {min(r['peak_fp32_gflops'] for r in mine):.0f}-{peak32:.0f})")
-        print(f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'% peak':>7} {'best':>6} {'beside':>7} {'vs base':>8} {'peak MB':>8} {'+MB':>7} {'other':>5} {'ops':>5}  losses (last step)")
+        print(f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'% peak':>7} {'best':>6} {'beside':>7} {'peak MB':>8} {'+MB':>7} {'other':>5} {'ops':>5}  losses (last step)")
         for size in dict.fromkeys(r["size"] for r in mine):
             for design in dict.fromkeys(r["design"] for r in mine if r["size"] == size):
                 group = [r for r in mine if r["size"] == size and r["design"] == design]
-                base = next((r for r in group if r["variant"] == "baseline"), None)
                 for r in group:
                     ms = r["ms_per_step"]
                     rate = r["gflop"] / (ms / 1000)
                     peak = peak16 if r.get("bf16") and peak16 else peak32
-                    speedup = f"{base['ms_per_step'] / ms:7.2f}x" if base and r["variant"] != "alice-stage2" else "       -"
                     losses = " ".join(f"{k} {v:.4f}" for k, v in r["last_losses"].items())
                     best = r["gflop"] / (r["ms_per_step_min"] / 1000)
-                    print(f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} {rate:8.1f} {100 * rate / peak:6.1f}% {100 * best / peak:5.1f}% {_beside(r):>7} {speedup} "
+                    print(f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} {rate:8.1f} {100 * rate / peak:6.1f}% {100 * best / peak:5.1f}% {_beside(r):>7} "
                           f"{r['peak_mem_mb']:8.0f} {r['mem_over_idle_mb']:7.0f} {r['other_load']:5.2f} {r.get('aten_ops', 0):5}  {losses}")
 
 
