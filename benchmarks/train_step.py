@@ -280,6 +280,15 @@ def _alice_step(s: dict, design: str, device: torch.device, fast: dict, stage: i
     return AdapterTrainer(data, ref.classifier, ref.intervention, t, s["latent"], s["hidden"], device).step
 
 
+def _stage(variant: str) -> int:
+    return 2 if variant == "alice-stage2" else 1
+
+
+def _peak_size(device: torch.device) -> int:
+    """The side of the square matmul that stands for the device's peak."""
+    return 8192 if device.type == "cuda" else 2048
+
+
 def _fast_settings(variant: str, compile_step: bool, device: torch.device) -> dict:
     """The ``[training]`` settings of a variant's step."""
     if variant != "alice-fast":
@@ -298,7 +307,7 @@ def _make_step(variant: str, s: dict, design: str, device: torch.device, compile
     if variant == "baseline":
         return AuthorsStep(s, design, device).step, False
     fast = _fast_settings(variant, compile_step, device)
-    step = _alice_step(s, design, device, fast, 2 if variant == "alice-stage2" else 1)
+    step = _alice_step(s, design, device, fast, _stage(variant))
     return step, FastPath.resolve(TrainingSpec(**fast), device).autocast is not None
 
 
@@ -338,7 +347,7 @@ def measure(cfg: dict) -> dict:
     device = torch.device(cfg["device"])
     s = SIZES[cfg["size"]]
     cuda = device.type == "cuda"
-    n_peak, reps = (8192, 10) if cuda else (2048, cfg["peak_reps"])
+    n_peak, reps = _peak_size(device), (10 if cuda else cfg["peak_reps"])
     row = {k: cfg[k] for k in ("device", "size", "design", "variant")}
     row["threads"] = torch.get_num_threads()
     row["peak_fp32_gflops"] = matmul_peak(device, torch.float32, n_peak, reps)
@@ -371,7 +380,7 @@ def measure(cfg: dict) -> dict:
     row["other_load"] = max(0.0, ((_cpu_busy_s() - busy0) - (_own_cpu_s() - own0)) / (time.perf_counter() - wall0))
     row["ms_per_step"] = 1000 * statistics.median(times)
     row["ms_per_step_min"] = 1000 * min(times)
-    row["gflop"] = step_flops(s, cfg["design"], 2 if variant == "alice-stage2" else 1) / 1e9
+    row["gflop"] = step_flops(s, cfg["design"], _stage(variant)) / 1e9
     # share of the fp32 matmul rate measured around each step, median over steps
     row["share_of_beside_peak"] = statistics.median(row["gflop"] / t / p for t, p in zip(times, peaks))
     if cuda:
@@ -403,15 +412,15 @@ def measure_interleaved(cfg: dict) -> list[dict]:
         for _ in range(cfg["warmup"]):
             steps[v]()
     _sync(device)
-    beside = PeakBeside(device, 8192 if device.type == "cuda" else 2048)
+    beside = PeakBeside(device, _peak_size(device))
+    gflop = {v: step_flops(s, cfg["design"], _stage(v)) / 1e9 for v in variants}
     times: dict[str, list[float]] = {v: [] for v in variants}
     shares: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(cfg["rounds"]):
         for v in variants[r % len(variants):] + variants[: r % len(variants)]:
-            gflop = step_flops(s, cfg["design"], 2 if v == "alice-stage2" else 1) / 1e9
             seconds, peak, _ = beside.time_step(steps[v])
             times[v].append(seconds)
-            shares[v].append(gflop / seconds / peak)
+            shares[v].append(gflop[v] / seconds / peak)
     rows = []
     for v in variants:
         row = {k: cfg[k] for k in ("device", "size", "design")}

@@ -215,8 +215,8 @@ def test_dropout_mask_setting_resolves_and_trains(digits_pixels, monkeypatch):
     assert FastPath.resolve(TrainingSpec(compile="default", dropout_mask="torch"), CPU).dropout_mask == "torch"
     with pytest.raises(AliceError, match=r"training.dropout_mask must be one of auto, torch, 16bit, got 'fast'"):
         FastPath.resolve(TrainingSpec(dropout_mask="fast"), CPU)
-    # compiled (aot_eager: Dynamo and AOTAutograd without generating C++), the masks are drawn
-    # outside the graph (torch.compile cannot trace random_) and used inside it
+    # compiled (aot_eager: Dynamo and AOTAutograd without generating C++), the masks come from
+    # the custom operator alice::keep_mask_16bit, which the graph calls as it is
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
     finals = {}
     for name, settings in (("torch", {"dropout_mask": "torch"}), ("16bit", {"dropout_mask": "16bit"}), ("compiled", {"compile": "default"})):
