@@ -27,6 +27,8 @@ demo: install
 BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 
 test: install $(BROWSER)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 $(BROWSER):

@@ -6,7 +6,7 @@ from one labelled modality, and every further modality trains only its own
 encoder and decoder against it.
 """
 
-__version__ = "0.1.0"
+from alice._version import __version__
 
 __all__ = ["Space", "__version__", "load"]
 

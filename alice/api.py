@@ -31,10 +31,15 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from alice.artifacts import Adapter, ReferenceSpace
-from alice.backbones import Backbone
+from alice import console
+from alice.artifacts.store import Adapter, ReferenceSpace
+from alice.core.interventions import InterventionBatch
+from alice.data.features import check_features
+from alice.data.loading import make_backbone
+from alice.distributed import pick_device
 from alice.errors import AliceError
-from alice.interventions import InterventionBatch
+from alice.plugin.backbone import Backbone
+from alice.plugin.manager import get_registry
 
 __all__ = ["Space", "load"]
 
@@ -46,7 +51,7 @@ Replacement = Union[tuple[Label, Label], Sequence[tuple[Label, Label]]]
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> "Space":
+def load(path: str | Path, device: str | torch.device = "cpu") -> Space:
     """Load a reference folder and all its adapters, re-hashing every weights file.
 
     ``device`` is where the networks run ("cpu", "cuda", "auto"). Raises
@@ -82,10 +87,8 @@ class Space:
     # ------------------------------------------------------------------ loading and facts
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Space":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Space:
         """See :func:`alice.load`."""
-        from alice.data import pick_device
-
         dev = device if isinstance(device, torch.device) else pick_device(str(device))
         reference = ReferenceSpace.load(path)
         adapters = {name: reference.load_adapter(name) for name in reference.adapter_names()}
@@ -112,7 +115,7 @@ class Space:
     @property
     def reference_modality(self) -> str:
         """The adapter trained with C_ref and M_ref in stage 1 (its name, usually the modality)."""
-        name = str(self.reference.manifest.get("reference_modality", ""))
+        name = self.reference.manifest.reference_modality
         if name in self.adapters:
             return name
         return self.modalities[0] if self.adapters else name
@@ -136,26 +139,61 @@ class Space:
     def _backbone(self, modality: str) -> tuple[Backbone, str]:
         adapter = self.adapter(modality)
         if modality not in self._backbones:
-            from alice import console
-            from alice.data import make_backbone
-            from alice.recipes import BackboneSpec
-
-            spec = adapter.manifest.get("backbone") or {}
-            if "name" not in spec:
-                raise AliceError(f"adapter {modality!r} names no backbone in its manifest; use encode_features")
-            backbone, plugin = make_backbone(BackboneSpec(spec["name"], dict(spec.get("options") or {})))
-            expected = spec.get("identity")
-            if expected is not None and _canonical(backbone.identity()) != _canonical(expected):
+            spec = adapter.manifest.modality_spec().backbone
+            backbone, plugin = make_backbone(spec)
+            expected = adapter.manifest.backbone.identity
+            if expected and _canonical(backbone.identity()) != _canonical(expected):
                 console.warn(
-                    f"backbone {spec['name']!r} now identifies as {_canonical(backbone.identity())}, but adapter {modality!r} "
+                    f"backbone {spec.name!r} now identifies as {_canonical(backbone.identity())}, but adapter "
+                    f"{modality!r} "
                     f"was trained on {_canonical(expected)}: its features may differ from the training ones"
                 )
             if backbone.feature_dim != self.feature_dim(modality):
                 raise AliceError(
-                    f"backbone {spec['name']!r} gives {backbone.feature_dim} features, adapter {modality!r} takes {self.feature_dim(modality)}"
+                    f"backbone {spec.name!r} gives {backbone.feature_dim} features, adapter {modality!r} takes "
+                    f"{self.feature_dim(modality)}"
                 )
             self._backbones[modality] = (backbone, plugin)
         return self._backbones[modality]
+
+    def _backbone_class(self, modality: str) -> type[Backbone] | None:
+        """The registered class of the modality's backbone, without building it (None: its plugin is not installed)."""
+        try:
+            return get_registry().backbone(self.adapter(modality).manifest.backbone.name)
+        except AliceError:
+            return None
+
+    def modality_of(self, query: str | Path) -> str:
+        """The adapter that reads a query: a file, the one whose backbone reads its suffix; text, the one reading text.
+
+        What a backbone reads is its own declaration (``file_suffixes``, ``reads_text``); the
+        space knows no modality by name.
+        """
+        path = Path(query)
+        suffix = path.suffix.lower()
+        by_suffix = {n: c for n in self.modalities if (c := self._backbone_class(n)) is not None}
+        files = [n for n, c in by_suffix.items() if suffix and suffix in c.file_suffixes]
+        if files and not path.is_file():
+            raise AliceError(f"no file {str(query)!r}; give an existing file, or text with --from <modality>")
+        if files:
+            matching, kind = files, f"a {suffix} file"
+        else:
+            matching, kind = [n for n, c in by_suffix.items() if c.reads_text], "text"
+        if len(matching) == 1:
+            return matching[0]
+        if not matching:
+            raise AliceError(
+                f"the query is {kind}, but no adapter of this space reads {kind} ({', '.join(self.modalities)}); "
+                "choose one with --from"
+            )
+        raise AliceError(
+            f"the query is {kind} and several adapters read it ({', '.join(matching)}); choose one with --from"
+        )
+
+    def preview(self, modality: str, item: Any) -> Any:
+        """How a person sees one input (:data:`alice.plugin.Preview`): its backbone's word, else its text."""
+        cls = self._backbone_class(modality)
+        return self.backbone(modality).preview(item) if cls is not None else str(item)
 
     def feature_dim(self, modality: str) -> int:
         """How many backbone features one input of this modality has."""
@@ -170,8 +208,8 @@ class Space:
         """
         name = self.reference_modality if modality is None else modality
         adapter = self.adapter(name)
-        values = adapter.manifest.get("thresholds")
-        if not isinstance(values, list) or len(values) != len(self.vocabulary):
+        values = adapter.manifest.thresholds
+        if len(values) != len(self.vocabulary):
             raise AliceError(f"adapter {name!r} stores no calibrated thresholds for the {len(self.vocabulary)} classes")
         return torch.tensor([float(v) for v in values], dtype=torch.float32, device=self.device)
 
@@ -185,8 +223,6 @@ class Space:
         image arrays ([H, W] or [H, W, 3]), PIL images or file paths for images,
         waveforms for audio. One string or path counts as one input.
         """
-        from alice.features import check_features
-
         adapter = self.adapter(modality)
         if isinstance(inputs, (str, Path)):
             inputs = [inputs]
@@ -198,26 +234,31 @@ class Space:
             raise AliceError(f"encode({modality!r}, …) got no inputs")
         backbone, plugin = self._backbone(modality)
         step = batch_size or backbone.batch_size
-        feats = torch.cat([
-            check_features(backbone.extract(items[i : i + step], self.device), backbone, len(items[i : i + step]), plugin)
-            for i in range(0, len(items), step)
-        ])
+        feats = torch.cat(
+            [
+                check_features(
+                    backbone.extract(items[i : i + step], self.device), backbone, len(items[i : i + step]), plugin
+                )
+                for i in range(0, len(items), step)
+            ]
+        )
         return self._encode(adapter, feats)
 
     @torch.no_grad()
     def encode_features(self, modality: str, features: ArrayLike) -> torch.Tensor:
-        """Backbone features ``[n, feature_dim]`` (as the backbone gives them, not standardised) -> latents ``[n, latent_dim]``."""
+        """Backbone features ``[n, feature_dim]`` (as the backbone gives them) -> latents ``[n, latent_dim]``."""
         adapter = self.adapter(modality)
         x = _as_matrix(features, f"features for {modality!r}")
         if x.shape[1] != self.feature_dim(modality):
-            backbone = (adapter.manifest.get("backbone") or {}).get("name", "?")
+            backbone = adapter.manifest.backbone.name
             raise AliceError(
-                f"adapter {modality!r} takes {self.feature_dim(modality)} features per input (backbone {backbone!r}), got {x.shape[1]}"
+                f"adapter {modality!r} takes {self.feature_dim(modality)} features per input (backbone "
+                f"{backbone!r}), got {x.shape[1]}"
             )
         return self._encode(adapter, x)
 
     def _encode(self, adapter: Adapter, features: torch.Tensor) -> torch.Tensor:
-        # as alice.data.load_modality: float32 on the CPU, (x - mean) / std, then to the device
+        # as alice.data.loading.load_modality: float32 on the CPU, (x - mean) / std, then to the device
         x = features.detach().to("cpu", torch.float32).sub(adapter.feature_mean).div_(adapter.feature_std)
         return adapter.encoder(x.to(self.device))
 
@@ -280,7 +321,8 @@ class Space:
         adapter = None if direct else self.adapter(self.reference_modality if through is None else through)
         n = zz.shape[0]
         k = InterventionBatch(
-            remove=remove.to(self.device), add=add.to(self.device),
+            remove=remove.to(self.device),
+            add=add.to(self.device),
             valid=torch.ones(n, dtype=torch.bool, device=self.device),
             template=torch.full((n,), int(template), dtype=torch.long, device=self.device),
         )
@@ -299,7 +341,10 @@ class Space:
         if isinstance(label, (int, np.integer)):
             if 0 <= int(label) < len(vocab):
                 return int(label)
-            raise AliceError(f"label index {int(label)} is out of range: the vocabulary has {len(vocab)} classes (0 to {len(vocab) - 1})")
+            raise AliceError(
+                f"label index {int(label)} is out of range: the vocabulary has {len(vocab)} classes (0 to "
+                f"{len(vocab) - 1})"
+            )
         if isinstance(label, str):
             if label in vocab:
                 return vocab.index(label)
@@ -317,7 +362,9 @@ class Space:
         elif isinstance(replace, Sequence) and not isinstance(replace, str):
             pairs = list(replace)
             if len(pairs) != n:
-                raise AliceError(f"replace gives {len(pairs)} pairs for {n} latents: give one (i, j) pair, or one per latent")
+                raise AliceError(
+                    f"replace gives {len(pairs)} pairs for {n} latents: give one (i, j) pair, or one per latent"
+                )
         else:
             raise AliceError(f"replace must be a pair (i, j) of classes or a list of pairs, got {replace!r}")
         remove, add = [], []

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -21,7 +22,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Table as RichTable
+
+from alice.tables import Table, cell
 
 out = Console(soft_wrap=True)
 if not out.is_terminal and "COLUMNS" not in os.environ:
@@ -56,28 +59,20 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> None:
-    """Print a table to stdout; floats are shown with three decimals."""
+def table(t: Table) -> None:
+    """Print a table to stdout, its note as the caption."""
     if _quiet():
         return
-    t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    for row in rows:
-        t.add_row(*(_cell(v) for v in row))
-    out.print(t)
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
+    shown = RichTable(title=t.title, caption=t.note or None, title_justify="left", caption_justify="left")
+    for c in t.columns:
+        shown.add_column(c, overflow="fold")
+    for row in t.rows:
+        shown.add_row(*(cell(v) for v in row))
+    out.print(shown)
 
 
 @contextmanager
-def progress(description: str, total: int | None) -> Iterator["Task"]:
+def progress(description: str, total: int | None) -> Iterator[Task]:
     """A rich progress bar on stderr; ``task.advance(n)`` and ``task.note(text)``.
 
     Hidden when stderr is not a terminal, so logs and CI output stay readable;

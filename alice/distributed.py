@@ -1,4 +1,4 @@
-"""Multi-process training and feature extraction under ``torchrun``.
+"""Which device a command runs on, and multi-process training and feature extraction under ``torchrun``.
 
 ``torchrun --nproc_per_node N -m alice reference build ...`` (or ``modality
 add``) starts N copies of the command; each finds ``WORLD_SIZE``, ``RANK`` and
@@ -23,13 +23,26 @@ The scheme, data parallel on one global batch:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Iterator, Sequence
 
 import torch
 
 from alice.errors import AliceError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The device a command runs on: "auto" (CUDA when present, else the CPU), "cpu", "cuda", "cuda:N"."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AliceError(f"unknown device {name!r} (try cpu, cuda, cuda:1, auto)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AliceError(f"device {name!r} asked for, but no CUDA device is available")
+    return device
 
 
 def env_world_size() -> int:
@@ -86,13 +99,18 @@ def session(device: torch.device) -> Iterator[torch.device]:
         raise AliceError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
     for var in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
         if var not in os.environ:
-            raise AliceError(f"WORLD_SIZE={n} but {var} is not set; launch with torchrun --nproc_per_node N -m alice ...")
+            raise AliceError(
+                f"WORLD_SIZE={n} but {var} is not set; launch with torchrun --nproc_per_node N -m alice ..."
+            )
     device = local_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     try:
         dist.init_process_group(backend, timeout=timedelta(minutes=30))
     except Exception as exc:  # a rendezvous that fails is the user's setup, not a bug
-        raise AliceError(f"could not join the {backend} process group of {n} processes: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise AliceError(
+            f"could not join the {backend} process group of {n} processes: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     try:
         yield device
     finally:
@@ -177,7 +195,9 @@ def batch_slice(batch_size: int) -> slice:
     if n == 1:
         return slice(None)
     if batch_size % n:
-        raise AliceError(f"training.batch_size {batch_size} does not split evenly over {n} processes; use a multiple of {n}")
+        raise AliceError(
+            f"training.batch_size {batch_size} does not split evenly over {n} processes; use a multiple of {n}"
+        )
     per = batch_size // n
     r = rank()
     return slice(r * per, (r + 1) * per)

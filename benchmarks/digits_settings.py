@@ -15,25 +15,26 @@ import time
 
 import torch
 
-from alice.build import _intervention_from_recipe, _thresholds_and_metrics
-from alice.data import load_modality
-from alice.recipes import load_recipe
-from alice.training import train_reference
+from alice.data.recipes import load_recipe
+from alice.train.jobs import _intervention_from_recipe, _load, _thresholds_and_metrics
+from alice.train.stages import ReferenceTrainer
 
 
 def main() -> None:
     device = torch.device("cpu")
     for spec in sys.argv[1:] or ["training.steps=1500"]:
         r = load_recipe("digits-image", [s for s in spec.split(",") if s])
-        data = load_modality(r.data, r.backbone, None, device, standardise=r.model.standardise_features)
-        m = r.model
+        data = _load(r, None, device)
         design = _intervention_from_recipe(r, data.dataset.vocabulary, device)
         start = time.perf_counter()
-        E, D, C, M, h = train_reference(data, design, r.training, m.latent_dim, m.encoder_hidden, m.classifier_hidden, m.classifier_dropout, device)
+        E, D, C, M, h = ReferenceTrainer(data, design, r.model, r.training, device).train()
         _, metrics = _thresholds_and_metrics(data, E, C)
         last = {k: round(v, 4) for k, v in h.last().items()}
-        print(f"{spec}: val AUROC {metrics['auroc']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}, "
-              f"{time.perf_counter() - start:.0f} s, final {last}", flush=True)
+        print(
+            f"{spec}: val AUROC {metrics['auroc']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}, "
+            f"{time.perf_counter() - start:.0f} s, final {last}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

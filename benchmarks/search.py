@@ -39,7 +39,12 @@ def unit(n: int, dim: int, seed: int) -> torch.Tensor:
 def bench(n: int, dim: int, k: int, queries: int, folder: Path) -> dict:
     path = folder / f"random-{n}.safetensors"
     t0 = time.perf_counter()
-    write_index(path, unit(n, dim, 0), {"modality": "random", "split": "bench", "reference_sha256": "-", "adapter_sha256": "-"}, overwrite=True)
+    write_index(
+        path,
+        unit(n, dim, 0),
+        {"modality": "random", "split": "bench", "reference_sha256": "-", "adapter_sha256": "-"},
+        overwrite=True,
+    )
     written = time.perf_counter() - t0
     q = unit(queries, dim, 1)
     Index.open(path).search(q[:1], k)  # warm: the file into the page cache
@@ -55,11 +60,18 @@ def bench(n: int, dim: int, k: int, queries: int, folder: Path) -> dict:
     warm = (time.perf_counter() - t0) / queries
     # exactness: the blocked top-k equals one full matrix product's
     full = (q[-1:] @ index._embeddings.T).topk(k)
-    assert torch.equal(rows, full.indices) or torch.allclose(scores, full.values), "blocked search disagrees with the full product"
+    assert torch.equal(rows, full.indices) or torch.allclose(scores, full.values), (
+        "blocked search disagrees with the full product"
+    )
     result = {
-        "items": n, "dim": dim, "k": k, "index_MB": round(path.stat().st_size / 2**20, 1),
-        "open_and_search_ms": round(1000 * cold, 1), "in_memory_ms": round(1000 * warm, 1),
-        "write_s": round(written, 1), "threads": torch.get_num_threads(),
+        "items": n,
+        "dim": dim,
+        "k": k,
+        "index_MB": round(path.stat().st_size / 2**20, 1),
+        "open_and_search_ms": round(1000 * cold, 1),
+        "in_memory_ms": round(1000 * warm, 1),
+        "write_s": round(written, 1),
+        "threads": torch.get_num_threads(),
     }
     path.unlink()
     return result
@@ -80,7 +92,9 @@ def main() -> None:
         return
     print(f"{'items':>10} {'dim':>4} {'index MB':>9} {'open+search ms/query':>21} {'in memory ms/query':>19}")
     for r in results:
-        print(f"{r['items']:>10,} {r['dim']:>4} {r['index_MB']:>9} {r['open_and_search_ms']:>21} {r['in_memory_ms']:>19}")
+        print(
+            f"{r['items']:>10,} {r['dim']:>4} {r['index_MB']:>9} {r['open_and_search_ms']:>21} {r['in_memory_ms']:>19}"
+        )
 
 
 if __name__ == "__main__":

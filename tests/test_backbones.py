@@ -34,7 +34,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
     from alice_plugins.text.backbones import BertBackbone
 
     with pytest.raises(AliceError, match="cannot load text model"):
-        BertBackbone(model=str(tmp_path / "nowhere")).feature_dim
+        _ = BertBackbone(model=str(tmp_path / "nowhere")).feature_dim
 
 
 def test_minilm_gives_sentence_embeddings_that_know_digits():

@@ -15,11 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import refused, run
+from cli_helpers import alice, refused
 
-from alice import plugins
-from alice.datasets import DataSet, Split
-from alice.hookspecs import hookimpl
+from alice.plugin import DataSet, Split, hookimpl, register_plugin, unregister_plugin
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")  # the tiny-* recipes
 
@@ -63,7 +61,7 @@ class TroubledPlugin:
 
 @pytest.fixture
 def troubled(tmp_path):
-    plugins.register_plugin(TroubledPlugin(), "troubled-plugin")
+    register_plugin(TroubledPlugin(), "troubled-plugin")
     recipe = tmp_path / "troubled.toml"
     recipe.write_text(
         'stage = "reference"\nmodality = "image"\n[data]\ndataset = "troubled"\n[backbone]\nname = "pixels"\n'
@@ -71,43 +69,61 @@ def troubled(tmp_path):
         '[intervention]\ndesign = "global"\n[training]\nsteps = 5\nbatch_size = 8\n'
     )
     yield recipe
-    plugins.unregister_plugin("troubled-plugin")
+    unregister_plugin("troubled-plugin")
 
 
 # ----------------------------------------------------------------- recipes
 
 
-def test_recipe_unknown_name(capsys):
-    refused(capsys, "unknown recipe 'nope'", "reference", "build", "nope")
+def test_recipe_unknown_name():
+    refused("unknown recipe 'nope'", "reference", "build", "nope")
 
 
-def test_recipe_bad_toml(capsys, tmp_path):
+def test_recipe_bad_toml(tmp_path):
     (tmp_path / "r.toml").write_text("stage = \n")
-    refused(capsys, "is not valid TOML", "reference", "build", tmp_path / "r.toml")
+    refused("is not valid TOML", "reference", "build", tmp_path / "r.toml")
 
 
-def test_recipe_wrong_type(capsys):
-    refused(capsys, "training.batch_size must be int", "reference", "build", "digits-image", "--set", "training.batch_size=1.5")
+def test_recipe_wrong_type():
+    refused("training.batch_size must be int", "reference", "build", "digits-image", "--set", "training.batch_size=1.5")
 
 
-def test_recipe_unknown_field(capsys):
-    refused(capsys, "unknown field 'training.stepz'", "reference", "build", "digits-image", "--set", "training.stepz=3")
+def test_recipe_unknown_field():
+    refused("unknown field 'training.stepz'", "reference", "build", "digits-image", "--set", "training.stepz=3")
 
 
-def test_recipe_missing_file(capsys, tmp_path):
-    refused(capsys, "does not exist", "reference", "build", tmp_path / "none.toml")
+def test_recipe_missing_file(tmp_path):
+    refused("does not exist", "reference", "build", tmp_path / "none.toml")
 
 
-def test_recipe_modality_not_the_data_sets(capsys, tmp_path):
-    refused(capsys, "says modality 'text', but data set 'digits-image' holds image", "reference", "build", "digits-image", "--set", "modality=text", "--out", tmp_path / "o")
+def test_recipe_modality_not_the_data_sets(tmp_path):
+    refused(
+        "says modality 'text', but data set 'digits-image' holds image",
+        "reference",
+        "build",
+        "digits-image",
+        "--set",
+        "modality=text",
+        "--out",
+        tmp_path / "o",
+    )
 
 
-def test_recipe_unknown_data_set_option(capsys, tmp_path):
-    refused(capsys, "unknown option 'colour'", "reference", "build", "digits-image", "--set", "data.colour=1", "--out", tmp_path / "o")
+def test_recipe_unknown_data_set_option(tmp_path):
+    refused(
+        "unknown option 'colour'",
+        "reference",
+        "build",
+        "digits-image",
+        "--set",
+        "data.colour=1",
+        "--out",
+        tmp_path / "o",
+    )
 
 
-def test_set_without_equals(capsys):
-    refused(capsys, "--set expects section.key=value", "reference", "build", "digits-image", "--set", "training.steps")
+def test_set_without_equals():
+    refused("--set expects section.key=value", "reference", "build", "digits-image", "--set", "training.steps")
 
 
 # ----------------------------------------------------------------- data
@@ -123,8 +139,8 @@ def test_set_without_equals(capsys):
         ("nan-pixels", "backbone 'pixels' (plugin 'image') returned NaN or infinite features"),
     ],
 )
-def test_bad_data(capsys, troubled, tmp_path, problem, needle):
-    refused(capsys, needle, "reference", "build", troubled, "--set", f"data.problem={problem}", "--out", tmp_path / "o")
+def test_bad_data(troubled, tmp_path, problem, needle):
+    refused(needle, "reference", "build", troubled, "--set", f"data.problem={problem}", "--out", tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
 
@@ -144,20 +160,50 @@ def test_empty_caption():
         MiniLMBackbone().extract(["a seven", "   "], torch.device("cpu"))
 
 
-def test_label_alias_outside_the_vocabulary(capsys, reference_copy):
-    refused(capsys, "'septem' is not in the reference vocabulary", "modality", "add", "text", "--reference", reference_copy,
-            "--recipe", "tiny-text", "--name", "t2", "--set", 'labels.aliases.seven="septem"')
+def test_label_alias_outside_the_vocabulary(reference_copy):
+    refused(
+        "'septem' is not in the reference vocabulary",
+        "modality",
+        "add",
+        "text",
+        "--reference",
+        reference_copy,
+        "--recipe",
+        "tiny-text",
+        "--name",
+        "t2",
+        "--set",
+        'labels.aliases.seven="septem"',
+    )
 
 
-def test_no_label_maps_onto_the_reference(capsys, reference_copy):
-    aliases = "{" + ", ".join(f'{w} = ""' for w in ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]) + "}"
-    refused(capsys, "no label of data set 'digits-text' maps onto the reference vocabulary", "modality", "add", "text",
-            "--reference", reference_copy, "--recipe", "tiny-text", "--name", "t2", "--set", f"labels.aliases={aliases}")
+def test_no_label_maps_onto_the_reference(reference_copy):
+    aliases = (
+        "{"
+        + ", ".join(
+            f'{w} = ""' for w in ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+        )
+        + "}"
+    )
+    refused(
+        "no label of data set 'digits-text' maps onto the reference vocabulary",
+        "modality",
+        "add",
+        "text",
+        "--reference",
+        reference_copy,
+        "--recipe",
+        "tiny-text",
+        "--name",
+        "t2",
+        "--set",
+        f"labels.aliases={aliases}",
+    )
 
 
-def test_damaged_feature_cache(capsys, tmp_path, monkeypatch):
+def test_damaged_feature_cache(tmp_path, monkeypatch):
+    from alice.data.features import extract_features
     from alice.errors import AliceError
-    from alice.features import extract_features
     from alice_plugins.image.backbones import PixelBackbone
 
     monkeypatch.setenv("ALICE_CACHE_DIR", str(tmp_path))
@@ -173,72 +219,108 @@ def test_damaged_feature_cache(capsys, tmp_path, monkeypatch):
 # ----------------------------------------------------------------- artifacts
 
 
-def test_tampered_weights(capsys, reference_copy):
-    p = reference_copy / "adapters" / "image" / "adapter.safetensors"
+@pytest.mark.parametrize("which", ["reference.safetensors", "adapters/image/adapter.safetensors"])
+def test_tampered_weights(reference_copy, which):
+    p = reference_copy / which
     data = bytearray(p.read_bytes())
     data[-1] ^= 1
     p.write_bytes(bytes(data))
-    refused(capsys, "does not match the sha256", "reference", "show", reference_copy)
-    code, out, err = run(capsys, "reference", "verify", reference_copy)
-    assert code == 1 and "adapters/image" in err and "adapters/text" not in err
+    refused("does not match the sha256", "reference", "show", reference_copy)
+    r = alice("reference", "verify", reference_copy)
+    assert r.code == 1 and which.rsplit("/", 1)[0] in r.err and "adapters/text" not in r.err
 
 
-def test_manifest_of_another_version(capsys, reference_copy):
+def test_truncated_weights(reference_copy):
+    p = reference_copy / "reference.safetensors"
+    p.write_bytes(p.read_bytes()[:64])
+    refused("does not match the sha256", "reference", "verify", reference_copy)
+
+
+def test_manifest_of_another_version(reference_copy):
     m = json.loads((reference_copy / "reference.json").read_text())
     m["format_version"] = 2
     (reference_copy / "reference.json").write_text(json.dumps(m))
-    refused(capsys, "format version 2", "eval", reference_copy)
+    refused("format version 2", "eval", reference_copy)
 
 
-def test_truncated_weights(capsys, reference_copy):
-    p = reference_copy / "reference.safetensors"
-    p.write_bytes(p.read_bytes()[:64])
-    refused(capsys, "does not match the sha256", "reference", "verify", reference_copy)
+def test_manifest_not_json(reference_copy):
+    (reference_copy / "reference.json").write_text("{not json")
+    refused("reference.json is not valid JSON", "eval", reference_copy)
 
 
-def test_adapter_of_another_reference(capsys, reference_copy):
-    m = json.loads((reference_copy / "adapters" / "text" / "adapter.json").read_text())
-    m["reference_sha256"] = "0" * 64
-    (reference_copy / "adapters" / "text" / "adapter.json").write_text(json.dumps(m))
-    refused(capsys, "trained against another reference", "eval", reference_copy)
+def test_adapter_of_another_reference(reference_copy, tmp_path):
+    """A reference honestly re-hashed after one changed weight: the old text adapter no longer belongs to it."""
+    from alice.artifacts import AdapterWeights, ReferenceSpace
+    from alice.train.jobs import save_reference
+
+    ref = ReferenceSpace.load(reference_copy)
+    with torch.no_grad():
+        ref.classifier.net[0].bias.add_(1.0)
+    image = ref.load_adapter("image")
+    other = tmp_path / "other"
+    save_reference(
+        other,
+        ref.classifier,
+        ref.intervention,
+        ref.manifest,
+        [AdapterWeights(image.encoder, image.decoder, image.feature_mean, image.feature_std, image.manifest)],
+    )
+    shutil.copytree(reference_copy / "adapters" / "text", other / "adapters" / "text")
+    refused("adapter 'text' was trained against another reference", "eval", other)
 
 
-def test_unexpected_file_in_a_reference(capsys, reference_copy):
+def test_unexpected_file_in_a_reference(reference_copy):
     (reference_copy / "adapters" / "text" / "model.pt").write_bytes(b"pickle")
-    refused(capsys, "adapters/text/model.pt: unexpected file", "reference", "verify", reference_copy)
+    refused("adapters/text/model.pt: unexpected file", "reference", "verify", reference_copy)
 
 
-def test_not_a_reference_folder(capsys, tmp_path):
-    refused(capsys, "reference.json is missing", "reference", "show", tmp_path)
+def test_not_a_reference_folder(tmp_path):
+    refused("reference.json is missing", "reference", "show", tmp_path)
 
 
 # ----------------------------------------------------------------- CLI
 
 
-def test_output_folder_exists(capsys, reference_copy):
-    refused(capsys, "already exists; pass --overwrite", "reference", "build", "tiny-image", "--out", reference_copy)
+def test_output_folder_exists(reference_copy):
+    refused("already exists; pass --overwrite", "reference", "build", "tiny-image", "--out", reference_copy)
 
 
-def test_unknown_device(capsys, tmp_path):
-    refused(capsys, "unknown device 'quantum'", "reference", "build", "tiny-image", "--device", "quantum", "--out", tmp_path / "o")
+def test_unknown_device(tmp_path):
+    refused(
+        "unknown device 'quantum'", "reference", "build", "tiny-image", "--device", "quantum", "--out", tmp_path / "o"
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="asks for CUDA where there is none")
-def test_cuda_asked_for_without_a_gpu(capsys, tmp_path):
-    refused(capsys, "no CUDA device is available", "reference", "build", "tiny-image", "--device", "cuda", "--out", tmp_path / "o")
+def test_cuda_asked_for_without_a_gpu(tmp_path):
+    refused(
+        "no CUDA device is available", "reference", "build", "tiny-image", "--device", "cuda", "--out", tmp_path / "o"
+    )
 
 
-def test_resume_with_other_settings(capsys, tmp_path, monkeypatch):
-    from alice import checkpoints
+def test_resume_with_other_settings(tmp_path, monkeypatch):
+    from alice.train import checkpoints
 
     out = tmp_path / "o"
     monkeypatch.setattr(checkpoints, "remove", lambda folder: None)  # keep the checkpoint, as a killed run would
-    code, _, err = run(capsys, "reference", "build", "tiny-image", "--out", out, "--steps", "30", "--checkpoint-every", "10")
+    code, _, err = alice("reference", "build", "tiny-image", "--out", out, "--steps", "30", "--checkpoint-every", "10")
     assert code == 0, err
     monkeypatch.undo()
     shutil.rmtree(out)
     assert checkpoints.checkpoint_folder(out).exists()
-    refused(capsys, "belongs to a run with other settings", "reference", "build", "tiny-image", "--out", out, "--steps", "30", "--resume", "--set", "training.lr=0.01")
+    refused(
+        "belongs to a run with other settings",
+        "reference",
+        "build",
+        "tiny-image",
+        "--out",
+        out,
+        "--steps",
+        "30",
+        "--resume",
+        "--set",
+        "training.lr=0.01",
+    )
 
 
 # ----------------------------------------------------------------- sharing
@@ -276,15 +358,15 @@ def _link(name: str, target: str) -> tuple[tarfile.TarInfo, None]:
     ],
     ids=["dotdot", "absolute", "symlink", "python-file", "two-tops", "bad-json"],
 )
-def test_import_refuses_crafted_archives(capsys, tmp_path, entries, needle):
+def test_import_refuses_crafted_archives(tmp_path, entries, needle):
     archive = _archive(tmp_path / "a.tar.gz", entries)
-    refused(capsys, needle, "reference", "import", archive, "--into", tmp_path / "into")
+    refused(needle, "reference", "import", archive, "--into", tmp_path / "into")
     assert not (tmp_path / "evil.json").exists()
     assert not list((tmp_path / "into").glob("*")) if (tmp_path / "into").exists() else True
 
 
-def test_import_refuses_tampered_weights_and_leaves_nothing(capsys, tmp_path, tiny_reference):
-    code, _, err = run(capsys, "reference", "export", tiny_reference, "--out", tmp_path / "ok.tar.gz")
+def test_import_refuses_tampered_weights_and_leaves_nothing(tmp_path, tiny_reference):
+    code, _, err = alice("reference", "export", tiny_reference, "--out", tmp_path / "ok.tar.gz")
     assert code == 0, err
     with tarfile.open(tmp_path / "ok.tar.gz") as src, tarfile.open(tmp_path / "bad.tar.gz", "w:gz") as dst:
         for m in src.getmembers():
@@ -292,22 +374,22 @@ def test_import_refuses_tampered_weights_and_leaves_nothing(capsys, tmp_path, ti
             if m.name.endswith("reference.safetensors"):
                 data = data[:-1] + bytes([data[-1] ^ 1])
             dst.addfile(m, io.BytesIO(data) if data is not None else None)
-    refused(capsys, "does not match the sha256", "reference", "import", tmp_path / "bad.tar.gz", "--into", tmp_path / "into")
+    refused("does not match the sha256", "reference", "import", tmp_path / "bad.tar.gz", "--into", tmp_path / "into")
     assert list((tmp_path / "into").iterdir()) == []
 
 
-def test_import_not_an_archive(capsys, tmp_path):
+def test_import_not_an_archive(tmp_path):
     (tmp_path / "x.tar.gz").write_bytes(b"hello")
-    refused(capsys, "is not a readable archive", "reference", "import", tmp_path / "x.tar.gz")
+    refused("is not a readable archive", "reference", "import", tmp_path / "x.tar.gz")
 
 
-def test_export_import_round_trip(capsys, tmp_path, tiny_reference):
-    from alice.artifacts import sha256_file
+def test_export_import_round_trip(tmp_path, tiny_reference):
+    from alice.files import sha256_file
 
-    assert run(capsys, "reference", "export", tiny_reference, "--out", tmp_path / "r.tar.gz")[0] == 0
-    code, _, err = run(capsys, "reference", "import", tmp_path / "r.tar.gz", "--into", tmp_path / "into")
+    assert alice("reference", "export", tiny_reference, "--out", tmp_path / "r.tar.gz")[0] == 0
+    code, _, err = alice("reference", "import", tmp_path / "r.tar.gz", "--into", tmp_path / "into")
     assert code == 0, err
     got = tmp_path / "into" / tiny_reference.name
     assert sha256_file(got / "reference.safetensors") == sha256_file(tiny_reference / "reference.safetensors")
-    assert run(capsys, "reference", "verify", got)[0] == 0
-    refused(capsys, "already exists", "reference", "import", tmp_path / "r.tar.gz", "--into", tmp_path / "into")
+    assert alice("reference", "verify", got)[0] == 0
+    refused("already exists", "reference", "import", tmp_path / "r.tar.gz", "--into", tmp_path / "into")

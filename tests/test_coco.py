@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 import torch
+from cli_helpers import alice
 
 from alice.errors import AliceError
 
@@ -26,10 +24,6 @@ def coco_copy(coco_sample, tmp_path):
     dst = tmp_path / "coco"
     shutil.copytree(coco_sample, dst)
     return dst
-
-
-def alice(*args):
-    return subprocess.run([sys.executable, "-m", "alice", *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
 def test_sample_is_read_through_pycocotools(coco_sample):
@@ -51,20 +45,57 @@ def test_sample_is_read_through_pycocotools(coco_sample):
 def test_coco_commands_end_to_end_with_random_vit_and_bert(coco_sample, tiny_vit, tiny_bert, tmp_path):
     """The paper's recipes with the backbones swapped for local random-config models: build, add, eval."""
     out = tmp_path / "coco-ref"
-    common = ["--set", f"data.root={json.dumps(str(coco_sample))}", "--set", "data.val_fraction=0.25", "--set", "training.steps=40", "--set", "training.batch_size=8"]
-    r = alice("reference", "build", "coco-image", "--out", out, *common,
-              "--set", f"backbone.model={json.dumps(str(tiny_vit))}",
-              "--set", f'intervention.prompt_backbone={{name = "bert", model = {json.dumps(str(tiny_bert))}}}',
-              "--set", "intervention.num_templates=2", "--set", "model.latent_dim=16",
-              "--set", "model.encoder_hidden=[32]", "--set", "model.classifier_hidden=[32]", "--set", "intervention.hidden=32")
-    assert r.returncode == 0, r.stderr
+    common = [
+        "--set",
+        f"data.root={json.dumps(str(coco_sample))}",
+        "--set",
+        "data.val_fraction=0.25",
+        "--set",
+        "training.steps=40",
+        "--set",
+        "training.batch_size=8",
+    ]
+    r = alice(
+        "reference",
+        "build",
+        "coco-image",
+        "--out",
+        out,
+        *common,
+        "--set",
+        f"backbone.model={json.dumps(str(tiny_vit))}",
+        "--set",
+        f'intervention.prompt_backbone={{name = "bert", model = {json.dumps(str(tiny_bert))}}}',
+        "--set",
+        "intervention.num_templates=2",
+        "--set",
+        "model.latent_dim=16",
+        "--set",
+        "model.encoder_hidden=[32]",
+        "--set",
+        "model.classifier_hidden=[32]",
+        "--set",
+        "intervention.hidden=32",
+    )
+    assert r.code == 0, r.err
     ref = json.loads((out / "reference.json").read_text())
     assert len(ref["vocabulary"]) == 80 and ref["recipe"]["backbone"]["name"] == "vit"
-    r = alice("modality", "add", "text", "--reference", out, *common, "--set", f"backbone.model={json.dumps(str(tiny_bert))}", "--set", "model.encoder_hidden=[32]")
-    assert r.returncode == 0, r.stderr
+    r = alice(
+        "modality",
+        "add",
+        "text",
+        "--reference",
+        out,
+        *common,
+        "--set",
+        f"backbone.model={json.dumps(str(tiny_bert))}",
+        "--set",
+        "model.encoder_hidden=[32]",
+    )
+    assert r.code == 0, r.err
     r = alice("eval", out, "--seeds", "1")
-    assert r.returncode == 0, r.stderr
-    assert "Table 1" in r.stdout and "Table 2" in r.stdout
+    assert r.code == 0, r.err
+    assert "Table 1" in r.out and "Table 2" in r.out
     report = json.loads((out / "eval.json").read_text())
     assert set(report["modalities"]) == {"image", "text"}
     sizes = {(x["query"], x["gallery"]): x["gallery_size"] for x in report["retrieval"]}
@@ -72,8 +103,8 @@ def test_coco_commands_end_to_end_with_random_vit_and_bert(coco_sample, tiny_vit
 
 
 def test_interrupted_extraction_resumes_without_redoing_finished_shards(tmp_path, monkeypatch):
-    from alice.backbones import Backbone
-    from alice.features import extract_features
+    from alice.data.features import extract_features
+    from alice.plugin import Backbone
 
     calls: list[int] = []
 
@@ -142,8 +173,12 @@ def test_image_listed_but_absent_is_a_counted_skip(coco_copy, capsys):
 def test_unknown_category_is_a_counted_skip(coco_copy, capsys):
     from alice_plugins.coco.datasets import CocoImage
 
-    _edit(coco_copy / "annotations" / "instances_val2017.json", lambda d: d["annotations"].append(
-        {"id": 99999, "image_id": 13, "category_id": 12, "bbox": [0, 0, 1, 1], "area": 1, "iscrowd": 0}))
+    _edit(
+        coco_copy / "annotations" / "instances_val2017.json",
+        lambda d: d["annotations"].append(
+            {"id": 99999, "image_id": 13, "category_id": 12, "bbox": [0, 0, 1, 1], "area": 1, "iscrowd": 0}
+        ),
+    )
     split = CocoImage(root=str(coco_copy)).split("test")
     assert split.labels.sum() > 0
     assert "skipped 1 annotation(s) naming an unknown category" in capsys.readouterr().err
@@ -160,5 +195,5 @@ def test_empty_caption_is_a_counted_skip(coco_copy, capsys):
 
 def test_recipe_without_coco_folder_is_a_clear_error():
     r = alice("reference", "build", "coco-image", "--out", "unused")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "needs the COCO folder: set option root" in r.stderr
+    assert r.code == 2 and "Traceback" not in r.err
+    assert "needs the COCO folder: set option root" in r.err

@@ -18,82 +18,28 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
-
-REFERENCE = """
-stage = "reference"
-family = "dist"
-modality = "image"
-
-[data]
-dataset = "digits-image"
-train = 1000
-val = 200
-test = 200
-
-[backbone]
-name = "pixels"
-size = 12
-
-[model]
-latent_dim = 16
-encoder_hidden = [64, 64]
-classifier_hidden = [64, 64]
-classifier_dropout = 0.0
-
-[intervention]
-design = "nonlinear"
-hidden = 64
-condition = "onehot"
-
-[training]
-steps = 40
-batch_size = 64
-rec_weight = 1.0
-eval_every = 0
-checkpoint_every = 0
-"""
-
-MODALITY = """
-stage = "modality"
-family = "dist"
-modality = "image"
-
-[data]
-dataset = "digits-image"
-train = 1000
-val = 200
-test = 200
-seed = 5
-
-[backbone]
-name = "pixels"
-size = 10
-
-[model]
-encoder_hidden = [64, 64]
-
-[training]
-steps = 40
-batch_size = 64
-rec_weight = 1.0
-eval_every = 0
-checkpoint_every = 0
-"""
 
 TOLERANCE = 1e-4
 
 
 def _env(recipes: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env.update(OMP_NUM_THREADS="1", ALICE_RECIPE_PATH=str(recipes), CUDA_VISIBLE_DEVICES="")
     return env
 
 
 def _alice(args: list[str], env: dict[str, str], processes: int = 1) -> subprocess.CompletedProcess:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] if processes > 1 else [sys.executable]
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+        if processes > 1
+        else [sys.executable]
+    )
     done = subprocess.run([*launcher, "-m", "alice", *args], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -105,19 +51,18 @@ def _max_difference(a: Path, b: Path) -> float:
     return max((ta[k] - tb[k]).abs().max().item() for k in ta)
 
 
-def test_torchrun_two_processes_match_one_process(tmp_path):
-    recipes = tmp_path / "recipes"
-    recipes.mkdir()
-    (recipes / "dist-image.toml").write_text(REFERENCE)
-    (recipes / "dist-image2.toml").write_text(MODALITY)
-    env = _env(recipes)
+def test_torchrun_two_processes_match_one_process(tmp_path, recipe_dir):
+    env = _env(recipe_dir)
     one, two = tmp_path / "one", tmp_path / "two"
     # stage 1: two processes, then one (which then finds the feature cache the two wrote)
     two_run = _alice(["reference", "build", "dist-image", "--out", str(two)], env, processes=2)
     _alice(["reference", "build", "dist-image", "--out", str(one)], env)
     assert two_run.stderr.count("wrote ") == 1  # only rank 0 reports (and writes)
     assert _max_difference(one / "reference.safetensors", two / "reference.safetensors") < TOLERANCE
-    assert _max_difference(one / "adapters/image/adapter.safetensors", two / "adapters/image/adapter.safetensors") < TOLERANCE
+    assert (
+        _max_difference(one / "adapters/image/adapter.safetensors", two / "adapters/image/adapter.safetensors")
+        < TOLERANCE
+    )
     final_one = json.loads((one / "reference.json").read_text())["training"]["final"]
     final_two = json.loads((two / "reference.json").read_text())["training"]["final"]
     assert list(final_one) == list(final_two)
@@ -125,23 +70,42 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         assert abs(final_one[k] - final_two[k]) < TOLERANCE, k
     # stage 2 on the same reference: C_ref and M_ref frozen on both processes
     ref_bytes = (one / "reference.safetensors").read_bytes()
-    _alice(["modality", "add", "image", "--reference", str(one), "--recipe", "dist-image2", "--name", "two"], env, processes=2)
+    _alice(
+        ["modality", "add", "image", "--reference", str(one), "--recipe", "dist-image2", "--name", "two"],
+        env,
+        processes=2,
+    )
     _alice(["modality", "add", "image", "--reference", str(one), "--recipe", "dist-image2", "--name", "one"], env)
     assert (one / "reference.safetensors").read_bytes() == ref_bytes
-    assert _max_difference(one / "adapters/one/adapter.safetensors", one / "adapters/two/adapter.safetensors") < TOLERANCE
+    assert (
+        _max_difference(one / "adapters/one/adapter.safetensors", one / "adapters/two/adapter.safetensors") < TOLERANCE
+    )
 
 
-def test_torchrun_refuses_a_batch_that_does_not_split(tmp_path):
-    recipes = tmp_path / "recipes"
-    recipes.mkdir()
-    (recipes / "dist-image.toml").write_text(REFERENCE.replace("batch_size = 64", "batch_size = 63"))
+def test_torchrun_refuses_a_batch_that_does_not_split(tmp_path, recipe_dir):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    done = subprocess.run([*launcher, "-m", "alice", "reference", "build", "dist-image", "--out", str(tmp_path / "x")],
-                          env=_env(recipes), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            *launcher,
+            "-m",
+            "alice",
+            "reference",
+            "build",
+            "dist-image",
+            "--set",
+            "training.batch_size=63",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        env=_env(recipe_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0
     assert "error: training.batch_size 63 does not split evenly over 2 processes; use a multiple of 2" in done.stderr
     # one line per process, no traceback from ALICE (torchrun then reports the failed workers itself)
-    assert "site-packages/alice" not in done.stderr and f"{os.sep}alice{os.sep}build.py" not in done.stderr
+    assert "site-packages/alice" not in done.stderr and f"{os.sep}alice{os.sep}train{os.sep}jobs.py" not in done.stderr
     assert not (tmp_path / "x").exists()
 
 
@@ -167,26 +131,41 @@ def _extract_worker(rank: int, init: str, cache: str, results: str) -> None:
     os.environ.update(ALICE_CACHE_DIR=cache, RANK=str(rank))
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     from alice import distributed
+    from alice.data.features import extract_features
     from alice.errors import AliceError
-    from alice.features import extract_features
 
     backbone = _CountingBackbone()
-    feats = extract_features(backbone, list(range(100)), dataset_identity={"name": "numbers"}, split="train",
-                             device=torch.device("cpu"), shard_size=10)
+    feats = extract_features(
+        backbone,
+        list(range(100)),
+        dataset_identity={"name": "numbers"},
+        split="train",
+        device=torch.device("cpu"),
+        shard_size=10,
+    )
     try:
         distributed.batch_slice(63)
         uneven = "no error"
     except AliceError as exc:
         uneven = str(exc)
     part = distributed.batch_slice(64)
-    Path(f"{results}/{rank}.json").write_text(json.dumps({"features": feats.tolist(), "seen": backbone.seen, "slice": [part.start, part.stop], "uneven": uneven}))
+    Path(f"{results}/{rank}.json").write_text(
+        json.dumps(
+            {"features": feats.tolist(), "seen": backbone.seen, "slice": [part.start, part.stop], "uneven": uneven}
+        )
+    )
     dist.destroy_process_group()
 
 
 def test_feature_extraction_splits_shards_over_processes(tmp_path):
     import torch.multiprocessing as mp
 
-    mp.spawn(_extract_worker, args=(f"file://{tmp_path / 'rendezvous'}", str(tmp_path / "cache"), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(
+        _extract_worker,
+        args=(f"file://{tmp_path / 'rendezvous'}", str(tmp_path / "cache"), str(tmp_path)),
+        nprocs=2,
+        join=True,
+    )
     r0, r1 = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
     expected = [[float(i), 2.0 * i, -float(i)] for i in range(100)]
     assert r0["features"] == expected and r1["features"] == expected

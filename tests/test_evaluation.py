@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from alice.artifacts import ReferenceSpace
-from alice.evaluation.metrics import (
+from alice.core.metrics import (
     balanced_accuracy,
     classification_metrics,
     intervention_scores,
@@ -17,6 +17,7 @@ from alice.evaluation.metrics import (
     youden_thresholds,
 )
 from alice.evaluation.run import ALICE, NO_TRAINING, evaluate
+from alice.evaluation.specs import EvalSpec
 
 
 def test_balanced_accuracy_by_hand():
@@ -66,7 +67,7 @@ def test_intervention_scores_only_count_entries_right_before():
 
 
 def test_tiny_reference_beats_chance_without_pairs(tiny_reference):
-    report = evaluate(ReferenceSpace.load(tiny_reference), "cpu", seeds=2)
+    report = evaluate(ReferenceSpace.load(tiny_reference), EvalSpec(device="cpu", seeds=2))
     assert report["modalities"]["image"]["classification"]["auroc"] > 0.8
     rows = {(r["query"], r["gallery"], r["method"]): r for r in report["retrieval"]}
     alice_row, chance_row = rows[("text", "image", ALICE)], rows[("text", "image", NO_TRAINING)]

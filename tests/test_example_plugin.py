@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import alice, refused
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "alice-scanner"
 
@@ -31,9 +32,23 @@ def plugin_site(tmp_path_factory) -> Path:
     shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     site = work / "site"
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
-         "--disable-pip-version-check", "--target", str(site), str(src)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (site / "alice_scanner" / "recipes" / "tiny-scanner.toml").is_file()
@@ -49,23 +64,22 @@ def _env(site: Path) -> dict[str, str]:
 
 
 def _alice(*args, site: Path):
-    return subprocess.run([sys.executable, "-m", "alice", *args], capture_output=True, text=True, env=_env(site), timeout=600)
-
-
-def _one_line_error(r, needle: str) -> None:
-    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
-    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and needle in errors[0], r.stderr
+    """The CLI in a new process that finds the plugin through its entry point alone."""
+    return alice(*args, env=_env(site), fresh=True)
 
 
 def _hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_plugin_is_found_through_its_entry_point_and_imports_lightly(plugin_site):
     r = _alice("plugins", "list", "--json", site=plugin_site)
-    assert r.returncode == 0, r.stderr
-    data = json.loads(r.stdout)
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
     scanner = next(p for p in data["plugins"] if p["name"] == "scanner")
     assert scanner["status"] == "ok" and scanner["error"] is None, scanner
     assert scanner["source"] == "entry point (alice-scanner==0.1.0)"
@@ -75,9 +89,12 @@ def test_plugin_is_found_through_its_entry_point_and_imports_lightly(plugin_site
     assert not [p for p in data["problems"] if "scanner" in p]
 
     r = _alice("modality", "list", "--json", site=plugin_site)
-    recipes = {x["name"]: x for x in json.loads(r.stdout)["recipes"]}
+    recipes = {x["name"]: x for x in json.loads(r.out)["recipes"]}
     assert recipes["digits-scanner"]["family"] == "digits" and recipes["digits-scanner"]["modality"] == "scanner"
-    assert recipes["tiny-scanner"]["dataset"] == "digits-scanner" and recipes["tiny-scanner"]["backbone"] == "scanner-stats"
+    assert (
+        recipes["tiny-scanner"]["dataset"] == "digits-scanner"
+        and recipes["tiny-scanner"]["backbone"] == "scanner-stats"
+    )
 
     # importing the plugin (what `alice --help` does) pulls in neither numpy nor torch
     code = "import sys, alice_scanner; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
@@ -91,14 +108,34 @@ def test_add_scanner_to_a_frozen_reference_and_retrieve_images(plugin_site, refe
     assert any(k.startswith("adapters/image/") for k in before) and any(k.startswith("adapters/text/") for k in before)
 
     # bad options are one-line errors, before anything is written
-    _one_line_error(_alice("modality", "add", "scanner", "--reference", str(reference_copy), "--set", "data.max_digits=7", site=plugin_site),
-                    "data set 'digits-scanner': option max_digits must be between 1 and 4")
-    _one_line_error(_alice("modality", "add", "scanner", "--reference", str(reference_copy), "--set", "backbone.fft_bins=99", site=plugin_site),
-                    "backbone 'scanner-stats': option fft_bins must be an integer from 0 to")
+    refused(
+        "data set 'digits-scanner': option max_digits must be between 1 and 4",
+        "modality",
+        "add",
+        "scanner",
+        "--reference",
+        reference_copy,
+        "--set",
+        "data.max_digits=7",
+        env=_env(plugin_site),
+        fresh=True,
+    )
+    refused(
+        "backbone 'scanner-stats': option fft_bins must be an integer from 0 to",
+        "modality",
+        "add",
+        "scanner",
+        "--reference",
+        reference_copy,
+        "--set",
+        "backbone.fft_bins=99",
+        env=_env(plugin_site),
+        fresh=True,
+    )
     assert not (reference_copy / "adapters" / "scanner").exists()
 
-    r = _alice("modality", "add", "scanner", "--reference", str(reference_copy), site=plugin_site)
-    assert r.returncode == 0, r.stderr
+    r = _alice("modality", "add", "scanner", "--reference", reference_copy, site=plugin_site)
+    assert r.code == 0, r.err
     after = _hashes(reference_copy)
     assert {k: after.get(k) for k in before} == before  # nothing that was there changed
     adapters = lambda files: {k.split("/")[1] for k in files if k.startswith("adapters/")}  # noqa: E731
@@ -106,15 +143,15 @@ def test_add_scanner_to_a_frozen_reference_and_retrieve_images(plugin_site, refe
     manifest = json.loads((reference_copy / "adapters" / "scanner" / "adapter.json").read_text())
     assert manifest["recipe"] == "tiny-scanner" and manifest["backbone"]["identity"]["name"] == "scanner-stats"
 
-    r = _alice("eval", str(reference_copy), "--json", "--seeds", "1", site=plugin_site)
-    assert r.returncode == 0, r.stderr
-    report = json.loads(r.stdout)
+    r = _alice("eval", reference_copy, "--json", "--seeds", "1", site=plugin_site)
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
     assert {"image", "text", "scanner"} <= set(report["modalities"])
     rows = {(x["query"], x["gallery"], x["method"]): x for x in report["retrieval"]}
     for gallery in ("image", "text"):
         for method in ("no training", "ALICE (0 pairs)"):
             assert (("scanner", gallery, method) in rows) and ((gallery, "scanner", method) in rows)
-    alice = rows[("scanner", "image", "ALICE (0 pairs)")]["label_exact"]
+    aligned = rows[("scanner", "image", "ALICE (0 pairs)")]["label_exact"]
     untrained = rows[("scanner", "image", "no training")]["label_exact"]
     # measured: 0.073-0.103 (training seeds 0-2, 300-1000 steps) against 0.010 untrained
-    assert alice > 2 * untrained and alice > untrained + 0.03, (alice, untrained)
+    assert aligned > 2 * untrained and aligned > untrained + 0.03, (aligned, untrained)

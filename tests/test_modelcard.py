@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import ok
 
 from alice.artifacts import ReferenceSpace
+from alice.artifacts.modelcard import adapter_card, front_matter, reference_card
+from alice.artifacts.verify import verify_reference
 from alice.errors import AliceError
-from alice.modelcard import adapter_card, front_matter, reference_card
-from alice.verify import verify_reference
 
 
 def parse_front_matter(text: str) -> dict:
@@ -56,8 +55,16 @@ def test_every_folder_gets_a_card_with_front_matter_and_the_vocabulary(tiny_refe
     assert {"alice", "image"} <= set(meta["tags"])
     assert meta["datasets"] == ["digits-image"]
     assert "roc_auc" in meta["metrics"]
-    for section in ("## Model description", "## Label vocabulary", "## Data", "## Backbones", "## Training settings",
-                    "## Evaluation", "## Intended use", "## Limits"):
+    for section in (
+        "## Model description",
+        "## Label vocabulary",
+        "## Data",
+        "## Backbones",
+        "## Training settings",
+        "## Evaluation",
+        "## Intended use",
+        "## Limits",
+    ):
         assert section in card, section
     for i, label in enumerate(ref.vocabulary):
         assert f"| {i} | {label} |" in card
@@ -68,37 +75,44 @@ def test_every_folder_gets_a_card_with_front_matter_and_the_vocabulary(tiny_refe
         text = (tiny_reference / "adapters" / name / "README.md").read_text()
         meta = parse_front_matter(text)
         assert meta["library_name"] == "alice" and name in meta["tags"]
-        assert meta["datasets"] == [adapter.manifest["data"]["dataset"]]
+        assert meta["datasets"] == [adapter.manifest.data.dataset]
         assert adapter.sha256 in text and ref.sha256 in text
         assert all(f"| {label} |" in text for label in ref.vocabulary)
-        assert adapter.manifest["backbone"]["name"] in text
+        assert adapter.manifest.backbone.name in text
     assert all(f.ok for f in verify_reference(tiny_reference))
 
 
 def test_eval_writes_its_tables_into_the_reference_card_and_verify_export_import_pass(reference_copy, tmp_path):
-    from alice.sharing import export_reference, import_reference
+    from alice.artifacts.sharing import export_reference, import_reference
 
     adapter_cards = {n: (reference_copy / "adapters" / n / "README.md").read_bytes() for n in ("image", "text")}
-    r = subprocess.run([sys.executable, "-m", "alice", "eval", str(reference_copy), "--seeds", "1", "--json"],
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["modalities"]  # --json output stays pure JSON
+    r = ok("eval", reference_copy, "--seeds", "1", "--json")
+    assert json.loads(r.out)["modalities"]  # --json output stays pure JSON
     report = json.loads((reference_copy / "eval.json").read_text())
     card = (reference_copy / "README.md").read_text()
     parse_front_matter(card)
     assert "Table 1" in card and "Table 2" in card
     for name, row in report["modalities"].items():
         c, i = row["classification"], row["interventions_cycle"]
-        line = next(l for l in card.splitlines() if l.startswith(f"| {name} | {row['samples']} |"))
-        assert {f"{c['auroc']:.3f}", f"{c['balanced_accuracy']:.3f}", f"{i['changed']:.3f}", f"{i['unchanged']:.3f}"} <= _eval_values(line)
+        line = next(text for text in card.splitlines() if text.startswith(f"| {name} | {row['samples']} |"))
+        assert {
+            f"{c['auroc']:.3f}",
+            f"{c['balanced_accuracy']:.3f}",
+            f"{i['changed']:.3f}",
+            f"{i['unchanged']:.3f}",
+        } <= _eval_values(line)
     for row in report["retrieval"]:
-        assert f"| {row['query']} → {row['gallery']} | {row['method']} | {row['pairs']} | {row['gallery_size']} | {row['label_exact']:.3f} |" in card
+        assert (
+            f"| {row['query']} → {row['gallery']} | {row['method']} | {row['pairs']} | {row['gallery_size']} | "
+            f"{row['label_exact']:.3f} |" in card
+        )
     assert "recall" in parse_front_matter(card)["metrics"]
     # eval rewrites only the reference card; the adapters' cards stay as written
     assert {n: (reference_copy / "adapters" / n / "README.md").read_bytes() for n in adapter_cards} == adapter_cards
-    assert all(f.ok for f in verify_reference(reference_copy)), [f for f in verify_reference(reference_copy) if not f.ok]
-    r = subprocess.run([sys.executable, "-m", "alice", "reference", "verify", str(reference_copy)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert all(f.ok for f in verify_reference(reference_copy)), [
+        f for f in verify_reference(reference_copy) if not f.ok
+    ]
+    ok("reference", "verify", reference_copy)
     archive = export_reference(reference_copy, tmp_path / "ref.alice.tar.gz")
     imported = import_reference(archive, tmp_path / "into")
     assert (imported / "README.md").read_text() == card
@@ -107,25 +121,42 @@ def test_eval_writes_its_tables_into_the_reference_card_and_verify_export_import
 
 
 def test_adding_an_adapter_writes_its_card_and_changes_no_earlier_file(reference_copy):
-    from alice.artifacts import AdapterWeights, write_adapter
+    import dataclasses
+
+    from alice.artifacts import AdapterWeights, modelcard
+    from alice.artifacts.store import write_adapter
 
     before = {p: p.read_bytes() for p in reference_copy.rglob("*") if p.is_file()}
     ref = ReferenceSpace.load(reference_copy)
     text = ref.load_adapter("text")
-    manifest = {k: v for k, v in text.manifest.items() if k not in ("format", "format_version", "alice_version", "name", "reference_sha256", "weights")}
-    write_adapter(ref, AdapterWeights("text2", text.encoder, text.decoder, text.feature_mean, text.feature_std, manifest))
+    weights = AdapterWeights(
+        text.encoder,
+        text.decoder,
+        text.feature_mean,
+        text.feature_std,
+        dataclasses.replace(text.manifest, name="text2"),
+    )
+    files = weights.files(ref.sha256)
+    files.update(modelcard.cards(files, reference=ref.manifest.to_json()))
+    write_adapter(ref, "text2", files)
     assert {p: p.read_bytes() for p in before} == before
     card = (reference_copy / "adapters" / "text2" / "README.md").read_text()
     assert card.startswith("---\n") and "# text2: an ALICE adapter for text" in card
     assert all(f.ok for f in verify_reference(reference_copy))
 
 
+def _again(ref: ReferenceSpace):
+    from alice.artifacts import AdapterWeights
+
+    a = ref.load_adapter("image")
+    return [AdapterWeights(a.encoder, a.decoder, a.feature_mean, a.feature_std, a.manifest)]
+
+
 def test_a_crash_while_writing_the_card_leaves_no_half_artifact(reference_copy, monkeypatch):
-    from alice import artifacts
+    from alice.train.jobs import save_reference
 
     before = (reference_copy / "reference.safetensors").read_bytes()
     ref = ReferenceSpace.load(reference_copy)
-    adapter = ref.load_adapter("image")
     real = Path.write_bytes
 
     def crash_on_card(self, data):
@@ -134,9 +165,8 @@ def test_a_crash_while_writing_the_card_leaves_no_half_artifact(reference_copy, 
         return real(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", crash_on_card)
-    aw = artifacts.AdapterWeights("image", adapter.encoder, adapter.decoder, adapter.feature_mean, adapter.feature_std, dict(adapter.manifest))
     with pytest.raises(OSError, match="disk full"):
-        artifacts.write_reference(reference_copy, ref.classifier, ref.intervention, dict(ref.manifest), aw, overwrite=True)
+        save_reference(reference_copy, ref.classifier, ref.intervention, ref.manifest, _again(ref), overwrite=True)
     monkeypatch.undo()
     assert (reference_copy / "reference.safetensors").read_bytes() == before
     ReferenceSpace.load(reference_copy).load_adapter("text")
@@ -144,17 +174,16 @@ def test_a_crash_while_writing_the_card_leaves_no_half_artifact(reference_copy, 
 
 
 def test_a_manifest_the_card_cannot_describe_never_stops_the_artifact(reference_copy, monkeypatch, capsys):
-    from alice import artifacts, modelcard
+    from alice.artifacts import modelcard
+    from alice.train.jobs import save_reference
 
     def broken(*a, **k):
         raise KeyError("something")
 
     monkeypatch.setattr(modelcard, "reference_card", broken)
     ref = ReferenceSpace.load(reference_copy)
-    adapter = ref.load_adapter("image")
-    aw = artifacts.AdapterWeights("image", adapter.encoder, adapter.decoder, adapter.feature_mean, adapter.feature_std, dict(adapter.manifest))
     out = reference_copy.parent / "rewritten"
-    artifacts.write_reference(out, ref.classifier, ref.intervention, dict(ref.manifest), aw)
+    save_reference(out, ref.classifier, ref.intervention, ref.manifest, _again(ref))
     assert "no model card for the reference" in capsys.readouterr().err
     assert not (out / "README.md").exists() and (out / "adapters" / "image" / "README.md").exists()
     assert all(f.ok for f in verify_reference(out))
@@ -166,8 +195,10 @@ def test_cards_from_sparse_manifests_and_awkward_labels():
     meta = parse_front_matter(card)
     assert meta["library_name"] == "alice"
     assert "| 0 | cat\\|dog |" in card and "| 2 | a: b |" in card
-    card = adapter_card({"name": "x", "modality": "sonar", "labels": {"mapping": {"Yes": "yes", "n/a": None}, "annotated": ["yes"]}},
-                        {"vocabulary": vocab, "name": "r"})
+    card = adapter_card(
+        {"name": "x", "modality": "sonar", "labels": {"mapping": {"Yes": "yes", "n/a": None}, "annotated": ["yes"]}},
+        {"vocabulary": vocab, "name": "r"},
+    )
     meta = parse_front_matter(card)
     assert meta["tags"][-1] == "sonar" and "n/a" in card
     text = front_matter({"license": "apache-2.0", "tags": ["yes", "1.0", "a: b", "no"], "empty": []})
@@ -176,8 +207,16 @@ def test_cards_from_sparse_manifests_and_awkward_labels():
 
 def test_a_stale_eval_json_is_not_shown_as_this_references():
     manifest = {"name": "r", "vocabulary": ["a", "b"], "weights": {"sha256": "1" * 64}}
-    evaluation = {"reference": {"sha256": "2" * 64}, "modalities": {"image": {"samples": 5, "classification": {"auroc": 0.123456}}}, "retrieval": []}
-    card = reference_card(manifest, {}, evaluation)
+    evaluation = {
+        "reference": {"sha256": "2" * 64},
+        "modalities": {"image": {"samples": 5, "classification": {"auroc": 0.123456}}},
+        "retrieval": [],
+    }
+    from alice.evaluation.tables import evaluation_tables
+
+    card = reference_card(
+        manifest, {}, evaluation_tables(evaluation), evaluated_sha256=evaluation["reference"]["sha256"]
+    )
     assert "0.123" not in card and "computed for another reference" in card
 
 
@@ -186,6 +225,6 @@ def test_verify_still_flags_other_files(reference_copy):
     bad = [f for f in verify_reference(reference_copy) if not f.ok]
     assert [f.item for f in bad] == ["adapters/text/notes.txt"]
     with pytest.raises(AliceError):
-        from alice.sharing import export_reference
+        from alice.artifacts.sharing import export_reference
 
         export_reference(reference_copy, reference_copy.parent / "x.tar.gz")

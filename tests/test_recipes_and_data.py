@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from alice.data.recipes import list_recipes, load_recipe, parse_recipe
 from alice.errors import AliceError
-from alice.recipes import list_recipes, load_recipe, parse_recipe
 
 
 def test_builtin_recipes_parse_and_pair_up():
@@ -26,11 +26,44 @@ def test_recipe_overrides_and_defaults():
     "raw, message",
     [
         ({"stage": "reference", "modality": "image", "data": {"dataset": "x"}}, "missing required field 'backbone'"),
-        ({"stage": "sideways", "modality": "image", "data": {"dataset": "x"}, "backbone": {"name": "y"}}, "stage must be one of"),
-        ({"stage": "reference", "modality": "image", "data": {"dataset": "x"}, "backbone": {"name": "y"}, "training": {"lr": "fast"}}, "training.lr must be float"),
-        ({"stage": "reference", "modality": "image", "data": {"dataset": "x"}, "backbone": {"name": "y"}, "training": {"stepz": 3}}, "unknown field 'training.stepz'"),
-        ({"stage": "reference", "modality": "image", "data": {"dataset": "x"}, "backbone": {"name": "y"}, "training": {"steps": 0}}, "training.steps must be positive"),
-        ({"stage": "reference", "modality": "image", "data": "digits", "backbone": {"name": "y"}}, "data must be a table"),
+        (
+            {"stage": "sideways", "modality": "image", "data": {"dataset": "x"}, "backbone": {"name": "y"}},
+            "stage must be one of",
+        ),
+        (
+            {
+                "stage": "reference",
+                "modality": "image",
+                "data": {"dataset": "x"},
+                "backbone": {"name": "y"},
+                "training": {"lr": "fast"},
+            },
+            "training.lr must be float",
+        ),
+        (
+            {
+                "stage": "reference",
+                "modality": "image",
+                "data": {"dataset": "x"},
+                "backbone": {"name": "y"},
+                "training": {"stepz": 3},
+            },
+            "unknown field 'training.stepz'",
+        ),
+        (
+            {
+                "stage": "reference",
+                "modality": "image",
+                "data": {"dataset": "x"},
+                "backbone": {"name": "y"},
+                "training": {"steps": 0},
+            },
+            "training.steps must be positive",
+        ),
+        (
+            {"stage": "reference", "modality": "image", "data": "digits", "backbone": {"name": "y"}},
+            "data must be a table",
+        ),
     ],
 )
 def test_bad_recipes_name_the_field(raw, message):
@@ -70,8 +103,8 @@ def test_digits_test_scenes_use_writers_absent_from_training():
 
 
 def test_feature_cache_extracts_once(tmp_path, monkeypatch):
-    from alice.backbones import Backbone
-    from alice.features import extract_features
+    from alice.data.features import extract_features
+    from alice.plugin import Backbone
 
     calls = []
 

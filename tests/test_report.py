@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cli_helpers import run
+from cli_helpers import alice
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
 
@@ -21,9 +21,10 @@ def report(tiny_reference, tmp_path_factory):
     ref = tmp_path_factory.mktemp("report") / "ref"
     shutil.copytree(tiny_reference, ref)
     (ref / "eval.json").unlink(missing_ok=True)
-    from alice.report import build_report
+    from alice.report.page import build_report
+    from alice.report.spec import ReportSpec
 
-    page = build_report(ref, per_modality=80, queries=2, k=4, seeds=2)
+    page = build_report(ref, ReportSpec(per_modality=80, queries=2, k=4, seeds=2))
     return ref, page
 
 
@@ -46,7 +47,7 @@ def test_report_writes_page_figures_and_search_grid(report):
     sources = re.findall(r'src="([^"]+)"', text)
     assert len(sources) > 20 and all((folder / s).is_file() for s in sources)
     # the reference still verifies: the report folder is derived, not part of the artifact
-    from alice.verify import verify_reference
+    from alice.artifacts.verify import verify_reference
 
     assert all(f.ok for f in verify_reference(ref))
 
@@ -59,8 +60,17 @@ def _driver():
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1400,2000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,2000",
+    ):
         options.add_argument(flag)
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for a driver online
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -73,14 +83,17 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         driver.get(page.as_uri())
         assert "ALICE report" in driver.title
         images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight]);"
+            "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth, "
+            "i.naturalHeight]);"
         )
         assert len(images) > 20
         broken = [src for src, complete, w, h in images if not (complete and w > 0 and h > 0)]
         assert not broken, f"images that did not load: {broken[:5]}"
         sizes = {src: (w, h) for src, _, w, h in images}
         assert sizes["latent-map.png"][0] > 500
-        tables = driver.execute_script("return Array.from(document.querySelectorAll('table caption')).map(c => c.textContent);")
+        tables = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table caption')).map(c => c.textContent);"
+        )
         assert any(t.startswith("Table 1") for t in tables) and any(t.startswith("Table 3") for t in tables)
         rows = driver.execute_script("return document.querySelectorAll('.row.counterfactual').length;")
         assert rows >= 2
@@ -90,20 +103,20 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         driver.quit()
 
 
-def test_report_errors_are_one_line_and_keep_other_folders(report, capsys, tmp_path):
+def test_report_errors_are_one_line_and_keep_other_folders(report, tmp_path):
     ref, _ = report
-    code, _, err = run(capsys, "report", ref, "--projection", "umap")
+    code, _, err = alice("report", ref, "--projection", "umap")
     assert code != 0 and "Traceback" not in err and "unknown projection 'umap'" in err
     keep = tmp_path / "mine"
     keep.mkdir()
     (keep / "notes.txt").write_text("mine")
     (keep / "index.html").write_text("<p>my own page</p>")  # an index.html alone does not make a folder a report
-    code, _, err = run(capsys, "report", ref, "--out", keep, "--items", "20", "--projection", "pca", "--queries", "1")
+    code, _, err = alice("report", ref, "--out", keep, "--items", "20", "--projection", "pca", "--queries", "1")
     assert code != 0 and "is not an ALICE report" in err and "Traceback" not in err
     assert (keep / "notes.txt").read_text() == "mine" and not list(tmp_path.glob(".mine.partial-*"))
 
 
-def test_report_keeps_an_eval_json_of_something_else(report, capsys, tmp_path):
+def test_report_keeps_an_eval_json_of_something_else(report, tmp_path):
     """An eval.json that does not describe the reference is shown fresh, never overwritten; junk is survived."""
     ref, _ = report
     copy = tmp_path / "ref"
@@ -112,11 +125,13 @@ def test_report_keeps_an_eval_json_of_something_else(report, capsys, tmp_path):
     other["reference"]["sha256"] = "0" * 64
     other["paired_settings"] = {"pairs": 1000}  # e.g. rows from `alice eval --pairs`, which a report must not drop
     (copy / "eval.json").write_text(json.dumps(other))
-    code, _, err = run(capsys, "report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1", "--device", "auto")
+    code, _, err = alice(
+        "report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1", "--device", "auto"
+    )
     assert code == 0, err
     assert "does not describe this reference" in err
     assert json.loads((copy / "eval.json").read_text()) == other
     (copy / "eval.json").write_text("[]")
-    code, _, err = run(capsys, "report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1")
+    code, _, err = alice("report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1")
     assert code == 0, err
     assert (copy / "eval.json").read_text() == "[]" and (copy / "report" / "report.json").is_file()

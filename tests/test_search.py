@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import refused, run
 import torch
+from cli_helpers import alice, refused
 
+from alice.artifacts.indexes import Index, pack_strings, unpack_strings, write_index
+from alice.core.similarity import top_k
 from alice.errors import AliceError
-from alice.search import Index, pack_strings, top_k, unpack_strings, write_index
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
 
@@ -31,7 +32,8 @@ def test_blocked_top_k_equals_one_full_product(block_rows, k):
     sims = queries @ gallery.T
     full = sims.topk(min(k, 257), dim=1)
     assert rows.shape == (9, min(k, 257))
-    # the same scores, and each row is the item it scores (a 1-row product may round differently: no index equality on near-ties)
+    # the same scores, and each row is the item it scores
+    # (a 1-row product may round differently: no index equality on near-ties)
     assert torch.allclose(scores, full.values, atol=1e-6)
     assert torch.allclose(sims.gather(1, rows), full.values, atol=1e-6)
     assert all(len(set(r.tolist())) == rows.shape[1] for r in rows)
@@ -45,8 +47,15 @@ def test_strings_round_trip_through_tensors():
 def test_index_file_round_trip_and_block_reads(tmp_path):
     z = torch.nn.functional.normalize(torch.randn(50, 8), dim=1)
     labels = (torch.rand(50, 4) < 0.3).float()
-    path = write_index(tmp_path / "i.safetensors", z, {"modality": "m", "reference_sha256": "r", "adapter_sha256": "a"},
-                       labels, np.array([1, 1, 0, 1]), [f"text {i}" for i in range(50)], [f"p{i}" for i in range(50)])
+    path = write_index(
+        tmp_path / "i.safetensors",
+        z,
+        {"modality": "m", "reference_sha256": "r", "adapter_sha256": "a"},
+        labels,
+        np.array([1, 1, 0, 1]),
+        [f"text {i}" for i in range(50)],
+        [f"p{i}" for i in range(50)],
+    )
     index = Index.open(path)
     assert (index.count, index.dim, index.modality) == (50, 8, "m")
     assert index.texts[3] == "text 3" and index.pair_ids[49] == "p49"
@@ -73,29 +82,29 @@ def indexed(tiny_reference, tmp_path_factory):
     """A copy of the tiny reference with an image and a text index of the test split."""
     ref = tmp_path_factory.mktemp("search") / "ref"
     shutil.copytree(tiny_reference, ref)
-    from alice.search import build_index
+    from alice.search.index import build_index
 
     for modality in ("image", "text"):
         build_index(ref, modality, "test", device_name="cpu")
     return ref
 
 
-def test_index_build_writes_a_verified_index(indexed, capsys):
+def test_index_build_writes_a_verified_index(indexed):
     index = Index.open(indexed / "indexes" / "text-test.safetensors")
     assert index.count == 600 and index.dim == 32 and index.texts and index.pair_ids and index.labels.shape == (600, 10)
-    code, out, err = run(capsys, "reference", "verify", indexed, "--json")
+    code, out, err = alice("reference", "verify", indexed, "--json")
     assert code == 0, err
     found = {f["item"]: f for f in json.loads(out)["findings"]}
     assert found["indexes/image-test.safetensors"]["ok"] and found["indexes/text-test.safetensors"]["ok"]
-    code, out, _ = run(capsys, "index", "list", indexed, "--json")
+    code, out, _ = alice("index", "list", indexed, "--json")
     assert code == 0 and {r["modality"] for r in json.loads(out)} == {"image", "text"}
-    refused(capsys, "already exists", "index", "build", indexed, "--modality", "image")
+    refused("already exists", "index", "build", indexed, "--modality", "image")
 
 
-def test_text_query_finds_images_of_its_digit(indexed, capsys):
+def test_text_query_finds_images_of_its_digit(indexed):
     hits = 0
     for word in ("zero", "three", "seven", "nine"):
-        code, out, err = run(capsys, "search", indexed, f"one digit: {word}", "--in", "image", "-k", "10", "--json")
+        code, out, err = alice("search", indexed, f"one digit: {word}", "--in", "image", "-k", "10", "--json")
         assert code == 0, err
         result = json.loads(out)
         assert result["from"] == "text" and len(result["results"]) == 10
@@ -104,7 +113,9 @@ def test_text_query_finds_images_of_its_digit(indexed, capsys):
         hits += sum(word in r["labels"] for r in result["results"])
     index = Index.open(indexed / "indexes" / "image-test.safetensors")
     vocab = json.loads((indexed / "reference.json").read_text())["vocabulary"]
-    chance = float(np.mean([index.labels[:, vocab.index(w)].float().mean() for w in ("zero", "three", "seven", "nine")]))
+    chance = float(
+        np.mean([index.labels[:, vocab.index(w)].float().mean() for w in ("zero", "three", "seven", "nine")])
+    )
     # chance: the share of scenes that show the digit (about a fifth)
     assert hits / 40 > 1.5 * chance, (hits, chance)
 
@@ -114,11 +125,9 @@ def _scene_with(ref: Path, label: str, tmp_path: Path) -> tuple[Path, list[str]]
     from PIL import Image
 
     from alice.artifacts import ReferenceSpace
-    from alice.data import make_dataset
-    from alice.recipes import DataSpec
+    from alice.data.loading import make_dataset
 
-    m = ReferenceSpace.load(ref).load_adapter("image").manifest
-    ds = make_dataset(DataSpec(m["data"]["dataset"], dict(m["data"]["options"])))
+    ds = make_dataset(ReferenceSpace.load(ref).load_adapter("image").manifest.modality_spec().data)
     split = ds.split("test")
     for i in range(len(split.inputs)):
         names = [ds.vocabulary[c] for c in np.flatnonzero(split.labels[i])]
@@ -129,79 +138,94 @@ def _scene_with(ref: Path, label: str, tmp_path: Path) -> tuple[Path, list[str]]
     raise AssertionError(f"no test scene with only {label}")
 
 
-def test_counterfactual_query_retrieves_the_edited_scene(indexed, capsys, tmp_path):
+def test_counterfactual_query_retrieves_the_edited_scene(indexed, tmp_path):
     image, _ = _scene_with(indexed, "three", tmp_path)
-    code, out, err = run(capsys, "search", indexed, image, "--in", "text", "-k", "10", "--json")
+    code, out, err = alice("search", indexed, image, "--in", "text", "-k", "10", "--json")
     assert code == 0, err
     plain = json.loads(out)
     assert plain["from"] == "image"
-    code, out, err = run(capsys, "search", indexed, image, "--in", "text", "-k", "10", "--replace", "three=seven", "--json")
+    code, out, err = alice("search", indexed, image, "--in", "text", "-k", "10", "--replace", "three=seven", "--json")
     assert code == 0, err
     edited = json.loads(out)
     assert edited["replace"] == ["three", "seven"]
     assert "seven" in edited["edited_labels"] and "three" not in edited["edited_labels"]
     sevens = lambda r: sum("seven" in x["labels"] and "three" not in x["labels"] for x in r["results"])  # noqa: E731
     assert sevens(edited) >= 5 and sevens(edited) > sevens(plain)
-    code, out, err = run(capsys, "search", indexed, image, "--in", "text", "--replace", "three=seven")
+    code, out, err = alice("search", indexed, image, "--in", "text", "--replace", "three=seven")
     assert code == 0 and "after replacing three with seven" in out.replace("\n", " ")
 
 
-def test_search_errors_are_one_line(indexed, capsys, tmp_path, tiny_reference):
-    refused(capsys, "no index at", "search", indexed, "a two", "--in", "speech")
-    refused(capsys, "--replace takes OLD=NEW", "search", indexed, "a two", "--in", "image", "--replace", "three")
-    refused(capsys, "unknown label 'eleven'", "search", indexed, "a two", "--in", "image", "--replace", "eleven=two")
-    refused(capsys, "no file", "search", indexed, "missing.png", "--in", "text")
-    refused(capsys, "unknown modality 'sonar'", "search", indexed, "a two", "--in", "image", "--from", "sonar")
+def test_search_errors_are_one_line(indexed, tmp_path, tiny_reference):
+    refused("no index at", "search", indexed, "a two", "--in", "speech")
+    refused("--replace takes OLD=NEW", "search", indexed, "a two", "--in", "image", "--replace", "three")
+    refused("unknown label 'eleven'", "search", indexed, "a two", "--in", "image", "--replace", "eleven=two")
+    refused("no file", "search", indexed, "missing.png", "--in", "text")
+    refused("unknown modality 'sonar'", "search", indexed, "a two", "--in", "image", "--from", "sonar")
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    refused(capsys, "cannot read image", "search", indexed, broken, "--in", "text")
+    refused("cannot read image", "search", indexed, broken, "--in", "text")
     # a damaged index file
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes((indexed / "indexes" / "image-test.safetensors").read_bytes()[:100])
-    refused(capsys, "not a readable index", "search", indexed, "a two", "--in", str(bad))
+    refused("not a readable index", "search", indexed, "a two", "--in", str(bad))
     bad.write_bytes(b"\x00" * 64)
-    refused(capsys, "not a readable index", "search", indexed, "a two", "--in", str(bad))
+    refused("not a readable index", "search", indexed, "a two", "--in", str(bad))
 
 
-def test_index_build_and_search_refuse_bad_requests_before_any_work(indexed, capsys, tmp_path):
-    refused(capsys, "unknown split 'bogus'", "index", "build", indexed, "--modality", "image", "--split", "bogus")
+def test_index_build_and_search_refuse_bad_requests_before_any_work(indexed, tmp_path):
+    refused("unknown split 'bogus'", "index", "build", indexed, "--modality", "image", "--split", "bogus")
     (tmp_path / "folder").mkdir()
-    refused(capsys, "is a folder", "index", "build", indexed, "--modality", "image", "--out", tmp_path / "folder", "--overwrite")
-    refused(capsys, "has no 'sonar' adapter", "index", "build", indexed, "--modality", "sonar")
+    refused(
+        "is a folder", "index", "build", indexed, "--modality", "image", "--out", tmp_path / "folder", "--overwrite"
+    )
+    refused("has no 'sonar' adapter", "index", "build", indexed, "--modality", "sonar")
     # labels of another vocabulary, or an index that names no adapter
     z = torch.nn.functional.normalize(torch.randn(5, 32), dim=1)
     sha = json.loads((indexed / "reference.json").read_text())["weights"]["sha256"]
     adapter = json.loads((indexed / "adapters" / "image" / "adapter.json").read_text())["weights"]["sha256"]
-    wide = write_index(tmp_path / "wide.safetensors", z, {"modality": "image", "reference_sha256": sha, "adapter_sha256": adapter},
-                       torch.zeros(5, 40))
-    refused(capsys, "labels cover 40 classes, the reference vocabulary has 10", "search", indexed, "a two", "--in", wide)
+    wide = write_index(
+        tmp_path / "wide.safetensors",
+        z,
+        {"modality": "image", "reference_sha256": sha, "adapter_sha256": adapter},
+        torch.zeros(5, 40),
+    )
+    refused("labels cover 40 classes, the reference vocabulary has 10", "search", indexed, "a two", "--in", wide)
     bare = write_index(tmp_path / "bare.safetensors", z, {"modality": "image", "reference_sha256": sha})
-    refused(capsys, "names no adapter_sha256", "search", indexed, "a two", "--in", bare)
+    refused("names no adapter_sha256", "search", indexed, "a two", "--in", bare)
     # k beyond the index: all of it, said so; a replacement of a class the query lacks: a warning
-    code, out, err = run(capsys, "search", indexed, "one digit: two", "--in", "image", "-k", "5000", "--replace", "nine=four")
+    code, out, err = alice("search", indexed, "one digit: two", "--in", "image", "-k", "5000", "--replace", "nine=four")
     assert code == 0, err
     assert "top 300 of 300" in out and "do not include 'nine'" in err
 
 
-def test_an_index_of_another_reference_or_adapter_is_refused(indexed, capsys, tmp_path):
+def test_an_index_of_another_reference_or_adapter_is_refused(indexed, tmp_path):
     other = tmp_path / "other"
-    code, _, err = run(capsys, "reference", "build", "tiny-image", "--out", other, "--steps", "20", "--set", "training.seed=7")
+    code, _, err = alice(
+        "reference", "build", "tiny-image", "--out", other, "--steps", "20", "--set", "training.seed=7"
+    )
     assert code == 0, err
-    refused(capsys, "was built against reference", "search", other, "a two", "--in", str(indexed / "indexes" / "image-test.safetensors"))
+    refused(
+        "was built against reference",
+        "search",
+        other,
+        "a two",
+        "--in",
+        str(indexed / "indexes" / "image-test.safetensors"),
+    )
     # the text adapter retrained: its old index no longer matches
     copy = tmp_path / "copy"
     shutil.copytree(indexed, copy)
-    code, _, err = run(capsys, "modality", "add", "text", "--reference", copy, "--steps", "5", "--overwrite")
+    code, _, err = alice("modality", "add", "text", "--reference", copy, "--steps", "5", "--overwrite")
     assert code == 0, err
-    refused(capsys, "another 'text' adapter", "search", copy, "a two", "--in", "text")
-    code, out, _ = run(capsys, "reference", "verify", copy, "--json")
+    refused("another 'text' adapter", "search", copy, "a two", "--in", "text")
+    code, out, _ = alice("reference", "verify", copy, "--json")
     stale = {f["item"]: f for f in json.loads(out)["findings"]}["indexes/text-test.safetensors"]
     assert code != 0 and not stale["ok"] and "rebuild" in stale["detail"]
-    code, out, _ = run(capsys, "index", "list", copy, "--json")
+    code, out, _ = alice("index", "list", copy, "--json")
     listed = {r["file"]: r["status"] for r in json.loads(out)}
     assert listed["image-test.safetensors"] == "ok" and "rebuild" in listed["text-test.safetensors"]
     # derived folders stay out of an export, and a stale index does not block it
-    code, _, err = run(capsys, "reference", "export", copy, "--out", tmp_path / "copy.alice.tar.gz")
+    code, _, err = alice("reference", "export", copy, "--out", tmp_path / "copy.alice.tar.gz")
     assert code == 0, err
     import tarfile
 

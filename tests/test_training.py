@@ -5,19 +5,36 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alice.artifacts import ADAPTER_MANIFEST, ReferenceSpace, sha256_file, state_digest
-from alice.data import load_modality
-from alice.interventions import AffineIntervention, GlobalIntervention, NonLinearIntervention, sample_interventions
-from alice.losses import masked_bce
-from alice.recipes import BackboneSpec, DataSpec, TrainingSpec
-from alice.training import train_adapter, train_reference
+from alice.artifacts import ReferenceSpace
+from alice.core.interventions import AffineIntervention, GlobalIntervention, NonLinearIntervention, sample_interventions
+from alice.core.losses import masked_bce
+from alice.core.modules import state_digest
+from alice.data.loading import load_modality
+from alice.data.recipes import BackboneSpec, DataSpec, ModalitySpec, ModelSpec, TrainingSpec
+from alice.files import sha256_file
+from alice.train.stages import AdapterTrainer, ReferenceTrainer
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
 def digits_pixels():
-    return load_modality(DataSpec("digits-image", {"train": 1500, "val": 200, "test": 200}), BackboneSpec("pixels", {"size": 12}), None, CPU)
+    return load_modality(
+        ModalitySpec(
+            DataSpec("digits-image", {"train": 1500, "val": 200, "test": 200}), BackboneSpec("pixels", {"size": 12})
+        ),
+        None,
+        CPU,
+    )
+
+
+def model(latent: int = 16, hidden: int = 64, dropout: float = 0.1) -> ModelSpec:
+    return ModelSpec(
+        latent_dim=latent,
+        encoder_hidden=[hidden, hidden],
+        classifier_hidden=[hidden, hidden],
+        classifier_dropout=dropout,
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,7 +48,7 @@ def digits_pixels():
 )
 def test_each_design_trains_and_losses_fall(digits_pixels, design):
     t = TrainingSpec(steps=240, batch_size=128, rec_weight=1.0, eval_every=0, seed=1)
-    E, D, C, M, history = train_reference(digits_pixels, design(), t, 16, [64, 64], [64, 64], 0.1, CPU)
+    E, D, C, M, history = ReferenceTrainer(digits_pixels, design(), model(), t, CPU).train()
     first, last = history.records[0], history.records[-1]
     for loss in ("rec", "cls", "sem"):
         assert last[loss] < 0.9 * first[loss], f"{loss} did not fall: {first[loss]:.4f} -> {last[loss]:.4f}"
@@ -74,8 +91,8 @@ def test_masked_bce_ignores_unannotated_classes():
 
 def test_stage_two_leaves_reference_bit_identical(reference_copy, recipe_dir):
     """Adding a modality never writes the reference weights and never changes C_ref or M_ref."""
-    from alice.build import add_modality
-    from alice.recipes import load_recipe
+    from alice.data.recipes import load_recipe
+    from alice.train.jobs import add_modality
 
     before_file = sha256_file(reference_copy / "reference.safetensors")
     ref = ReferenceSpace.load(reference_copy)
@@ -86,22 +103,26 @@ def test_stage_two_leaves_reference_bit_identical(reference_copy, recipe_dir):
     assert sha256_file(reference_copy / "reference.safetensors") == before_file
     assert state_digest(after.classifier, after.intervention) == before_state
     assert sha256_file(reference_copy / "adapters" / "image" / "adapter.safetensors") == image_adapter
-    assert after.load_adapter("text2").manifest["reference_sha256"] == before_file
+    assert after.load_adapter("text2").manifest.reference_sha256 == before_file
 
 
 def test_stage_two_trains_only_encoder_and_decoder_even_with_partial_labels(tiny_reference):
     """A modality annotating 6 of 10 classes: the others are masked, C_ref and M_ref keep their bytes."""
-    from alice.recipes import LabelSpec
+    from alice.data.recipes import LabelSpec
 
     ref = ReferenceSpace.load(tiny_reference)
     aliases = {c: "" for c in ("six", "seven", "eight", "nine")}  # no counterpart in this modality
-    data = load_modality(DataSpec("digits-image", {"train": 800, "val": 200, "test": 200, "seed": 3}), BackboneSpec("pixels", {"size": 12}),
-                         ref.vocabulary, CPU, labels=LabelSpec("by-name", aliases))
+    spec = ModalitySpec(
+        DataSpec("digits-image", {"train": 800, "val": 200, "test": 200, "seed": 3}),
+        BackboneSpec("pixels", {"size": 12}),
+        LabelSpec("by-name", aliases),
+    )
+    data = load_modality(spec, ref.vocabulary, CPU)
     assert data.mapping.annotated.tolist() == [True] * 6 + [False] * 4
     assert (data.labels["train"][:, 6:] == 0).all()
     before = state_digest(ref.classifier, ref.intervention)
     t = TrainingSpec(steps=60, batch_size=64, rec_weight=1.0, eval_every=0)
-    E, D, history = train_adapter(data, ref.classifier, ref.intervention, t, ref.latent_dim, [64, 64], CPU)
+    E, D, history = AdapterTrainer(data, ref.classifier, ref.intervention, model(), t, CPU).train()
     assert state_digest(ref.classifier, ref.intervention) == before
     assert all(not p.requires_grad for p in (*ref.classifier.parameters(), *ref.intervention.parameters()))
     assert history.records[-1]["cls"] < history.records[0]["cls"]
@@ -133,8 +154,7 @@ def test_fast_path_settings_give_the_same_losses(digits_pixels, monkeypatch):
 
 
 def _compare_fast_and_plain(digits_pixels):
-    from alice.training import FastPath
-
+    from alice.train.stages import FastPath
 
     assert FastPath.resolve(TrainingSpec(), CPU).adam == {} and FastPath.resolve(TrainingSpec(), CPU).autocast is None
     assert FastPath.resolve(TrainingSpec(), torch.device("cuda")).adam == {"fused": True}
@@ -144,9 +164,9 @@ def _compare_fast_and_plain(digits_pixels):
         t = TrainingSpec(steps=60, batch_size=64, rec_weight=1.0, eval_every=0, seed=1, **fast)
         torch.manual_seed(0)
         M = NonLinearIntervention(10, 16, hidden=32, condition="onehot")
-        E, D, C, M, h1 = train_reference(digits_pixels, M, t, 16, [32, 32], [32, 32], 0.0, CPU)
+        E, D, C, M, h1 = ReferenceTrainer(digits_pixels, M, model(hidden=32, dropout=0.0), t, CPU).train()
         t2 = TrainingSpec(steps=30, batch_size=64, rec_weight=1.0, eval_every=0, seed=2, **fast)
-        _, _, h2 = train_adapter(digits_pixels, C, M, t2, 16, [32, 32], CPU)
+        _, _, h2 = AdapterTrainer(digits_pixels, C, M, model(hidden=32), t2, CPU).train()
         runs[name] = (h1.records[-1], h2.records[-1])
     for plain, fast in zip(runs["plain"], runs["fast"]):
         for k, v in plain.items():
@@ -154,17 +174,23 @@ def _compare_fast_and_plain(digits_pixels):
 
 
 def test_bad_fast_path_setting_is_a_one_line_error():
+    from alice.data.recipes import parse_recipe
     from alice.errors import AliceError
-    from alice.recipes import parse_recipe
 
-    raw = {"stage": "reference", "modality": "image", "data": {"dataset": "digits-image"}, "backbone": {"name": "pixels"}, "training": {"precision": "fp8"}}
+    raw = {
+        "stage": "reference",
+        "modality": "image",
+        "data": {"dataset": "digits-image"},
+        "backbone": {"name": "pixels"},
+        "training": {"precision": "fp8"},
+    }
     with pytest.raises(AliceError, match=r"training.precision must be one of auto, fp32, bf16, got 'fp8'"):
         parse_recipe(raw, "x")
 
 
 def test_16bit_dropout_masks_keep_the_rate_the_mean_and_independence():
     """``dropout_mask = "16bit"``: four 16-bit lanes per random word, each an independent draw at p."""
-    from alice.modules import Dropout
+    from alice.core.modules import Dropout
 
     torch.manual_seed(0)
     drop = Dropout(0.1, mask="16bit")
@@ -190,7 +216,7 @@ def test_16bit_dropout_masks_keep_the_rate_the_mean_and_independence():
         a, b = two_layers(x[:64].clone().requires_grad_(grad), x[:64].clone().requires_grad_(grad))
         assert not torch.equal(a, b)
     # and the same masks as eager under the same seed: a compiled step can be checked against eager with dropout on
-    from alice.modules import Classifier
+    from alice.core.modules import Classifier
 
     classifier = Classifier(10, 16, [32, 32], 0.1).train()
     classifier.set_dropout_mask("16bit")
@@ -207,7 +233,7 @@ def test_dropout_mask_setting_resolves_and_trains(digits_pixels, monkeypatch):
     import functools
 
     from alice.errors import AliceError
-    from alice.training import FastPath
+    from alice.train.stages import FastPath
 
     assert FastPath.resolve(TrainingSpec(), CPU).dropout_mask == "torch"  # the default stays bit-for-bit
     assert FastPath.resolve(TrainingSpec(compile="default"), CPU).dropout_mask == "16bit"
@@ -219,10 +245,14 @@ def test_dropout_mask_setting_resolves_and_trains(digits_pixels, monkeypatch):
     # the custom operator alice::keep_mask_16bit, which the graph calls as it is
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
     finals = {}
-    for name, settings in (("torch", {"dropout_mask": "torch"}), ("16bit", {"dropout_mask": "16bit"}), ("compiled", {"compile": "default"})):
+    for name, settings in (
+        ("torch", {"dropout_mask": "torch"}),
+        ("16bit", {"dropout_mask": "16bit"}),
+        ("compiled", {"compile": "default"}),
+    ):
         t = TrainingSpec(steps=240, batch_size=128, rec_weight=1.0, eval_every=0, seed=1, **settings)
         M = NonLinearIntervention(10, 16, hidden=64, condition="onehot")
-        _, _, C, _, history = train_reference(digits_pixels, M, t, 16, [64, 64], [64, 64], 0.1, CPU)
+        _, _, C, _, history = ReferenceTrainer(digits_pixels, M, model(), t, CPU).train()
         assert {m.mask for m in C.modules() if hasattr(m, "mask")} == {"torch" if name == "torch" else "16bit"}
         first, finals[name] = history.records[0], history.records[-1]
         for loss in ("rec", "cls", "sem"):

@@ -34,7 +34,7 @@ def _build_app() -> None:
     app.add_typer(search.index_app, name="index")
     app.command("search")(search.search_command)
     app.command("report")(report.report_command)
-    from alice.plugins import register_commands
+    from alice.plugin.manager import register_commands
 
     for problem in register_commands(app):
         console.warn(problem)

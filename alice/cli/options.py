@@ -1,8 +1,12 @@
-"""Options shared by several commands."""
+"""Options shared by several commands, each declared once."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Optional
 
 import typer
 
@@ -11,14 +15,60 @@ Device = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default
 Overrides = typer.Option(None, "--set", help="Override a recipe field: section.key=value (repeatable).")
 Overwrite = typer.Option(False, "--overwrite", help="Replace an existing artifact.")
 Json = typer.Option(False, "--json", help="Print JSON.")
-
-
-def recipe_overrides(steps: Optional[int], sets: Optional[List[str]], checkpoint_every: Optional[int] = None) -> list[str]:
-    out = list(sets or [])
-    if steps is not None:
-        out.append(f"training.steps={steps}")
-    if checkpoint_every is not None:
-        out.append(f"training.checkpoint_every={checkpoint_every}")
-    return out
 Resume = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint.")
 CheckpointEvery = typer.Option(None, "--checkpoint-every", help="Save a resumable checkpoint every N steps (0: never).")
+
+
+@dataclass
+class RunOptions:
+    """What every training command takes besides its recipe (`reference build`, `modality add`)."""
+
+    overwrite: bool = False
+    steps: Optional[int] = None
+    device: Optional[str] = None
+    sets: Optional[list[str]] = None
+    resume: bool = False
+    checkpoint_every: Optional[int] = None
+    as_json: bool = False
+
+    def overrides(self) -> list[str]:
+        """The recipe overrides these options stand for: every --set, then --steps and --checkpoint-every."""
+        out = list(self.sets or [])
+        if self.steps is not None:
+            out.append(f"training.steps={self.steps}")
+        if self.checkpoint_every is not None:
+            out.append(f"training.checkpoint_every={self.checkpoint_every}")
+        return out
+
+
+_RUN_OPTIONS = {
+    "overwrite": (bool, Overwrite),
+    "steps": (Optional[int], Steps),
+    "device": (Optional[str], Device),
+    "sets": (Optional[list[str]], Overrides),
+    "resume": (bool, Resume),
+    "checkpoint_every": (Optional[int], CheckpointEvery),
+    "as_json": (bool, Json),
+}
+assert set(_RUN_OPTIONS) == {f.name for f in fields(RunOptions)}
+
+
+def training_run(command: Callable) -> Callable:
+    """Give a command the options of a training run; it receives them together as ``run: RunOptions``."""
+    signature = inspect.signature(command)
+    own = [p for p in signature.parameters.values() if p.name != "run"]
+    shared = [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=o, annotation=t)
+        for n, (t, o) in _RUN_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        run = RunOptions(**{name: kwargs.pop(name) for name in _RUN_OPTIONS})
+        return command(**kwargs, run=run)
+
+    wrapper.__signature__ = signature.replace(parameters=[*own, *shared])
+    wrapper.__annotations__ = {k: v for k, v in command.__annotations__.items() if k != "run"} | {
+        n: t for n, (t, _) in _RUN_OPTIONS.items()
+    }
+    return wrapper

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from alice import console
+from alice.tables import Table
 
 app = typer.Typer(help="Installed plugins and what they register.", no_args_is_help=True)
 
@@ -12,18 +13,36 @@ app = typer.Typer(help="Installed plugins and what they register.", no_args_is_h
 @app.command("list")
 def list_plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List plugins, where they come from, what they provide, and any failure."""
-    from alice.plugins import get_registry
+    from alice.plugin.manager import get_registry
 
     reg = get_registry()
     rows = []
     for info in reg.plugins.values():
         provides = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.provides.items())
-        rows.append({"name": info.name, "source": info.source, "status": "failed" if info.error else "ok", "error": info.error, "provides": info.provides, "summary": provides})
+        rows.append(
+            {
+                "name": info.name,
+                "source": info.source,
+                "status": "failed" if info.error else "ok",
+                "error": info.error,
+                "provides": info.provides,
+                "summary": provides,
+            }
+        )
     if as_json:
-        console.print_json({"plugins": [{k: v for k, v in r.items() if k != "summary"} for r in rows], "problems": reg.problems})
+        console.print_json(
+            {"plugins": [{k: v for k, v in r.items() if k != "summary"} for r in rows], "problems": reg.problems}
+        )
         return
-    console.table("Plugins", ["plugin", "source", "status", "provides"], [
-        (r["name"], r["source"], "ok" if not r["error"] else f"FAILED: {r['error']}", r["summary"] or "-") for r in rows
-    ])
+    console.table(
+        Table(
+            "Plugins",
+            ["plugin", "source", "status", "provides"],
+            [
+                [r["name"], r["source"], "ok" if not r["error"] else f"FAILED: {r['error']}", r["summary"] or None]
+                for r in rows
+            ],
+        )
+    )
     for problem in reg.problems:
         console.warn(problem)

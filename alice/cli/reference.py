@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from alice import console
-from alice.cli.options import CheckpointEvery, Device, Json, Overrides, Overwrite, Resume, Steps, recipe_overrides
+from alice.cli.options import Json, Overwrite, RunOptions, training_run
+from alice.tables import Table
 
 app = typer.Typer(help="Build and inspect frozen reference spaces.", no_args_is_help=True)
 
@@ -17,55 +18,53 @@ DEFAULT_ROOT = Path("artifacts")
 
 
 @app.command("build")
+@training_run
 def build(
     recipe: str = typer.Argument(..., help="Recipe name (see `alice reference list`) or path to a TOML file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: artifacts/<recipe>)."),
-    overwrite: bool = Overwrite,
-    steps: Optional[int] = Steps,
-    device: Optional[str] = Device,
-    sets: Optional[List[str]] = Overrides,
-    resume: bool = Resume,
-    checkpoint_every: Optional[int] = CheckpointEvery,
-    as_json: bool = Json,
+    *,
+    run: RunOptions,
 ) -> None:
     """Train a reference space (E, D, C, M on one modality) and write it as a frozen artifact."""
-    from alice.build import build_reference
-    from alice.recipes import load_recipe
+    from alice.data.recipes import load_recipe
+    from alice.train.jobs import build_reference
 
-    r = load_recipe(recipe, recipe_overrides(steps, sets, checkpoint_every))
-    ref = build_reference(r, out or DEFAULT_ROOT / r.name, overwrite=overwrite, device_name=device, resume=resume)
-    if as_json:
-        console.print_json({"path": str(ref.path), "sha256": ref.sha256, "metrics": ref.manifest["metrics"]})
+    r = load_recipe(recipe, run.overrides())
+    ref = build_reference(
+        r, out or DEFAULT_ROOT / r.name, overwrite=run.overwrite, device_name=run.device, resume=run.resume
+    )
+    if run.as_json:
+        console.print_json({"path": str(ref.path), "sha256": ref.sha256, "metrics": ref.manifest.metrics})
 
 
 def _summary(path: Path) -> dict:
-    from alice.artifacts import ReferenceSpace
+    from alice.artifacts.store import ReferenceSpace
 
     ref = ReferenceSpace.load(path)
     m = ref.manifest
     adapters = {}
     for name in ref.adapter_names():
-        a = ref.load_adapter(name).manifest
+        a = ref.load_adapter(name)
         adapters[name] = {
-            "backbone": a["backbone"]["name"],
-            "feature_dim": a["backbone"]["feature_dim"],
-            "dataset": a["data"]["dataset"],
-            "annotated_classes": len(a["labels"]["annotated"]),
-            "val_auroc": a.get("metrics", {}).get("val", {}).get("auroc"),
-            "sha256": a["weights"]["sha256"],
+            "backbone": a.manifest.backbone.name,
+            "feature_dim": a.manifest.backbone.feature_dim,
+            "dataset": a.manifest.data.dataset,
+            "annotated_classes": len(a.manifest.labels.annotated),
+            "val_auroc": a.manifest.metrics.get("val", {}).get("auroc"),
+            "sha256": a.sha256,
         }
     return {
         "path": str(ref.path),
-        "name": m.get("name"),
+        "name": m.name,
         "sha256": ref.sha256,
-        "reference_modality": m.get("reference_modality"),
+        "reference_modality": m.reference_modality,
         "vocabulary": ref.vocabulary,
         "latent_dim": ref.latent_dim,
-        "intervention": m["intervention"],
-        "training": {k: m.get("training", {}).get(k) for k in ("device", "seconds", "steps_per_second")},
-        "metrics": m.get("metrics"),
-        "alice_version": m.get("alice_version"),
-        "created": m.get("created"),
+        "intervention": {"design": m.design, "settings": m.design_settings},
+        "training": {k: m.training.get(k) for k in ("device", "seconds", "steps_per_second")},
+        "metrics": m.metrics,
+        "alice_version": m.alice_version,
+        "created": m.created,
         "adapters": adapters,
     }
 
@@ -79,23 +78,38 @@ def show(path: Path = typer.Argument(..., help="Reference folder."), as_json: bo
         return
     vocab = s["vocabulary"]
     console.table(
-        f"Reference space {s['name']} ({s['path']})",
-        ["field", "value"],
-        [
-            ("sha256", s["sha256"]),
-            ("reference modality", s["reference_modality"]),
-            ("vocabulary", f"{len(vocab)} classes: {', '.join(vocab[:12])}{' …' if len(vocab) > 12 else ''}"),
-            ("latent size", s["latent_dim"]),
-            ("intervention", f"{s['intervention']['design']} {json.dumps(s['intervention']['settings'])}"),
-            ("trained", f"{s['training']['seconds']} s on {s['training']['device']}"),
-            ("val AUROC", (s["metrics"] or {}).get("val", {}).get("auroc")),
-            ("ALICE version", s["alice_version"]),
-        ],
+        Table(
+            f"Reference space {s['name']} ({s['path']})",
+            ["field", "value"],
+            [
+                ["sha256", s["sha256"]],
+                ["reference modality", s["reference_modality"]],
+                ["vocabulary", f"{len(vocab)} classes: {', '.join(vocab[:12])}{' …' if len(vocab) > 12 else ''}"],
+                ["latent size", s["latent_dim"]],
+                ["intervention", f"{s['intervention']['design']} {json.dumps(s['intervention']['settings'])}"],
+                ["trained", f"{s['training']['seconds']} s on {s['training']['device']}"],
+                ["val AUROC", (s["metrics"] or {}).get("val", {}).get("auroc")],
+                ["ALICE version", s["alice_version"]],
+            ],
+        )
     )
     console.table(
-        "Adapters",
-        ["modality", "backbone", "feature size", "data set", "classes annotated", "val AUROC", "sha256"],
-        [(n, a["backbone"], a["feature_dim"], a["dataset"], a["annotated_classes"], a["val_auroc"], a["sha256"][:12] + "…") for n, a in s["adapters"].items()],
+        Table(
+            "Adapters",
+            ["modality", "backbone", "feature size", "data set", "classes annotated", "val AUROC", "sha256"],
+            [
+                [
+                    n,
+                    a["backbone"],
+                    a["feature_dim"],
+                    a["dataset"],
+                    a["annotated_classes"],
+                    a["val_auroc"],
+                    a["sha256"][:12] + "…",
+                ]
+                for n, a in s["adapters"].items()
+            ],
+        )
     )
 
 
@@ -105,39 +119,83 @@ def list_references(
     as_json: bool = Json,
 ) -> None:
     """List reference recipes you can build, and reference spaces built under --root."""
-    from alice.artifacts import REFERENCE_MANIFEST
-    from alice.recipes import list_recipes
+    from alice.artifacts.layout import ADAPTERS_FOLDER, REFERENCE_MANIFEST
+    from alice.data.recipes import list_recipes
 
-    recipes = [{"name": r.name, "modality": r.modality, "dataset": r.data.dataset, "backbone": r.backbone.name, "description": r.description, "source": r.source} for r in list_recipes("reference")]
+    recipes = [
+        {
+            "name": r.name,
+            "modality": r.modality,
+            "dataset": r.data.dataset,
+            "backbone": r.backbone.name,
+            "description": r.description,
+            "source": r.source,
+        }
+        for r in list_recipes("reference")
+    ]
     built = []
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if (p / REFERENCE_MANIFEST).is_file()):
             try:
                 m = json.loads((folder / REFERENCE_MANIFEST).read_text())
-                adapters = sorted(p.name for p in (folder / "adapters").iterdir() if p.is_dir() and not p.name.startswith(".")) if (folder / "adapters").is_dir() else []
-                built.append({"path": str(folder), "name": m.get("name"), "modalities": adapters, "created": m.get("created")})
+                adapters = (
+                    sorted(
+                        p.name
+                        for p in (folder / ADAPTERS_FOLDER).iterdir()
+                        if p.is_dir() and not p.name.startswith(".")
+                    )
+                    if (folder / ADAPTERS_FOLDER).is_dir()
+                    else []
+                )
+                built.append(
+                    {"path": str(folder), "name": m.get("name"), "modalities": adapters, "created": m.get("created")}
+                )
             except (OSError, json.JSONDecodeError):
-                built.append({"path": str(folder), "name": None, "modalities": [], "created": None, "error": "unreadable manifest"})
+                built.append(
+                    {
+                        "path": str(folder),
+                        "name": None,
+                        "modalities": [],
+                        "created": None,
+                        "error": "unreadable manifest",
+                    }
+                )
     if as_json:
         console.print_json({"recipes": recipes, "built": built})
         return
-    console.table("Reference recipes (alice reference build NAME)", ["name", "modality", "data set", "backbone", "description"],
-                  [(r["name"], r["modality"], r["dataset"], r["backbone"], r["description"]) for r in recipes])
-    console.table(f"Built reference spaces under {root}", ["path", "recipe", "modalities", "created"],
-                  [(b["path"], b["name"], ", ".join(b["modalities"]), b["created"]) for b in built])
+    console.table(
+        Table(
+            "Reference recipes (alice reference build NAME)",
+            ["name", "modality", "data set", "backbone", "description"],
+            [[r["name"], r["modality"], r["dataset"], r["backbone"], r["description"]] for r in recipes],
+        )
+    )
+    console.table(
+        Table(
+            f"Built reference spaces under {root}",
+            ["path", "recipe", "modalities", "created"],
+            [[b["path"], b["name"], ", ".join(b["modalities"]), b["created"]] for b in built],
+        )
+    )
 
 
 @app.command("verify")
 def verify(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
     """Re-hash every file against its manifest and check each adapter belongs to this reference."""
-    from alice.verify import verify_reference
+    from alice.artifacts.verify import verify_reference
 
     findings = verify_reference(path)
     bad = [f for f in findings if not f.ok]
     if as_json:
         console.print_json({"path": str(path), "ok": not bad, "findings": [f.to_dict() for f in findings]})
     else:
-        console.table(f"Verification of {path}", ["item", "status", "detail"], [(f.item, "ok" if f.ok else "PROBLEM", f.detail) for f in findings])
+        console.table(
+            Table(
+                f"Verification of {path}",
+                ["item", "status", "detail"],
+                [[f.item, "ok" if f.ok else "PROBLEM", f.detail] for f in findings],
+            )
+        )
     if bad:
         console.error(f"{len(bad)} problem(s) in {path}; first: {bad[0].item}: {bad[0].detail}")
         raise typer.Exit(1)
@@ -146,11 +204,13 @@ def verify(path: Path = typer.Argument(..., help="Reference folder."), as_json: 
 @app.command("export")
 def export(
     path: Path = typer.Argument(..., help="Reference folder."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Archive file (default: <folder>.alice.tar.gz beside it)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Archive file (default: <folder>.alice.tar.gz beside it)."
+    ),
     overwrite: bool = Overwrite,
 ) -> None:
     """Pack a verified reference space and its adapters into one archive file."""
-    from alice.sharing import export_reference
+    from alice.artifacts.sharing import export_reference
 
     archive = export_reference(path, out or path.resolve().parent / f"{path.resolve().name}.alice.tar.gz", overwrite)
     console.info(f"wrote {archive}")
@@ -163,7 +223,7 @@ def import_(
     overwrite: bool = Overwrite,
 ) -> None:
     """Unpack an archive safely (plain safetensors, JSON and README.md only), verify it, then put it in place."""
-    from alice.sharing import import_reference
+    from alice.artifacts.sharing import import_reference
 
     final = import_reference(archive, into, overwrite)
     console.info(f"imported {final} (verified)")

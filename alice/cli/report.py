@@ -9,21 +9,27 @@ import typer
 
 from alice import console
 from alice.cli.options import Device
+from alice.report.spec import REPORT_DEFAULTS as D
+from alice.report.spec import ReportSpec
 
 
 def report_command(
     path: Path = typer.Argument(..., help="Reference folder."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: <reference>/report)."),
-    per_modality: int = typer.Option(300, "--items", min=10, help="Test items per modality in the latent map and the search examples."),
-    projection: str = typer.Option("tsne", "--projection", help="tsne (scikit-learn) or pca."),
-    queries: int = typer.Option(3, "--queries", min=1, help="Example queries per pair of modalities."),
-    k: int = typer.Option(5, "--k", "-k", min=1, help="Results shown per query."),
-    seed: int = typer.Option(0, "--seed"),
-    seeds: int = typer.Option(5, "--seeds", min=1, help="Intervention draws, when the report has to run the evaluation itself."),
+    per_modality: int = typer.Option(
+        D.per_modality, "--items", min=10, help="Test items per modality in the latent map and the search examples."
+    ),
+    projection: str = typer.Option(D.projection, "--projection", help="tsne (scikit-learn) or pca."),
+    queries: int = typer.Option(D.queries, "--queries", min=1, help="Example queries per pair of modalities."),
+    k: int = typer.Option(D.k, "--k", "-k", min=1, help="Results shown per query."),
+    seed: int = typer.Option(D.seed, "--seed"),
+    seeds: int = typer.Option(
+        D.seeds, "--seeds", min=1, help="Intervention draws, when the report has to run the evaluation itself."
+    ),
     device: Optional[str] = Device,
 ) -> None:
     """Write an HTML report (and its PNG figures) for a reference space: eval tables, latent map, search examples."""
-    from alice.report import build_report
+    from alice.report.page import build_report
 
-    page = build_report(path, out, per_modality, projection, queries, k, seed, device or "cpu", seeds)
+    page = build_report(path, ReportSpec(out, per_modality, projection, queries, k, seed, device or D.device, seeds))
     console.info(f"wrote {page}")

@@ -9,9 +9,9 @@ import typer
 
 from alice import console
 from alice.cli.options import Device, Json, Overwrite
+from alice.tables import Table
 
 index_app = typer.Typer(help="Indexes of one modality's latents, for `alice search`.", no_args_is_help=True)
-
 
 
 @index_app.command("build")
@@ -19,12 +19,15 @@ def index_build(
     path: Path = typer.Argument(..., help="Reference folder."),
     modality: str = typer.Option(..., "--modality", "-m", help="The adapter whose data set to embed (e.g. image)."),
     split: str = typer.Option("test", "--split", help="Which split of that data set: train, val or test."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Index file (default: <reference>/indexes/<modality>-<split>.safetensors)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Index file (default: <reference>/indexes/<modality>-<split>.safetensors)."
+    ),
     overwrite: bool = Overwrite,
     device: Optional[str] = Device,
 ) -> None:
     """Embed one split of a modality's data set into an index file for `alice search`."""
-    from alice.search import Index, build_index
+    from alice.artifacts.indexes import Index
+    from alice.search.index import build_index
 
     written = build_index(path, modality, split, out, overwrite, device or "auto")
     index = Index.open(written)
@@ -34,9 +37,10 @@ def index_build(
 @index_app.command("list")
 def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
     """The indexes stored in a reference folder."""
-    from alice.artifacts import ReferenceSpace
-    from alice.search import INDEX_FOLDER, Index
-    from alice.verify import check_index
+    from alice.artifacts.indexes import Index
+    from alice.artifacts.layout import INDEX_FOLDER
+    from alice.artifacts.store import ReferenceSpace
+    from alice.artifacts.verify import check_index
 
     ref = ReferenceSpace.load(path)
     rows = []
@@ -50,46 +54,17 @@ def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_js
     if as_json:
         console.print_json(rows)
         return
-    console.table(f"indexes of {ref.path}", ["file", "modality", "split", "items", "status"],
-                  [(r["file"], r.get("modality"), r.get("split"), r.get("items"), r["status"]) for r in rows])
-
-
-def _query_modality(space, query: str, given: Optional[str]) -> str:
-    """The adapter that reads the query: --from, else by what the query is (image file, audio file, text)."""
-    from alice.errors import AliceError
-    from alice.search import AUDIO_SUFFIXES, IMAGE_SUFFIXES
-
-    if given is not None:
-        space.adapter(given)  # unknown names fail with the list of adapters
-        return given
-    p = Path(query)
-    suffix = p.suffix.lower()
-    if suffix in IMAGE_SUFFIXES | AUDIO_SUFFIXES and not p.is_file():
-        raise AliceError(f"no file {query!r}; give an existing image or audio file, or text with --from text")
-    kind = "image" if suffix in IMAGE_SUFFIXES else "audio" if suffix in AUDIO_SUFFIXES else "text"
-    matching = [n for n in space.modalities if kind in _reads(space.adapter(n).manifest)]
-    if len(matching) == 1:
-        return matching[0]
-    if not matching:
-        raise AliceError(f"the query looks like {kind}, but this space has no {kind} adapter ({', '.join(space.modalities)}); choose one with --from")
-    raise AliceError(f"the query looks like {kind} and several adapters read {kind} ({', '.join(matching)}); choose one with --from")
-
-
-def _reads(manifest: dict) -> set[str]:
-    """What an adapter's inputs are: its backbone's modality (and what else it reads), else its own."""
-    from alice.errors import AliceError
-    from alice.plugins import get_registry
-
-    name = (manifest.get("backbone") or {}).get("name")
-    try:
-        cls = get_registry().backbone(name)
-        return {cls.modality, *getattr(cls, "also_reads", ())}
-    except AliceError:  # a backbone whose plugin is missing: the adapter's own word
-        return {str(manifest.get("modality"))}
+    console.table(
+        Table(
+            f"indexes of {ref.path}",
+            ["file", "modality", "split", "items", "status"],
+            [[r["file"], r.get("modality"), r.get("split"), r.get("items"), r["status"]] for r in rows],
+        )
+    )
 
 
 def _index_path(ref_path: Path, target: str, split: str) -> Path:
-    from alice.search import default_index_path
+    from alice.artifacts.indexes import default_index_path
 
     if target.endswith(".safetensors") or "/" in target:
         return Path(target)
@@ -108,40 +83,65 @@ def _replacement(text: str) -> tuple[str, str]:
 def search_command(
     path: Path = typer.Argument(..., help="Reference folder."),
     query: str = typer.Argument(..., help="Text, or an image or audio file."),
-    target: str = typer.Option(..., "--in", help="Where to search: a modality with an index (e.g. image), or an index file."),
-    source: Optional[str] = typer.Option(None, "--from", help="The adapter that reads the query (default: by the query's kind)."),
-    replace: Optional[str] = typer.Option(None, "--replace", help="Counterfactual query: OLD=NEW, e.g. three=seven (M_ref edits the query's latent first)."),
+    target: str = typer.Option(
+        ..., "--in", help="Where to search: a modality with an index (e.g. image), or an index file."
+    ),
+    source: Optional[str] = typer.Option(
+        None, "--from", help="The adapter that reads the query (default: by the query's kind)."
+    ),
+    replace: Optional[str] = typer.Option(
+        None,
+        "--replace",
+        help="Counterfactual query: OLD=NEW, e.g. three=seven (M_ref edits the query's latent first).",
+    ),
     k: int = typer.Option(10, "--k", "-k", min=1, help="How many results."),
     split: str = typer.Option("test", "--split", help="The index's split, when --in names a modality."),
     device: Optional[str] = Device,
     as_json: bool = Json,
 ) -> None:
     """Search an index with a query of another modality; with --replace, search for the edited query."""
-    import alice
+    from alice.api import Space
+    from alice.artifacts.indexes import Index
     from alice.errors import AliceError
-    from alice.search import Index
 
-    space = alice.load(path, device or "cpu")
+    space = Space.load(path, device or "cpu")
     index = Index.open(_index_path(space.path, target, split))
     if index.modality not in space.adapters:
-        raise AliceError(f"index {index.path} holds {index.modality!r} latents, a modality this space has no adapter for")
+        raise AliceError(
+            f"index {index.path} holds {index.modality!r} latents, a modality this space has no adapter for"
+        )
     index.check_against(space.reference.sha256, space.adapter(index.modality).sha256, len(space.vocabulary))
-    name = _query_modality(space, query, source)
+    name = source if source is not None else space.modality_of(query)
+    space.adapter(name)  # an unknown --from names the adapters there are
     z = space.encode(name, [query])
-    result: dict[str, Any] = {"query": query, "from": name, "in": str(index.path), "items": index.count,
-                              "query_labels": space.labels(z, name)[0]}
+    result: dict[str, Any] = {
+        "query": query,
+        "from": name,
+        "in": str(index.path),
+        "items": index.count,
+        "query_labels": space.labels(z, name)[0],
+    }
     if replace:
         old, new = (space.vocabulary[space.label_index(x)] for x in _replacement(replace))
         if old not in result["query_labels"]:
-            console.warn(f"the query's predicted labels ({', '.join(result['query_labels']) or 'none'}) do not include {old!r}: "
-                         f"M_ref was trained to replace classes that are present, so this edit may do little more than add {new!r}")
+            console.warn(
+                f"the query's predicted labels ({', '.join(result['query_labels']) or 'none'}) do not include {old!r}: "
+                "M_ref was trained to replace classes that are present, so this edit may do little more than add "
+                f"{new!r}"
+            )
         z = space.intervene(z, (old, new), through=name)
         result["replace"] = [old, new]
         result["edited_labels"] = space.labels(z, name)[0]
     scores, rows = index.search(z, k)
     result["results"] = [
-        {"rank": r + 1, "row": int(i), "score": round(float(s), 4), "labels": index.label_names(int(i), space.vocabulary),
-         **({"text": index.texts[int(i)]} if index.texts else {}), **({"pair_id": index.pair_ids[int(i)]} if index.pair_ids else {})}
+        {
+            "rank": r + 1,
+            "row": int(i),
+            "score": round(float(s), 4),
+            "labels": index.label_names(int(i), space.vocabulary),
+            **({"text": index.texts[int(i)]} if index.texts else {}),
+            **({"pair_id": index.pair_ids[int(i)]} if index.pair_ids else {}),
+        }
         for r, (s, i) in enumerate(zip(scores[0].tolist(), rows[0].tolist()))
     ]
     if as_json:
@@ -149,15 +149,25 @@ def search_command(
         return
     what = f"{name} query, predicted labels: {', '.join(result['query_labels']) or 'none'}"
     if replace:
-        what += f"; after replacing {result['replace'][0]} with {result['replace'][1]}: {', '.join(result['edited_labels']) or 'none'}"
+        old, new = result["replace"]
+        what += f"; after replacing {old} with {new}: {', '.join(result['edited_labels']) or 'none'}"
     if not result["results"]:
         console.info(f"index {index.path} holds no items")
         return
     columns = ["rank", "score", "labels", "text" if index.texts else "item"]
     console.table(
-        f"top {len(result['results'])} of {index.count:,} {index.modality} items",
-        columns,
-        [(r["rank"], r["score"], ", ".join(r["labels"]), r.get("text") or f"#{r['row']}" + (f" ({r['pair_id']})" if "pair_id" in r else ""))
-         for r in result["results"]],
-        caption=what,
+        Table(
+            f"top {len(result['results'])} of {index.count:,} {index.modality} items",
+            columns,
+            [
+                [
+                    r["rank"],
+                    r["score"],
+                    ", ".join(r["labels"]),
+                    r.get("text") or f"#{r['row']}" + (f" ({r['pair_id']})" if "pair_id" in r else ""),
+                ]
+                for r in result["results"]
+            ],
+            what,
+        )
     )

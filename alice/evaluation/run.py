@@ -10,16 +10,18 @@ encodes with freshly initialised encoders of the same architecture.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from alice.artifacts import Adapter, ReferenceSpace
-from alice.errors import AliceError
-from alice.data import ModalityData, load_modality, pick_device
-from alice.evaluation.metrics import (
+from alice.artifacts.layout import EVAL_FILE
+from alice.artifacts.modelcard import write_reference_card
+from alice.artifacts.store import Adapter, ReferenceSpace
+from alice.core.interventions import sample_interventions
+from alice.core.metrics import (
     classification_metrics,
     counterfactual_retrieval,
     intervention_scores,
@@ -28,9 +30,13 @@ from alice.evaluation.metrics import (
     recall_at_k_blocks,
     youden_thresholds,
 )
-from alice.interventions import sample_interventions
-from alice.modules import Encoder
-from alice.recipes import BackboneSpec, DataSpec, LabelSpec
+from alice.data.loading import ModalityData
+from alice.distributed import pick_device
+from alice.errors import AliceError
+from alice.evaluation.paired import fine_tune, fresh_encoder, load_for_pairing
+from alice.evaluation.specs import EvalSpec, PairedSpec
+from alice.evaluation.tables import evaluation_tables
+from alice.files import write_json
 
 NO_TRAINING, ALICE = "no training", "ALICE (0 pairs)"
 
@@ -43,23 +49,10 @@ class Encoded:
     annotated: np.ndarray
 
 
-def _load(reference: ReferenceSpace, name: str, device: torch.device) -> tuple[Adapter, ModalityData]:
-    adapter = reference.load_adapter(name).to(device)
-    m = adapter.manifest
-    data = load_modality(
-        DataSpec(m["data"]["dataset"], dict(m["data"].get("options", {}))),
-        BackboneSpec(m["backbone"]["name"], dict(m["backbone"].get("options", {}))),
-        reference.vocabulary,
-        device,
-        splits=("val", "test"),
-        labels=LabelSpec(m["labels"].get("mapper", "by-name"), dict(m["labels"].get("aliases", {}))),
-        normalisation=(adapter.feature_mean, adapter.feature_std),
-    )
-    return adapter, data
-
-
 @torch.no_grad()
-def _classification_and_interventions(reference: ReferenceSpace, adapter: Adapter, data: ModalityData, seeds: int) -> dict[str, Any]:
+def _classification_and_interventions(
+    reference: ReferenceSpace, adapter: Adapter, data: ModalityData, seeds: int
+) -> dict[str, Any]:
     C, M = reference.classifier, reference.intervention
     annotated = data.mapping.annotated
     E, D = adapter.encoder, adapter.decoder
@@ -69,7 +62,10 @@ def _classification_and_interventions(reference: ReferenceSpace, adapter: Adapte
     thresholds = youden_thresholds(probs_val, y_val.cpu().numpy(), annotated)
     probs = torch.sigmoid(C(z_test)).cpu().numpy()
     labels = y_test.cpu().numpy()
-    result: dict[str, Any] = {"samples": int(z_test.shape[0]), "classification": classification_metrics(probs, labels, thresholds, annotated)}
+    result: dict[str, Any] = {
+        "samples": int(z_test.shape[0]),
+        "classification": classification_metrics(probs, labels, thresholds, annotated),
+    }
     pred_before = probs >= thresholds
     ann = torch.as_tensor(annotated, device=z_test.device)
     per_seed: dict[str, list[dict[str, float]]] = {"cycle": [], "direct": []}
@@ -90,22 +86,31 @@ def _classification_and_interventions(reference: ReferenceSpace, adapter: Adapte
             after = torch.sigmoid(logits).cpu().numpy() >= thresholds
             per_seed[kind].append(intervention_scores(pred_before, after, labels > 0.5, edited > 0.5, changed, scored))
     for kind, runs in per_seed.items():
-        result[f"interventions_{kind}"] = {
-            key: float(np.mean([r[key] for r in runs])) for key in runs[0]
-        } | {"changed_std": float(np.std([r["changed"] for r in runs])), "unchanged_std": float(np.std([r["unchanged"] for r in runs])), "seeds": seeds}
+        result[f"interventions_{kind}"] = {key: float(np.mean([r[key] for r in runs])) for key in runs[0]} | {
+            "changed_std": float(np.std([r["changed"] for r in runs])),
+            "unchanged_std": float(np.std([r["unchanged"] for r in runs])),
+            "seeds": seeds,
+        }
     return result
 
 
 def _method(a: Adapter, b: Adapter) -> tuple[str, int]:
     """How two adapters were trained: ALICE alone, or fine-tuned together on pairs (`alice align`)."""
-    x, y = a.manifest.get("alignment"), b.manifest.get("alignment")
+    x, y = a.manifest.alignment, b.manifest.alignment
     if x and y and x.get("partner") == b.name and y.get("partner") == a.name:
-        names = {"clip": "CLIP", "cyclip": "CyCLIP", "alice+clip": "ALICE then CLIP", "alice+cyclip": "ALICE then CyCLIP"}
+        names = {
+            "clip": "CLIP",
+            "cyclip": "CyCLIP",
+            "alice+clip": "ALICE then CLIP",
+            "alice+cyclip": "ALICE then CyCLIP",
+        }
         return names.get(x["method"], x["method"]), int(x["pairs"])
     return ALICE, 0
 
 
-def _retrieval_row(qa: str, ga: str, method: str, pairs: int, zq, zg, q: ModalityData, g: ModalityData, both, block_scenes: int) -> dict[str, Any]:
+def _retrieval_row(
+    qa: str, ga: str, method: str, pairs: int, zq, zg, q: ModalityData, g: ModalityData, both, block_scenes: int
+) -> dict[str, Any]:
     pq, pg = q.pair_ids["test"], g.pair_ids["test"]
     yq, yg = q.labels["test"].cpu().numpy(), g.labels["test"].cpu().numpy()
     row = {"query": qa, "gallery": ga, "method": method, "pairs": pairs, "gallery_size": int(zg.shape[0])}
@@ -116,8 +121,10 @@ def _retrieval_row(qa: str, ga: str, method: str, pairs: int, zq, zg, q: Modalit
 
 
 @torch.no_grad()
-def _counterfactual_row(reference: ReferenceSpace, qa: str, ga: str, q: Encoded, g: Encoded, seeds: int) -> dict[str, Any]:
-    """Counterfactual search: edit each query with M_ref (through its own decoder and encoder), retrieve top-1 in ``ga``.
+def _counterfactual_row(
+    reference: ReferenceSpace, qa: str, ga: str, q: Encoded, g: Encoded, seeds: int
+) -> dict[str, Any]:
+    """Counterfactual search: edit each query with M_ref (through its decoder and encoder), retrieve top-1 in ``ga``.
 
     One random "replace i with j" per query among the classes both modalities annotate, the
     same draws as Table 1's interventions; scored against the edited label set Delta_k(y), and
@@ -136,10 +143,18 @@ def _counterfactual_row(reference: ReferenceSpace, qa: str, ga: str, q: Encoded,
         valid = k.valid
         edited = E(D(M(zq, k)))[valid]
         target = k.apply_to_labels(yq)[valid].cpu().numpy()
-        runs.append(counterfactual_retrieval(
-            edited, zq[valid], target, zg, yg, both, k.remove[valid].cpu().numpy(), k.add[valid].cpu().numpy()
-        ))
-    row: dict[str, Any] = {"query": qa, "gallery": ga, "gallery_size": int(zg.shape[0]), "queries": int(runs[0]["queries"]), "seeds": seeds}
+        runs.append(
+            counterfactual_retrieval(
+                edited, zq[valid], target, zg, yg, both, k.remove[valid].cpu().numpy(), k.add[valid].cpu().numpy()
+            )
+        )
+    row: dict[str, Any] = {
+        "query": qa,
+        "gallery": ga,
+        "gallery_size": int(zg.shape[0]),
+        "queries": int(runs[0]["queries"]),
+        "seeds": seeds,
+    }
     for key in runs[0]:
         if key != "queries":
             row[key] = float(np.mean([r[key] for r in runs]))
@@ -152,46 +167,52 @@ def _counterfactual_row(reference: ReferenceSpace, qa: str, ga: str, q: Encoded,
 PAIRED_METHODS = {"clip": "CLIP", "cyclip": "CyCLIP", "alice+clip": "ALICE then CLIP"}
 
 
-def _paired_rows(reference: ReferenceSpace, names: tuple[str, str], n_pairs: int, device: torch.device, block_scenes: int, settings: dict[str, Any]) -> list[dict[str, Any]]:
+def _paired_rows(
+    reference: ReferenceSpace,
+    names: tuple[str, str],
+    n_pairs: int,
+    spec: PairedSpec,
+    device: torch.device,
+    block_scenes: int,
+) -> list[dict[str, Any]]:
     """Fine-tune CLIP, CyCLIP (from scratch) and ALICE then CLIP on ``n_pairs`` pairs; rows both ways."""
-    from alice.align import fine_tune, load_for_pairing
-
-    a, da = load_for_pairing(reference, names[0], device)
-    b, db = load_for_pairing(reference, names[1], device)
-    both = da.mapping.annotated & db.mapping.annotated
+    a, b = load_for_pairing(reference, names[0], device), load_for_pairing(reference, names[1], device)
+    both = a.data.mapping.annotated & b.data.mapping.annotated
     rows = []
     for method, label in PAIRED_METHODS.items():
         try:
-            ea, eb, _ = fine_tune(method, a, b, da, db, reference.latent_dim, n_pairs, settings["seed"], settings["steps"], settings["lr"], settings["batch_size"])
+            ea, eb, _ = fine_tune(method, a, b, n_pairs, spec)
         except ValueError as exc:
             raise AliceError(f"--pairs {n_pairs}: {exc}") from None
         with torch.no_grad():
-            za, zb = ea.eval()(da.features["test"]), eb.eval()(db.features["test"])
-        rows.append(_retrieval_row(names[0], names[1], label, n_pairs, za, zb, da, db, both, block_scenes))
-        rows.append(_retrieval_row(names[1], names[0], label, n_pairs, zb, za, db, da, both, block_scenes))
+            za, zb = ea.eval()(a.data.features["test"]), eb.eval()(b.data.features["test"])
+        rows.append(_retrieval_row(names[0], names[1], label, n_pairs, za, zb, a.data, b.data, both, block_scenes))
+        rows.append(_retrieval_row(names[1], names[0], label, n_pairs, zb, za, b.data, a.data, both, block_scenes))
     return rows
 
 
-def evaluate(
-    reference: ReferenceSpace, device_name: str = "auto", seeds: int = 5, block_scenes: int = 1000,
-    pairs: int | None = None, pair_settings: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Tables 1 and 2; with ``pairs``, Table 2 also holds CLIP, CyCLIP and ALICE then CLIP trained on that many pairs."""
-    device = pick_device(device_name)
+def evaluate(reference: ReferenceSpace, spec: EvalSpec | None = None) -> dict[str, Any]:
+    """Tables 1 to 3 as a JSON-able report.
+
+    With ``spec.pairs``, Table 2 also holds CLIP, CyCLIP and ALICE then CLIP trained on that many pairs.
+    """
+    spec = spec or EvalSpec()
+    device = pick_device(spec.device)
     reference.classifier.to(device)
     reference.intervention.to(device)
     names = reference.adapter_names()
     encoded: dict[str, Encoded] = {}
     report: dict[str, Any] = {
-        "reference": {"path": str(reference.path), "name": reference.manifest.get("name"), "sha256": reference.sha256},
+        "reference": {"path": str(reference.path), "name": reference.manifest.name, "sha256": reference.sha256},
         "modalities": {},
         "retrieval": [],
     }
     for i, name in enumerate(names):
-        adapter, data = _load(reference, name, device)
-        report["modalities"][name] = _classification_and_interventions(reference, adapter, data, seeds)
+        adapter = reference.load_adapter(name).to(device)
+        data = adapter.load_data(("val", "test"), device)
+        report["modalities"][name] = _classification_and_interventions(reference, adapter, data, spec.seeds)
         torch.manual_seed(1_000 + i)  # a different random encoder per modality
-        random_encoder = Encoder(data.feature_dim, reference.latent_dim, adapter.manifest["encoder_hidden"]).to(device).eval()
+        random_encoder = fresh_encoder(adapter).eval()
         with torch.no_grad():
             z = {ALICE: adapter.encoder(data.features["test"]), NO_TRAINING: random_encoder(data.features["test"])}
         encoded[name] = Encoded(adapter, data, z, data.mapping.annotated)
@@ -204,20 +225,34 @@ def evaluate(
         method_name, n_aligned = _method(q.adapter, g.adapter)
         for method in (NO_TRAINING, ALICE):
             label, n = (method, 0) if method == NO_TRAINING else (method_name, n_aligned)
-            report["retrieval"].append(_retrieval_row(qa, ga, label, n, q.z[method], g.z[method], q.data, g.data, both, block_scenes))
+            report["retrieval"].append(
+                _retrieval_row(qa, ga, label, n, q.z[method], g.z[method], q.data, g.data, both, spec.block_scenes)
+            )
     report["counterfactual"] = [
-        _counterfactual_row(reference, qa, ga, encoded[qa], encoded[ga], seeds)
+        _counterfactual_row(reference, qa, ga, encoded[qa], encoded[ga], spec.seeds)
         for qa, ga in itertools.permutations(names, 2)
         if (encoded[qa].annotated & encoded[ga].annotated).sum() >= 2
     ]
-    if pairs:
-        settings = {"seed": 0, "steps": 1000, "lr": 1e-3, "batch_size": 256, **(pair_settings or {})}
-        report["paired_settings"] = {**settings, "pairs": pairs}
+    if spec.pairs:
+        paired = spec.paired or PairedSpec()
+        report["paired_settings"] = {**asdict(paired), "pairs": spec.pairs}
         for qa, ga in itertools.combinations(names, 2):
             if set(encoded[qa].data.pair_ids["test"]) & set(encoded[ga].data.pair_ids["test"]):
-                report["retrieval"].extend(_paired_rows(reference, (qa, ga), pairs, device, block_scenes, settings))
+                report["retrieval"].extend(
+                    _paired_rows(reference, (qa, ga), spec.pairs, paired, device, spec.block_scenes)
+                )
         order: dict[tuple[str, str], int] = {}
         for i, r in enumerate(report["retrieval"]):
             order.setdefault((r["query"], r["gallery"]), i)
         report["retrieval"].sort(key=lambda r: order[(r["query"], r["gallery"])])
     return report
+
+
+def save_evaluation(reference: ReferenceSpace, report: dict[str, Any]) -> Path:
+    """Write ``eval.json`` and refresh the reference's model card with its tables; returns the JSON file."""
+    path = reference.path / EVAL_FILE
+    write_json(path, report)
+    write_reference_card(
+        reference.path, evaluation_tables(report), report["reference"]["sha256"], reference.intervention.description
+    )
+    return path

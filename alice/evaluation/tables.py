@@ -1,27 +1,148 @@
-"""Rows of the evaluation tables from an ``eval.json`` report, shared by the CLI, the model card and the report.
+"""The evaluation tables, built once from an ``eval.json`` report; console, HTML report and model card render them.
 
-Plain Python only (no torch), so the model card can use it without loading ML libraries.
+Plain Python (no torch): the model card and ``alice eval --json`` consumers
+read the same report without loading any ML library.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-COUNTERFACTUAL_TITLE = "Table 3: counterfactual search"
-COUNTERFACTUAL_COLUMNS = ["query → gallery", "queries", "gallery", "edited labels exact", "plain search", "ratio", "swap found", "plain swap"]
-COUNTERFACTUAL_NOTE = (
+from alice.tables import Table
+
+TABLE1 = "Table 1: classification and interventions (test split)"
+TABLE1_COLUMNS = [
+    "modality",
+    "n",
+    "AUROC",
+    "bal. acc",
+    "min bal. acc",
+    "changed",
+    "unchanged",
+    "changed (direct)",
+    "unchanged (direct)",
+]
+TABLE1_NOTE = (
+    "classification: mean AUROC and balanced accuracy over classes, thresholds by Youden's J on the validation split; "
+    'interventions: random "replace i with j" edits scored against the edited labels on entries right before the edit, '
+    "changed = accuracy on the two edited classes, unchanged = balanced accuracy on the others, read as "
+    "C(E(D(M(z)))) as trained, "
+    "direct as C(M(z)); post-training: concept algebra edits read by a plain classifier"
+)
+
+TABLE2 = "Table 2: cross-modal retrieval (test split)"
+TABLE2_COLUMNS = [
+    "query → gallery",
+    "method",
+    "pairs",
+    "gallery",
+    "label exact",
+    "label superset",
+    "R@1",
+    "R@5",
+    "R@10",
+]
+TABLE2_NOTE = (
+    "query in one modality, the whole test gallery in another; label exact: the top-1 item has exactly the query's "
+    "label set, superset: at least it; R@k: a paired item in the top k"
+)
+
+TABLE3 = "Table 3: counterfactual search (test split)"
+TABLE3_COLUMNS = [
+    "query → gallery",
+    "queries",
+    "gallery",
+    "edited labels exact",
+    "plain search",
+    "ratio",
+    "swap found",
+    "plain swap",
+]
+TABLE3_NOTE = (
     "each test query edited by M_ref (replace a class it holds with one it lacks), then the top-1 item of the other "
-    "modality's test split; exact: its labels equal the edited label set; swap: it holds the new class and not the old; "
+    "modality's test split; exact: its labels equal the edited label set; swap: it holds the new class and not the "
+    "old; "
     "plain: the unedited query's top-1, scored against the same edited set; mean over seeds"
 )
 
 
-def counterfactual_rows(report: dict[str, Any]) -> list[list[Any]]:
-    """One row per (query, gallery) pair of Table 3, in ``COUNTERFACTUAL_COLUMNS`` order."""
+def _seeds(report: dict[str, Any]) -> int | None:
+    return next((r.get("interventions_cycle", {}).get("seeds") for r in report.get("modalities", {}).values()), None)
+
+
+def classification_table(report: dict[str, Any]) -> Table:
+    rows = []
+    for name, r in (report.get("modalities") or {}).items():
+        c, ic, idir = r.get("classification", {}), r.get("interventions_cycle", {}), r.get("interventions_direct", {})
+        rows.append(
+            [
+                name,
+                r.get("samples"),
+                c.get("auroc"),
+                c.get("balanced_accuracy"),
+                c.get("balanced_accuracy_min"),
+                ic.get("changed"),
+                ic.get("unchanged"),
+                idir.get("changed"),
+                idir.get("unchanged"),
+            ]
+        )
+    for label, b in (report.get("baselines") or {}).items():
+        c, i = b.get("classification", {}), b.get("interventions", {})
+        rows.append(
+            [
+                f"{b.get('modality', '?')} ({label})",
+                b.get("samples"),
+                c.get("auroc"),
+                c.get("balanced_accuracy"),
+                c.get("balanced_accuracy_min"),
+                None,
+                None,
+                i.get("changed"),
+                i.get("unchanged"),
+            ]
+        )
+    seeds = _seeds(report)
+    return Table(TABLE1, TABLE1_COLUMNS, rows, TABLE1_NOTE + (f"; mean over {seeds} seeds" if seeds else ""))
+
+
+def retrieval_table(report: dict[str, Any]) -> Table:
+    rows = [
+        [
+            f"{r.get('query')} → {r.get('gallery')}",
+            r.get("method"),
+            r.get("pairs"),
+            r.get("gallery_size"),
+            r.get("label_exact"),
+            r.get("label_superset"),
+            r.get("R@1"),
+            r.get("R@5"),
+            r.get("R@10"),
+        ]
+        for r in report.get("retrieval") or []
+    ]
+    return Table(TABLE2, TABLE2_COLUMNS, rows, TABLE2_NOTE)
+
+
+def counterfactual_table(report: dict[str, Any]) -> Table:
     rows = []
     for r in report.get("counterfactual") or []:
         ratio = r.get("ratio")
-        rows.append([f"{r.get('query')} → {r.get('gallery')}", r.get("queries"), r.get("gallery_size"), r.get("counterfactual_exact"),
-                     r.get("plain_exact"), f"{ratio:.1f}x" if isinstance(ratio, (int, float)) else "–", r.get("counterfactual_swap"),
-                     r.get("plain_swap")])
-    return rows
+        rows.append(
+            [
+                f"{r.get('query')} → {r.get('gallery')}",
+                r.get("queries"),
+                r.get("gallery_size"),
+                r.get("counterfactual_exact"),
+                r.get("plain_exact"),
+                f"{ratio:.1f}x" if isinstance(ratio, (int, float)) else None,
+                r.get("counterfactual_swap"),
+                r.get("plain_swap"),
+            ]
+        )
+    return Table(TABLE3, TABLE3_COLUMNS, rows, TABLE3_NOTE)
+
+
+def evaluation_tables(report: dict[str, Any]) -> list[Table]:
+    """Tables 1 to 3 of a report, each once; a table with no rows is left out."""
+    return [t for t in (classification_table(report), retrieval_table(report), counterfactual_table(report)) if t]

@@ -1,9 +1,8 @@
 """The audio modality: backbones ``logmel`` (torchaudio, or a fallback without it) and ``wav2vec2``
-(transformers), the data sets ``audio-folder`` (your files plus a labels file) and the built-in
-offline ``digits-speech`` (digit scenes spoken by espeak-ng).
+(transformers), and the data set ``audio-folder`` (your files plus a labels file).
 """
 
-from alice.hookspecs import hookimpl
+from alice.plugin import hookimpl
 
 
 @hookimpl
@@ -16,7 +15,6 @@ def alice_register_backbones(register):
 
 @hookimpl
 def alice_register_datasets(register):
-    from alice_plugins.audio.datasets import AudioFolder, DigitsSpeech
+    from alice_plugins.audio.datasets import AudioFolder
 
     register(AudioFolder)
-    register(DigitsSpeech)

@@ -3,15 +3,15 @@ wav2vec2 (transformers)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from alice.backbones import Backbone
-from alice.errors import AliceError
-from alice_plugins.hub import load_config, load_model
-from alice_plugins.audio.waveform import as_waveform, resample
+from alice.plugin import AliceError, Backbone
+from alice_plugins.audio.waveform import AUDIO_SUFFIXES, as_waveform, resample
+from alice_plugins.hub import HubBackbone
 
 
 def torchaudio_available() -> bool:
@@ -35,7 +35,19 @@ def _waveforms(inputs: Sequence[Any], rate: int) -> list[np.ndarray]:
     return out
 
 
-class LogMelBackbone(Backbone):
+class AudioBackbone(Backbone):
+    """What every audio backbone reads: waveforms, ``(samples, rate)`` or sound files; shown as the sound."""
+
+    modality = "audio"
+    also_reads = ("speech",)
+    file_suffixes = AUDIO_SUFFIXES
+
+    def preview(self, item: Any) -> tuple[np.ndarray, int]:
+        wave = as_waveform(item)
+        return wave.samples, wave.sample_rate
+
+
+class LogMelBackbone(AudioBackbone):
     """Log-mel spectrogram statistics: per mel band the mean and standard deviation over the whole
     clip, and the mean over ``segments`` equal stretches of time (so word order leaves a trace).
     ``n_mels * (2 + segments)`` features.
@@ -47,20 +59,40 @@ class LogMelBackbone(Backbone):
     """
 
     name = "logmel"
-    modality = "audio"
-    also_reads = ("speech",)
     description = "log-mel statistics, 16 kHz (torchaudio when installed, else torch.stft + transformers mel filters)"
     batch_size = 64
 
-    def __init__(self, sample_rate: int = 16000, n_mels: int = 40, n_fft: int = 400, hop_length: int = 160, segments: int = 8, impl: str = "auto") -> None:
-        for key, value in (("sample_rate", sample_rate), ("n_mels", n_mels), ("n_fft", n_fft), ("hop_length", hop_length), ("segments", segments)):
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_mels: int = 40,
+        n_fft: int = 400,
+        hop_length: int = 160,
+        segments: int = 8,
+        impl: str = "auto",
+    ) -> None:
+        for key, value in (
+            ("sample_rate", sample_rate),
+            ("n_mels", n_mels),
+            ("n_fft", n_fft),
+            ("hop_length", hop_length),
+            ("segments", segments),
+        ):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"option {key} must be a positive integer, got {value!r}")
         if impl not in ("auto", "torchaudio", "torch"):
             raise ValueError(f"option impl must be 'auto', 'torchaudio' or 'torch', got {impl!r}")
         if impl == "torchaudio" and not torchaudio_available():
-            raise ValueError("option impl='torchaudio' but torchaudio is not installed (pip install 'alice-align[audio]')")
-        self.sample_rate, self.n_mels, self.n_fft, self.hop_length, self.segments = sample_rate, n_mels, n_fft, hop_length, segments
+            raise ValueError(
+                "option impl='torchaudio' but torchaudio is not installed (pip install 'alice-align[audio]')"
+            )
+        self.sample_rate, self.n_mels, self.n_fft, self.hop_length, self.segments = (
+            sample_rate,
+            n_mels,
+            n_fft,
+            hop_length,
+            segments,
+        )
         self.impl = ("torchaudio" if torchaudio_available() else "torch") if impl == "auto" else impl
         self._mel = None
 
@@ -69,8 +101,14 @@ class LogMelBackbone(Backbone):
         return self.n_mels * (2 + self.segments)
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "sample_rate": self.sample_rate, "n_mels": self.n_mels, "n_fft": self.n_fft,
-                "hop_length": self.hop_length, "segments": self.segments}
+        return {
+            "name": self.name,
+            "sample_rate": self.sample_rate,
+            "n_mels": self.n_mels,
+            "n_fft": self.n_fft,
+            "hop_length": self.hop_length,
+            "segments": self.segments,
+        }
 
     def mel_spectrogram(self, samples: torch.Tensor) -> torch.Tensor:
         """[n_mels, frames] power mel spectrogram of one mono clip."""
@@ -79,17 +117,34 @@ class LogMelBackbone(Backbone):
                 import torchaudio
 
                 self._mel = torchaudio.transforms.MelSpectrogram(
-                    sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
-                    power=2.0, center=True, pad_mode="reflect", norm=None, mel_scale="htk")
+                    sample_rate=self.sample_rate,
+                    n_fft=self.n_fft,
+                    hop_length=self.hop_length,
+                    n_mels=self.n_mels,
+                    power=2.0,
+                    center=True,
+                    pad_mode="reflect",
+                    norm=None,
+                    mel_scale="htk",
+                )
             return self._mel.to(samples.device)(samples)
         if self._mel is None:
             from transformers.audio_utils import mel_filter_bank
 
-            fb = mel_filter_bank(num_frequency_bins=self.n_fft // 2 + 1, num_mel_filters=self.n_mels, min_frequency=0.0,
-                                 max_frequency=self.sample_rate / 2, sampling_rate=self.sample_rate, norm=None, mel_scale="htk")
+            fb = mel_filter_bank(
+                num_frequency_bins=self.n_fft // 2 + 1,
+                num_mel_filters=self.n_mels,
+                min_frequency=0.0,
+                max_frequency=self.sample_rate / 2,
+                sampling_rate=self.sample_rate,
+                norm=None,
+                mel_scale="htk",
+            )
             self._mel = torch.from_numpy(fb.astype(np.float32))  # [freq, mels]
         window = torch.hann_window(self.n_fft, device=samples.device)
-        spec = torch.stft(samples, self.n_fft, self.hop_length, window=window, center=True, pad_mode="reflect", return_complex=True)
+        spec = torch.stft(
+            samples, self.n_fft, self.hop_length, window=window, center=True, pad_mode="reflect", return_complex=True
+        )
         return self._mel.to(samples.device).T @ spec.abs().pow(2)
 
     @torch.no_grad()
@@ -118,40 +173,19 @@ class LogMelBackbone(Backbone):
         return torch.stack(rows).float()
 
 
-class Wav2Vec2Backbone(Backbone):
+class Wav2Vec2Backbone(HubBackbone, AudioBackbone):
     """A transformers wav2vec 2.0 encoder: the last hidden state averaged over time, with the model's
     own feature extractor (16 kHz, normalised). ``model`` is a Hub id or a local folder."""
 
     name = "wav2vec2"
-    modality = "audio"
-    also_reads = ("speech",)
     description = "transformers wav2vec 2.0, mean-pooled last hidden state (default facebook/wav2vec2-base)"
     batch_size = 16
-
-    def __init__(self, model: str = "facebook/wav2vec2-base", revision: str | None = None) -> None:
-        self.model_id, self.revision = str(model), revision
-        self._model = self._processor = self._config = None
-
-    def _config_or_fail(self):
-        if self._config is None:
-            self._config = load_config(self.model_id, self.revision, "audio")
-        return self._config
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self._config_or_fail().hidden_size)
-
-    def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model_id, "revision": self.revision}
-
-    def _load(self, device: torch.device):
-        if self._model is None:
-            self._model, self._processor = load_model(self.model_id, self.revision, "audio", "AutoFeatureExtractor")
-        return self._model.to(device), self._processor
+    default_model = "facebook/wav2vec2-base"
+    processor_class = "AutoFeatureExtractor"
 
     @torch.no_grad()
     def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
-        model, processor = self._load(device)
+        model, processor = self.load(device)
         rate = int(processor.sampling_rate)
         waves = _waveforms(inputs, rate)
         if not getattr(processor, "return_attention_mask", False):
@@ -161,11 +195,17 @@ class Wav2Vec2Backbone(Backbone):
 
     @staticmethod
     def _pooled(model, processor, waves: list[np.ndarray], rate: int, device: torch.device) -> torch.Tensor:
-        batch = processor(waves, sampling_rate=rate, padding=True, return_attention_mask=True, return_tensors="pt").to(device)
+        batch = processor(waves, sampling_rate=rate, padding=True, return_attention_mask=True, return_tensors="pt").to(
+            device
+        )
         masked = len(waves) > 1
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            hidden = model(batch["input_values"], attention_mask=batch["attention_mask"] if masked else None).last_hidden_state.float()
+            hidden = model(
+                batch["input_values"], attention_mask=batch["attention_mask"] if masked else None
+            ).last_hidden_state.float()
         # the attention mask is per sample; the hidden states are per frame of the convolutional front end
-        frames = model._get_feat_extract_output_lengths(batch["attention_mask"].sum(1)).clamp(min=1, max=hidden.shape[1])
+        frames = model._get_feat_extract_output_lengths(batch["attention_mask"].sum(1)).clamp(
+            min=1, max=hidden.shape[1]
+        )
         mask = (torch.arange(hidden.shape[1], device=device)[None, :] < frames[:, None]).unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1)

@@ -1,64 +1,15 @@
-"""Audio data sets: ``audio-folder`` (your files and a labels file) and ``digits-speech`` (offline)."""
+"""``audio-folder``: your audio files and a labels file."""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from alice.datasets import PAIRED, SPLITS, DataSet, Split
-from alice.errors import AliceError
-from alice_plugins.digits import scenes as S
-from alice_plugins.digits.datasets import _DigitsBase
-
-# espeak-ng English voices and voice variants. Test scenes are spoken by variants that training never
-# hears, the way digits-image's test scenes use writers absent from training.
-LANGUAGES = ["en", "en-us", "en-gb-x-rp", "en-gb-scotland", "en-029"]
-TRAIN_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m6", "+f1", "+f2", "+f4", "+klatt", "+klatt3", "+croak", "+whisper", "+john", "+linda", "+Andy"]
-TEST_VARIANTS = ["+m5", "+m7", "+f3", "+f5", "+klatt2", "+max", "+belinda", "+Mike"]
-
-
-class SpokenScenes(Sequence):
-    """Captions spoken on demand (about 5 ms each): the features are cached, the audio never is."""
-
-    def __init__(self, texts: list[str], voices: list[str], rates: np.ndarray, pitches: np.ndarray) -> None:
-        self.texts, self.voices, self.rates, self.pitches = texts, voices, rates, pitches
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        from alice_plugins.audio.espeak import speaker
-
-        return speaker().say(self.texts[i], self.voices[i], int(self.rates[i]), int(self.pitches[i]))
-
-
-class DigitsSpeech(_DigitsBase):
-    name = "digits-speech"
-    modality = "speech"
-    description = "digit scenes spoken by espeak-ng ('three and seven'), varied voices, rates and pitches"
-
-    def identity(self) -> dict[str, Any]:
-        return super().identity() | {"voices": [LANGUAGES, TRAIN_VARIANTS, TEST_VARIANTS], "speech_version": 1}
-
-    def utterances(self, name: str) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-        sets = self._label_sets(name)
-        gen = S.rng(self.seed, f"speech-{name}-voices")
-        captions = [S.caption(c, gen) for c in sets]
-        variants = TEST_VARIANTS if name == "test" else TRAIN_VARIANTS
-        voices = [LANGUAGES[gen.integers(len(LANGUAGES))] + variants[gen.integers(len(variants))] for _ in sets]
-        return captions, voices, gen.integers(120, 230, size=len(sets)), gen.integers(25, 80, size=len(sets))
-
-    def split(self, name: str) -> Split:
-        sets = self._label_sets(name)
-        texts, voices, rates, pitches = self.utterances(name)
-        pair_ids = [f"{name}-{i}" for i in range(len(sets))] if name in ("test", PAIRED) else None
-        return Split(SpokenScenes(texts, voices, rates, pitches), S.multi_hot(sets), pair_ids)
+from alice.plugin import PAIRED, SPLITS, AliceError, DataSet, Split
 
 
 class AudioFolder(DataSet):
@@ -71,8 +22,15 @@ class AudioFolder(DataSet):
     modality = "audio"
     description = "a folder of audio files (WAV/FLAC/OGG via soundfile) with a CSV or JSON-lines labels file"
 
-    def __init__(self, root: str, labels: str = "labels.csv", vocabulary: list[str] | None = None, seed: int = 0,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1) -> None:
+    def __init__(
+        self,
+        root: str,
+        labels: str = "labels.csv",
+        vocabulary: list[str] | None = None,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+    ) -> None:
         self.root = Path(root).expanduser()
         self.labels_file = (self.root / labels) if not Path(labels).is_absolute() else Path(labels)
         if not self.root.is_dir():
@@ -90,14 +48,18 @@ class AudioFolder(DataSet):
         else:
             unknown = sorted(set(found) - set(vocabulary))
             if unknown:
-                raise AliceError(f"audio-folder: label {unknown[0]!r} in {self.labels_file} is not in the vocabulary option")
+                raise AliceError(
+                    f"audio-folder: label {unknown[0]!r} in {self.labels_file} is not in the vocabulary option"
+                )
             self._vocabulary = list(vocabulary)
 
     def _read_rows(self) -> list[dict[str, Any]]:
         path = self.labels_file
         rows: list[dict[str, Any]] = []
         try:
-            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Excel's UTF-8 CSV) is not part of the header
+            text = path.read_text(
+                encoding="utf-8-sig"
+            )  # a byte-order mark (Excel's UTF-8 CSV) is not part of the header
         except (OSError, UnicodeDecodeError) as exc:
             raise AliceError(f"audio-folder: cannot read {path}: {exc}") from None
         if path.suffix in (".jsonl", ".json", ".ndjson"):
@@ -119,7 +81,10 @@ class AudioFolder(DataSet):
                 raise AliceError(f"audio-folder: {path} needs a header with the columns path and labels")
             for n, record in enumerate(reader, 2):
                 if None in record:
-                    raise AliceError(f"audio-folder: {path} line {n} has more fields than the header; separate labels with ';' or quote the field")
+                    raise AliceError(
+                        f"audio-folder: {path} line {n} has more fields than the header; separate labels with ';' or "
+                        "quote the field"
+                    )
                 rows.append(self._row(record, f"{path} line {n}"))
         if not rows:
             raise AliceError(f"audio-folder: {path} lists no audio files")
@@ -138,7 +103,9 @@ class AudioFolder(DataSet):
             raise AliceError(f"audio-folder: {where}: audio file {file} does not exist")
         split = None if record.get("split") in (None, "") else str(record["split"])
         if split is not None and split not in (*SPLITS, PAIRED):
-            raise AliceError(f"audio-folder: {where}: split must be one of {', '.join((*SPLITS, PAIRED))}, got {split!r}")
+            raise AliceError(
+                f"audio-folder: {where}: split must be one of {', '.join((*SPLITS, PAIRED))}, got {split!r}"
+            )
         pair_id = None if record.get("pair_id") in (None, "") else str(record["pair_id"])
         return {"path": file, "labels": labels, "split": split, "pair_id": pair_id}
 
@@ -148,14 +115,24 @@ class AudioFolder(DataSet):
 
     def identity(self) -> dict[str, Any]:
         stat = self.labels_file.stat()
-        return {"name": self.name, "root": str(self.root.resolve()), "labels": str(self.labels_file.resolve()), "labels_mtime": stat.st_mtime_ns,
-                "vocabulary": self._vocabulary, "seed": self.seed, "val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+        return {
+            "name": self.name,
+            "root": str(self.root.resolve()),
+            "labels": str(self.labels_file.resolve()),
+            "labels_mtime": stat.st_mtime_ns,
+            "vocabulary": self._vocabulary,
+            "seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+        }
 
     def _assign(self) -> list[str]:
         if all(r["split"] for r in self.rows):
             return [r["split"] for r in self.rows]
         u = np.random.default_rng(self.seed).random(len(self.rows))
-        auto = np.where(u < self.test_fraction, "test", np.where(u < self.test_fraction + self.val_fraction, "val", "train"))
+        auto = np.where(
+            u < self.test_fraction, "test", np.where(u < self.test_fraction + self.val_fraction, "val", "train")
+        )
         return [r["split"] or str(a) for r, a in zip(self.rows, auto)]
 
     def split(self, name: str) -> Split:
@@ -168,5 +145,3 @@ class AudioFolder(DataSet):
             y[i, [index[c] for c in r["labels"]]] = 1.0
         pair_ids = [r["pair_id"] or r["path"].stem for r in rows] if any(r["pair_id"] for r in rows) else None
         return Split([str(r["path"]) for r in rows], y, pair_ids)
-
-

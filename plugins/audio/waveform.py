@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+#: sound files soundfile reads without system libraries (MP3 with libsndfile 1.1 and newer)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
 
 @dataclass(frozen=True)
 class Waveform:
@@ -50,7 +53,9 @@ def as_waveform(item: Any) -> Waveform:
         if samples.ndim == 2:
             samples = samples.mean(axis=1) if samples.shape[1] <= 8 else samples.mean(axis=0)
         return Waveform(samples, int(rate))
-    raise ValueError(f"an audio input must be a Waveform, a file path or (samples, sample_rate), got {type(item).__name__}")
+    raise ValueError(
+        f"an audio input must be a Waveform, a file path or (samples, sample_rate), got {type(item).__name__}"
+    )
 
 
 def resample(wave: Waveform, rate: int) -> np.ndarray:

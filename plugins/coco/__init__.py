@@ -4,7 +4,7 @@ Also adds ``alice coco sample``, which writes a small real COCO-format data set
 (photos shipped in scikit-image, annotated by hand) to try the pipeline offline.
 """
 
-from alice.hookspecs import hookimpl
+from alice.plugin import hookimpl
 
 
 @hookimpl

@@ -15,17 +15,18 @@ SAMPLE = Path(__file__).parent / "sample"
 
 @app.command("sample")
 def sample(
-    out: Path = typer.Option(Path("data/coco-sample"), "--out", "-o", help="Folder to write the sample COCO layout into."),
+    out: Path = typer.Option(
+        Path("data/coco-sample"), "--out", "-o", help="Folder to write the sample COCO layout into."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder."),
 ) -> None:
     """Write 19 real photos (from scikit-image, some cropped or mirrored) with hand-made COCO annotations."""
-    from alice import console
-    from alice.errors import AliceError
+    from alice.plugin import AliceError, info
 
     if out.exists() and not overwrite:
         raise AliceError(f"{out} already exists; pass --overwrite to replace it")
     write_sample(out)
-    console.info(f"wrote a COCO-format sample to {out} (annotations/, train2017/, val2017/)")
+    info(f"wrote a COCO-format sample to {out} (annotations/, train2017/, val2017/)")
 
 
 def write_sample(out: Path) -> Path:
@@ -33,7 +34,7 @@ def write_sample(out: Path) -> Path:
     import numpy as np
     from PIL import Image
 
-    from alice.errors import AliceError
+    from alice.plugin import AliceError
 
     try:
         import skimage

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,9 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from alice import console
-from alice.datasets import PAIRED, SPLITS, DataSet, Split
-from alice.errors import AliceError
+from alice.plugin import PAIRED, SPLITS, AliceError, DataSet, Split, warn
 
 
 @dataclass(frozen=True)
@@ -67,6 +64,16 @@ def _read(path: str, mtime: float, kind: str):
         except (KeyError, TypeError) as exc:
             raise AliceError(f"COCO {kind} file {path} is malformed: an entry lacks {exc}") from None
     return coco
+
+
+def _part(split: str) -> str:
+    """Which annotation files a split reads: val2017's for test, train2017's for train, val and paired."""
+    return "test" if split == "test" else "train"
+
+
+def _pair_ids(split: str, ids: list) -> list[str] | None:
+    """An item's image id names its scene; only the splits evaluation and paired fine-tuning read carry it."""
+    return [str(i) for i in ids] if split in ("test", PAIRED) else None
 
 
 class _Coco(DataSet):
@@ -125,12 +132,18 @@ class _Coco(DataSet):
                 p = getattr(f, kind)
                 files[f"{part}_{kind}"] = [str(p.resolve()), p.stat().st_size if p.is_file() else None]
             files[f"{part}_images"] = str(f.images.resolve())
-        return {"name": self.name, "files": files, "val_fraction": self.val_fraction, "seed": self.seed, "limit": self.limit}
+        return {
+            "name": self.name,
+            "files": files,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+            "limit": self.limit,
+        }
 
     def _image_ids(self, split: str) -> list[int]:
         if split not in (*SPLITS, PAIRED):
             raise ValueError(f"unknown split {split!r}")
-        coco = self._coco("test" if split == "test" else "train", "instances")
+        coco = self._coco(_part(split), "instances")
         if split == PAIRED:  # the training images with their captions
             split = "train"
         ids = sorted(coco.imgs)
@@ -156,7 +169,7 @@ class _Coco(DataSet):
                     y[row[img], c] = 1.0
         orphans = sum(1 for a in coco.dataset["annotations"] if a.get("image_id") not in coco.imgs)
         if unknown or orphans:
-            console.warn(
+            warn(
                 f"{self.files[part].instances.name}: skipped {unknown} annotation(s) naming an unknown category"
                 f" and {orphans} naming an unknown image"
             )
@@ -169,7 +182,10 @@ class _Coco(DataSet):
             raise AliceError(f"COCO image folder {folder} does not exist")
         present = [i for i in image_ids if (folder / coco.imgs[i]["file_name"]).is_file()]
         if len(present) < len(image_ids):
-            console.warn(f"skipped {len(image_ids) - len(present)} image(s) listed in {self.files[part].instances.name} but absent from {folder}")
+            warn(
+                f"skipped {len(image_ids) - len(present)} image(s) listed in {self.files[part].instances.name} but "
+                f"absent from {folder}"
+            )
         if not present:
             raise AliceError(f"none of the images listed in {self.files[part].instances} is in {folder}")
         return present
@@ -181,11 +197,11 @@ class CocoImage(_Coco):
     description = "COCO images (pycocotools), 80 object classes; options root, val_fraction, seed, limit"
 
     def split(self, name: str) -> Split:
-        part = "test" if name == "test" else "train"
+        part = _part(name)
         ids = self._present(part, self._image_ids(name))
         coco = self._coco(part, "instances")
         paths = [str(self.files[part].images / coco.imgs[i]["file_name"]) for i in ids]
-        return Split(paths, self._labels(part, ids), [str(i) for i in ids] if name in ("test", PAIRED) else None)
+        return Split(paths, self._labels(part, ids), _pair_ids(name, ids))
 
 
 class CocoText(_Coco):
@@ -194,7 +210,7 @@ class CocoText(_Coco):
     description = "COCO captions (pycocotools), labelled with their image's 80 object classes"
 
     def split(self, name: str) -> Split:
-        part = "test" if name == "test" else "train"
+        part = _part(name)
         ids = self._image_ids(name)
         labels = self._labels(part, ids)
         caps = self._coco(part, "captions")
@@ -209,7 +225,7 @@ class CocoText(_Coco):
                 rows.append(r)
                 pairs.append(str(img))
         if empty:
-            console.warn(f"{self.files[part].captions.name}: skipped {empty} empty caption(s)")
+            warn(f"{self.files[part].captions.name}: skipped {empty} empty caption(s)")
         if not texts:
             raise AliceError(f"COCO captions file {self.files[part].captions} has no caption for the {name} split")
-        return Split(texts, labels[rows], pairs if name in ("test", PAIRED) else None)
+        return Split(texts, labels[rows], _pair_ids(name, pairs))

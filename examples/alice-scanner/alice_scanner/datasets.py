@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from alice.datasets import PAIRED, SPLITS, DataSet, Split
+from alice.plugin import PAIRED, SPLITS, DataSet, Split
 from alice_plugins.digits import scenes as S
-
 from alice_scanner import sensor
 
 
@@ -25,8 +24,14 @@ class DigitsScanner(DataSet):
     description = "digit scenes swept by a simulated 8-photodiode line-scan sensor (noise, gain drift, random start)"
 
     def __init__(
-        self, seed: int = 0, train: int = 8000, val: int = 1000, test: int = 1000, paired: int = 20000,
-        max_digits: int = 4, noise: float = 0.03,
+        self,
+        seed: int = 0,
+        train: int = 8000,
+        val: int = 1000,
+        test: int = 1000,
+        paired: int = 20000,
+        max_digits: int = 4,
+        noise: float = 0.03,
     ) -> None:
         sizes = {"train": train, "val": val, "test": test, PAIRED: paired}
         for key, value in {"seed": seed, "max_digits": max_digits, **sizes}.items():
@@ -47,13 +52,22 @@ class DigitsScanner(DataSet):
         return list(S.VOCABULARY)
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed, "sizes": self.sizes, "max_digits": self.max_digits, "noise": self.noise,
-                "channels": sensor.CHANNELS, "version": 1}
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "sizes": self.sizes,
+            "max_digits": self.max_digits,
+            "noise": self.noise,
+            "channels": sensor.CHANNELS,
+            "version": 1,
+        }
 
     def split(self, name: str) -> Split:
         if name not in (*SPLITS, PAIRED):
             raise ValueError(f"unknown split {name!r} (known: {', '.join((*SPLITS, PAIRED))})")
-        sets = S.draw_label_sets(self.sizes[name], S.rng(self.seed, S.scene_streams(self.modality, name)), self.max_digits)
+        sets = S.draw_label_sets(
+            self.sizes[name], S.rng(self.seed, S.scene_streams(self.modality, name)), self.max_digits
+        )
         canvases = S.render(sets, S.writers(name), S.rng(self.seed, f"{self.modality}-{name}-render"))
         readings = sensor.sweep(canvases, S.rng(self.seed, f"{self.modality}-{name}-sensor"), self.noise)
         pair_ids = [f"{name}-{i}" for i in range(len(sets))] if name in ("test", PAIRED) else None

@@ -38,7 +38,9 @@ def _row_weights(channels: int) -> np.ndarray:
     return w / w.sum(1, keepdims=True)
 
 
-def sweep(images: np.ndarray, gen: np.random.Generator, noise: float = 0.03, channels: int = CHANNELS) -> list[np.ndarray]:
+def sweep(
+    images: np.ndarray, gen: np.random.Generator, noise: float = 0.03, channels: int = CHANNELS
+) -> list[np.ndarray]:
     """One reading per image: float32 ``[channels, ticks]``, ticks between about 50 and 80."""
     rows = _row_weights(channels)
     cols = np.arange(CANVAS) + 0.5
@@ -49,7 +51,9 @@ def sweep(images: np.ndarray, gen: np.random.Generator, noise: float = 0.03, cha
         offset = gen.uniform(0.0, MAX_OFFSET)
         ticks = int(np.ceil((CANVAS + offset + TAIL) / speed))
         x = -offset + speed * np.arange(ticks)  # the bar's position at each tick
-        kernel = np.exp(-0.5 * ((x[:, None] - cols[None, :]) / APERTURE_COLS) ** 2) / (np.sqrt(2 * np.pi) * APERTURE_COLS)
+        kernel = np.exp(-0.5 * ((x[:, None] - cols[None, :]) / APERTURE_COLS) ** 2) / (
+            np.sqrt(2 * np.pi) * APERTURE_COLS
+        )
         signal = profile @ kernel.T  # [channels, ticks]
         gain = gen.uniform(*GAIN) * (1.0 + 0.05 * gen.standard_normal(channels))[:, None]
         drift = 1.0 + gen.uniform(*DRIFT) * np.linspace(0.0, 1.0, ticks)[None, :]

@@ -1,0 +1,307 @@
+"""Recipes: named TOML files saying what to train, on what, and how.
+
+``alice reference build NAME`` and ``alice modality add MODALITY`` look NAME up
+(as ``NAME.toml``) in, in order: the folders of ``ALICE_RECIPE_PATH``
+(``os.pathsep``-separated), then folders plugins register (the built-in
+``registry/`` among them). NAME may also be a path to a TOML file.
+No recipe is ever executed: they are plain data, checked field by field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import tomllib
+
+from alice.errors import AliceError
+from alice.plugin.manager import get_registry
+
+STAGES = ("reference", "modality")
+
+
+@dataclass
+class DataSpec:
+    dataset: str  # a registered data set name, e.g. "digits-image"
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the data set
+
+
+@dataclass
+class BackboneSpec:
+    name: str  # a registered backbone, e.g. "pixels", "minilm", "vit"
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the backbone
+
+
+@dataclass
+class LabelSpec:
+    mapper: str = "by-name"  # a registered label mapper
+    aliases: dict[str, str] = field(default_factory=dict)  # source label -> reference label ("" = none)
+
+
+@dataclass
+class ModalitySpec:
+    """What one modality reads: a data set, the backbone its features come from, how its labels map."""
+
+    data: DataSpec
+    backbone: BackboneSpec
+    labels: LabelSpec = field(default_factory=LabelSpec)
+
+
+@dataclass
+class ModelSpec:
+    latent_dim: int = 512  # size of the shared latent (reference recipes only)
+    encoder_hidden: list[int] = field(default_factory=lambda: [1024, 1024])  # decoder mirrors it
+    classifier_hidden: list[int] = field(default_factory=lambda: [1024, 1024])
+    classifier_dropout: float = 0.1
+    standardise_features: bool = True  # per-dimension (x - mean) / std from the train split; else x as is
+
+
+@dataclass
+class InterventionSpec:
+    design: str = "nonlinear"  # a registered design: global, affine, nonlinear
+    settings: dict[str, Any] = field(default_factory=dict)  # passed to the design
+    prompt_backbone: BackboneSpec | None = None  # embeds "replace all i with j" for text-conditioned designs
+
+
+@dataclass
+class TrainingSpec:
+    steps: int = 100_000
+    batch_size: int = 1024
+    lr: float = 1e-3
+    amsgrad: bool = True
+    rec_weight: float = 100.0  # weight of L_rec (the authors' code uses 100)
+    cls_weight: float = 1.0
+    sem_weight: float = 1.0
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when present, else cpu
+    eval_every: int = 1000  # validation losses every N steps (0: only at the end)
+    checkpoint_every: int = 1000  # save a resumable checkpoint every N steps (0: never)
+    extract_batch_size: int = 0  # 0: the backbone's own default
+    # how the step runs (docs/performance.md); the defaults leave CPU arithmetic as it always was
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; or "fp32", "bf16"
+    optimizer: str = (
+        "auto"  # Adam kernel. auto: fused on CUDA, torch's per-tensor loop on CPU; or "loop", "foreach", "fused"
+    )
+    compile: str = "off"  # torch.compile the step: "off", "default", "reduce-overhead" (CUDA graphs), "max-autotune"
+    dropout_mask: str = "auto"  # classifier dropout masks. auto: "16bit" when compiled on CPU, else "torch"
+
+
+# the choices of each setting of how the step runs (alice.training.FastPath)
+FAST_PATH_CHOICES: dict[str, tuple[str, ...]] = {
+    "precision": ("auto", "fp32", "bf16"),
+    "optimizer": ("auto", "loop", "foreach", "fused"),
+    "compile": ("off", "default", "reduce-overhead", "max-autotune"),
+    "dropout_mask": ("auto", "torch", "16bit"),
+}
+
+
+@dataclass
+class Recipe:
+    name: str
+    stage: str  # "reference" or "modality"
+    modality: str
+    data: DataSpec
+    backbone: BackboneSpec
+    family: str = ""  # reference and modality recipes of one family go together
+    description: str = ""
+    labels: LabelSpec = field(default_factory=LabelSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    intervention: InterventionSpec = field(default_factory=InterventionSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    source: str = ""  # file it was read from
+
+    @property
+    def modality_spec(self) -> ModalitySpec:
+        return ModalitySpec(self.data, self.backbone, self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+
+# Tables whose unknown keys are options for a plugin rather than recipe fields.
+_OPTION_TABLES = {DataSpec: ("dataset",), BackboneSpec: ("name",)}
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a TOML table; ``where`` is the field path for error messages."""
+    if not isinstance(raw, dict):
+        raise AliceError(f"{where or 'recipe'} must be a table, got {type(raw).__name__}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    raw = dict(raw)
+    kwargs: dict[str, Any] = {}
+    if cls in _OPTION_TABLES:
+        known = set(_OPTION_TABLES[cls])
+        kwargs["options"] = {k: raw.pop(k) for k in list(raw) if k not in known}
+    elif cls is InterventionSpec:
+        known = {"design", "prompt_backbone"}
+        kwargs["settings"] = {k: raw.pop(k) for k in list(raw) if k not in known}
+    for key, value in raw.items():
+        if key not in fields or key == "source":
+            raise AliceError(
+                f"unknown field {_join(where, key)!r} (known: {', '.join(k for k in fields if k != 'source')})"
+            )
+        kwargs[key] = _coerce(hints[key], value, _join(where, key))
+    for name, f in fields.items():
+        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise AliceError(f"missing required field {_join(where, name)!r}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = getattr(hint, "__origin__", None)
+    args = getattr(hint, "__args__", ())
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if type(None) in args:  # Optional[X]
+        inner = next(a for a in args if a is not type(None))
+        return None if value is None else _coerce(inner, value, where)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool, float):
+        if type(value) is not hint:
+            raise AliceError(f"{where} must be {hint.__name__}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise AliceError(f"{where} must be a list, got {value!r}")
+        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise AliceError(f"{where} must be a table, got {value!r}")
+        if args and args[1] is str:
+            for k, v in value.items():
+                if not isinstance(v, str):
+                    raise AliceError(f"{where}.{k} must be str, got {v!r}")
+        return dict(value)
+    return value
+
+
+#: what only stage 1 uses: a modality recipe trains E and D against a reference that fixed these already
+REFERENCE_ONLY = ("intervention", "model.latent_dim", "model.classifier_hidden", "model.classifier_dropout")
+
+
+def _reference_only_fields(raw: dict[str, Any]) -> list[str]:
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    return [f for f in REFERENCE_ONLY if (f in raw if "." not in f else f.split(".", 1)[1] in model)]
+
+
+def parse_recipe(raw: dict[str, Any], name: str, source: str = "") -> Recipe:
+    raw = dict(raw)
+    raw.setdefault("name", name)
+    if raw.get("stage") == "modality" and (fields := _reference_only_fields(raw)):
+        raise AliceError(
+            f"recipe {raw['name']!r}: {', '.join(fields)} belong to reference recipes; a modality recipe trains only "
+            "the "
+            "new modality's encoder and decoder against the reference's own classifier, interventions and latent size"
+        )
+    try:
+        recipe: Recipe = _build(Recipe, raw, "")
+    except AliceError as exc:
+        raise AliceError(f"recipe {raw['name']!r}: {exc}") from None
+    recipe.source = source
+    if recipe.stage not in STAGES:
+        raise AliceError(f"recipe {recipe.name!r}: stage must be one of {', '.join(STAGES)}, got {recipe.stage!r}")
+    if not recipe.family:
+        recipe.family = recipe.name.rsplit("-", 1)[0]
+    t = recipe.training
+    for label, value in (
+        ("training.steps", t.steps),
+        ("training.batch_size", t.batch_size),
+        ("model.latent_dim", recipe.model.latent_dim),
+    ):
+        if value <= 0:
+            raise AliceError(f"recipe {recipe.name!r}: {label} must be positive, got {value}")
+    if t.lr <= 0:
+        raise AliceError(f"recipe {recipe.name!r}: training.lr must be positive, got {t.lr}")
+    for label, known in FAST_PATH_CHOICES.items():
+        value = getattr(t, label)
+        if value not in known:
+            raise AliceError(
+                f"recipe {recipe.name!r}: training.{label} must be one of {', '.join(known)}, got {value!r}"
+            )
+    return recipe
+
+
+def search_path() -> list[Path]:
+    env = [Path(p) for p in os.environ.get("ALICE_RECIPE_PATH", "").split(os.pathsep) if p]
+    return env + get_registry().recipe_dirs()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise AliceError(f"recipe {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise AliceError(f"cannot read recipe {path}: {exc.strerror}") from None
+
+
+def find_recipe(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+        if not p.is_file():
+            raise AliceError(f"recipe file {name_or_path} does not exist")
+        return p
+    for folder in search_path():
+        candidate = folder / f"{name_or_path}.toml"
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(sorted(r.name for r in list_recipes())) or "none"
+    raise AliceError(f"unknown recipe {name_or_path!r} (known: {known})")
+
+
+def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
+    """Read a recipe by name or path; ``overrides`` are ``section.key=value`` strings."""
+    path = find_recipe(name_or_path)
+    raw = _read_toml(path)
+    for item in overrides or []:
+        _apply_override(raw, item)
+    return parse_recipe(raw, path.stem, str(path))
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    if "=" not in item:
+        raise AliceError(f"--set expects section.key=value, got {item!r}")
+    key, text = item.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word is a string
+    node = raw
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise AliceError(f"--set {key}: {part!r} is not a table")
+    node[parts[-1]] = value
+
+
+def list_recipes(stage: str | None = None) -> list[Recipe]:
+    """Every recipe on the search path (first one wins per name); broken files are skipped."""
+    seen: dict[str, Recipe] = {}
+    for folder in search_path():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.toml")):
+            if path.stem in seen:
+                continue
+            try:
+                seen[path.stem] = parse_recipe(_read_toml(path), path.stem, str(path))
+            except AliceError:
+                continue
+    return [r for r in seen.values() if stage is None or r.stage == stage]
+
+
+def modality_recipe_for(family: str, modality: str) -> str:
+    """The name ``alice modality add MODALITY`` uses for a reference of ``family``."""
+    return f"{family}-{modality}"

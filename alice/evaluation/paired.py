@@ -1,0 +1,266 @@
+"""Paired fine-tuning of an ALICE space (or from scratch) on N pairs, and the sample-efficiency sweep.
+
+``alice align clip`` writes a new folder holding the reference byte for byte
+and the two fine-tuned adapters; ``alice eval --pairs N`` adds CLIP, CyCLIP
+and ALICE then CLIP rows to Table 2; ``alice sweep pairs`` runs every method
+over several N and seeds. The losses and the training loop are in
+:mod:`alice.evaluation.contrastive`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from alice import console
+from alice.artifacts import modelcard
+from alice.artifacts.store import (
+    Adapter,
+    AdapterWeights,
+    ReferenceSpace,
+    derived_reference_files,
+    now,
+    refuse_existing,
+    write_reference,
+)
+from alice.core.metrics import label_retrieval, recall_at_k
+from alice.core.modules import Encoder
+from alice.data.loading import ModalityData
+from alice.errors import AliceError
+from alice.evaluation.contrastive import Pairs, draw_pairs, train_pairs
+from alice.evaluation.specs import METHODS, PairedSpec
+from alice.plugin.dataset import PAIRED
+
+
+@dataclass
+class Side:
+    """One of the two modalities: its adapter, and its paired and test splits normalised as the adapter was trained."""
+
+    adapter: Adapter
+    data: ModalityData
+
+    @property
+    def name(self) -> str:
+        return self.adapter.name
+
+
+def load_for_pairing(reference: ReferenceSpace, name: str, device: torch.device) -> Side:
+    adapter = reference.load_adapter(name).to(device)
+    try:
+        data = adapter.load_data((PAIRED, "test"), device)
+    except ValueError as exc:
+        raise AliceError(
+            f"data set {adapter.manifest.data.dataset!r} of adapter {name!r} has no paired split ({exc})"
+        ) from None
+    return Side(adapter, data)
+
+
+def make_encoders(method: str, a: Side, b: Side, seed: int) -> tuple[Encoder, Encoder]:
+    """Copies of the ALICE encoders, or fresh ones of the same architecture (seeded) for training from scratch."""
+    from_alice, _ = METHODS[method]
+    if from_alice:
+        return copy.deepcopy(a.adapter.encoder), copy.deepcopy(b.adapter.encoder)
+    torch.manual_seed(seed)
+    return fresh_encoder(a.adapter), fresh_encoder(b.adapter)
+
+
+def fresh_encoder(adapter: Adapter) -> Encoder:
+    """An untrained encoder of the adapter's architecture, on its device (the no-training baseline; seed first)."""
+    device = next(adapter.encoder.parameters()).device
+    return Encoder(adapter.feature_dim, adapter.latent_dim, adapter.manifest.encoder_hidden).to(device)
+
+
+@torch.no_grad()
+def retrieval_both_ways(ea: Encoder, eb: Encoder, a: Side, b: Side) -> dict[str, dict[str, float]]:
+    za, zb = ea.eval()(a.data.features["test"]), eb.eval()(b.data.features["test"])
+    both = a.data.mapping.annotated & b.data.mapping.annotated
+    out = {}
+    for (q, zq), (g, zg) in (((a, za), (b, zb)), ((b, zb), (a, za))):
+        yq, yg = q.data.labels["test"].cpu().numpy(), g.data.labels["test"].cpu().numpy()
+        pq, pg = q.data.pair_ids["test"], g.data.pair_ids["test"]
+        out[f"{q.name} -> {g.name}"] = {
+            **label_retrieval(zq, yq, zg, yg, both),
+            **recall_at_k(zq, pq, zg, pg),
+            "gallery_size": int(zg.shape[0]),
+        }
+    return out
+
+
+def fine_tune(method: str, a: Side, b: Side, n_pairs: int, spec: PairedSpec) -> tuple[Encoder, Encoder, list[float]]:
+    """Train one method on ``n_pairs`` pairs drawn from the paired splits (seeded by ``spec.seed``)."""
+    _, loss = METHODS[method]
+    ia, ib = draw_pairs(a.data.pair_ids[PAIRED], b.data.pair_ids[PAIRED], n_pairs, spec.seed)
+    pairs = Pairs(a.data.features[PAIRED][torch.as_tensor(ia)], b.data.features[PAIRED][torch.as_tensor(ib)])
+    ea, eb = make_encoders(method, a, b, spec.seed)
+    curve = train_pairs(ea, eb, pairs, loss, spec.lr_for(method), spec)
+    return ea, eb, curve
+
+
+def align(
+    reference: ReferenceSpace,
+    names: tuple[str, str],
+    method: str,
+    n_pairs: int,
+    spec: PairedSpec,
+    device: torch.device,
+    out: Path,
+    overwrite: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Fine-tune two adapters on ``n_pairs`` pairs and write ``out``: this reference byte for byte, two new adapters.
+
+    Returns the test retrieval of the fine-tuned encoders, both ways.
+    """
+    refuse_existing(out, overwrite)
+    a, b = load_for_pairing(reference, names[0], device), load_for_pairing(reference, names[1], device)
+    try:
+        ea, eb, curve = fine_tune(method, a, b, n_pairs, spec)
+    except ValueError as exc:
+        raise AliceError(str(exc)) from None
+    record = {
+        "method": method,
+        "pairs": n_pairs,
+        "seed": spec.seed,
+        "steps": spec.steps,
+        "lr": spec.lr_for(method),
+        "batch_size": spec.batch_size,
+        "partner": None,
+        "from_reference": reference.sha256,
+        "created": now(),
+        "loss_curve": curve,
+    }
+    adapters = []
+    for side, encoder, partner in ((a, ea, b.name), (b, eb, a.name)):
+        manifest = copy.deepcopy(side.adapter.manifest)
+        manifest.alignment = {**record, "partner": partner}
+        adapters.append(
+            AdapterWeights(
+                encoder.cpu(), side.adapter.decoder.cpu(), side.adapter.feature_mean, side.adapter.feature_std, manifest
+            )
+        )
+    files = derived_reference_files(reference, adapters)
+    files.update(modelcard.cards(files, design_description=reference.intervention.description))
+    write_reference(out, files, overwrite)
+    return retrieval_both_ways(ea.to(device), eb.to(device), a, b)
+
+
+def sweep(
+    reference: ReferenceSpace,
+    names: tuple[str, str],
+    pair_counts: list[int],
+    seeds: list[int],
+    methods: list[str],
+    spec: PairedSpec,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Every method at every N and seed; the rows of ``sweep.json`` (see :func:`summarise`)."""
+    a, b = load_for_pairing(reference, names[0], device), load_for_pairing(reference, names[1], device)
+    available = len(set(a.data.pair_ids[PAIRED]) & set(b.data.pair_ids[PAIRED]))
+    if max(pair_counts) > available:
+        raise AliceError(f"--pairs: asked for {max(pair_counts)} pairs, but the paired split has {available}")
+    torch.manual_seed(0)
+    ra, rb = fresh_encoder(a.adapter), fresh_encoder(b.adapter)
+    rows: list[dict[str, Any]] = [
+        {"method": "no training", "pairs": 0, "seed": None, "results": retrieval_both_ways(ra, rb, a, b)},
+        {
+            "method": "ALICE only",
+            "pairs": 0,
+            "seed": None,
+            "results": retrieval_both_ways(a.adapter.encoder, b.adapter.encoder, a, b),
+        },
+    ]
+    runs = [(m, n, s) for m in methods for n in pair_counts for s in seeds]
+    start = time.perf_counter()
+    with console.progress("paired fine-tuning sweep", len(runs)) as bar:
+        for method, n, seed in runs:
+            ea, eb, curve = fine_tune(method, a, b, n, replace(spec, seed=seed))
+            rows.append(
+                {
+                    "method": method,
+                    "pairs": n,
+                    "seed": seed,
+                    "loss_curve": curve,
+                    "results": retrieval_both_ways(ea, eb, a, b),
+                }
+            )
+            bar.note(f"{method} N={n} seed={seed}")
+            bar.advance()
+    return {
+        "reference": {"path": str(reference.path), "sha256": reference.sha256},
+        "modalities": list(names),
+        "settings": {
+            "pairs": pair_counts,
+            "seeds": seeds,
+            "methods": methods,
+            "steps": spec.steps,
+            "lr_scratch": spec.lr,
+            "lr_from_alice": spec.lr_for("alice+clip"),
+            "batch_size": spec.batch_size,
+        },
+        "paired_split_size": available,
+        "seconds": round(time.perf_counter() - start, 1),
+        "rows": rows,
+    }
+
+
+def summarise(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Mean and std over seeds per (method, pairs, direction)."""
+    groups: dict[tuple[str, int, str], list[dict[str, float]]] = {}
+    for row in report["rows"]:
+        for direction, r in row["results"].items():
+            groups.setdefault((row["method"], row["pairs"], direction), []).append(r)
+    out = []
+    for (method, pairs, direction), rs in groups.items():
+        entry: dict[str, Any] = {"method": method, "pairs": pairs, "direction": direction, "seeds": len(rs)}
+        for key in ("label_exact", "R@1", "R@5", "R@10"):
+            values = np.array([r[key] for r in rs])
+            entry[key], entry[f"{key}_std"] = float(values.mean()), float(values.std())
+        out.append(entry)
+    return out
+
+
+def plot(report: dict[str, Any], path: Path) -> Path:
+    """R@1/5/10 against pairs (log scale), mean and spread over seeds, one row per direction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarise(report)
+    directions = sorted({s["direction"] for s in summary})
+    fig, axes = plt.subplots(len(directions), 3, figsize=(13, 4 * len(directions)), squeeze=False)
+    for r, direction in enumerate(directions):
+        for c, k in enumerate(("R@1", "R@5", "R@10")):
+            ax = axes[r][c]
+            for method in report["settings"]["methods"]:
+                pts = sorted(
+                    (s["pairs"], s[k], s[f"{k}_std"])
+                    for s in summary
+                    if s["method"] == method and s["direction"] == direction
+                )
+                x, y, e = (np.array(v) for v in zip(*pts))
+                ax.plot(x, y, marker="o", label=method)
+                ax.fill_between(x, y - e, y + e, alpha=0.2)
+            for s in summary:
+                if s["pairs"] == 0 and s["direction"] == direction:
+                    ax.axhline(
+                        s[k],
+                        linestyle="--",
+                        linewidth=1,
+                        color="grey" if s["method"] == "no training" else "black",
+                        label=f"{s['method']} (0 pairs)",
+                    )
+            ax.set_xscale("log")
+            ax.set_xlabel("pairs")
+            ax.set_title(f"{direction}: {k}")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

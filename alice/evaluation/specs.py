@@ -1,0 +1,45 @@
+"""Settings of evaluation and paired fine-tuning, with their defaults written once (the CLI reads them from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: fine-tuning from an ALICE space uses this much smaller a learning rate than training from scratch
+ALICE_LR_DIVISOR = 100
+#: paired fine-tuning methods: name -> (start from the ALICE encoders?, loss)
+METHODS = {
+    "clip": (False, "clip"),
+    "cyclip": (False, "cyclip"),
+    "alice+clip": (True, "clip"),
+    "alice+cyclip": (True, "cyclip"),
+}
+LOSSES = ("clip", "cyclip")
+
+
+@dataclass
+class PairedSpec:
+    """How one paired fine-tuning run trains (`alice align`, `alice sweep pairs`, `alice eval --pairs`)."""
+
+    steps: int = 1000
+    lr: float = 1e-3  # from scratch; from ALICE it is lr / ALICE_LR_DIVISOR
+    batch_size: int = 256
+    seed: int = 0
+
+    def lr_for(self, method: str) -> float:
+        from_alice, _ = METHODS[method]
+        return self.lr / ALICE_LR_DIVISOR if from_alice else self.lr
+
+
+@dataclass
+class EvalSpec:
+    """How `alice eval` scores a space."""
+
+    device: str = "auto"
+    seeds: int = 5  # random intervention draws to average over
+    block_scenes: int = 1000  # scenes per block of the authors' 1K-block retrieval protocol
+    pairs: int | None = None  # also train CLIP, CyCLIP and ALICE then CLIP on this many pairs (Table 2)
+    paired: PairedSpec | None = None  # their settings (default: PairedSpec())
+
+
+PAIRED_DEFAULTS = PairedSpec()
+EVAL_DEFAULTS = EvalSpec()

@@ -1,0 +1,60 @@
+"""Everything a plugin author imports, from one module.
+
+::
+
+    from alice.plugin import hookimpl, Backbone, DataSet, Split, AliceError
+
+The rest of ALICE may change between versions; these names do not. Importing
+this module is cheap (no torch, no numpy): ``Intervention`` and
+``InterventionBatch``, which are torch modules, load on first use.
+
+- :data:`hookimpl` marks a hook implementation (hooks: :mod:`alice.plugin.hookspecs`);
+- :class:`Backbone`, :class:`DataSet`, :class:`Split`, :class:`Intervention` are what
+  the hooks register; ``SPLITS`` and ``PAIRED`` name the splits;
+- :class:`AliceError` is the error to raise for a user's mistake (one line, no traceback);
+- :func:`warn` and :func:`info` print a warning (a skipped file, say) or a status line the way the CLI does;
+- :func:`register_plugin` / :func:`unregister_plugin` register a plugin object in a
+  test or a notebook, :func:`get_registry` shows what is registered.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from alice.console import info, warn
+from alice.errors import AliceError
+from alice.plugin.backbone import Backbone, Preview
+from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Split
+from alice.plugin.hookspecs import hookimpl
+from alice.plugin.manager import get_registry, register_plugin, unregister_plugin
+
+if TYPE_CHECKING:
+    from alice.core.interventions import Intervention, InterventionBatch
+
+__all__ = [
+    "PAIRED",
+    "SPLITS",
+    "AliceError",
+    "Backbone",
+    "DataSet",
+    "Intervention",
+    "InterventionBatch",
+    "Preview",
+    "Split",
+    "get_registry",
+    "hookimpl",
+    "info",
+    "register_plugin",
+    "unregister_plugin",
+    "warn",
+]
+
+_TORCH_NAMES = ("Intervention", "InterventionBatch")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_NAMES:
+        from alice.core import interventions
+
+        return getattr(interventions, name)
+    raise AttributeError(f"module 'alice.plugin' has no attribute {name!r}")

@@ -1,0 +1,68 @@
+"""What a feature extractor (a *backbone*) is, as plugins register it.
+
+ALICE never trains a backbone: features are extracted once, cached
+(see :mod:`alice.data.features`), and the encoders learn on top of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+if TYPE_CHECKING:  # torch and numpy are imported by backbones when they run, not when plugins load
+    import numpy as np
+    import torch
+
+#: how a report or a search page shows one input: its text, an RGB image ``[H, W, 3]`` uint8
+#: array, or a sound ``(samples [n] float32 in [-1, 1], sample rate)``
+Preview = Union[str, "np.ndarray", tuple["np.ndarray", int]]
+
+
+class Backbone:
+    """A frozen feature extractor for one modality.
+
+    Subclasses set ``name`` and ``modality`` and implement ``feature_dim`` and
+    ``extract``. Options come from the recipe's ``[backbone]`` table and are
+    passed to ``__init__`` as keyword arguments; load weights lazily (on the
+    first ``extract``) so that listing plugins stays fast.
+
+    What its inputs are is the backbone's word, never the core's: search sends
+    a query that names a file ending in one of ``file_suffixes`` to it, a query
+    that is plain text to a backbone with ``reads_text``, and the report shows
+    an input the way ``preview`` returns it.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: further data set modalities this backbone reads (an audio backbone reads "speech" too)
+    also_reads: ClassVar[tuple[str, ...]] = ()
+    #: file name endings (lower case, with the dot) of the files it reads, e.g. (".png", ".jpg")
+    file_suffixes: ClassVar[tuple[str, ...]] = ()
+    #: True when an input is a string of text
+    reads_text: ClassVar[bool] = False
+    #: how many raw inputs ``extract`` receives at once
+    batch_size: int = 64
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            raise TypeError(f"unknown option(s) {sorted(options)}")
+
+    @property
+    def feature_dim(self) -> int:
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the features: name plus every option that changes them.
+
+        Used as the feature-cache key and written into adapter manifests.
+        """
+        return {"name": self.name}
+
+    def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
+        """Return float32 features ``[len(inputs), feature_dim]`` for one batch."""
+        raise NotImplementedError
+
+    def preview(self, item: Any) -> Preview:
+        """How a person sees one input (see :data:`Preview`); by default its text."""
+        return str(item)

@@ -1,0 +1,53 @@
+"""The core's own plugin: the paper's intervention designs, the by-name label mapper, the built-in recipes.
+
+Registered through the same hooks as every other plugin (``DEFAULT_PLUGINS``
+in :mod:`alice.plugin.manager`). Heavy imports happen inside the hooks, so
+loading plugins never imports torch.
+"""
+
+from __future__ import annotations
+
+from alice.errors import AliceError
+from alice.plugin.hookspecs import hookimpl
+
+
+@hookimpl
+def alice_register_interventions(register):
+    from alice.core.interventions import BUILTIN_INTERVENTIONS
+
+    for design in BUILTIN_INTERVENTIONS:
+        register(design)
+
+
+def map_by_name(
+    source: list[str], reference: list[str], aliases: dict[str, str] | None = None
+) -> dict[str, str | None]:
+    """Map labels with the same name (case and surrounding spaces ignored).
+
+    ``aliases`` (from the recipe's ``[labels.aliases]`` table) maps a source
+    label to a reference label explicitly, or to ``""`` for "no counterpart".
+    """
+    by_key = {r.strip().lower(): r for r in reference}
+    aliases = aliases or {}
+    out: dict[str, str | None] = {}
+    for label in source:
+        if label in aliases:
+            target = aliases[label] or None
+            if target is not None and target not in reference:
+                raise AliceError(f"label alias {label!r} -> {target!r}: {target!r} is not in the reference vocabulary")
+            out[label] = target
+        else:
+            out[label] = by_key.get(label.strip().lower())
+    return out
+
+
+@hookimpl
+def alice_register_label_mappers(register):
+    register("by-name", map_by_name)
+
+
+@hookimpl
+def alice_register_recipe_dirs(register):
+    import alice_registry
+
+    register(alice_registry.folder())

@@ -1,0 +1,72 @@
+"""The hooks a plugin implements (pluggy project ``alice``).
+
+Registration hooks receive a ``register`` callback; call it once per thing the
+plugin provides. Hooks are never renamed: new arguments are added instead
+(an implementation may accept fewer arguments than its spec).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("alice")
+hookimpl = pluggy.HookimplMarker("alice")
+
+
+@hookspec
+def alice_register_backbones(register: Callable) -> None:
+    """Register feature extractors.
+
+    :param register: call ``register(cls)`` with a subclass of
+        :class:`alice.plugin.Backbone` (class attributes ``name``, ``modality``).
+    """
+
+
+@hookspec
+def alice_register_datasets(register: Callable) -> None:
+    """Register labelled data sets.
+
+    :param register: call ``register(cls)`` with a subclass of
+        :class:`alice.plugin.DataSet` (class attributes ``name``, ``modality``).
+    """
+
+
+@hookspec
+def alice_register_label_mappers(register: Callable) -> None:
+    """Register label mappers: a data set's vocabulary -> the reference vocabulary.
+
+    :param register: call ``register(name, mapper)``. ALICE calls
+        ``mapper(source, reference, aliases=aliases)``: ``source`` is the data
+        set's vocabulary, ``reference`` the reference vocabulary, ``aliases``
+        the recipe's ``[labels.aliases]`` table (source label -> reference
+        label, ``""`` for none). It returns a dict from each source label to a
+        reference label or ``None`` (no counterpart). Reference classes no
+        source label maps to are treated as unannotated by that data set.
+    """
+
+
+@hookspec
+def alice_register_interventions(register: Callable) -> None:
+    """Register intervention designs.
+
+    :param register: call ``register(cls)`` with a subclass of
+        :class:`alice.plugin.Intervention` (class attribute ``name``).
+    """
+
+
+@hookspec
+def alice_register_recipe_dirs(register: Callable) -> None:
+    """Register folders of recipe TOML files that ``alice reference build NAME`` searches.
+
+    :param register: call ``register(path)`` with a folder.
+    """
+
+
+@hookspec
+def alice_register_commands(cli) -> None:
+    """Add commands to the CLI.
+
+    :param cli: the root :class:`typer.Typer` application; add commands or sub-apps to it.
+    """

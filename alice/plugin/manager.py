@@ -1,0 +1,270 @@
+"""Finding, loading and isolating plugins.
+
+Every modality, data set, backbone and intervention design reaches ALICE the
+same way: a module with ``alice_*`` hook implementations (see
+:mod:`alice.plugin.hookspecs`). The core's own registrations are listed in
+``DEFAULT_PLUGINS``; the built-in plugins and any third-party plugin are found
+through the entry-point group ``alice``.
+
+A plugin is one unit: if it fails to import, implements a hook that does not
+exist (a misspelt name), raises in any of its hooks, or registers something
+malformed, it is left out whole, nothing it registered is kept, and
+``alice plugins list`` and every "unknown ..." error name it. The rest of the
+CLI keeps working.
+
+``ALICE_PLUGINS=a,b`` loads only the named entry-point plugins (empty: none).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from alice.errors import AliceError
+from alice.plugin import hookspecs
+
+PROJECT = "alice"
+ENTRY_POINT_GROUP = "alice"
+DEFAULT_PLUGINS = ("alice.plugin.defaults",)
+
+# hook name -> what it registers (the kind shown to users)
+REGISTRATION_HOOKS = {
+    "alice_register_backbones": "backbone",
+    "alice_register_datasets": "dataset",
+    "alice_register_label_mappers": "label mapper",
+    "alice_register_interventions": "intervention",
+    "alice_register_recipe_dirs": "recipe folder",
+}
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    source: str  # "core", "entry point (<dist>==<version>)" or "registered at run time"
+    error: str | None = None
+    provides: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Registered:
+    obj: Any
+    plugin: str
+
+
+class Registry:
+    """Everything the loaded plugins registered, by kind and name."""
+
+    def __init__(self, plugins: dict[str, PluginInfo]) -> None:
+        self.items: dict[str, dict[str, Registered]] = {kind: {} for kind in REGISTRATION_HOOKS.values()}
+        self.conflicts: dict[tuple[str, str], list[str]] = {}
+        self.plugins = plugins
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.items[kind])
+
+    def failed(self) -> list[str]:
+        return [p.name for p in self.plugins.values() if p.error]
+
+    def get(self, kind: str, name: str) -> Any:
+        if (kind, name) in self.conflicts:
+            who = " and ".join(repr(p) for p in self.conflicts[(kind, name)])
+            raise AliceError(
+                f"{kind} {name!r} is registered by both plugins {who}; uninstall or block one (ALICE_PLUGINS)"
+            )
+        if name not in self.items[kind]:
+            known = ", ".join(self.names(kind)) or "none"
+            failed = self.failed()
+            hint = f"; plugin(s) {', '.join(failed)} failed to load, see `alice plugins list`" if failed else ""
+            raise AliceError(f"unknown {kind} {name!r} (known: {known}){hint}")
+        return self.items[kind][name].obj
+
+    def provider(self, kind: str, name: str) -> str:
+        return self.items[kind][name].plugin
+
+    # kind-specific lookups, for readability at the call sites
+    def backbone(self, name: str):
+        return self.get("backbone", name)
+
+    def dataset(self, name: str):
+        return self.get("dataset", name)
+
+    def label_mapper(self, name: str) -> Callable:
+        return self.get("label mapper", name)
+
+    def intervention(self, name: str):
+        return self.get("intervention", name)
+
+    def recipe_dirs(self) -> list[Path]:
+        return [r.obj for r in self.items["recipe folder"].values()]
+
+    @property
+    def problems(self) -> list[str]:
+        out = [f"plugin {p.name!r}: {p.error}" for p in self.plugins.values() if p.error]
+        for (kind, name), who in self.conflicts.items():
+            out.append(f"{kind} {name!r} is registered by both plugins {' and '.join(map(repr, who))}")
+        return out
+
+
+_manager: pluggy.PluginManager | None = None
+_registry: Registry | None = None
+_infos: dict[str, PluginInfo] = {}
+
+
+def describe(exc: BaseException) -> str:
+    """``TypeName: first line of the message``: how a plugin's failure is shown."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _add(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> None:
+    """Register one plugin; if it implements a hook the spec does not have, take it out again and say so."""
+    _infos[info.name] = info
+    pm.register(plugin, name=info.name)
+    unknown = sorted(c.name for c in pm.get_hookcallers(plugin) or [] if c.spec is None)
+    if unknown:
+        pm.unregister(name=info.name)
+        known = ", ".join(sorted(h for h in dir(hookspecs) if h.startswith("alice_")))
+        info.error = f"implements unknown hook(s) {', '.join(unknown)} (known: {known})"
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, loading plugins on first use."""
+    global _manager
+    if _manager is not None:
+        return _manager
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for module_name in DEFAULT_PLUGINS:
+        _add(pm, importlib.import_module(module_name), PluginInfo(module_name, "core"))
+    allow = os.environ.get("ALICE_PLUGINS")
+    allowed = None if allow is None else {n.strip() for n in allow.split(",") if n.strip()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        dist = f"{ep.dist.name}=={ep.dist.version}" if ep.dist else "unknown distribution"
+        info = PluginInfo(ep.name, f"entry point ({dist})")
+        if pm.has_plugin(ep.name) or ep.name in _infos:
+            _infos.setdefault(
+                f"{ep.name} ({ep.value})", info
+            ).error = f"a second plugin named {ep.name!r} ({ep.value}) was skipped"
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not break the CLI
+            info.error = f"failed to import {ep.value}: {describe(exc)}"
+            _infos[ep.name] = info
+            continue
+        _add(pm, module, info)
+    _manager = pm
+    return pm
+
+
+def register_plugin(plugin: object, name: str) -> None:
+    """Register a plugin object by hand (tests, notebooks); refreshes the registry.
+
+    A plugin that implements an unknown hook is left out and reported, as at start-up.
+    """
+    global _registry
+    _add(plugin_manager(), plugin, PluginInfo(name, "registered at run time"))
+    _registry = None
+
+
+def unregister_plugin(name: str) -> None:
+    global _registry
+    pm = plugin_manager()
+    if pm.has_plugin(name):
+        pm.unregister(name=name)
+    _infos.pop(name, None)
+    _registry = None
+
+
+def _validate(kind: str, obj: Any) -> str:
+    """Return the registered object's name, or raise TypeError saying what is wrong."""
+    if kind == "recipe folder":
+        return str(obj)
+    from alice.core.interventions import Intervention
+    from alice.plugin.backbone import Backbone
+    from alice.plugin.dataset import DataSet
+
+    base = {"backbone": Backbone, "dataset": DataSet, "intervention": Intervention}[kind]
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise TypeError(
+            f"registered {obj!r} as a {kind}, but it is not a subclass of {base.__module__}.{base.__name__}"
+        )
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{kind} class {obj.__name__} has no string attribute 'name'")
+    if kind in ("backbone", "dataset") and not isinstance(getattr(obj, "modality", None), str):
+        raise TypeError(f"{kind} class {obj.__name__} has no string attribute 'modality'")
+    return name
+
+
+def _registrations(kind: str, function: Callable) -> list[tuple[str, Any]]:
+    """Call one hook implementation; what it registered, validated (raises on anything malformed)."""
+    added: list[tuple[str, Any]] = []
+
+    def register(obj: Any, mapper: Callable | None = None) -> None:
+        if kind == "label mapper":
+            if not isinstance(obj, str) or not callable(mapper):
+                raise TypeError("label mappers are registered as register(name, callable)")
+            added.append((obj, mapper))
+        else:
+            added.append((_validate(kind, obj), Path(obj) if kind == "recipe folder" else obj))
+
+    function(register=register)
+    return added
+
+
+def get_registry() -> Registry:
+    """Call every registration hook once, plugin by plugin; a plugin that fails anywhere contributes nothing."""
+    global _registry
+    if _registry is not None:
+        return _registry
+    pm = plugin_manager()
+    infos = {name: PluginInfo(i.name, i.source, i.error) for name, i in _infos.items()}
+    pending: dict[str, list[tuple[str, str, Any]]] = {}  # plugin -> (kind, name, object)
+    for hook_name, kind in REGISTRATION_HOOKS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            info = infos.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name, "unknown"))
+            if info.error:
+                continue
+            try:
+                pending.setdefault(info.name, []).extend(
+                    (kind, n, obj) for n, obj in _registrations(kind, impl.function)
+                )
+            except Exception as exc:
+                info.error = f"{hook_name} failed: {describe(exc)}"
+    reg = Registry(infos)
+    for plugin, items in pending.items():
+        if infos[plugin].error:
+            continue  # a later hook of this plugin failed: it provides nothing
+        for kind, name, obj in items:
+            if name in reg.items[kind] and kind != "recipe folder":
+                reg.conflicts.setdefault((kind, name), [reg.items[kind][name].plugin]).append(plugin)
+                continue
+            reg.items[kind][name] = Registered(obj, plugin)
+            infos[plugin].provides.setdefault(kind, []).append(name)
+    _registry = reg
+    return reg
+
+
+def register_commands(cli: Any) -> list[str]:
+    """Let plugins add CLI commands; returns problems (one line each). A failed plugin adds none."""
+    pm = plugin_manager()
+    problems = []
+    for impl in pm.hook.alice_register_commands.get_hookimpls():
+        info = _infos.get(impl.plugin_name)
+        if info is not None and info.error:
+            continue
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            problems.append(f"plugin {impl.plugin_name!r}: alice_register_commands failed: {describe(exc)}")
+    return problems

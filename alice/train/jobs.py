@@ -1,0 +1,291 @@
+"""The two jobs users run: build a reference space (stage 1), add a modality to one (stage 2)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alice import console, distributed
+from alice.artifacts import modelcard
+from alice.artifacts.layout import ADAPTERS_FOLDER
+from alice.artifacts.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
+from alice.artifacts.store import (
+    AdapterWeights,
+    ReferenceSpace,
+    now,
+    reference_files,
+    refuse_existing,
+    write_adapter,
+    write_reference,
+)
+from alice.core.interventions import Intervention, prompt_sentences
+from alice.core.metrics import classification_metrics, youden_thresholds
+from alice.core.modules import Classifier, Encoder
+from alice.data.features import extract_features
+from alice.data.loading import ModalityData, load_modality, make_backbone
+from alice.data.recipes import Recipe
+from alice.distributed import pick_device
+from alice.errors import AliceError
+from alice.plugin.manager import get_registry
+from alice.train import checkpoints
+from alice.train.stages import AdapterTrainer, Checkpointing, History, ReferenceTrainer, training_summary
+
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: torch.device) -> Intervention:
+    spec = recipe.intervention
+    design = get_registry().intervention(spec.design)
+    settings = dict(spec.settings)
+    prompt_backbone = None
+    if spec.prompt_backbone is not None:
+        prompt_backbone, plugin = make_backbone(spec.prompt_backbone)
+        if not prompt_backbone.reads_text:
+            raise AliceError(f"intervention.prompt_backbone {prompt_backbone.name!r} does not read text")
+        settings.setdefault("prompt_dim", prompt_backbone.feature_dim)
+    try:
+        module = design(len(vocabulary), recipe.model.latent_dim, **settings)
+    except (TypeError, ValueError) as exc:
+        raise AliceError(f"intervention design {spec.design!r}: {exc}") from None
+    if module.uses_prompts:
+        if prompt_backbone is None:
+            raise AliceError(
+                f"intervention design {spec.design!r} is conditioned on text: set [intervention.prompt_backbone] "
+                'in the recipe (for example name = "minilm"), or condition = "onehot"'
+            )
+        sentences = prompt_sentences(vocabulary, module.num_templates)
+        console.info(f"embedding {len(sentences)} intervention prompts with {prompt_backbone.name}")
+        emb = extract_features(
+            prompt_backbone,
+            sentences,
+            dataset_identity={
+                "name": "intervention-prompts",
+                "sentences": sentences[:3],
+                "n": len(sentences),
+                "vocab": vocabulary,
+            },
+            split="prompts",
+            device=device,
+            plugin=plugin,
+        )
+        C, T = len(vocabulary), module.num_templates
+        module.set_prompt_embeddings(emb.view(C, C, T, -1))
+    return module
+
+
+@torch.no_grad()
+def _thresholds_and_metrics(data: ModalityData, encoder: Encoder, classifier: Classifier) -> tuple[np.ndarray, dict]:
+    annotated = data.mapping.annotated
+    probs = torch.sigmoid(classifier(encoder(data.features["val"]))).cpu().numpy()
+    labels = data.labels["val"].cpu().numpy()
+    thresholds = youden_thresholds(probs, labels, annotated)
+    return thresholds, classification_metrics(probs, labels, thresholds, annotated)
+
+
+def _adapter_manifest(
+    name: str, recipe: Recipe, data: ModalityData, thresholds: np.ndarray, training: dict, metrics: dict
+) -> AdapterManifest:
+    standardised = recipe.model.standardise_features
+    return AdapterManifest(
+        name=name,
+        modality=data.modality,
+        recipe=recipe.name,
+        created=now(),
+        data=DataRecord(recipe.data.dataset, recipe.data.options, data.dataset.vocabulary),
+        backbone=BackboneRecord(
+            recipe.backbone.name,
+            recipe.backbone.options,
+            data.backbone.identity(),
+            data.feature_dim,
+            "(x - normalisation.mean) / normalisation.std"
+            + (
+                ", per-dimension statistics of the train split"
+                if standardised
+                else ", mean 0 and std 1 (features used as they are)"
+            ),
+        ),
+        labels=LabelRecord(
+            recipe.labels.mapper,
+            recipe.labels.aliases,
+            data.mapping.mapping,
+            [c for c, a in zip(data.mapping.reference, data.mapping.annotated) if a],
+        ),
+        encoder_hidden=recipe.model.encoder_hidden,
+        thresholds=[round(float(v), 6) for v in thresholds],
+        training=training,
+        metrics={"val": metrics},
+        samples={split: int(x.shape[0]) for split, x in data.features.items()},
+    )
+
+
+def _check_modality(recipe: Recipe) -> None:
+    """Before any extraction: the recipe's modality is its data set's."""
+    holds = get_registry().dataset(recipe.data.dataset).modality
+    if holds != recipe.modality:
+        raise AliceError(
+            f"recipe {recipe.name!r} says modality {recipe.modality!r}, but data set {recipe.data.dataset!r} holds "
+            f"{holds}"
+        )
+
+
+def _checkpointing(recipe: Recipe, output: Path, resume: bool, overwrite: bool, stage: str) -> Checkpointing:
+    """Checkpoints beside the output; an interrupted run's checkpoint is kept unless asked otherwise."""
+    folder = checkpoints.checkpoint_folder(output)
+    settings = recipe.to_dict()
+    settings["training"] = {
+        k: v for k, v in settings["training"].items() if k not in ("steps", "device", "eval_every", "checkpoint_every")
+    }
+    if not resume and (folder.exists() or folder.with_name(folder.name + ".old").exists()):
+        if not overwrite:
+            raise AliceError(
+                f"an interrupted run left a checkpoint at {folder}: pass --resume to continue it, or --overwrite to "
+                "start over"
+            )
+        if distributed.is_main():
+            checkpoints.remove(folder)
+    distributed.barrier()  # every process has looked before rank 0 writes anything
+    return Checkpointing(
+        folder, recipe.training.checkpoint_every, resume, checkpoints.fingerprint({"stage": stage, **settings})
+    )
+
+
+def _processes() -> str:
+    n = distributed.world_size()
+    return f", {n} processes, global batch split evenly" if n > 1 else ""
+
+
+def _load(recipe: Recipe, vocabulary: list[str] | None, device: torch.device) -> ModalityData:
+    return load_modality(
+        recipe.modality_spec,
+        vocabulary,
+        device,
+        normalisation="train" if recipe.model.standardise_features else "none",
+        extract_batch_size=recipe.training.extract_batch_size,
+    )
+
+
+def build_reference(
+    recipe: Recipe, out: Path, overwrite: bool = False, device_name: str | None = None, resume: bool = False
+) -> ReferenceSpace:
+    """Stage 1: train E, D, C, M on the recipe's modality; write the reference folder (with that modality's adapter)."""
+    if recipe.stage != "reference":
+        raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice modality add` with it")
+    out = Path(out)
+    refuse_existing(out, overwrite)  # fail before any work, not after training
+    _check_modality(recipe)
+    with distributed.session(pick_device(device_name or recipe.training.device)) as device:
+        return _build_reference(recipe, out, overwrite, device, resume)
+
+
+def _build_reference(recipe: Recipe, out: Path, overwrite: bool, device: torch.device, resume: bool) -> ReferenceSpace:
+    distributed.batch_slice(recipe.training.batch_size)  # refuse an uneven split before any work
+    checkpointing = _checkpointing(recipe, out, resume, overwrite, "reference")
+    console.info(f"building reference space {recipe.name!r} on {device}{_processes()}")
+    data = _load(recipe, None, device)
+    vocab = data.dataset.vocabulary
+    torch.manual_seed(recipe.training.seed)  # M's initial weights, like E, D, C's, follow the seed
+    intervention = _intervention_from_recipe(recipe, vocab, device)
+    m = recipe.model
+    trainer = ReferenceTrainer(data, intervention, m, recipe.training, device)
+    encoder, decoder, classifier, intervention, history = trainer.train(checkpointing)
+    thresholds, metrics = _thresholds_and_metrics(data, encoder, classifier)
+    training = training_summary(recipe.training, history, device)
+    manifest = ReferenceManifest(
+        name=recipe.name,
+        family=recipe.family,
+        created=now(),
+        reference_modality=data.modality,
+        vocabulary=vocab,
+        latent_dim=m.latent_dim,
+        classifier_hidden=m.classifier_hidden,
+        classifier_dropout=m.classifier_dropout,
+        design=recipe.intervention.design,
+        design_settings=intervention.settings(),
+        recipe=recipe.to_dict(),
+        training={k: v for k, v in training.items() if k != "history"},
+        metrics={"val": metrics},
+    )
+    adapter = AdapterWeights(
+        encoder,
+        decoder,
+        data.mean,
+        data.std,
+        _adapter_manifest(data.modality, recipe, data, thresholds, training, metrics),
+    )
+    if distributed.is_main():  # one writer; the others wait for the artifact
+        save_reference(out, classifier, intervention, manifest, [adapter], overwrite)
+        checkpoints.remove(checkpointing.folder)
+    distributed.barrier()
+    _done(out, metrics, history, "")
+    return ReferenceSpace.load(out)
+
+
+def save_reference(
+    out: Path,
+    classifier: Classifier,
+    intervention: Intervention,
+    manifest: ReferenceManifest,
+    adapters: list[AdapterWeights],
+    overwrite: bool = False,
+) -> str:
+    """Write a reference folder, its adapters and their model cards as one atomic step; returns the weights' sha256."""
+    files, digest = reference_files(classifier, intervention, manifest, adapters)
+    files.update(modelcard.cards(files, design_description=intervention.description))
+    write_reference(out, files, overwrite=overwrite)
+    return digest
+
+
+def _done(path: Path, metrics: dict, history: History, through: str) -> None:
+    console.info(f"wrote {path} (val AUROC {metrics['auroc']:.3f}{through}, {history.seconds:.0f} s of training)")
+
+
+def add_modality(
+    reference_dir: Path,
+    recipe: Recipe,
+    name: str | None = None,
+    overwrite: bool = False,
+    device_name: str | None = None,
+    resume: bool = False,
+) -> Path:
+    """Stage 2: train only this modality's E and D against the frozen C_ref and M_ref, and add its adapter folder."""
+    if recipe.stage != "modality":
+        raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice reference build` with it")
+    reference = ReferenceSpace.load(reference_dir)
+    name = name or recipe.modality
+    if not ADAPTER_NAME.match(name):
+        raise AliceError(
+            f"adapter name {name!r} must be letters, digits, '.', '_' or '-' (and start with a letter or digit)"
+        )
+    if (reference.path / ADAPTERS_FOLDER / name).exists() and not overwrite:
+        raise AliceError(f"reference {reference.path} already has an adapter {name!r}; pass --overwrite to replace it")
+    _check_modality(recipe)
+    with distributed.session(pick_device(device_name or recipe.training.device)) as device:
+        return _add_modality(reference, recipe, name, overwrite, device, resume)
+
+
+def _add_modality(
+    reference: ReferenceSpace, recipe: Recipe, name: str, overwrite: bool, device: torch.device, resume: bool
+) -> Path:
+    distributed.batch_slice(recipe.training.batch_size)
+    path = reference.path / ADAPTERS_FOLDER / name
+    checkpointing = _checkpointing(recipe, path, resume, overwrite, f"modality:{reference.sha256}")
+    console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen){_processes()}")
+    data = _load(recipe, reference.vocabulary, device)
+    trainer = AdapterTrainer(data, reference.classifier, reference.intervention, recipe.model, recipe.training, device)
+    encoder, decoder, history = trainer.train(checkpointing)
+    thresholds, metrics = _thresholds_and_metrics(data, encoder, reference.classifier)
+    training = training_summary(recipe.training, history, device)
+    adapter = AdapterWeights(
+        encoder, decoder, data.mean, data.std, _adapter_manifest(name, recipe, data, thresholds, training, metrics)
+    )
+    if distributed.is_main():
+        files = adapter.files(reference.sha256)
+        files.update(modelcard.cards(files, reference=reference.manifest.to_json()))  # its README.md model card
+        path = write_adapter(reference, name, files, overwrite=overwrite)
+        checkpoints.remove(checkpointing.folder)
+    distributed.barrier()
+    _done(path, metrics, history, " through C_ref")
+    return path
