@@ -196,6 +196,6 @@ def write_index(
     header = {"format": INDEX_FORMAT, "format_version": INDEX_VERSION, "alice_version": __version__, **meta,
               "count": int(embeddings.shape[0]), "latent_dim": int(embeddings.shape[1])}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as tmp:
+    with atomic_file(path, "index") as tmp:
         save_file(tensors, str(tmp), metadata={"alice": json.dumps(header, sort_keys=True)})
     return path

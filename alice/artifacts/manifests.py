@@ -61,7 +61,7 @@ class _Fields:
 
 _COMMON_KEYS = {"format", "format_version", "alice_version", "name", "weights"}
 _ADAPTER_KEYS = _COMMON_KEYS | {"modality", "recipe", "created", "data", "backbone", "labels", "encoder_hidden", "thresholds", "training",
-                                "metrics", "samples", "alignment", "reference_sha256"}
+                                "metrics", "samples", "alignment", "reference_sha256", "reference_digest"}
 _REFERENCE_KEYS = _COMMON_KEYS | {"family", "created", "reference_modality", "vocabulary", "latent_dim", "classifier", "intervention",
                                   "recipe", "training", "metrics"}
 
@@ -128,6 +128,7 @@ class AdapterManifest:
     samples: dict[str, int] = field(default_factory=dict)
     alignment: dict[str, Any] | None = None  # set by `alice align`: the paired fine-tuning it went through
     reference_sha256: str = ""
+    reference_digest: str = ""  # of reference.safetensors and reference.json (alice.artifacts.space); "": older
     weights: WeightsRecord | None = None
     alice_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
@@ -152,6 +153,8 @@ class AdapterManifest:
             out["alignment"] = self.alignment
         out.update(self.extra)
         out["reference_sha256"] = self.reference_sha256
+        if self.reference_digest:
+            out["reference_digest"] = self.reference_digest
         if self.weights is not None:
             out["weights"] = asdict(self.weights)
         return out
@@ -177,6 +180,7 @@ class AdapterManifest:
             samples=f.get("samples", dict, {}),
             alignment=f.get("alignment", dict, None),
             reference_sha256=f.get("reference_sha256", str, ""),
+            reference_digest=f.get("reference_digest", str, ""),
             weights=WeightsRecord.read(f),
             alice_version=f.get("alice_version", str, ""),
             extra={k: v for k, v in data.items() if k not in _ADAPTER_KEYS},

@@ -6,11 +6,12 @@ manifest records one) and then Markdown sections: model description, label
 vocabulary, data, backbones, training settings, evaluation, how to use,
 intended use, limits.
 
-Cards are written with the artifact, inside the same temporary folder before
-its rename (see :func:`alice.files.write_folder`), so a crash never
-leaves a half card; ``alice eval`` rewrites the reference card (atomically)
-with its test-split tables. A card is documentation, not part of the hashed
-weights: ``alice reference verify`` accepts ``README.md`` and never reads it.
+Cards are written with the artifact, inside the same staging folder before
+its rename (see :func:`alice.artifacts.store.write_space`), so a crash never
+leaves a half card; ``alice eval`` rewrites the reference card with its
+test-split tables, in one step with ``eval.json``. A card is documentation:
+``space.json`` records its sha256 (``alice reference verify`` checks it), but
+outside the space's digest, so an evaluation leaves a pinned digest valid.
 Everything here is plain string formatting over JSON; nothing imports torch.
 """
 
@@ -24,7 +25,6 @@ from typing import Any, Callable
 
 from alice import console
 from alice.artifacts.layout import ADAPTER_MANIFEST, ADAPTERS_FOLDER, CARD, REFERENCE_MANIFEST
-from alice.files import write_file_if_changed
 from alice.tables import Table, cell
 
 
@@ -437,18 +437,20 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def write_reference_card(path: str | Path, tables: Sequence[Table] = (), evaluated_sha256: str | None = None,
-                         design_description: str = "") -> Path | None:
-    """Rewrite ``<reference>/README.md`` from its manifests and the evaluation ``tables``, atomically.
+def reference_card_files(path: str | Path, tables: Sequence[Table] = (), evaluated_sha256: str | None = None,
+                         design_description: str = "") -> dict[str, bytes]:
+    """``<reference>/README.md`` made anew from its manifests and the evaluation ``tables`` (relative path -> bytes).
 
     Adapter folders without a card (artifacts written before cards existed)
     get theirs too; an adapter card is a function of its manifest alone, so an
-    existing one is left as it is.
+    existing one is left as it is. The caller writes them into the space
+    (:func:`alice.artifacts.store.update_space`), together with ``eval.json``.
     """
     path = Path(path)
     manifest = _read_json(path / REFERENCE_MANIFEST)
     if not isinstance(manifest, dict):
-        return None
+        return {}
+    out: dict[str, bytes] = {}
     adapters = {}
     folder = path / ADAPTERS_FOLDER
     if folder.is_dir():
@@ -459,9 +461,8 @@ def write_reference_card(path: str | Path, tables: Sequence[Table] = (), evaluat
                 if not (sub / CARD).exists():
                     card = _safely(lambda m=m: adapter_card(m, manifest), str(sub))
                     if card is not None:
-                        write_file_if_changed(sub / CARD, card)
+                        out[f"{ADAPTERS_FOLDER}/{sub.name}/{CARD}"] = card
     card = _safely(lambda: reference_card(manifest, adapters, tables, evaluated_sha256, design_description), str(path))
-    if card is None:
-        return None
-    write_file_if_changed(path / CARD, card)
-    return path / CARD
+    if card is not None:
+        out[CARD] = card
+    return out
