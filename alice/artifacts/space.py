@@ -258,6 +258,8 @@ def scan(path: Path) -> tuple[dict[str, int], list[Problem]]:
 
 
 _warned: set[str] = set()
+#: said after a model card or eval.json that differs from its record: documentation may be edited, then recorded
+EDITED_DOCUMENTATION = " (documentation edited by hand? `alice reference verify --rehash` records it)"
 
 
 @dataclass
@@ -319,11 +321,13 @@ def inspect_space(path: Path, use_record: bool = True, hash_derived: bool = Fals
                 Problem(rel, "is an unexpected file, named by no manifest" + (" (not in space.json)" if record else ""))
             )
             continue
+        hint = EDITED_DOCUMENTATION if kind == DOCUMENTATION else ""
         if entry is not None and entry.size != size:
             problems.append(
                 Problem(
                     rel,
-                    f"has {size} bytes, space.json says {entry.size}: the file was changed after the space was written",
+                    f"has {size} bytes, space.json says {entry.size}: the file was changed after the space was written"
+                    + hint,
                 )
             )
             continue
@@ -336,7 +340,7 @@ def inspect_space(path: Path, use_record: bool = True, hash_derived: bool = Fals
                     rel,
                     f"does not match the sha256 in space.json (expected {entry.sha256[:12]}…, "
                     f"found {hashes[rel][:12]}…): "
-                    "the file was changed or damaged",
+                    "the file was changed or damaged" + hint,
                 )
             )
     if record is not None:

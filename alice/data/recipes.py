@@ -232,8 +232,15 @@ def parse_recipe(raw: dict[str, Any], name: str, source: str = "") -> Recipe:
 
 #: settings that must be above zero, and at zero or above (every number must also be finite)
 POSITIVE = ("training.steps", "training.batch_size", "training.lr", "model.latent_dim")
-NON_NEGATIVE = ("training.rec_weight", "training.cls_weight", "training.sem_weight", "training.seed",
-                "training.eval_every", "training.checkpoint_every", "training.extract_batch_size")
+NON_NEGATIVE = (
+    "training.rec_weight",
+    "training.cls_weight",
+    "training.sem_weight",
+    "training.seed",
+    "training.eval_every",
+    "training.checkpoint_every",
+    "training.extract_batch_size",
+)
 
 
 def _numbers(value: Any, where: str) -> Iterator[tuple[str, Any]]:
