@@ -51,14 +51,17 @@ Replacement = Union[tuple[Label, Label], Sequence[tuple[Label, Label]]]
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> Space:
-    """Load a reference folder and all its adapters, re-hashing every weights file.
+def load(path: str | Path, device: str | torch.device = "cpu", digest: str | None = None) -> Space:
+    """Load a reference folder and all its adapters, re-hashing every file against ``space.json``.
 
-    ``device`` is where the networks run ("cpu", "cuda", "auto"). Raises
-    :class:`AliceError` if a file does not match its manifest or an adapter was
-    trained against another reference.
+    ``device`` is where the networks run ("cpu", "cuda", "auto"). ``digest``
+    pins the space (the 64 hex digits ``alice reference show`` prints): any
+    other space is refused, even one whose record was consistently rewritten.
+    Raises :class:`AliceError` if a file does not match its record or manifest,
+    the folder holds a file no record names (hidden ones included) or a
+    symbolic link, or an adapter was trained against another reference.
     """
-    return Space.load(path, device)
+    return Space.load(path, device, digest)
 
 
 def _names(items: Sequence[str], limit: int = 20) -> str:
@@ -87,10 +90,10 @@ class Space:
     # ------------------------------------------------------------------ loading and facts
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Space:
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", digest: str | None = None) -> Space:
         """See :func:`alice.load`."""
         dev = device if isinstance(device, torch.device) else pick_device(str(device))
-        reference = ReferenceSpace.load(path)
+        reference = ReferenceSpace.load(path, digest)
         adapters = {name: reference.load_adapter(name) for name in reference.adapter_names()}
         return cls(reference, adapters, dev)
 
@@ -102,6 +105,20 @@ class Space:
     def vocabulary(self) -> list[str]:
         """The label vocabulary, in the order of the classifier's outputs."""
         return self.reference.vocabulary
+
+    @property
+    def digest(self) -> str:
+        """The space's digest: a Merkle root over every weights file and manifest (what ``digest=`` pins)."""
+        return self.reference.digest
+
+    def annotated(self, modality: str | None = None) -> list[str]:
+        """The classes a modality's data set annotates (default: the reference modality's), in vocabulary order.
+
+        ``predict`` and ``labels`` never name another class for that modality: its thresholds for the others
+        were never calibrated.
+        """
+        names = set(self.adapter(self.reference_modality if modality is None else modality).manifest.labels.annotated)
+        return [c for c in self.vocabulary if c in names] if names else list(self.vocabulary)
 
     @property
     def latent_dim(self) -> int:
@@ -204,7 +221,8 @@ class Space:
 
         Calibrated when the adapter was trained (Youden's J on its validation
         split) and stored in its ``adapter.json``; ``modality=None`` takes the
-        reference modality's. Classes that modality does not annotate get 0.5.
+        reference modality's. Classes that modality does not annotate hold a
+        placeholder 0.5 that ``predict`` never uses.
         """
         name = self.reference_modality if modality is None else modality
         adapter = self.adapter(name)
@@ -286,8 +304,12 @@ class Space:
 
         ``modality`` picks whose calibrated thresholds to use (default: the
         reference modality's); pass the modality the latents were encoded from.
+        Classes that modality does not annotate (:meth:`annotated`) are never
+        predicted: they are False in every row.
         """
-        return self.classify(z) >= self.thresholds(modality)
+        known = set(self.annotated(modality))
+        mask = torch.tensor([c in known for c in self.vocabulary], dtype=torch.bool, device=self.device)
+        return (self.classify(z) >= self.thresholds(modality)) & mask
 
     def labels(self, z: ArrayLike, modality: str | None = None) -> list[list[str]]:
         """The predicted label names of each row, in vocabulary order (see ``predict``)."""

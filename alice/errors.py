@@ -10,3 +10,9 @@ class AliceError(Exception):
     """
 
     exit_code = 2
+
+
+class Interrupted(AliceError):
+    """Ctrl-C: the CLI prints the message (what was kept, how to go on) and exits 130, as shells expect."""
+
+    exit_code = 130

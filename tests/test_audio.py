@@ -227,9 +227,13 @@ def _hashes(folder: Path) -> dict[str, str]:
 
 def test_adding_speech_trains_only_its_adapter_and_changes_no_earlier_file(reference_copy):
     before = _hashes(reference_copy)
+    record = json.loads((reference_copy / "space.json").read_text())
     ok("modality", "add", "speech", "--reference", reference_copy)
     after = _hashes(reference_copy)
+    del before["space.json"]  # the record of the space's files names the new adapter too
     assert {k: after[k] for k in before} == before
+    now = json.loads((reference_copy / "space.json").read_text())
+    assert now["reference_digest"] == record["reference_digest"] and now["digest"] != record["digest"]
     assert {k for k in after if k not in before} >= {
         "adapters/speech/adapter.safetensors",
         "adapters/speech/adapter.json",

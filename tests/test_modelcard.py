@@ -124,9 +124,9 @@ def test_adding_an_adapter_writes_its_card_and_changes_no_earlier_file(reference
     import dataclasses
 
     from alice.artifacts import AdapterWeights, modelcard
-    from alice.artifacts.store import write_adapter
+    from alice.artifacts.store import update_space
 
-    before = {p: p.read_bytes() for p in reference_copy.rglob("*") if p.is_file()}
+    before = {p: p.read_bytes() for p in reference_copy.rglob("*") if p.is_file() and p.name != "space.json"}
     ref = ReferenceSpace.load(reference_copy)
     text = ref.load_adapter("text")
     weights = AdapterWeights(
@@ -136,9 +136,9 @@ def test_adding_an_adapter_writes_its_card_and_changes_no_earlier_file(reference
         text.feature_std,
         dataclasses.replace(text.manifest, name="text2"),
     )
-    files = weights.files(ref.sha256)
+    files = weights.files(ref.sha256, ref.reference_digest)
     files.update(modelcard.cards(files, reference=ref.manifest.to_json()))
-    write_adapter(ref, "text2", files)
+    update_space(ref.path, {f"adapters/text2/{rel}": v for rel, v in files.items()})
     assert {p: p.read_bytes() for p in before} == before
     card = (reference_copy / "adapters" / "text2" / "README.md").read_text()
     assert card.startswith("---\n") and "# text2: an ALICE adapter for text" in card

@@ -125,6 +125,8 @@ def test_report_keeps_an_eval_json_of_something_else(report, tmp_path):
     other["reference"]["sha256"] = "0" * 64
     other["paired_settings"] = {"pairs": 1000}  # e.g. rows from `alice eval --pairs`, which a report must not drop
     (copy / "eval.json").write_text(json.dumps(other))
+    assert alice("report", copy)[0] == 2  # an edited eval.json is refused until it is recorded
+    assert alice("reference", "verify", copy, "--rehash")[0] == 0
     code, _, err = alice(
         "report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1", "--device", "auto"
     )
@@ -132,6 +134,7 @@ def test_report_keeps_an_eval_json_of_something_else(report, tmp_path):
     assert "does not describe this reference" in err
     assert json.loads((copy / "eval.json").read_text()) == other
     (copy / "eval.json").write_text("[]")
+    assert alice("reference", "verify", copy, "--rehash")[0] == 0
     code, _, err = alice("report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1")
     assert code == 0, err
     assert (copy / "eval.json").read_text() == "[]" and (copy / "report" / "report.json").is_file()

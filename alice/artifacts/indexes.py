@@ -148,8 +148,8 @@ class Index:
             )
         if adapter_sha256 is not None and self.meta.get("adapter_sha256") != adapter_sha256:
             raise AliceError(
-                f"index {self.path} was built with another {self.modality!r} adapter than the one in this reference; "
-                "rebuild it"
+                f"index {self.path} was built with another {self.modality!r} adapter than the one in this "
+                "reference; rebuild it"
             )
         if classes is not None:
             for name, width in (
@@ -225,6 +225,6 @@ def write_index(
         "latent_dim": int(embeddings.shape[1]),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as tmp:
+    with atomic_file(path, "index") as tmp:
         save_file(tensors, str(tmp), metadata={"alice": json.dumps(header, sort_keys=True)})
     return path

@@ -5,17 +5,20 @@
     <reference>/
         reference.safetensors    C_ref and M_ref (and M_ref's prompt table)
         reference.json           manifest: vocabulary, latent size, design, training, metrics, sha256
+        space.json               every file's path, size and sha256; the space's digest (a Merkle root)
         adapters/<name>/
             adapter.safetensors  E_m, D_m, feature mean and std
-            adapter.json         backbone, data set, label mapping, thresholds, reference sha256
-            README.md            model card (documentation, not hashed)
+            adapter.json         backbone, data set, label mapping, thresholds, reference digest
+            README.md            model card (documentation)
         README.md                model card, rewritten by ``alice eval``
         eval.json                written by ``alice eval``
         indexes/                 search indexes (``alice index build``), derived
         report/                  ``alice report``'s page, derived
 
-Derived folders are checked against the reference but are not part of it:
-``alice reference export`` leaves them out.
+The space's digest covers the files that decide what it computes (weights and
+manifests); documentation and derived files are listed in ``space.json`` with
+their own hashes, checked by ``alice reference verify``, and may be rewritten
+without changing the digest. ``alice reference export`` leaves derived folders out.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ ADAPTER_WEIGHTS, ADAPTER_MANIFEST = "adapter.safetensors", "adapter.json"
 ADAPTERS_FOLDER = "adapters"
 CARD = "README.md"
 EVAL_FILE = "eval.json"
+SPACE_RECORD = "space.json"
 #: files a reference folder may hold besides the ones its manifests name
 KNOWN_EXTRA = (EVAL_FILE, CARD)
 INDEX_FOLDER, REPORT_FOLDER = "indexes", "report"

@@ -76,6 +76,7 @@ _ADAPTER_KEYS = _COMMON_KEYS | {
     "samples",
     "alignment",
     "reference_sha256",
+    "reference_digest",
 }
 _REFERENCE_KEYS = _COMMON_KEYS | {
     "family",
@@ -153,6 +154,7 @@ class AdapterManifest:
     samples: dict[str, int] = field(default_factory=dict)
     alignment: dict[str, Any] | None = None  # set by `alice align`: the paired fine-tuning it went through
     reference_sha256: str = ""
+    reference_digest: str = ""  # of reference.safetensors and reference.json (alice.artifacts.space); "": older
     weights: WeightsRecord | None = None
     alice_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
@@ -187,6 +189,8 @@ class AdapterManifest:
             out["alignment"] = self.alignment
         out.update(self.extra)
         out["reference_sha256"] = self.reference_sha256
+        if self.reference_digest:
+            out["reference_digest"] = self.reference_digest
         if self.weights is not None:
             out["weights"] = asdict(self.weights)
         return out
@@ -221,6 +225,7 @@ class AdapterManifest:
             samples=f.get("samples", dict, {}),
             alignment=f.get("alignment", dict, None),
             reference_sha256=f.get("reference_sha256", str, ""),
+            reference_digest=f.get("reference_digest", str, ""),
             weights=WeightsRecord.read(f),
             alice_version=f.get("alice_version", str, ""),
             extra={k: v for k, v in data.items() if k not in _ADAPTER_KEYS},

@@ -6,11 +6,12 @@ manifest records one) and then Markdown sections: model description, label
 vocabulary, data, backbones, training settings, evaluation, how to use,
 intended use, limits.
 
-Cards are written with the artifact, inside the same temporary folder before
-its rename (see :func:`alice.files.write_folder`), so a crash never
-leaves a half card; ``alice eval`` rewrites the reference card (atomically)
-with its test-split tables. A card is documentation, not part of the hashed
-weights: ``alice reference verify`` accepts ``README.md`` and never reads it.
+Cards are written with the artifact, inside the same staging folder before
+its rename (see :func:`alice.artifacts.store.write_space`), so a crash never
+leaves a half card; ``alice eval`` rewrites the reference card with its
+test-split tables, in one step with ``eval.json``. A card is documentation:
+``space.json`` records its sha256 (``alice reference verify`` checks it), but
+outside the space's digest, so an evaluation leaves a pinned digest valid.
 Everything here is plain string formatting over JSON; nothing imports torch.
 """
 
@@ -24,7 +25,6 @@ from typing import Any
 
 from alice import console
 from alice.artifacts.layout import ADAPTER_MANIFEST, ADAPTERS_FOLDER, CARD, REFERENCE_MANIFEST
-from alice.files import write_file_if_changed
 from alice.tables import Table, cell
 
 # --------------------------------------------------------------------------- small helpers
@@ -279,8 +279,8 @@ def reference_card(
         "## Model description",
         "",
         "An ALICE reference space (alignment via interventional consistency): a frozen multi-label classifier C_ref "
-        "and intervention module M_ref over a shared latent space on the unit sphere, plus one adapter (encoder E, "
-        "decoder D) "
+        "and intervention module M_ref over a shared latent space on the unit sphere, plus one adapter "
+        "(encoder E, decoder D) "
         "per modality. Modalities never need paired data: each new one trains only its own E and D against the frozen "
         "C_ref and M_ref, so all of them land in the same space.",
         "",
@@ -315,8 +315,8 @@ def reference_card(
     out += [
         _table(["part", "what"], parts),
         "",
-        "Adapters added later (`alice modality add`) live in `adapters/<name>/`, each with its own card; they do not "
-        "change this folder's files.",
+        "Adapters added later (`alice modality add`) live in `adapters/<name>/`, each with its own card; they "
+        "do not change this folder's files.",
         "",
     ]
 
@@ -407,8 +407,8 @@ def _usage(name: str, modality: Any, vocab: list[str]) -> list[str]:
         "```",
         "",
         "From the command line: `alice reference verify <folder>`, `alice eval <folder>`, "
-        f"`alice index build <folder> --modality {mod}` then `alice search <folder> <query> --in {mod} [--replace "
-        f"{a}={b}]`, "
+        f"`alice index build <folder> --modality {mod}` then `alice search <folder> <query> --in {mod} "
+        f"[--replace {a}={b}]`, "
         "and `alice report <folder>`. See docs/python-api.md and docs/search.md of the ALICE project.",
         "",
     ]
@@ -430,20 +430,20 @@ def _intended_use_and_limits(vocab: list[str], adapters: dict[str, dict[str, Any
         "cannot be edited.",
         "- Latents are meaningful only for features from the exact backbone and options each adapter names, "
         "standardised as stored.",
-        "- Alignment comes from shared labels alone: inputs with the same labels map close together, so retrieval "
-        "below "
+        "- Alignment comes from shared labels alone: inputs with the same labels map close together, so "
+        "retrieval below "
         "the label level (which seven, which caption) is weak without paired fine-tuning.",
-        "- M_ref was trained through a decoder and encoder, C(E(D(M(z)))); its edits read directly, C(M(z)), can "
-        "score much "
-        'lower (compare the "direct" columns after `alice eval`). `alice.Space.intervene` takes the trained path by '
-        "default.",
+        "- M_ref was trained through a decoder and encoder, C(E(D(M(z)))); its edits read directly, C(M(z)), "
+        "can score much "
+        'lower (compare the "direct" columns after `alice eval`). '
+        "`alice.Space.intervene` takes the trained path by default.",
         "- Thresholds were calibrated on each adapter's own validation split; on other data they need recalibrating.",
         "- Not evaluated for safety-critical or high-stakes decisions, or on data unlike its training data.",
     ]
     if partial:
         out.append(
-            f"- Adapters {', '.join(partial)} annotate only part of the vocabulary; their other classes were masked "
-            "out of training."
+            f"- Adapters {', '.join(partial)} annotate only part of the vocabulary; their other classes were "
+            "masked out of training."
         )
     return out + [""]
 
@@ -504,8 +504,8 @@ def adapter_card(manifest: dict[str, Any], reference: dict[str, Any] | None = No
                 ],
                 [
                     "built",
-                    f"recipe {_code(_get(manifest, 'recipe', default='?'))}, "
-                    f"ALICE {_get(manifest, 'alice_version', default='?')}, {_get(manifest, 'created', default='?')}",
+                    f"recipe {_code(_get(manifest, 'recipe', default='?'))}, ALICE "
+                    f"{_get(manifest, 'alice_version', default='?')}, {_get(manifest, 'created', default='?')}",
                 ],
             ],
         ),
@@ -515,8 +515,8 @@ def adapter_card(manifest: dict[str, Any], reference: dict[str, Any] | None = No
     out += [
         "## Label vocabulary",
         "",
-        f"The reference vocabulary ({len(vocab)} classes); what this data set's labels map to, and the per-class "
-        "threshold "
+        f"The reference vocabulary ({len(vocab)} classes); what this data set's labels map to, and the "
+        "per-class threshold "
         "calibrated on its validation split (Youden's J; 0.5 for classes it does not annotate):",
         "",
     ]
@@ -663,19 +663,21 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def write_reference_card(
+def reference_card_files(
     path: str | Path, tables: Sequence[Table] = (), evaluated_sha256: str | None = None, design_description: str = ""
-) -> Path | None:
-    """Rewrite ``<reference>/README.md`` from its manifests and the evaluation ``tables``, atomically.
+) -> dict[str, bytes]:
+    """``<reference>/README.md`` made anew from its manifests and the evaluation ``tables`` (relative path -> bytes).
 
     Adapter folders without a card (artifacts written before cards existed)
     get theirs too; an adapter card is a function of its manifest alone, so an
-    existing one is left as it is.
+    existing one is left as it is. The caller writes them into the space
+    (:func:`alice.artifacts.store.update_space`), together with ``eval.json``.
     """
     path = Path(path)
     manifest = _read_json(path / REFERENCE_MANIFEST)
     if not isinstance(manifest, dict):
-        return None
+        return {}
+    out: dict[str, bytes] = {}
     adapters = {}
     folder = path / ADAPTERS_FOLDER
     if folder.is_dir():
@@ -686,9 +688,8 @@ def write_reference_card(
                 if not (sub / CARD).exists():
                     card = _safely(lambda m=m: adapter_card(m, manifest), str(sub))
                     if card is not None:
-                        write_file_if_changed(sub / CARD, card)
+                        out[f"{ADAPTERS_FOLDER}/{sub.name}/{CARD}"] = card
     card = _safely(lambda: reference_card(manifest, adapters, tables, evaluated_sha256, design_description), str(path))
-    if card is None:
-        return None
-    write_file_if_changed(path / CARD, card)
-    return path / CARD
+    if card is not None:
+        out[CARD] = card
+    return out

@@ -1,17 +1,27 @@
-"""Reference spaces and adapters on disk: safetensors for weights, JSON for the rest (see :mod:`.layout`).
+"""Reference spaces and adapters on disk: safetensors for weights, JSON for the rest (:mod:`alice.artifacts.layout`).
 
-Writers take the complete set of files of a folder (weights, manifests, and
-the model cards that the job writing them made) and write it in one atomic
-step (:func:`alice.files.write_folder`): a crash never leaves a half-written
-artifact, and an existing one is replaced only once the new one is complete.
-Loading re-hashes the weights and refuses anything that does not match its
-manifest. No pickle anywhere.
+A space is only ever written whole. :func:`write_space` writes a new one
+(build, align, import); :func:`update_space` makes the next version of an
+existing one (a new adapter, the evaluation, an index, the report): the
+unchanged files are hard-linked into a staging folder beside the space, the
+new ones written there with a fresh ``space.json``, and the folder swapped
+into place (:func:`alice.files.publish_folder`) under a lock on the folder
+that holds it. Nothing temporary is ever inside a space, a crash at any step
+leaves the previous version or the next one, and two writers never publish
+at once. Loading checks every file against ``space.json``
+(:mod:`alice.artifacts.space`) and each weights file against its manifest.
+No pickle anywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,16 +36,41 @@ from alice.artifacts.layout import (
     ADAPTER_MANIFEST,
     ADAPTER_WEIGHTS,
     ADAPTERS_FOLDER,
+    CARD,
     FORMAT_VERSION,
     REFERENCE_MANIFEST,
     REFERENCE_WEIGHTS,
+    SPACE_RECORD,
 )
 from alice.artifacts.manifests import AdapterManifest, ReferenceManifest, WeightsRecord, read_json
+from alice.artifacts.space import (
+    Entry,
+    Inspection,
+    Problem,
+    SpaceRecord,
+    inspect_space,
+    read_record,
+    record_of,
+    reference_digest_of,
+    role,
+    scan,
+    warn_unrecorded,
+)
 from alice.core.interventions import Intervention
 from alice.core.modules import Classifier, Decoder, Encoder
 from alice.data.loading import ModalityData, load_modality
 from alice.errors import AliceError
-from alice.files import sha256_file, write_folder
+from alice.files import (
+    content_bytes,
+    folder_lock,
+    json_text,
+    make_folder,
+    publish_folder,
+    recover,
+    refuse_to_replace,
+    sha256_file,
+    staging_folder,
+)
 from alice.plugin.manager import get_registry
 
 #: a folder's files before they are written: relative path -> bytes, text, or a JSON-able value
@@ -76,8 +111,12 @@ class AdapterWeights:
     def name(self) -> str:
         return self.manifest.name
 
-    def files(self, reference_sha256: str) -> Files:
-        """``adapter.safetensors`` and ``adapter.json``, bound to the reference they were trained against."""
+    def files(self, reference_sha256: str, reference_digest: str = "") -> Files:
+        """``adapter.safetensors`` and ``adapter.json``, bound to the reference they were trained against.
+
+        ``reference_digest`` (of ``reference.safetensors`` and ``reference.json``) binds the adapter to the
+        reference's manifest too: a reference with another vocabulary or design refuses it.
+        """
         tensors = {
             **_prefixed("encoder", self.encoder),
             **_prefixed("decoder", self.decoder),
@@ -88,9 +127,14 @@ class AdapterWeights:
         manifest = replace(
             self.manifest,
             reference_sha256=reference_sha256,
+            reference_digest=reference_digest,
             weights=WeightsRecord(ADAPTER_WEIGHTS, hashlib.sha256(blob).hexdigest()),
         )
         return {ADAPTER_WEIGHTS: blob, ADAPTER_MANIFEST: manifest.to_json()}
+
+
+def _sha(value: Any) -> str:
+    return hashlib.sha256(content_bytes(value)).hexdigest()
 
 
 def reference_files(
@@ -101,14 +145,16 @@ def reference_files(
     digest = hashlib.sha256(blob).hexdigest()
     manifest = replace(manifest, weights=WeightsRecord(REFERENCE_WEIGHTS, digest))
     files: Files = {REFERENCE_WEIGHTS: blob, REFERENCE_MANIFEST: manifest.to_json()}
+    bound = reference_digest_of({k: _sha(files[k]) for k in files})
     for adapter in adapters:
-        files.update(adapter_files_in_reference(adapter, digest))
+        files.update(adapter_files_in_reference(adapter, digest, bound))
     return files, digest
 
 
-def adapter_files_in_reference(adapter: AdapterWeights, reference_sha256: str) -> Files:
+def adapter_files_in_reference(adapter: AdapterWeights, reference_sha256: str, reference_digest: str = "") -> Files:
     return {
-        f"{ADAPTERS_FOLDER}/{adapter.name}/{rel}": content for rel, content in adapter.files(reference_sha256).items()
+        f"{ADAPTERS_FOLDER}/{adapter.name}/{rel}": content
+        for rel, content in adapter.files(reference_sha256, reference_digest).items()
     }
 
 
@@ -116,46 +162,184 @@ def derived_reference_files(reference: ReferenceSpace, adapters: list[AdapterWei
     """A new folder's files: this reference byte for byte and the given adapters (e.g. after paired fine-tuning)."""
     files: Files = {
         REFERENCE_WEIGHTS: (reference.path / REFERENCE_WEIGHTS).read_bytes(),
-        REFERENCE_MANIFEST: json.loads((reference.path / REFERENCE_MANIFEST).read_text(encoding="utf-8")),
+        REFERENCE_MANIFEST: (reference.path / REFERENCE_MANIFEST).read_bytes(),
     }
     for adapter in adapters:
-        files.update(adapter_files_in_reference(adapter, reference.sha256))
+        files.update(adapter_files_in_reference(adapter, reference.sha256, reference.reference_digest))
     return files
 
 
-def refuse_existing(path: Path, overwrite: bool) -> None:
-    """Before any work: an existing output is replaced only when asked to."""
-    if Path(path).exists() and not overwrite:
-        raise AliceError(f"{path} already exists; pass --overwrite to replace it")
+# --------------------------------------------------------------------------- what may be replaced
+
+#: hidden names an older ALICE left inside a space (checkpoints, partial writes): no sign of someone else's folder
+_OLD_LEFTOVER = re.compile(r"^\..+\.(checkpoint|tmp-\d+|old(-\d+)?|partial-\w+|removed-\d+)(\.old)?$")
+
+
+def _manifest_format(file: Path) -> str | None:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("format") if isinstance(data, dict) else None
+
+
+def is_reference_folder(path: Path) -> bool:
+    """A folder ALICE wrote as a reference space: an ALICE reference manifest, and only files a space holds."""
+    path = Path(path)
+    if _manifest_format(path / REFERENCE_MANIFEST) != "alice.reference":
+        return False
+    files, problems = scan(path)
+    strange = [p for p in problems if not _OLD_LEFTOVER.match(p.item.rsplit("/", 1)[-1]) or "symbolic link" in p.detail]
+    return not strange and all(role(rel) for rel in files)
+
+
+def is_adapter_folder(path: Path) -> bool:
+    """An adapter folder ALICE wrote: an ALICE adapter manifest, and nothing but its weights and model card."""
+    path = Path(path)
+    names = {p.name for p in path.iterdir()} if path.is_dir() else set()
+    own = {ADAPTER_WEIGHTS, ADAPTER_MANIFEST, CARD}
+    return _manifest_format(path / ADAPTER_MANIFEST) == "alice.adapter" and names <= own
+
+
+def refuse_existing(path: Path, overwrite: bool, kind: str = "reference") -> None:
+    """Before any work: an existing output is replaced only when asked to, and only if it is an ALICE ``kind``."""
+    if kind == "adapter":
+        refuse_to_replace(path, overwrite, "adapter", is_adapter_folder)
+    else:
+        refuse_to_replace(path, overwrite, "reference space", is_reference_folder)
+
+
+# --------------------------------------------------------------------------- writing whole spaces
+
+
+def _write_record(staging: Path, record: SpaceRecord) -> None:
+    (staging / SPACE_RECORD).write_text(json_text(record.to_json()), encoding="utf-8")
+
+
+def write_space(out: Path, files: Files, overwrite: bool = False) -> SpaceRecord:
+    """Write a whole reference space (its files, adapters and cards, plus ``space.json``) as one atomic step.
+
+    Replacing an existing space drops its other adapters, indexes and report, which belonged to the old one.
+    """
+    out = Path(out).absolute()
+    refuse_existing(out, overwrite)
+    strange = [rel for rel in files if not role(rel)]
+    if strange:
+        raise AliceError(f"{strange[0]!r} is no part of a reference space")
+    blobs = {rel: content_bytes(value) for rel, value in files.items()}
+    make_folder(out.parent)
+    with folder_lock(out.parent), staging_folder(out) as staging:
+        for rel, data in blobs.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        record = SpaceRecord({rel: Entry(rel, len(b), hashlib.sha256(b).hexdigest()) for rel, b in blobs.items()})
+        _write_record(staging, record)
+        publish_folder(staging, out, "space")
+    return record
 
 
 def write_reference(out: Path, files: Files, overwrite: bool = False) -> Path:
-    """Write a whole reference folder (its files, adapters and cards), as one atomic step.
-
-    Replacing an existing reference drops its other adapters, which belonged to the old one.
-    """
-    out = Path(out).resolve()
-    refuse_existing(out, overwrite)
-    write_folder(out, files)
+    """:func:`write_space`, returning the folder."""
+    out = Path(out).absolute()
+    write_space(out, files, overwrite)
     return out
 
 
-def write_adapter(reference: ReferenceSpace, name: str, files: Files, overwrite: bool = False) -> Path:
-    """Add (or replace) one adapter folder of an existing reference, atomically."""
-    final = (reference.path / ADAPTERS_FOLDER / name).resolve()
-    refuse_existing(final, overwrite)
-    write_folder(final, files)
-    return final
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)  # the same bytes, no copy: ALICE never writes a file in place
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def update_space(
+    path: Path, changes: Files, replace_folders: tuple[str, ...] = (), rehash: bool = False
+) -> SpaceRecord:
+    """Publish the next version of a space: ``changes`` (relative path -> content, a file to move in, or None to
+    delete) applied, folders in ``replace_folders`` replaced whole, everything else hard-linked as it is.
+
+    ``rehash`` records every file's sha256 afresh instead of taking the old record's (``verify --rehash``).
+    Refuses a space holding anything a space does not hold.
+    """
+    path = Path(path).absolute()
+    strange = [rel for rel in changes if not role(rel)]
+    if strange:
+        raise AliceError(f"{strange[0]!r} is no part of a reference space")
+
+    def dropped(rel: str) -> bool:
+        return rel in changes or any(rel == f or rel.startswith(f + "/") for f in replace_folders)
+
+    with folder_lock(path.parent):
+        recover(path)
+        if not path.is_dir():
+            raise AliceError(f"reference folder {path} does not exist")
+        files, problems = scan(path)
+        record = None if rehash else read_record(path)
+        for rel, size in files.items():
+            entry = record.entries.get(rel) if record is not None else None
+            if not role(rel) or (record is not None and entry is None):
+                problems.append(Problem(rel, "is an unexpected file, named by no manifest"))
+            elif entry is not None and entry.size != size:
+                problems.append(Problem(rel, "was changed after the space was written"))
+        Inspection(path, record, files, {}, problems).raise_first()
+        kept = {rel: size for rel, size in files.items() if not dropped(rel)}
+        known = {rel: record.entries[rel].sha256 for rel in kept} if record is not None else {}
+        with staging_folder(path) as staging:
+            for rel in kept:
+                _link(path / rel, staging / rel)
+            sizes = dict(kept)
+            for rel, value in changes.items():
+                if value is None:
+                    continue
+                target = staging / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(value, Path):
+                    shutil.move(str(value), target)
+                else:
+                    data = content_bytes(value)
+                    target.write_bytes(data)
+                    known[rel] = hashlib.sha256(data).hexdigest()
+                sizes[rel] = target.stat().st_size
+            new = record_of(staging, sizes, known)
+            _write_record(staging, new)
+            publish_folder(staging, path, "space")
+    return new
+
+
+@contextmanager
+def scratch_beside(space: Path) -> Iterator[Path]:
+    """A hidden folder beside a space for work that goes into it later (an index, a report); removed at the end.
+
+    It is named like a staging folder of the space, so a crash leaves nothing :func:`alice.files.recover` keeps.
+    """
+    with staging_folder(Path(space).absolute()) as tmp:
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def inside(path: Path, folder: Path) -> str | None:
+    """``path`` relative to ``folder`` ('/'-separated) when it lies inside it; else None."""
+    try:
+        return Path(path).resolve().relative_to(Path(folder).resolve()).as_posix()
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def _read_weights(folder: Path, weights: WeightsRecord) -> tuple[dict[str, torch.Tensor], str]:
+def _read_weights(
+    folder: Path, weights: WeightsRecord, known: str | None = None
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors of a weights file after checking its sha256 (``known``: already hashed by the space's check)."""
     path = folder / weights.file
     if not path.is_file():
         raise AliceError(f"{path} is missing")
-    actual = sha256_file(path)
+    actual = known or sha256_file(path)
     if actual != weights.sha256:
         raise AliceError(
             f"{path} does not match the sha256 in its manifest (expected {weights.sha256[:12]}…, found "
@@ -248,6 +432,7 @@ class ReferenceSpace:
     classifier: Classifier
     intervention: Intervention
     sha256: str
+    inspection: Inspection | None = None  # what loading found: the record, every file's sha256, the problems
 
     @property
     def vocabulary(self) -> list[str]:
@@ -257,7 +442,25 @@ class ReferenceSpace:
     def latent_dim(self) -> int:
         return self.manifest.latent_dim
 
+    @property
+    def digest(self) -> str:
+        """The space's digest: the Merkle root over every weights file and manifest (:mod:`alice.artifacts.space`)."""
+        return self._inspection().digest
+
+    @property
+    def reference_digest(self) -> str:
+        """The digest of ``reference.safetensors`` and ``reference.json``, which every adapter of it names."""
+        return self._inspection().reference_digest
+
+    def _inspection(self) -> Inspection:
+        if self.inspection is None:
+            self.inspection = inspect_space(self.path)
+        return self.inspection
+
     def adapter_names(self) -> list[str]:
+        record = self._inspection().record
+        if record is not None:
+            return record.adapter_names()
         folder = self.path / ADAPTERS_FOLDER
         return (
             sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -267,16 +470,23 @@ class ReferenceSpace:
 
     def load_adapter(self, name: str) -> Adapter:
         folder = self.path / ADAPTERS_FOLDER / name
-        if not folder.is_dir():
+        if name not in self.adapter_names() or not folder.is_dir():
             known = ", ".join(self.adapter_names()) or "none"
             raise AliceError(f"reference {self.path} has no adapter {name!r} (has: {known})")
         m = read_adapter_manifest(folder)
-        if m.reference_sha256 != self.sha256:
+        if m.reference_digest:
+            if m.reference_digest != self.reference_digest:
+                raise AliceError(
+                    f"adapter {name!r} was trained against another reference (digest {m.reference_digest[:12]}…), "
+                    f"not this one ({self.reference_digest[:12]}…)"
+                )
+        elif m.reference_sha256 != self.sha256:
             raise AliceError(
                 f"adapter {name!r} was trained against another reference (sha256 {m.reference_sha256[:12] or '?'}…), "
                 f"not this one ({self.sha256[:12]}…)"
             )
-        tensors, digest = _read_weights(folder, m.weights)
+        known_sha = self._inspection().hashes.get(f"{ADAPTERS_FOLDER}/{name}/{m.weights.file}")
+        tensors, digest = _read_weights(folder, m.weights, known_sha)
         feature_dim = m.backbone.feature_dim
         enc, dec = (
             Encoder(feature_dim, self.latent_dim, m.encoder_hidden),
@@ -290,13 +500,29 @@ class ReferenceSpace:
         return Adapter(folder, m, enc.eval(), dec.eval(), mean, std, digest, self.vocabulary)
 
     @classmethod
-    def load(cls, path: str | Path) -> ReferenceSpace:
-        """Load and verify a reference folder (weights re-hashed against the manifest)."""
+    def load(cls, path: str | Path, digest: str | None = None) -> ReferenceSpace:
+        """Load and verify a reference folder: every file against ``space.json``, the weights against their manifests.
+
+        Refuses hidden files, symbolic links and files no record names. ``digest`` pins the space: any other
+        digest is refused (``--expect-digest``). A space written before ``space.json`` loads with a warning.
+        """
         path = Path(path)
+        recover(path.absolute())  # a writer killed mid-replacement left the previous version beside it
         if not path.is_dir():
             raise AliceError(f"reference folder {path} does not exist")
+        read_reference_manifest(path)  # not a reference at all, or of another format version: say that first
+        inspection = inspect_space(path)
+        inspection.raise_first()
+        if inspection.record is None:
+            warn_unrecorded(path)
+        inspection.check_digest(digest)
+        return cls.open(path, inspection)
+
+    @classmethod
+    def open(cls, path: Path, inspection: Inspection) -> ReferenceSpace:
+        """C_ref and M_ref of a folder already inspected (its problems are the caller's to report)."""
         m = read_reference_manifest(path)
-        tensors, digest = _read_weights(path, m.weights)
+        tensors, digest = _read_weights(path, m.weights, inspection.hashes.get(REFERENCE_WEIGHTS))
         vocab, latent = m.vocabulary, m.latent_dim
         classifier = Classifier(len(vocab), latent, m.classifier_hidden, m.classifier_dropout)
         _load_into(classifier, _split(tensors, "classifier"), "reference classifier")
@@ -310,4 +536,4 @@ class ReferenceSpace:
         _load_into(intervention, _split(tensors, "intervention"), f"reference intervention ({m.design})")
         for p in (*classifier.parameters(), *intervention.parameters()):
             p.requires_grad_(False)
-        return cls(path, m, classifier.eval(), intervention.eval(), digest)
+        return cls(path, m, classifier.eval(), intervention.eval(), digest, inspection)

@@ -1,4 +1,5 @@
-"""Check a reference folder end to end: every file against its manifest, every adapter against the reference."""
+"""Check a reference folder end to end: every file against ``space.json``, every weights file against its manifest,
+every adapter against the reference, every index against the adapter it was built with."""
 
 from __future__ import annotations
 
@@ -7,18 +8,17 @@ from pathlib import Path
 
 from alice.artifacts.indexes import Index
 from alice.artifacts.layout import (
-    ADAPTER_MANIFEST,
-    ADAPTER_WEIGHTS,
     ADAPTERS_FOLDER,
-    CARD,
+    DERIVED_FOLDERS,
     INDEX_FOLDER,
-    KNOWN_EXTRA,
     REFERENCE_MANIFEST,
     REFERENCE_WEIGHTS,
-    REPORT_FOLDER,
+    SPACE_RECORD,
 )
-from alice.artifacts.store import ReferenceSpace
+from alice.artifacts.space import Inspection, SpaceRecord, inspect_space, read_record
+from alice.artifacts.store import ReferenceSpace, read_reference_manifest, update_space
 from alice.errors import AliceError
+from alice.files import recover
 
 
 @dataclass
@@ -31,14 +31,49 @@ class Finding:
         return asdict(self)
 
 
-def verify_reference(path: Path) -> list[Finding]:
-    """Everything wrong with a reference folder (or one finding per item that is fine)."""
+def verify_space(
+    path: Path, use_record: bool = True, digest: str | None = None
+) -> tuple[list[Finding], Inspection | None]:
+    """Everything wrong with a reference folder (and one finding per item that is fine), and what was found.
+
+    ``use_record=False`` checks the folder as one written before ``space.json`` (by the layout's names and the
+    manifests alone): what ``--rehash`` does before it records the files. ``digest`` pins the space.
+    """
     path = Path(path)
-    findings: list[Finding] = []
+    recover(path.absolute())
+    if not path.is_dir():
+        return [Finding(".", False, f"reference folder {path} does not exist")], None
     try:
-        ref = ReferenceSpace.load(path)
+        read_reference_manifest(path)
+        inspection = inspect_space(path, use_record=use_record, hash_derived=True)
     except AliceError as exc:
-        return [Finding(REFERENCE_WEIGHTS, False, str(exc))]
+        item = SPACE_RECORD if SPACE_RECORD in str(exc) else REFERENCE_MANIFEST
+        return [Finding(item, False, str(exc))], None
+    findings = [Finding(p.item, False, p.detail) for p in inspection.problems]
+    if inspection.record is not None:
+        findings.insert(
+            0,
+            Finding(SPACE_RECORD, True, f"digest {inspection.digest}; {len(inspection.record.entries)} files recorded"),
+        )
+    elif use_record:
+        findings.insert(
+            0,
+            Finding(
+                SPACE_RECORD,
+                True,
+                f"absent (written before ALICE recorded a digest); computed digest "
+                f"{inspection.digest}; `--rehash` records it",
+            ),
+        )
+    if digest is not None:
+        try:
+            inspection.check_digest(digest)
+        except AliceError as exc:
+            findings.append(Finding(SPACE_RECORD, False, str(exc)))
+    try:
+        ref = ReferenceSpace.open(path, inspection)
+    except AliceError as exc:
+        return findings + [Finding(REFERENCE_WEIGHTS, False, str(exc))], inspection
     findings.append(
         Finding(REFERENCE_WEIGHTS, True, f"sha256 {ref.sha256[:12]}… matches reference.json; C_ref and M_ref load")
     )
@@ -51,24 +86,38 @@ def verify_reference(path: Path) -> list[Finding]:
             )
         except AliceError as exc:
             findings.append(Finding(item, False, str(exc)))
-    expected = {REFERENCE_WEIGHTS, REFERENCE_MANIFEST, *KNOWN_EXTRA}
-    for f in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()):
-        rel = f.relative_to(path)
-        if any(part.startswith(".") for part in rel.parts):
-            continue  # checkpoints and partial writes are not part of the artifact
-        parts = rel.parts
-        in_adapter = (
-            len(parts) == 3 and parts[0] == ADAPTERS_FOLDER and parts[2] in (ADAPTER_WEIGHTS, ADAPTER_MANIFEST, CARD)
-        )
-        if f.is_symlink():
-            findings.append(Finding(str(rel), False, "a symbolic link; artifacts hold plain files only"))
-        elif parts[0] == REPORT_FOLDER and len(parts) > 1:
-            continue  # `alice report`'s page and pictures
-        elif parts[0] == INDEX_FOLDER and len(parts) == 2 and f.suffix == ".safetensors":
-            findings.append(check_index(f, str(rel), ref))
-        elif str(rel) not in expected and not in_adapter:
-            findings.append(Finding(str(rel), False, "unexpected file, named by no manifest"))
-    return findings
+    for rel in sorted(inspection.files):
+        parts = rel.split("/")
+        if parts[0] == INDEX_FOLDER and len(parts) == 2 and rel.endswith(".safetensors"):
+            findings.append(check_index(path / rel, rel, ref))
+    return findings, inspection
+
+
+def verify_reference(path: Path) -> list[Finding]:
+    """Everything wrong with a reference folder (or one finding per item that is fine)."""
+    return verify_space(path)[0]
+
+
+def first_problem(findings: list[Finding], derived: bool = True) -> Finding | None:
+    """The first problem; with ``derived=False``, problems of derived files (a stale index) do not count."""
+    return next((f for f in findings if not f.ok and (derived or f.item.split("/")[0] not in DERIVED_FOLDERS)), None)
+
+
+def rehash(path: Path) -> tuple[str | None, SpaceRecord]:
+    """Record every file of a space afresh in ``space.json``: for a space written before it, or edited documentation.
+
+    The folder is first checked as an unrecorded one (weights against manifests, adapters against the reference,
+    no hidden, linked or unnamed files); the old digest (None: there was no record) and the new record are returned.
+    """
+    path = Path(path)
+    problem = first_problem(verify_space(path, use_record=False)[0], derived=False)
+    if problem is not None:
+        raise AliceError(f"not recording {path}: {problem.item}: {problem.detail}")
+    try:
+        old = read_record(path)
+    except AliceError:
+        old = None
+    return (old.digest if old else None), update_space(path, {}, rehash=True)
 
 
 def check_index(f: Path, item: str, ref: ReferenceSpace) -> Finding:

@@ -6,12 +6,13 @@ Command modules import torch and the training code inside their functions, so
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
 
 from alice import console
-from alice.errors import AliceError
+from alice.errors import AliceError, Interrupted
 
 app = typer.Typer(
     name="alice",
@@ -38,6 +39,34 @@ def _build_app() -> None:
 
     for problem in register_commands(app):
         console.warn(problem)
+    _interruptible(app)
+
+
+def _interruptible(group: typer.Typer) -> None:
+    """Ctrl-C inside a command becomes one line and exit 130.
+
+    Typer turns a KeyboardInterrupt that reaches it into a silent exit 130, so
+    it is caught here, in each command, where it arrives; a training job
+    catches it first to say where ``--resume`` goes on from.
+    """
+    for info in group.registered_commands:
+        if info.callback is not None and not getattr(info.callback, "_alice_interruptible", False):
+            info.callback = _catching_interrupts(info.callback)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _interruptible(sub.typer_instance)
+
+
+def _catching_interrupts(callback):
+    @functools.wraps(callback)
+    def command(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted; nothing was written (every ALICE write is all or nothing)") from None
+
+    command._alice_interruptible = True
+    return command
 
 
 _build_app()
@@ -50,5 +79,9 @@ def main() -> None:
         console.error(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        console.error("interrupted; nothing was written")
+        console.error("interrupted; nothing was written (every ALICE write is all or nothing)")
         sys.exit(130)
+    except OSError as exc:  # a full disk, a permission the checks before the work could not foresee
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.error(f"{where}{exc.strerror or exc}")
+        sys.exit(2)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from alice import console
-from alice.cli.options import Device, Json
+from alice.cli.options import Device, ExpectDigest, Json
 from alice.evaluation.specs import EVAL_DEFAULTS, PAIRED_DEFAULTS, EvalSpec, PairedSpec
 
 
@@ -25,6 +25,7 @@ def eval_command(
         PAIRED_DEFAULTS.steps, "--pair-steps", min=1, help="Training steps of each --pairs method."
     ),
     device: Optional[str] = Device,
+    expect_digest: Optional[str] = ExpectDigest,
     as_json: bool = Json,
 ) -> None:
     """Evaluate each adapter (classification, interventions) and pair (retrieval); write eval.json, update README.md."""
@@ -34,7 +35,7 @@ def eval_command(
     from alice.evaluation.run import evaluate, save_evaluation
     from alice.evaluation.tables import evaluation_tables
 
-    ref = ReferenceSpace.load(path)
+    ref = ReferenceSpace.load(path, expect_digest)
     spec = EvalSpec(
         device=device or EVAL_DEFAULTS.device, seeds=seeds, pairs=pairs, paired=PairedSpec(steps=pair_steps)
     )

@@ -27,6 +27,7 @@ def add(
     run: RunOptions,
 ) -> None:
     """Train only this modality's encoder and decoder against the frozen C_ref and M_ref."""
+    from alice.artifacts.space import read_record
     from alice.artifacts.store import read_adapter_manifest, read_reference_manifest
     from alice.data.recipes import load_recipe, modality_recipe_for
     from alice.errors import AliceError
@@ -41,7 +42,14 @@ def add(
         raise AliceError(f"recipe {r.name!r} adds modality {r.modality!r}, not {modality!r}")
     path = add_modality(reference, r, name=name, overwrite=run.overwrite, device_name=run.device, resume=run.resume)
     if run.as_json:
-        console.print_json({"path": str(path), "manifest": read_adapter_manifest(path).metrics})
+        record = read_record(reference)
+        console.print_json(
+            {
+                "path": str(path),
+                "manifest": read_adapter_manifest(path).metrics,
+                "digest": record.digest if record else None,
+            }
+        )
 
 
 @app.command("list")

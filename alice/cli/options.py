@@ -17,6 +17,11 @@ Overwrite = typer.Option(False, "--overwrite", help="Replace an existing artifac
 Json = typer.Option(False, "--json", help="Print JSON.")
 Resume = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint.")
 CheckpointEvery = typer.Option(None, "--checkpoint-every", help="Save a resumable checkpoint every N steps (0: never).")
+ExpectDigest = typer.Option(
+    None,
+    "--expect-digest",
+    help="Refuse the space unless its digest is this one (64 hex digits, as `alice reference show` prints).",
+)
 
 
 @dataclass

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from alice import console
-from alice.cli.options import Json, Overwrite, RunOptions, training_run
+from alice.cli.options import ExpectDigest, Json, Overwrite, RunOptions, training_run
+from alice.files import IMPORT_LIMITS, ImportLimits, parse_size, size_text
 from alice.tables import Table
 
 app = typer.Typer(help="Build and inspect frozen reference spaces.", no_args_is_help=True)
@@ -34,7 +35,9 @@ def build(
         r, out or DEFAULT_ROOT / r.name, overwrite=run.overwrite, device_name=run.device, resume=run.resume
     )
     if run.as_json:
-        console.print_json({"path": str(ref.path), "sha256": ref.sha256, "metrics": ref.manifest.metrics})
+        console.print_json(
+            {"path": str(ref.path), "sha256": ref.sha256, "digest": ref.digest, "metrics": ref.manifest.metrics}
+        )
 
 
 def _summary(path: Path) -> dict:
@@ -50,6 +53,7 @@ def _summary(path: Path) -> dict:
             "feature_dim": a.manifest.backbone.feature_dim,
             "dataset": a.manifest.data.dataset,
             "annotated_classes": len(a.manifest.labels.annotated),
+            "not_annotated": [c for c in ref.vocabulary if c not in set(a.manifest.labels.annotated)],
             "val_auroc": a.manifest.metrics.get("val", {}).get("auroc"),
             "sha256": a.sha256,
         }
@@ -57,6 +61,8 @@ def _summary(path: Path) -> dict:
         "path": str(ref.path),
         "name": m.name,
         "sha256": ref.sha256,
+        "digest": ref.digest,
+        "reference_digest": ref.reference_digest,
         "reference_modality": m.reference_modality,
         "vocabulary": ref.vocabulary,
         "latent_dim": ref.latent_dim,
@@ -82,6 +88,8 @@ def show(path: Path = typer.Argument(..., help="Reference folder."), as_json: bo
             f"Reference space {s['name']} ({s['path']})",
             ["field", "value"],
             [
+                ["digest", s["digest"]],
+                ["reference digest", s["reference_digest"]],
                 ["sha256", s["sha256"]],
                 ["reference modality", s["reference_modality"]],
                 ["vocabulary", f"{len(vocab)} classes: {', '.join(vocab[:12])}{' …' if len(vocab) > 12 else ''}"],
@@ -103,7 +111,8 @@ def show(path: Path = typer.Argument(..., help="Reference folder."), as_json: bo
                     a["backbone"],
                     a["feature_dim"],
                     a["dataset"],
-                    a["annotated_classes"],
+                    f"{a['annotated_classes']} of {len(vocab)}"
+                    + (f" (not: {', '.join(a['not_annotated'])})" if a["not_annotated"] else ""),
                     a["val_auroc"],
                     a["sha256"][:12] + "…",
                 ]
@@ -180,14 +189,31 @@ def list_references(
 
 
 @app.command("verify")
-def verify(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
-    """Re-hash every file against its manifest and check each adapter belongs to this reference."""
-    from alice.artifacts.verify import verify_reference
+def verify(
+    path: Path = typer.Argument(..., help="Reference folder."),
+    rehash: bool = typer.Option(
+        False,
+        "--rehash",
+        help="Record every file in space.json afresh (a space written before it, or edited documentation), "
+        "after checking the weights against their manifests.",
+    ),
+    expect_digest: Optional[str] = ExpectDigest,
+    as_json: bool = Json,
+) -> None:
+    """Re-hash every file against space.json and its manifest, and check each adapter belongs to this reference."""
+    from alice.artifacts.verify import rehash as record_again
+    from alice.artifacts.verify import verify_space
 
-    findings = verify_reference(path)
+    if rehash:
+        old, record = record_again(path)
+        console.info(f"recorded {path / 'space.json'}: digest {record.digest} (was {old or 'not recorded'})")
+    findings, inspection = verify_space(path, digest=expect_digest)
     bad = [f for f in findings if not f.ok]
     if as_json:
-        console.print_json({"path": str(path), "ok": not bad, "findings": [f.to_dict() for f in findings]})
+        digest = inspection.digest if inspection is not None else None
+        console.print_json(
+            {"path": str(path), "ok": not bad, "digest": digest, "findings": [f.to_dict() for f in findings]}
+        )
     else:
         console.table(
             Table(
@@ -212,8 +238,12 @@ def export(
     """Pack a verified reference space and its adapters into one archive file."""
     from alice.artifacts.sharing import export_reference
 
-    archive = export_reference(path, out or path.resolve().parent / f"{path.resolve().name}.alice.tar.gz", overwrite)
-    console.info(f"wrote {archive}")
+    target = out or path.resolve().parent / f"{path.resolve().name}.alice.tar.gz"
+    archive, digest = export_reference(path, target, overwrite)
+    console.info(f"wrote {archive} (space digest {digest})")
+
+
+_LIMITS = IMPORT_LIMITS
 
 
 @app.command("import")
@@ -221,9 +251,21 @@ def import_(
     archive: Path = typer.Argument(..., help="Archive made by `alice reference export`."),
     into: Path = typer.Option(DEFAULT_ROOT, "--into", help="Folder to unpack the reference space into."),
     overwrite: bool = Overwrite,
+    expect_digest: Optional[str] = ExpectDigest,
+    max_entries: int = typer.Option(_LIMITS.entries, "--max-entries", min=1, help="Refuse an archive of more entries."),
+    max_entry_size: str = typer.Option(
+        size_text(_LIMITS.entry_size).replace(".0 ", ""), "--max-entry-size", help="Refuse a larger entry (e.g. 16G)."
+    ),
+    max_size: str = typer.Option(
+        size_text(_LIMITS.total_size).replace(".0 ", ""), "--max-size", help="Refuse an archive unpacking to more."
+    ),
+    max_ratio: int = typer.Option(
+        _LIMITS.ratio, "--max-ratio", min=1, help="Refuse more unpacked bytes per byte of archive (a gzip bomb)."
+    ),
 ) -> None:
     """Unpack an archive safely (plain safetensors, JSON and README.md only), verify it, then put it in place."""
     from alice.artifacts.sharing import import_reference
 
-    final = import_reference(archive, into, overwrite)
-    console.info(f"imported {final} (verified)")
+    limits = ImportLimits(max_entries, parse_size(max_entry_size), parse_size(max_size), max_ratio)
+    final, digest = import_reference(archive, into, overwrite, limits, expect_digest)
+    console.info(f"imported {final} (verified; space digest {digest})")

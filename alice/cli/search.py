@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from alice import console
-from alice.cli.options import Device, Json, Overwrite
+from alice.cli.options import Device, ExpectDigest, Json, Overwrite
 from alice.tables import Table
 
 index_app = typer.Typer(help="Indexes of one modality's latents, for `alice search`.", no_args_is_help=True)
@@ -97,6 +97,7 @@ def search_command(
     k: int = typer.Option(10, "--k", "-k", min=1, help="How many results."),
     split: str = typer.Option("test", "--split", help="The index's split, when --in names a modality."),
     device: Optional[str] = Device,
+    expect_digest: Optional[str] = ExpectDigest,
     as_json: bool = Json,
 ) -> None:
     """Search an index with a query of another modality; with --replace, search for the edited query."""
@@ -104,7 +105,7 @@ def search_command(
     from alice.artifacts.indexes import Index
     from alice.errors import AliceError
 
-    space = Space.load(path, device or "cpu")
+    space = Space.load(path, device or "cpu", expect_digest)
     index = Index.open(_index_path(space.path, target, split))
     if index.modality not in space.adapters:
         raise AliceError(

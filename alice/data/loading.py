@@ -106,6 +106,12 @@ def _check_labelled(labels: np.ndarray, dataset: DataSet, name: str) -> None:
 def label_mapping(dataset: DataSet, labels: LabelSpec, reference_vocabulary: list[str] | None) -> LabelMapping:
     """The data set's labels in the reference vocabulary (its own vocabulary when there is no reference yet)."""
     vocab = list(dataset.vocabulary)
+    unknown = [a for a in labels.aliases if a not in vocab]
+    if unknown:  # a typo in an alias would otherwise leave its label mapped by name, or not at all, silently
+        raise AliceError(
+            f"labels.aliases names {unknown[0]!r}, which is no label of data set {dataset.name!r} "
+            f"(its labels: {', '.join(vocab[:20])}{' …' if len(vocab) > 20 else ''})"
+        )
     if reference_vocabulary is None:
         return LabelMapping({c: c for c in vocab}, vocab)
     mapper = get_registry().label_mapper(labels.mapper)

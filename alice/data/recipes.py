@@ -10,7 +10,10 @@ No recipe is ever executed: they are plain data, checked field by field.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -214,15 +217,10 @@ def parse_recipe(raw: dict[str, Any], name: str, source: str = "") -> Recipe:
     if not recipe.family:
         recipe.family = recipe.name.rsplit("-", 1)[0]
     t = recipe.training
-    for label, value in (
-        ("training.steps", t.steps),
-        ("training.batch_size", t.batch_size),
-        ("model.latent_dim", recipe.model.latent_dim),
-    ):
-        if value <= 0:
-            raise AliceError(f"recipe {recipe.name!r}: {label} must be positive, got {value}")
-    if t.lr <= 0:
-        raise AliceError(f"recipe {recipe.name!r}: training.lr must be positive, got {t.lr}")
+    try:
+        _check_values(recipe)
+    except AliceError as exc:
+        raise AliceError(f"recipe {recipe.name!r}: {exc}") from None
     for label, known in FAST_PATH_CHOICES.items():
         value = getattr(t, label)
         if value not in known:
@@ -230,6 +228,71 @@ def parse_recipe(raw: dict[str, Any], name: str, source: str = "") -> Recipe:
                 f"recipe {recipe.name!r}: training.{label} must be one of {', '.join(known)}, got {value!r}"
             )
     return recipe
+
+
+#: settings that must be above zero, and at zero or above (every number must also be finite)
+POSITIVE = ("training.steps", "training.batch_size", "training.lr", "model.latent_dim")
+NON_NEGATIVE = (
+    "training.rec_weight",
+    "training.cls_weight",
+    "training.sem_weight",
+    "training.seed",
+    "training.eval_every",
+    "training.checkpoint_every",
+    "training.extract_batch_size",
+)
+
+
+def _numbers(value: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """Every number in a recipe (dataclasses, tables and lists walked), with its field's name."""
+    if dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            if f.name != "source":
+                yield from _numbers(getattr(value, f.name), _join(where, f.name))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numbers(v, _join(where, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _numbers(v, f"{where}[{i}]")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield where, value
+
+
+def _check_values(recipe: Recipe) -> None:
+    """Finite numbers everywhere; sizes positive, weights not negative, each named by its field."""
+    found = dict(_numbers(recipe, ""))
+    for where, value in found.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise AliceError(f"{where} must be a finite number, got {value}")
+    for where in POSITIVE:
+        if found[where] <= 0:
+            raise AliceError(f"{where} must be positive, got {found[where]}")
+    for where in NON_NEGATIVE:
+        if found[where] < 0:
+            raise AliceError(f"{where} must be zero or more, got {found[where]}")
+    for where in ("model.encoder_hidden", "model.classifier_hidden"):
+        for i, width in enumerate(getattr(recipe.model, where.split(".")[1])):
+            if width <= 0:
+                raise AliceError(f"{where}[{i}] must be a positive width, got {width}")
+    if not 0 <= recipe.model.classifier_dropout < 1:
+        dropout = recipe.model.classifier_dropout
+        raise AliceError(f"model.classifier_dropout must be at least 0 and below 1, got {dropout}")
+    _check_design_settings(recipe.intervention)
+
+
+def _check_design_settings(spec: InterventionSpec) -> None:
+    """A design's settings whose default is a positive whole number (a width, a count) must be one too."""
+    try:
+        design = get_registry().intervention(spec.design)
+    except AliceError:
+        return  # an unknown design is named when the run starts, with the known ones
+    defaults = {n: p.default for n, p in inspect.signature(design.__init__).parameters.items()}
+    for key, value in spec.settings.items():
+        default = defaults.get(key)
+        sized = isinstance(default, int) and not isinstance(default, bool) and default > 0
+        if sized and isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            raise AliceError(f"intervention.{key} must be positive, got {value}")
 
 
 def search_path() -> list[Path]:
@@ -242,6 +305,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise AliceError(f"recipe {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.object[exc.start]:#04x} at {exc.start}"
+        raise AliceError(f"recipe {path} is not UTF-8 text ({where})") from None
     except OSError as exc:
         raise AliceError(f"cannot read recipe {path}: {exc.strerror}") from None
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from alice.artifacts.layout import EVAL_FILE
-from alice.artifacts.modelcard import write_reference_card
-from alice.artifacts.store import Adapter, ReferenceSpace
+from alice.artifacts.modelcard import reference_card_files
+from alice.artifacts.store import Adapter, ReferenceSpace, update_space
 from alice.core.interventions import sample_interventions
 from alice.core.metrics import (
     classification_metrics,
@@ -36,7 +36,6 @@ from alice.errors import AliceError
 from alice.evaluation.paired import fine_tune, fresh_encoder, load_for_pairing
 from alice.evaluation.specs import EvalSpec, PairedSpec
 from alice.evaluation.tables import evaluation_tables
-from alice.files import write_json
 
 NO_TRAINING, ALICE = "no training", "ALICE (0 pairs)"
 
@@ -64,6 +63,7 @@ def _classification_and_interventions(
     labels = y_test.cpu().numpy()
     result: dict[str, Any] = {
         "samples": int(z_test.shape[0]),
+        "classes": _classes(reference.vocabulary, annotated),
         "classification": classification_metrics(probs, labels, thresholds, annotated),
     }
     pred_before = probs >= thresholds
@@ -94,6 +94,15 @@ def _classification_and_interventions(
     return result
 
 
+def _classes(vocabulary: list[str], annotated: np.ndarray) -> dict[str, Any]:
+    """How many classes a modality's scores cover, and the ones its data set does not annotate (never scored)."""
+    return {
+        "annotated": int(annotated.sum()),
+        "of": len(vocabulary),
+        "not_annotated": [c for c, a in zip(vocabulary, annotated) if not a],
+    }
+
+
 def _method(a: Adapter, b: Adapter) -> tuple[str, int]:
     """How two adapters were trained: ALICE alone, or fine-tuned together on pairs (`alice align`)."""
     x, y = a.manifest.alignment, b.manifest.alignment
@@ -114,6 +123,7 @@ def _retrieval_row(
     pq, pg = q.pair_ids["test"], g.pair_ids["test"]
     yq, yg = q.labels["test"].cpu().numpy(), g.labels["test"].cpu().numpy()
     row = {"query": qa, "gallery": ga, "method": method, "pairs": pairs, "gallery_size": int(zg.shape[0])}
+    row["classes"] = {"both_annotate": int(both.sum()), "of": int(len(both))}
     row.update(label_retrieval(zq, yq, zg, yg, both))
     row.update(recall_at_k(zq, pq, zg, pg))
     row["blocks"] = {"scenes_per_block": block_scenes, **recall_at_k_blocks(zq, pq, zg, pg, block_scenes)}
@@ -154,6 +164,7 @@ def _counterfactual_row(
         "gallery_size": int(zg.shape[0]),
         "queries": int(runs[0]["queries"]),
         "seeds": seeds,
+        "classes": {"both_annotate": int(both.sum()), "of": int(len(both))},
     }
     for key in runs[0]:
         if key != "queries":
@@ -249,10 +260,12 @@ def evaluate(reference: ReferenceSpace, spec: EvalSpec | None = None) -> dict[st
 
 
 def save_evaluation(reference: ReferenceSpace, report: dict[str, Any]) -> Path:
-    """Write ``eval.json`` and refresh the reference's model card with its tables; returns the JSON file."""
-    path = reference.path / EVAL_FILE
-    write_json(path, report)
-    write_reference_card(
+    """Write ``eval.json`` and the reference's model card with its tables, in one step; returns the JSON file.
+
+    Both are documentation: the space's digest does not change (``space.json`` records their new hashes).
+    """
+    cards = reference_card_files(
         reference.path, evaluation_tables(report), report["reference"]["sha256"], reference.intervention.description
     )
-    return path
+    update_space(reference.path, {EVAL_FILE: report, **cards})
+    return reference.path / EVAL_FILE

@@ -14,6 +14,7 @@ TABLE1 = "Table 1: classification and interventions (test split)"
 TABLE1_COLUMNS = [
     "modality",
     "n",
+    "classes",
     "AUROC",
     "bal. acc",
     "min bal. acc",
@@ -36,6 +37,7 @@ TABLE2_COLUMNS = [
     "method",
     "pairs",
     "gallery",
+    "classes",
     "label exact",
     "label superset",
     "R@1",
@@ -52,6 +54,7 @@ TABLE3_COLUMNS = [
     "query → gallery",
     "queries",
     "gallery",
+    "classes",
     "edited labels exact",
     "plain search",
     "ratio",
@@ -66,6 +69,29 @@ TABLE3_NOTE = (
 )
 
 
+def _scored(classes: Any, key: str) -> str | None:
+    """``"7 of 10"``: the classes a row's scores cover (None for a report written before they were recorded)."""
+    if not isinstance(classes, dict) or key not in classes:
+        return None
+    return f"{classes[key]} of {classes.get('of', '?')}"
+
+
+def _annotation_note(report: dict[str, Any]) -> str:
+    """Which classes each modality leaves unannotated: they are never scored (nor predicted)."""
+    parts = []
+    for name, r in (report.get("modalities") or {}).items():
+        missing = (r.get("classes") or {}).get("not_annotated")
+        if missing:
+            parts.append(f"{name}: {', '.join(missing)}")
+    if parts:
+        return "; classes not annotated, hence not scored: " + "; ".join(parts)
+    known = [r.get("classes") for r in (report.get("modalities") or {}).values() if r.get("classes")]
+    return f"; every modality annotates all {known[0]['of']} classes" if known else ""
+
+
+BOTH_NOTE = "; classes: those both modalities annotate, the only ones label scores count"
+
+
 def _seeds(report: dict[str, Any]) -> int | None:
     return next((r.get("interventions_cycle", {}).get("seeds") for r in report.get("modalities", {}).values()), None)
 
@@ -78,6 +104,7 @@ def classification_table(report: dict[str, Any]) -> Table:
             [
                 name,
                 r.get("samples"),
+                _scored(r.get("classes"), "annotated"),
                 c.get("auroc"),
                 c.get("balanced_accuracy"),
                 c.get("balanced_accuracy_min"),
@@ -93,6 +120,7 @@ def classification_table(report: dict[str, Any]) -> Table:
             [
                 f"{b.get('modality', '?')} ({label})",
                 b.get("samples"),
+                _scored(b.get("classes"), "annotated"),
                 c.get("auroc"),
                 c.get("balanced_accuracy"),
                 c.get("balanced_accuracy_min"),
@@ -103,7 +131,8 @@ def classification_table(report: dict[str, Any]) -> Table:
             ]
         )
     seeds = _seeds(report)
-    return Table(TABLE1, TABLE1_COLUMNS, rows, TABLE1_NOTE + (f"; mean over {seeds} seeds" if seeds else ""))
+    note = TABLE1_NOTE + (f"; mean over {seeds} seeds" if seeds else "") + _annotation_note(report)
+    return Table(TABLE1, TABLE1_COLUMNS, rows, note)
 
 
 def retrieval_table(report: dict[str, Any]) -> Table:
@@ -113,6 +142,7 @@ def retrieval_table(report: dict[str, Any]) -> Table:
             r.get("method"),
             r.get("pairs"),
             r.get("gallery_size"),
+            _scored(r.get("classes"), "both_annotate"),
             r.get("label_exact"),
             r.get("label_superset"),
             r.get("R@1"),
@@ -121,7 +151,7 @@ def retrieval_table(report: dict[str, Any]) -> Table:
         ]
         for r in report.get("retrieval") or []
     ]
-    return Table(TABLE2, TABLE2_COLUMNS, rows, TABLE2_NOTE)
+    return Table(TABLE2, TABLE2_COLUMNS, rows, TABLE2_NOTE + BOTH_NOTE + _annotation_note(report))
 
 
 def counterfactual_table(report: dict[str, Any]) -> Table:
@@ -133,6 +163,7 @@ def counterfactual_table(report: dict[str, Any]) -> Table:
                 f"{r.get('query')} → {r.get('gallery')}",
                 r.get("queries"),
                 r.get("gallery_size"),
+                _scored(r.get("classes"), "both_annotate"),
                 r.get("counterfactual_exact"),
                 r.get("plain_exact"),
                 f"{ratio:.1f}x" if isinstance(ratio, (int, float)) else None,
@@ -140,7 +171,7 @@ def counterfactual_table(report: dict[str, Any]) -> Table:
                 r.get("plain_swap"),
             ]
         )
-    return Table(TABLE3, TABLE3_COLUMNS, rows, TABLE3_NOTE)
+    return Table(TABLE3, TABLE3_COLUMNS, rows, TABLE3_NOTE + BOTH_NOTE + _annotation_note(report))
 
 
 def evaluation_tables(report: dict[str, Any]) -> list[Table]:

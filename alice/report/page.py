@@ -32,14 +32,14 @@ from alice import console
 from alice._version import __version__
 from alice.api import Space
 from alice.artifacts.layout import EVAL_FILE, REPORT_FOLDER
-from alice.artifacts.store import ReferenceSpace
+from alice.artifacts.store import ReferenceSpace, inside, scratch_beside, update_space
 from alice.core.similarity import top_k
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.evaluation.run import evaluate, save_evaluation
 from alice.evaluation.specs import EvalSpec
 from alice.evaluation.tables import evaluation_tables
-from alice.files import publish_folder, staging_folder, write_json
+from alice.files import check_writable, publish_folder, staging_folder, write_json
 from alice.report.figures import PROJECTIONS, Items, projection_figures
 from alice.report.previews import Gallery
 from alice.report.spec import ReportSpec
@@ -198,13 +198,17 @@ def build_report(reference_path: Path, spec: ReportSpec | None = None) -> Path:
     final = final.resolve()
     if final.exists() and not is_report(final) and (not final.is_dir() or any(final.iterdir())):
         raise AliceError(f"{final} exists and is not an ALICE report; choose another --out")
+    rel = inside(final, reference.path)  # a report inside the space comes with the space's next version
+    if rel is not None and rel != REPORT_FOLDER:
+        raise AliceError(f"{final} is inside reference {reference.path}: a report there goes in {REPORT_FOLDER}/")
+    check_writable(final)
     device = pick_device(spec.device)
     evaluation = _evaluation(reference, device, spec.seeds)
     space = Space.load(reference.path, device)
     vocab = space.vocabulary
     console.info(f"sampling up to {per_modality} test items of each modality")
     items = {name: _sample(reference, name, per_modality, seed + i, device) for i, name in enumerate(names)}
-    with staging_folder(final) as tmp:
+    with staging_folder(final) if rel is None else scratch_beside(reference.path) as tmp:
         console.info(f"projecting {sum(len(it.z) for it in items.values())} latents ({projection})")
         proj = projection_figures(list(items.values()), vocab, tmp, projection, seed)
         console.info("search examples")
@@ -259,7 +263,11 @@ Counterfactual rows edit the query first with M_ref (through the query modality'
             final.exists() and not is_report(final) and any(final.iterdir())
         ):  # checked again: it may have appeared meanwhile
             raise AliceError(f"{final} exists and is not an ALICE report; choose another --out")
-        publish_folder(tmp, final)
+        if rel is None:
+            publish_folder(tmp, final, "report")
+        else:
+            made = {f"{REPORT_FOLDER}/{f.relative_to(tmp).as_posix()}": f for f in tmp.rglob("*") if f.is_file()}
+            update_space(reference.path, made, replace_folders=(REPORT_FOLDER,))
     return final / "index.html"
 
 

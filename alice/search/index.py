@@ -7,11 +7,22 @@ from pathlib import Path
 import torch
 
 from alice import console
-from alice.artifacts.indexes import default_index_path, write_index
-from alice.artifacts.store import ReferenceSpace, refuse_existing
+from alice.artifacts.indexes import Index, default_index_path, write_index
+from alice.artifacts.layout import INDEX_FOLDER
+from alice.artifacts.store import ReferenceSpace, inside, scratch_beside, update_space
 from alice.distributed import pick_device
 from alice.errors import AliceError
+from alice.files import refuse_to_replace
 from alice.plugin.dataset import SPLITS
+
+
+def is_index(path: Path) -> bool:
+    """A file `alice index build` wrote (an ALICE index header), the only kind of file --overwrite replaces here."""
+    try:
+        Index.open(path)
+    except AliceError:
+        return False
+    return True
 
 
 def build_index(
@@ -34,7 +45,12 @@ def build_index(
     out = Path(out) if out is not None else default_index_path(ref.path, modality, split)
     if out.is_dir():
         raise AliceError(f"{out} is a folder; give the index a file name (….safetensors)")
-    refuse_existing(out, overwrite)
+    rel = inside(out, ref.path)
+    parts = rel.split("/") if rel is not None else []
+    if rel is not None and (len(parts) != 2 or parts[0] != INDEX_FOLDER or not out.name.endswith(".safetensors")):
+        where = f"{INDEX_FOLDER}/<name>.safetensors"
+        raise AliceError(f"{out} is inside reference {ref.path}: an index there goes in {where}")
+    refuse_to_replace(out, overwrite, "index", is_index, folder=False)
     device = pick_device(device_name)
     adapter = ref.load_adapter(modality).to(device)
     data = adapter.load_data((split,), device)
@@ -54,6 +70,9 @@ def build_index(
         "adapter_sha256": adapter.sha256,
         "dataset": {"name": source.dataset, "options": source.options},
     }
-    return write_index(
-        out, torch.cat(chunks), meta, data.labels[split], data.mapping.annotated, texts, data.pair_ids[split], overwrite
-    )
+    content = (torch.cat(chunks), meta, data.labels[split], data.mapping.annotated, texts, data.pair_ids[split])
+    if rel is None:
+        return write_index(out, *content, overwrite)
+    with scratch_beside(ref.path) as tmp:  # an index inside the space comes with the space's next version
+        update_space(ref.path, {rel: write_index(tmp / out.name, *content)})
+    return out

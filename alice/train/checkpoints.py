@@ -7,7 +7,11 @@ loss history, and a fingerprint of the run's settings). No pickle: optimizer
 state dicts are flattened into named tensors and JSON scalars.
 
 The folder is replaced atomically (written beside, then renamed), so a run
-killed at any moment leaves either the previous checkpoint or the new one.
+killed at any moment leaves either the previous checkpoint or the new one
+(:func:`alice.files.recover`, run before a run starts, puts back a previous
+one that a kill left moved aside); it is removed the same way, so it is never
+half there. Checkpoints live beside the space, never inside it: a build's in
+``.<out>.checkpoint``, an added adapter's in ``.<space>.adapter-<name>.checkpoint``.
 Resuming on CPU gives weights bit-identical to a run that was never stopped.
 """
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from alice.errors import AliceError
-from alice.files import hidden_sibling, publish_folder, staging_folder
+from alice.files import FILE_MODE, hidden_sibling, publish_folder, remove_folder, staging_folder
 
 WEIGHTS, MANIFEST = "checkpoint.safetensors", "checkpoint.json"
 
@@ -36,6 +40,19 @@ def fingerprint(settings: Any) -> str:
 def checkpoint_folder(output: Path) -> Path:
     """Where checkpoints of a run that writes ``output`` live: a hidden folder beside it."""
     return hidden_sibling(Path(output).resolve(), ".checkpoint")
+
+
+def adapter_checkpoint_folder(space: Path, name: str) -> Path:
+    """Where checkpoints of ``alice modality add`` live: beside the space (nothing hidden goes inside one)."""
+    return hidden_sibling(Path(space).resolve(), f".adapter-{name}.checkpoint")
+
+
+def saved_step(folder: Path) -> int | None:
+    """The step of the checkpoint in ``folder``, or None when there is none (or it cannot be read)."""
+    try:
+        return int(json.loads((Path(folder) / MANIFEST).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass
@@ -104,12 +121,14 @@ def save(
         tensors["rng.torch_cuda"] = torch.cuda.get_rng_state()
     tensors["sampler.perm"] = run.sampler._perm.detach().cpu().contiguous()
     meta["sampler_pos"] = run.sampler._pos
+    meta["sums"] = list(sums)  # their order: safetensors keeps names sorted, the loss history keeps this order
     for k, v in sums.items():
         tensors[f"sums.{k}"] = torch.as_tensor(v).detach().cpu().reshape(())
     with staging_folder(Path(folder)) as tmp:
         save_file(tensors, str(tmp / WEIGHTS))
+        os.chmod(tmp / WEIGHTS, FILE_MODE)  # safetensors makes it private; the umask decides, as for any file
         (tmp / MANIFEST).write_text(json.dumps(meta))
-        publish_folder(tmp, Path(folder))
+        publish_folder(tmp, Path(folder), "checkpoint")
 
 
 def load(
@@ -117,9 +136,6 @@ def load(
 ) -> tuple[int, dict[str, torch.Tensor], int, dict] | None:
     """Restore ``run`` in place; returns (step, sums, count, history) or None when there is no checkpoint."""
     folder = Path(folder)
-    old = hidden_sibling(folder, ".old")
-    if not folder.exists() and old.exists():  # killed between the two renames of save()
-        folder = old
     if not (folder / MANIFEST).is_file():
         return None
     try:
@@ -143,10 +159,12 @@ def load(
         torch.cuda.set_rng_state(tensors["rng.torch_cuda"])
     run.sampler._perm = tensors["sampler.perm"].to(device)
     run.sampler._pos = int(meta["sampler_pos"])
-    sums = {k[len("sums.") :]: v.to(device) for k, v in tensors.items() if k.startswith("sums.")}
+    saved = {k[len("sums.") :]: v.to(device) for k, v in tensors.items() if k.startswith("sums.")}
+    order = [k for k in meta.get("sums", []) if k in saved] + sorted(set(saved) - set(meta.get("sums", [])))
+    sums = {k: saved[k] for k in order}
     return int(meta["step"]), sums, int(meta["count"]), meta["history"]
 
 
 def remove(folder: Path) -> None:
-    for f in (Path(folder), hidden_sibling(Path(folder), ".old")):
-        shutil.rmtree(f, ignore_errors=True)
+    """Remove a finished run's checkpoint: gone at once (renamed away first), never half there."""
+    remove_folder(Path(folder), "checkpoint")

@@ -18,8 +18,8 @@ from alice.artifacts.store import (
     now,
     reference_files,
     refuse_existing,
-    write_adapter,
-    write_reference,
+    update_space,
+    write_space,
 )
 from alice.core.interventions import Intervention, prompt_sentences
 from alice.core.metrics import classification_metrics, youden_thresholds
@@ -28,7 +28,8 @@ from alice.data.features import extract_features
 from alice.data.loading import ModalityData, load_modality, make_backbone
 from alice.data.recipes import Recipe
 from alice.distributed import pick_device
-from alice.errors import AliceError
+from alice.errors import AliceError, Interrupted
+from alice.files import check_writable, recover
 from alice.plugin.manager import get_registry
 from alice.train import checkpoints
 from alice.train.stages import AdapterTrainer, Checkpointing, History, ReferenceTrainer, training_summary
@@ -131,14 +132,20 @@ def _check_modality(recipe: Recipe) -> None:
         )
 
 
-def _checkpointing(recipe: Recipe, output: Path, resume: bool, overwrite: bool, stage: str) -> Checkpointing:
-    """Checkpoints beside the output; an interrupted run's checkpoint is kept unless asked otherwise."""
-    folder = checkpoints.checkpoint_folder(output)
+def _checkpointing(recipe: Recipe, folder: Path, resume: bool, overwrite: bool, stage: str) -> Checkpointing:
+    """Checkpoints in ``folder`` (beside the space); an interrupted run's checkpoint is kept unless asked otherwise."""
+    recover(folder)  # a run killed while saving or removing a checkpoint left the previous one beside it
     settings = recipe.to_dict()
     settings["training"] = {
         k: v for k, v in settings["training"].items() if k not in ("steps", "device", "eval_every", "checkpoint_every")
     }
-    if not resume and (folder.exists() or folder.with_name(folder.name + ".old").exists()):
+    saved = checkpoints.saved_step(folder)
+    if resume and saved is not None and saved > recipe.training.steps:
+        raise AliceError(
+            f"the checkpoint at {folder} is at step {saved}, beyond training.steps = {recipe.training.steps}: resume "
+            f"with --steps {saved} or more, or pass --overwrite without --resume to start over"
+        )
+    if not resume and folder.exists():
         if not overwrite:
             raise AliceError(
                 f"an interrupted run left a checkpoint at {folder}: pass --resume to continue it, or --overwrite to "
@@ -158,12 +165,34 @@ def _processes() -> str:
 
 
 def _load(recipe: Recipe, vocabulary: list[str] | None, device: torch.device) -> ModalityData:
-    return load_modality(
+    data = load_modality(
         recipe.modality_spec,
         vocabulary,
         device,
         normalisation="train" if recipe.model.standardise_features else "none",
         extract_batch_size=recipe.training.extract_batch_size,
+    )
+    n = int(data.features["train"].shape[0])
+    if recipe.training.batch_size > n:  # before any training: a batch larger than the data is drawn with repeats
+        raise AliceError(
+            f"recipe {recipe.name!r}: training.batch_size {recipe.training.batch_size} is larger than the train split "
+            f"({n} samples); use at most {n}"
+        )
+    return data
+
+
+def _interrupted(folder: Path) -> Interrupted:
+    """What Ctrl-C during a training run says: where --resume would go on from."""
+    step = checkpoints.saved_step(folder)
+    if step is None:
+        return Interrupted("interrupted before the first checkpoint; nothing was written")
+    return Interrupted(f"interrupted; --resume continues from step {step}")
+
+
+def _done(path: Path, metrics: dict, history: History, through: str, digest: str) -> None:
+    console.info(
+        f"wrote {path} (val AUROC {metrics['auroc']:.3f}{through}, {history.seconds:.0f} s of training); "
+        f"space digest {digest}"
     )
 
 
@@ -173,16 +202,23 @@ def build_reference(
     """Stage 1: train E, D, C, M on the recipe's modality; write the reference folder (with that modality's adapter)."""
     if recipe.stage != "reference":
         raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice modality add` with it")
-    out = Path(out)
+    out = Path(out).absolute()
+    recover(out)  # a replacement killed half-way: the previous space goes back first
     refuse_existing(out, overwrite)  # fail before any work, not after training
     _check_modality(recipe)
-    with distributed.session(pick_device(device_name or recipe.training.device)) as device:
-        return _build_reference(recipe, out, overwrite, device, resume)
+    folder = checkpoints.checkpoint_folder(out)
+    try:
+        with distributed.session(pick_device(device_name or recipe.training.device)) as device:
+            return _build_reference(recipe, out, overwrite, device, resume, folder)
+    except KeyboardInterrupt:
+        raise _interrupted(folder) from None
 
 
-def _build_reference(recipe: Recipe, out: Path, overwrite: bool, device: torch.device, resume: bool) -> ReferenceSpace:
+def _build_reference(
+    recipe: Recipe, out: Path, overwrite: bool, device: torch.device, resume: bool, folder: Path
+) -> ReferenceSpace:
     distributed.batch_slice(recipe.training.batch_size)  # refuse an uneven split before any work
-    checkpointing = _checkpointing(recipe, out, resume, overwrite, "reference")
+    checkpointing = _checkpointing(recipe, folder, resume, overwrite, "reference")
     console.info(f"building reference space {recipe.name!r} on {device}{_processes()}")
     data = _load(recipe, None, device)
     vocab = data.dataset.vocabulary
@@ -219,8 +255,9 @@ def _build_reference(recipe: Recipe, out: Path, overwrite: bool, device: torch.d
         save_reference(out, classifier, intervention, manifest, [adapter], overwrite)
         checkpoints.remove(checkpointing.folder)
     distributed.barrier()
-    _done(out, metrics, history, "")
-    return ReferenceSpace.load(out)
+    space = ReferenceSpace.load(out)
+    _done(out, metrics, history, "", space.digest)
+    return space
 
 
 def save_reference(
@@ -234,12 +271,8 @@ def save_reference(
     """Write a reference folder, its adapters and their model cards as one atomic step; returns the weights' sha256."""
     files, digest = reference_files(classifier, intervention, manifest, adapters)
     files.update(modelcard.cards(files, design_description=intervention.description))
-    write_reference(out, files, overwrite=overwrite)
+    write_space(out, files, overwrite=overwrite)
     return digest
-
-
-def _done(path: Path, metrics: dict, history: History, through: str) -> None:
-    console.info(f"wrote {path} (val AUROC {metrics['auroc']:.3f}{through}, {history.seconds:.0f} s of training)")
 
 
 def add_modality(
@@ -259,19 +292,35 @@ def add_modality(
         raise AliceError(
             f"adapter name {name!r} must be letters, digits, '.', '_' or '-' (and start with a letter or digit)"
         )
-    if (reference.path / ADAPTERS_FOLDER / name).exists() and not overwrite:
-        raise AliceError(f"reference {reference.path} already has an adapter {name!r}; pass --overwrite to replace it")
+    existing = reference.path / ADAPTERS_FOLDER / name
+    if existing.exists():
+        if not overwrite:
+            raise AliceError(
+                f"reference {reference.path} already has an adapter {name!r}; pass --overwrite to replace it"
+            )
+        refuse_existing(existing, overwrite, "adapter")
+    check_writable(reference.path.absolute())  # the space is published anew beside its old version
     _check_modality(recipe)
-    with distributed.session(pick_device(device_name or recipe.training.device)) as device:
-        return _add_modality(reference, recipe, name, overwrite, device, resume)
+    folder = checkpoints.adapter_checkpoint_folder(reference.path, name)
+    try:
+        with distributed.session(pick_device(device_name or recipe.training.device)) as device:
+            return _add_modality(reference, recipe, name, overwrite, device, resume, folder)
+    except KeyboardInterrupt:
+        raise _interrupted(folder) from None
 
 
 def _add_modality(
-    reference: ReferenceSpace, recipe: Recipe, name: str, overwrite: bool, device: torch.device, resume: bool
+    reference: ReferenceSpace,
+    recipe: Recipe,
+    name: str,
+    overwrite: bool,
+    device: torch.device,
+    resume: bool,
+    folder: Path,
 ) -> Path:
     distributed.batch_slice(recipe.training.batch_size)
     path = reference.path / ADAPTERS_FOLDER / name
-    checkpointing = _checkpointing(recipe, path, resume, overwrite, f"modality:{reference.sha256}")
+    checkpointing = _checkpointing(recipe, folder, resume, overwrite, f"modality:{reference.sha256}")
     console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen){_processes()}")
     data = _load(recipe, reference.vocabulary, device)
     trainer = AdapterTrainer(data, reference.classifier, reference.intervention, recipe.model, recipe.training, device)
@@ -281,11 +330,14 @@ def _add_modality(
     adapter = AdapterWeights(
         encoder, decoder, data.mean, data.std, _adapter_manifest(name, recipe, data, thresholds, training, metrics)
     )
+    digest = ""
     if distributed.is_main():
-        files = adapter.files(reference.sha256)
+        files = adapter.files(reference.sha256, reference.reference_digest)
         files.update(modelcard.cards(files, reference=reference.manifest.to_json()))  # its README.md model card
-        path = write_adapter(reference, name, files, overwrite=overwrite)
+        prefix = f"{ADAPTERS_FOLDER}/{name}"
+        changes = {f"{prefix}/{rel}": v for rel, v in files.items()}
+        digest = update_space(reference.path, changes, replace_folders=(prefix,)).digest
         checkpoints.remove(checkpointing.folder)
     distributed.barrier()
-    _done(path, metrics, history, " through C_ref")
+    _done(path, metrics, history, " through C_ref", digest)
     return path
