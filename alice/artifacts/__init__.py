@@ -1,4 +1,4 @@
-"""Reference spaces and adapters on disk: layout, typed manifests, writing and loading, verification, sharing, model cards."""
+"""Reference spaces and adapters on disk: layout, typed manifests, writing, loading, verification, sharing, cards."""
 
 from alice.artifacts.layout import (  # noqa: F401
     ADAPTER_MANIFEST,

@@ -82,7 +82,7 @@ class Index:
         return str(self.meta.get("modality", "?"))
 
     @classmethod
-    def open(cls, path: str | Path) -> "Index":
+    def open(cls, path: str | Path) -> Index:
         """Read the header, labels and strings; refuse a file that is not an ALICE index."""
         path = Path(path)
         if not path.is_file():
@@ -96,25 +96,38 @@ class Index:
                 shape = f.get_slice("embeddings").get_shape()
                 labels = f.get_tensor("labels") if "labels" in keys else None
                 annotated = f.get_tensor("annotated").bool() if "annotated" in keys else None
-                texts = unpack_strings(f.get_tensor("texts.utf8"), f.get_tensor("texts.offsets")) if "texts.utf8" in keys else None
+                texts = (
+                    unpack_strings(f.get_tensor("texts.utf8"), f.get_tensor("texts.offsets"))
+                    if "texts.utf8" in keys
+                    else None
+                )
                 pair_ids = (
-                    unpack_strings(f.get_tensor("pair_ids.utf8"), f.get_tensor("pair_ids.offsets")) if "pair_ids.utf8" in keys else None
+                    unpack_strings(f.get_tensor("pair_ids.utf8"), f.get_tensor("pair_ids.offsets"))
+                    if "pair_ids.utf8" in keys
+                    else None
                 )
         except AliceError:
             raise
         except Exception as exc:  # a truncated or foreign file: safetensors says what is wrong
-            raise AliceError(f"{path} is not a readable index: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise AliceError(
+                f"{path} is not a readable index: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from None
         try:
             meta = json.loads(raw)
         except json.JSONDecodeError:
             raise AliceError(f"{path}: its 'alice' metadata is not JSON") from None
         if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
-            raise AliceError(f"{path} is not an ALICE index (format {meta.get('format') if isinstance(meta, dict) else meta!r})")
+            raise AliceError(
+                f"{path} is not an ALICE index (format {meta.get('format') if isinstance(meta, dict) else meta!r})"
+            )
         missing = [key for key in ("modality", "reference_sha256", "adapter_sha256") if not meta.get(key)]
         if missing:
             raise AliceError(f"{path}: its metadata names no {missing[0]}; rebuild it with `alice index build`")
         if int(meta.get("format_version", 0)) > INDEX_VERSION:
-            raise AliceError(f"{path} is index format {meta.get('format_version')}, newer than this ALICE reads ({INDEX_VERSION}); upgrade alice")
+            raise AliceError(
+                f"{path} is index format {meta.get('format_version')}, newer than this ALICE reads "
+                f"({INDEX_VERSION}); upgrade alice"
+            )
         if len(shape) != 2:
             raise AliceError(f"{path}: embeddings must be [n, d], got shape {shape}")
         n, d = int(shape[0]), int(shape[1])
@@ -123,22 +136,30 @@ class Index:
                 raise AliceError(f"{path}: {name} has {len(value)} rows for {n} embeddings")
         return cls(path, meta, n, d, labels, annotated, texts, pair_ids)
 
-    def check_against(self, reference_sha256: str, adapter_sha256: str | None = None, classes: int | None = None) -> None:
+    def check_against(
+        self, reference_sha256: str, adapter_sha256: str | None = None, classes: int | None = None
+    ) -> None:
         """Refuse an index built with another reference space, another version of its adapter, or other labels."""
         built = str(self.meta.get("reference_sha256", ""))
         if built != reference_sha256:
             raise AliceError(
-                f"index {self.path} was built against reference {built[:12] or '?'}…, not this one ({reference_sha256[:12]}…); rebuild it"
+                f"index {self.path} was built against reference {built[:12] or '?'}…, not this one "
+                f"({reference_sha256[:12]}…); rebuild it"
             )
         if adapter_sha256 is not None and self.meta.get("adapter_sha256") != adapter_sha256:
             raise AliceError(
-                f"index {self.path} was built with another {self.modality!r} adapter than the one in this reference; rebuild it"
+                f"index {self.path} was built with another {self.modality!r} adapter than the one in this reference; "
+                "rebuild it"
             )
         if classes is not None:
-            for name, width in (("labels", None if self.labels is None else self.labels.shape[1]),
-                                ("annotated", None if self.annotated is None else self.annotated.shape[0])):
+            for name, width in (
+                ("labels", None if self.labels is None else self.labels.shape[1]),
+                ("annotated", None if self.annotated is None else self.annotated.shape[0]),
+            ):
                 if width is not None and width != classes:
-                    raise AliceError(f"index {self.path}: {name} cover {width} classes, the reference vocabulary has {classes}")
+                    raise AliceError(
+                        f"index {self.path}: {name} cover {width} classes, the reference vocabulary has {classes}"
+                    )
 
     def blocks(self, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, torch.Tensor]]:
         """``(first row, embeddings[first : first + rows])``, read from the memory-mapped file."""
@@ -151,13 +172,15 @@ class Index:
             for lo in range(0, self.count, rows):
                 yield lo, sl[lo : min(lo + rows, self.count)]
 
-    def load(self) -> "Index":
+    def load(self) -> Index:
         """Hold the embeddings in memory (for many queries in one process); returns self."""
         with safe_open(str(self.path), framework="pt") as f:
             self._embeddings = f.get_tensor("embeddings")
         return self
 
-    def search(self, queries: torch.Tensor, k: int = 10, block_rows: int = BLOCK_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
+    def search(
+        self, queries: torch.Tensor, k: int = 10, block_rows: int = BLOCK_ROWS
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """See :func:`top_k`."""
         if queries.shape[-1] != self.dim:
             raise AliceError(f"queries have {queries.shape[-1]} dimensions, index {self.path} holds {self.dim}")
@@ -193,8 +216,14 @@ def write_index(
     for name, strings in (("texts", texts), ("pair_ids", pair_ids)):
         if strings is not None:
             tensors[f"{name}.utf8"], tensors[f"{name}.offsets"] = pack_strings([str(s) for s in strings])
-    header = {"format": INDEX_FORMAT, "format_version": INDEX_VERSION, "alice_version": __version__, **meta,
-              "count": int(embeddings.shape[0]), "latent_dim": int(embeddings.shape[1])}
+    header = {
+        "format": INDEX_FORMAT,
+        "format_version": INDEX_VERSION,
+        "alice_version": __version__,
+        **meta,
+        "count": int(embeddings.shape[0]),
+        "latent_dim": int(embeddings.shape[1]),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as tmp:
         save_file(tensors, str(tmp), metadata={"alice": json.dumps(header, sort_keys=True)})

@@ -32,7 +32,9 @@ def read_json(path: Path, kind: str) -> dict[str, Any]:
         raise AliceError(f"{path} is not an ALICE {kind} manifest")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
-        raise AliceError(f"{path} has format version {version!r}; this ALICE ({__version__}) reads version {FORMAT_VERSION}")
+        raise AliceError(
+            f"{path} has format version {version!r}; this ALICE ({__version__}) reads version {FORMAT_VERSION}"
+        )
     return data
 
 
@@ -55,15 +57,38 @@ class _Fields:
             raise AliceError(f"{self.where}: field {self.prefix + key!r} has the wrong type ({type(value).__name__})")
         return value
 
-    def sub(self, key: str) -> "_Fields":
+    def sub(self, key: str) -> _Fields:
         return _Fields(self.data.get(key), self.where, f"{self.prefix}{key}.")
 
 
 _COMMON_KEYS = {"format", "format_version", "alice_version", "name", "weights"}
-_ADAPTER_KEYS = _COMMON_KEYS | {"modality", "recipe", "created", "data", "backbone", "labels", "encoder_hidden", "thresholds", "training",
-                                "metrics", "samples", "alignment", "reference_sha256"}
-_REFERENCE_KEYS = _COMMON_KEYS | {"family", "created", "reference_modality", "vocabulary", "latent_dim", "classifier", "intervention",
-                                  "recipe", "training", "metrics"}
+_ADAPTER_KEYS = _COMMON_KEYS | {
+    "modality",
+    "recipe",
+    "created",
+    "data",
+    "backbone",
+    "labels",
+    "encoder_hidden",
+    "thresholds",
+    "training",
+    "metrics",
+    "samples",
+    "alignment",
+    "reference_sha256",
+}
+_REFERENCE_KEYS = _COMMON_KEYS | {
+    "family",
+    "created",
+    "reference_modality",
+    "vocabulary",
+    "latent_dim",
+    "classifier",
+    "intervention",
+    "recipe",
+    "training",
+    "metrics",
+}
 
 
 @dataclass
@@ -72,7 +97,7 @@ class WeightsRecord:
     sha256: str
 
     @classmethod
-    def read(cls, f: _Fields) -> "WeightsRecord":
+    def read(cls, f: _Fields) -> WeightsRecord:
         w = f.sub("weights")
         record = cls(w.get("file", str), w.get("sha256", str))
         if Path(record.file).name != record.file:
@@ -142,11 +167,21 @@ class AdapterManifest:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "format": "alice.adapter", "format_version": FORMAT_VERSION, "alice_version": self.alice_version, "name": self.name,
-            "modality": self.modality, "recipe": self.recipe, "created": self.created,
-            "data": asdict(self.data), "backbone": asdict(self.backbone), "labels": asdict(self.labels),
-            "encoder_hidden": list(self.encoder_hidden), "thresholds": list(self.thresholds),
-            "training": self.training, "metrics": self.metrics, "samples": self.samples,
+            "format": "alice.adapter",
+            "format_version": FORMAT_VERSION,
+            "alice_version": self.alice_version,
+            "name": self.name,
+            "modality": self.modality,
+            "recipe": self.recipe,
+            "created": self.created,
+            "data": asdict(self.data),
+            "backbone": asdict(self.backbone),
+            "labels": asdict(self.labels),
+            "encoder_hidden": list(self.encoder_hidden),
+            "thresholds": list(self.thresholds),
+            "training": self.training,
+            "metrics": self.metrics,
+            "samples": self.samples,
         }
         if self.alignment is not None:
             out["alignment"] = self.alignment
@@ -157,17 +192,26 @@ class AdapterManifest:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], where: str) -> "AdapterManifest":
+    def from_json(cls, data: dict[str, Any], where: str) -> AdapterManifest:
         f = _Fields(data, where)
         d, b, lab = f.sub("data"), f.sub("backbone"), f.sub("labels")
         return cls(
             name=f.get("name", str),
             modality=f.get("modality", str),
             data=DataRecord(d.get("dataset", str), d.get("options", dict, {}), d.get("vocabulary", list, [])),
-            backbone=BackboneRecord(b.get("name", str), b.get("options", dict, {}), b.get("identity", dict, {}), b.get("feature_dim", int),
-                                    b.get("normalisation", str, "")),
-            labels=LabelRecord(lab.get("mapper", str, "by-name"), lab.get("aliases", dict, {}), lab.get("mapping", dict, {}),
-                               lab.get("annotated", list, [])),
+            backbone=BackboneRecord(
+                b.get("name", str),
+                b.get("options", dict, {}),
+                b.get("identity", dict, {}),
+                b.get("feature_dim", int),
+                b.get("normalisation", str, ""),
+            ),
+            labels=LabelRecord(
+                lab.get("mapper", str, "by-name"),
+                lab.get("aliases", dict, {}),
+                lab.get("mapping", dict, {}),
+                lab.get("annotated", list, []),
+            ),
             encoder_hidden=f.get("encoder_hidden", list),
             thresholds=f.get("thresholds", list, []),
             recipe=f.get("recipe", str, ""),
@@ -206,12 +250,20 @@ class ReferenceManifest:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "format": "alice.reference", "format_version": FORMAT_VERSION, "alice_version": self.alice_version,
-            "name": self.name, "family": self.family, "created": self.created, "reference_modality": self.reference_modality,
-            "vocabulary": list(self.vocabulary), "latent_dim": self.latent_dim,
+            "format": "alice.reference",
+            "format_version": FORMAT_VERSION,
+            "alice_version": self.alice_version,
+            "name": self.name,
+            "family": self.family,
+            "created": self.created,
+            "reference_modality": self.reference_modality,
+            "vocabulary": list(self.vocabulary),
+            "latent_dim": self.latent_dim,
             "classifier": {"hidden": list(self.classifier_hidden), "dropout": self.classifier_dropout},
             "intervention": {"design": self.design, "settings": dict(self.design_settings)},
-            "recipe": self.recipe, "training": self.training, "metrics": self.metrics,
+            "recipe": self.recipe,
+            "training": self.training,
+            "metrics": self.metrics,
         }
         out.update(self.extra)
         if self.weights is not None:
@@ -219,7 +271,7 @@ class ReferenceManifest:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], where: str) -> "ReferenceManifest":
+    def from_json(cls, data: dict[str, Any], where: str) -> ReferenceManifest:
         f = _Fields(data, where)
         clf, design = f.sub("classifier"), f.sub("intervention")
         vocabulary = f.get("vocabulary", list)

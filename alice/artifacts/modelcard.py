@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from alice import console
 from alice.artifacts.layout import ADAPTER_MANIFEST, ADAPTERS_FOLDER, CARD, REFERENCE_MANIFEST
 from alice.files import write_file_if_changed
 from alice.tables import Table, cell
-
 
 # --------------------------------------------------------------------------- small helpers
 
@@ -44,7 +43,13 @@ def _threshold(v: Any) -> str:
 
 
 def _cell(v: Any) -> str:
-    text = v if isinstance(v, str) else cell(v) if isinstance(v, (int, float)) or v is None else json.dumps(v, sort_keys=True)
+    text = (
+        v
+        if isinstance(v, str)
+        else cell(v)
+        if isinstance(v, (int, float)) or v is None
+        else json.dumps(v, sort_keys=True)
+    )
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ") or " "
 
 
@@ -74,7 +79,11 @@ def _yaml_scalar(v: Any) -> str:
         return json.dumps(v)
     text = str(v)
     # plain when unambiguous; otherwise a JSON string, which is a valid YAML double-quoted scalar
-    if _PLAIN.match(text) and text.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "none") and not re.match(r"^[0-9.+\-]", text):
+    if (
+        _PLAIN.match(text)
+        and text.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "none")
+        and not re.match(r"^[0-9.+\-]", text)
+    ):
         return text
     return json.dumps(text)
 
@@ -121,8 +130,16 @@ def _backbone_rows(adapters: dict[str, dict[str, Any]]) -> list[list[Any]]:
     rows = []
     for name, a in adapters.items():
         b = _get(a, "backbone", default={}) or {}
-        rows.append([name, _get(a, "modality", default="?"), _code(b.get("name", "?")), _code(b.get("options", {})),
-                     b.get("feature_dim"), _code(b.get("identity", {}))])
+        rows.append(
+            [
+                name,
+                _get(a, "modality", default="?"),
+                _code(b.get("name", "?")),
+                _code(b.get("options", {})),
+                b.get("feature_dim"),
+                _code(b.get("identity", {})),
+            ]
+        )
     return rows
 
 
@@ -131,14 +148,26 @@ def _data_rows(adapters: dict[str, dict[str, Any]]) -> list[list[Any]]:
     for name, a in adapters.items():
         samples = _get(a, "samples", default={}) or {}
         annotated = _get(a, "labels", "annotated", default=[]) or []
-        rows.append([name, _code(_get(a, "data", "dataset", default="?")), _code(_get(a, "data", "options", default={})),
-                     ", ".join(f"{k} {v}" for k, v in samples.items()) or "–", len(annotated)])
+        rows.append(
+            [
+                name,
+                _code(_get(a, "data", "dataset", default="?")),
+                _code(_get(a, "data", "options", default={})),
+                ", ".join(f"{k} {v}" for k, v in samples.items()) or "–",
+                len(annotated),
+            ]
+        )
     return rows
 
 
 def _settings_table(settings: dict[str, Any]) -> str:
-    return _table(["setting", "value"], [[k, _code(v) if isinstance(v, (dict, list)) else json.dumps(v) if isinstance(v, (bool, int, float)) else v]
-                                         for k, v in settings.items()])
+    return _table(
+        ["setting", "value"],
+        [
+            [k, _code(v) if isinstance(v, (dict, list)) else json.dumps(v) if isinstance(v, (bool, int, float)) else v]
+            for k, v in settings.items()
+        ],
+    )
 
 
 def _training_section(training: dict[str, Any], heading: str) -> list[str]:
@@ -170,30 +199,51 @@ def _val_metrics(m: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the reference card
 
 
-def _evaluation_section(manifest: dict[str, Any], adapters: dict[str, dict[str, Any]], tables: Sequence[Table],
-                        evaluated_sha256: str | None) -> list[str]:
+def _evaluation_section(
+    manifest: dict[str, Any], adapters: dict[str, dict[str, Any]], tables: Sequence[Table], evaluated_sha256: str | None
+) -> list[str]:
     out = ["## Evaluation", ""]
     sha = _get(manifest, "weights", "sha256")
     if evaluated_sha256 not in (None, sha):
-        out += [f"`eval.json` was computed for another reference (sha256 {str(evaluated_sha256)[:12]}…); "
-                "run `alice eval` again to report this one.", ""]
+        out += [
+            f"`eval.json` was computed for another reference (sha256 {str(evaluated_sha256)[:12]}…); "
+            "run `alice eval` again to report this one.",
+            "",
+        ]
         tables = ()
     if tables:
         out += ["Test splits, from `eval.json` (written by `alice eval`).", ""]
         for t in tables:
             out += markdown_table(t)
         return out
-    rows = [[name, _val_metrics(a).get("auroc"), _val_metrics(a).get("balanced_accuracy"), _val_metrics(a).get("balanced_accuracy_min")]
-            for name, a in adapters.items() if _val_metrics(a)]
+    rows = [
+        [
+            name,
+            _val_metrics(a).get("auroc"),
+            _val_metrics(a).get("balanced_accuracy"),
+            _val_metrics(a).get("balanced_accuracy_min"),
+        ]
+        for name, a in adapters.items()
+        if _val_metrics(a)
+    ]
     if rows:
-        out += ["Validation split, recorded at training time (classification through C_ref):", "",
-                _table(["modality", "AUROC", "bal. acc", "min bal. acc"], rows), ""]
+        out += [
+            "Validation split, recorded at training time (classification through C_ref):",
+            "",
+            _table(["modality", "AUROC", "bal. acc", "min bal. acc"], rows),
+            "",
+        ]
     out += ["No test-split evaluation yet: `alice eval <this folder>` writes `eval.json` and adds its tables here.", ""]
     return out
 
 
-def reference_card(manifest: dict[str, Any], adapters: dict[str, dict[str, Any]], tables: Sequence[Table] = (),
-                   evaluated_sha256: str | None = None, design_description: str = "") -> str:
+def reference_card(
+    manifest: dict[str, Any],
+    adapters: dict[str, dict[str, Any]],
+    tables: Sequence[Table] = (),
+    evaluated_sha256: str | None = None,
+    design_description: str = "",
+) -> str:
     """The reference folder's README.md: the reference space and the adapters it holds.
 
     ``tables`` are the evaluation's (:func:`alice.evaluation.tables.evaluation_tables`) for the
@@ -214,7 +264,9 @@ def reference_card(manifest: dict[str, Any], adapters: dict[str, dict[str, Any]]
     meta = {
         "license": _license(manifest),
         "library_name": "alice",
-        "tags": _unique(["alice", "multimodal", "multi-label-classification", "interventions", "reference-space", *modalities]),
+        "tags": _unique(
+            ["alice", "multimodal", "multi-label-classification", "interventions", "reference-space", *modalities]
+        ),
         "datasets": datasets,
         "metrics": metrics,
     }
@@ -223,47 +275,110 @@ def reference_card(manifest: dict[str, Any], adapters: dict[str, dict[str, Any]]
     if recipe.get("description"):
         out += [str(recipe["description"]), ""]
 
-    out += ["## Model description", "",
-            "An ALICE reference space (alignment via interventional consistency): a frozen multi-label classifier C_ref "
-            "and intervention module M_ref over a shared latent space on the unit sphere, plus one adapter (encoder E, decoder D) "
-            "per modality. Modalities never need paired data: each new one trains only its own E and D against the frozen "
-            "C_ref and M_ref, so all of them land in the same space.", ""]
+    out += [
+        "## Model description",
+        "",
+        "An ALICE reference space (alignment via interventional consistency): a frozen multi-label classifier C_ref "
+        "and intervention module M_ref over a shared latent space on the unit sphere, plus one adapter (encoder E, "
+        "decoder D) "
+        "per modality. Modalities never need paired data: each new one trains only its own E and D against the frozen "
+        "C_ref and M_ref, so all of them land in the same space.",
+        "",
+    ]
     clf = _get(manifest, "classifier", default={}) or {}
     parts = [
         ["latent", f"{latent}-d, unit sphere" if latent is not None else "–"],
-        ["C_ref", f"MLP {_mlp([latent, *(clf.get('hidden') or []), len(vocab)])}, ELU, dropout {clf.get('dropout', '–')}" if clf else "–"],
-        ["M_ref", f"design {_code(design)}: {design_description or 'registered by a plugin'}; settings {_code(settings)}"],
-        ["reference modality", f"{ref_modality} (adapter `adapters/{ref_modality}`), trained with C_ref and M_ref in stage 1" if ref_modality else "–"],
+        [
+            "C_ref",
+            f"MLP {_mlp([latent, *(clf.get('hidden') or []), len(vocab)])}, ELU, dropout {clf.get('dropout', '–')}"
+            if clf
+            else "–",
+        ],
+        [
+            "M_ref",
+            f"design {_code(design)}: {design_description or 'registered by a plugin'}; settings {_code(settings)}",
+        ],
+        [
+            "reference modality",
+            f"{ref_modality} (adapter `adapters/{ref_modality}`), trained with C_ref and M_ref in stage 1"
+            if ref_modality
+            else "–",
+        ],
         ["adapters", ", ".join(f"`{n}` ({_get(a, 'modality', default='?')})" for n, a in adapters.items()) or "–"],
         ["weights", f"`reference.safetensors`, sha256 `{sha}`"],
-        ["built", f"recipe {_code(recipe.get('name', name))}, ALICE {_get(manifest, 'alice_version', default='?')}, {_get(manifest, 'created', default='?')}"],
+        [
+            "built",
+            f"recipe {_code(recipe.get('name', name))}, ALICE {_get(manifest, 'alice_version', default='?')}, "
+            f"{_get(manifest, 'created', default='?')}",
+        ],
     ]
-    out += [_table(["part", "what"], parts), "",
-            "Adapters added later (`alice modality add`) live in `adapters/<name>/`, each with its own card; they do not change this folder's files.", ""]
+    out += [
+        _table(["part", "what"], parts),
+        "",
+        "Adapters added later (`alice modality add`) live in `adapters/<name>/`, each with its own card; they do not "
+        "change this folder's files.",
+        "",
+    ]
 
-    out += ["## Label vocabulary", "", f"{len(vocab)} classes, in the order of C_ref's outputs"
-            + (f"; thresholds are the reference modality's ({ref_modality}), Youden's J on its validation split:" if ref_adapter else ":"), ""]
+    out += [
+        "## Label vocabulary",
+        "",
+        f"{len(vocab)} classes, in the order of C_ref's outputs"
+        + (
+            f"; thresholds are the reference modality's ({ref_modality}), Youden's J on its validation split:"
+            if ref_adapter
+            else ":"
+        ),
+        "",
+    ]
     thresholds = _get(ref_adapter, "thresholds", default=None) if ref_adapter else None
     if isinstance(thresholds, list) and len(thresholds) == len(vocab):
-        out += [_table(["#", "label", "threshold"], [[i, label, _threshold(t)] for i, (label, t) in enumerate(zip(vocab, thresholds))]), ""]
+        out += [
+            _table(
+                ["#", "label", "threshold"],
+                [[i, label, _threshold(t)] for i, (label, t) in enumerate(zip(vocab, thresholds))],
+            ),
+            "",
+        ]
     else:
         out += [_table(["#", "label"], [[i, label] for i, label in enumerate(vocab)]), ""]
 
     out += ["## Data", ""]
     if recipe.get("data"):
-        out += [f"Stage 1 trained on data set {_code(recipe['data'].get('dataset', '?'))} with options {_code(recipe['data'].get('options', {}))}.", ""]
+        out += [
+            f"Stage 1 trained on data set {_code(recipe['data'].get('dataset', '?'))} with options "
+            f"{_code(recipe['data'].get('options', {}))}.",
+            "",
+        ]
     if adapters:
-        out += [_table(["adapter", "modality", "data set", "options", "samples", "classes annotated"], _data_rows(adapters)), ""]
+        out += [
+            _table(
+                ["adapter", "modality", "data set", "options", "samples", "classes annotated"], _data_rows(adapters)
+            ),
+            "",
+        ]
     out += ["Test splits are never used in training; validation splits calibrate the thresholds.", ""]
 
-    out += ["## Backbones", "", "Frozen feature extractors (never trained); each adapter standardises its backbone's features with the "
-            "per-dimension mean and std stored in its `adapter.safetensors`.", ""]
+    out += [
+        "## Backbones",
+        "",
+        "Frozen feature extractors (never trained); each adapter standardises its backbone's features with the "
+        "per-dimension mean and std stored in its `adapter.safetensors`.",
+        "",
+    ]
     if adapters:
-        out += [_table(["adapter", "modality", "backbone", "options", "features", "identity"], _backbone_rows(adapters)), ""]
+        out += [
+            _table(["adapter", "modality", "backbone", "options", "features", "identity"], _backbone_rows(adapters)),
+            "",
+        ]
     prompt = _get(recipe, "intervention", "prompt_backbone")
     if prompt:
-        out += [f"M_ref's prompt sentences were embedded once with {_code(prompt.get('name', '?'))} (options {_code(prompt.get('options', {}))}) "
-                "and stored in `reference.safetensors`; using M_ref never runs that backbone.", ""]
+        out += [
+            f"M_ref's prompt sentences were embedded once with {_code(prompt.get('name', '?'))} (options "
+            f"{_code(prompt.get('options', {}))}) "
+            "and stored in `reference.safetensors`; using M_ref never runs that backbone.",
+            "",
+        ]
 
     out += _training_section(_get(manifest, "training", default={}) or {}, "## Training settings")
     model = _get(recipe, "model", default={}) or {}
@@ -279,38 +394,57 @@ def reference_card(manifest: dict[str, Any], adapters: dict[str, dict[str, Any]]
 def _usage(name: str, modality: Any, vocab: list[str]) -> list[str]:
     mod = str(modality or "image")
     a, b = (vocab + ["<label>", "<label>"])[:2] if len(vocab) >= 2 else ("<label>", "<label>")
-    return ["## How to use", "",
-            "```python",
-            "import alice",
-            "",
-            f"space = alice.load(\"{name}\")             # the folder holding this card; hashes are verified",
-            f"z = space.encode_features(\"{mod}\", features)  # or space.encode(\"{mod}\", raw_inputs)",
-            "space.labels(z)                              # predicted label names per row",
-            f"z2 = space.intervene(z, replace=({a!r}, {b!r}))",
-            "```", "",
-            "From the command line: `alice reference verify <folder>`, `alice eval <folder>`, "
-            f"`alice index build <folder> --modality {mod}` then `alice search <folder> <query> --in {mod} [--replace {a}={b}]`, "
-            "and `alice report <folder>`. See docs/python-api.md and docs/search.md of the ALICE project.", ""]
+    return [
+        "## How to use",
+        "",
+        "```python",
+        "import alice",
+        "",
+        f'space = alice.load("{name}")             # the folder holding this card; hashes are verified',
+        f'z = space.encode_features("{mod}", features)  # or space.encode("{mod}", raw_inputs)',
+        "space.labels(z)                              # predicted label names per row",
+        f"z2 = space.intervene(z, replace=({a!r}, {b!r}))",
+        "```",
+        "",
+        "From the command line: `alice reference verify <folder>`, `alice eval <folder>`, "
+        f"`alice index build <folder> --modality {mod}` then `alice search <folder> <query> --in {mod} [--replace "
+        f"{a}={b}]`, "
+        "and `alice report <folder>`. See docs/python-api.md and docs/search.md of the ALICE project.",
+        "",
+    ]
 
 
 def _intended_use_and_limits(vocab: list[str], adapters: dict[str, dict[str, Any]]) -> list[str]:
     partial = [n for n, a in adapters.items() if len(_get(a, "labels", "annotated", default=vocab) or []) < len(vocab)]
-    out = ["## Intended use", "",
-           "- Research on aligning modalities without paired data: cross-modal retrieval, label prediction and "
-           "semantic edits (\"replace i with j\") in a shared latent space.",
-           "- Adding further modalities with `alice modality add` (C_ref and M_ref stay bit-for-bit frozen).",
-           "- Pretraining before contrastive fine-tuning on a few pairs (`alice align`).", "",
-           "## Limits", "",
-           f"- The space knows only these {len(vocab)} labels; anything else in an input is invisible to C_ref and cannot be edited.",
-           "- Latents are meaningful only for features from the exact backbone and options each adapter names, standardised as stored.",
-           "- Alignment comes from shared labels alone: inputs with the same labels map close together, so retrieval below "
-           "the label level (which seven, which caption) is weak without paired fine-tuning.",
-           "- M_ref was trained through a decoder and encoder, C(E(D(M(z)))); its edits read directly, C(M(z)), can score much "
-           "lower (compare the \"direct\" columns after `alice eval`). `alice.Space.intervene` takes the trained path by default.",
-           "- Thresholds were calibrated on each adapter's own validation split; on other data they need recalibrating.",
-           "- Not evaluated for safety-critical or high-stakes decisions, or on data unlike its training data."]
+    out = [
+        "## Intended use",
+        "",
+        "- Research on aligning modalities without paired data: cross-modal retrieval, label prediction and "
+        'semantic edits ("replace i with j") in a shared latent space.',
+        "- Adding further modalities with `alice modality add` (C_ref and M_ref stay bit-for-bit frozen).",
+        "- Pretraining before contrastive fine-tuning on a few pairs (`alice align`).",
+        "",
+        "## Limits",
+        "",
+        f"- The space knows only these {len(vocab)} labels; anything else in an input is invisible to C_ref and "
+        "cannot be edited.",
+        "- Latents are meaningful only for features from the exact backbone and options each adapter names, "
+        "standardised as stored.",
+        "- Alignment comes from shared labels alone: inputs with the same labels map close together, so retrieval "
+        "below "
+        "the label level (which seven, which caption) is weak without paired fine-tuning.",
+        "- M_ref was trained through a decoder and encoder, C(E(D(M(z)))); its edits read directly, C(M(z)), can "
+        "score much "
+        'lower (compare the "direct" columns after `alice eval`). `alice.Space.intervene` takes the trained path by '
+        "default.",
+        "- Thresholds were calibrated on each adapter's own validation split; on other data they need recalibrating.",
+        "- Not evaluated for safety-critical or high-stakes decisions, or on data unlike its training data.",
+    ]
     if partial:
-        out.append(f"- Adapters {', '.join(partial)} annotate only part of the vocabulary; their other classes were masked out of training.")
+        out.append(
+            f"- Adapters {', '.join(partial)} annotate only part of the vocabulary; their other classes were masked "
+            "out of training."
+        )
     return out + [""]
 
 
@@ -330,7 +464,15 @@ def adapter_card(manifest: dict[str, Any], reference: dict[str, Any] | None = No
     meta = {
         "license": _license(manifest, reference),
         "library_name": "alice",
-        "tags": _unique(["alice", "multimodal", "adapter", str(modality), f"backbone-{backbone.get('name')}" if backbone.get("name") else None]),
+        "tags": _unique(
+            [
+                "alice",
+                "multimodal",
+                "adapter",
+                str(modality),
+                f"backbone-{backbone.get('name')}" if backbone.get("name") else None,
+            ]
+        ),
         "datasets": _unique([data.get("dataset")]),
         "metrics": ["roc_auc", "balanced_accuracy"],
     }
@@ -338,30 +480,62 @@ def adapter_card(manifest: dict[str, Any], reference: dict[str, Any] | None = No
     is_reference = _get(reference, "reference_modality") == name
     hidden = _get(manifest, "encoder_hidden", default=[]) or []
     latent = _get(reference, "latent_dim", default="latent")
-    out += ["## Model description", "",
-            (f"The reference modality's own encoder E and decoder D, trained with C_ref and M_ref in stage 1 of {_code(ref_name)}."
-             if is_reference else
-             f"Encoder E and decoder D for {modality}, trained against the frozen C_ref and M_ref of {_code(ref_name)} "
-             "(stage 2: only E and D learned; the reference's weights were not changed)."), "",
-            _table(["part", "what"], [
+    out += [
+        "## Model description",
+        "",
+        (
+            "The reference modality's own encoder E and decoder D, trained with C_ref and M_ref in stage 1 of "
+            f"{_code(ref_name)}."
+            if is_reference
+            else f"Encoder E and decoder D for {modality}, trained against the frozen C_ref and M_ref of "
+            f"{_code(ref_name)} "
+            "(stage 2: only E and D learned; the reference's weights were not changed)."
+        ),
+        "",
+        _table(
+            ["part", "what"],
+            [
                 ["E", f"MLP {_mlp([backbone.get('feature_dim', '?'), *hidden, latent])}, ELU, output L2-normalised"],
                 ["D", f"MLP {_mlp([latent, *reversed(hidden), backbone.get('feature_dim', '?')])}, ELU"],
                 ["weights", f"`adapter.safetensors`, sha256 `{_get(manifest, 'weights', 'sha256', default='?')}`"],
-                ["reference", f"sha256 `{_get(manifest, 'reference_sha256', default='?')}` (loading refuses any other)"],
-                ["built", f"recipe {_code(_get(manifest, 'recipe', default='?'))}, ALICE {_get(manifest, 'alice_version', default='?')}, {_get(manifest, 'created', default='?')}"],
-            ]), ""]
+                [
+                    "reference",
+                    f"sha256 `{_get(manifest, 'reference_sha256', default='?')}` (loading refuses any other)",
+                ],
+                [
+                    "built",
+                    f"recipe {_code(_get(manifest, 'recipe', default='?'))}, "
+                    f"ALICE {_get(manifest, 'alice_version', default='?')}, {_get(manifest, 'created', default='?')}",
+                ],
+            ],
+        ),
+        "",
+    ]
 
-    out += ["## Label vocabulary", "",
-            f"The reference vocabulary ({len(vocab)} classes); what this data set's labels map to, and the per-class threshold "
-            "calibrated on its validation split (Youden's J; 0.5 for classes it does not annotate):", ""]
+    out += [
+        "## Label vocabulary",
+        "",
+        f"The reference vocabulary ({len(vocab)} classes); what this data set's labels map to, and the per-class "
+        "threshold "
+        "calibrated on its validation split (Youden's J; 0.5 for classes it does not annotate):",
+        "",
+    ]
     thresholds = _get(manifest, "thresholds", default=[]) or []
     annotated = set(labels.get("annotated") or [])
     sources: dict[str, list[str]] = {}
     for src, dst in (labels.get("mapping") or {}).items():
         if dst is not None:
             sources.setdefault(dst, []).append(src)
-    rows = [[i, label, ", ".join(sources.get(label, [])) or "–", "yes" if label in annotated else "no",
-             _threshold(thresholds[i]) if i < len(thresholds) else "–"] for i, label in enumerate(vocab)]
+    rows = [
+        [
+            i,
+            label,
+            ", ".join(sources.get(label, [])) or "–",
+            "yes" if label in annotated else "no",
+            _threshold(thresholds[i]) if i < len(thresholds) else "–",
+        ]
+        for i, label in enumerate(vocab)
+    ]
     out += [_table(["#", "label", "its labels", "annotated", "threshold"], rows), ""]
     unmapped = [s for s, d in (labels.get("mapping") or {}).items() if d is None]
     if unmapped:
@@ -369,22 +543,69 @@ def adapter_card(manifest: dict[str, Any], reference: dict[str, Any] | None = No
     out += [f"Label mapper {_code(labels.get('mapper', '?'))}, aliases {_code(labels.get('aliases', {}))}.", ""]
 
     samples = _get(manifest, "samples", default={}) or {}
-    out += ["## Data", "", f"Data set {_code(data.get('dataset', '?'))}, options {_code(data.get('options', {}))}; samples: "
-            + (", ".join(f"{k} {v}" for k, v in samples.items()) or "not recorded") + ". The test split is never used in training.", ""]
-    out += ["## Backbone", "", _table(["backbone", "options", "features", "identity", "normalisation"], [
-        [_code(backbone.get("name", "?")), _code(backbone.get("options", {})), backbone.get("feature_dim"), _code(backbone.get("identity", {})),
-         backbone.get("normalisation", "–")]]), ""]
+    out += [
+        "## Data",
+        "",
+        f"Data set {_code(data.get('dataset', '?'))}, options {_code(data.get('options', {}))}; samples: "
+        + (", ".join(f"{k} {v}" for k, v in samples.items()) or "not recorded")
+        + ". The test split is never used in training.",
+        "",
+    ]
+    out += [
+        "## Backbone",
+        "",
+        _table(
+            ["backbone", "options", "features", "identity", "normalisation"],
+            [
+                [
+                    _code(backbone.get("name", "?")),
+                    _code(backbone.get("options", {})),
+                    backbone.get("feature_dim"),
+                    _code(backbone.get("identity", {})),
+                    backbone.get("normalisation", "–"),
+                ]
+            ],
+        ),
+        "",
+    ]
     out += _training_section(_get(manifest, "training", default={}) or {}, "## Training settings")
     out += ["## Evaluation", ""]
     val = _val_metrics(manifest)
     if val:
-        out += ["Validation split, through C_ref:", "", _table(["AUROC", "bal. acc", "min bal. acc", "classes scored"],
-                [[val.get("auroc"), val.get("balanced_accuracy"), val.get("balanced_accuracy_min"), val.get("classes_scored")]]), ""]
-    out += ["Test-split tables (classification, interventions, retrieval against the other modalities) are in the reference "
-            "folder's card (`../../README.md`) once `alice eval` has run.", ""]
-    out += ["## How to use", "", "```python", "import alice", "", "space = alice.load(\"<reference folder>\")  # this adapter is adapters/" + name,
-            f"z = space.encode(\"{name}\", inputs)  # raw inputs through {backbone.get('name', 'its backbone')}, then E",
-            f"x = space.decode(\"{name}\", z)       # back to {backbone.get('feature_dim', '?')}-d backbone features", "```", ""]
+        out += [
+            "Validation split, through C_ref:",
+            "",
+            _table(
+                ["AUROC", "bal. acc", "min bal. acc", "classes scored"],
+                [
+                    [
+                        val.get("auroc"),
+                        val.get("balanced_accuracy"),
+                        val.get("balanced_accuracy_min"),
+                        val.get("classes_scored"),
+                    ]
+                ],
+            ),
+            "",
+        ]
+    out += [
+        "Test-split tables (classification, interventions, retrieval against the other modalities) are in the "
+        "reference "
+        "folder's card (`../../README.md`) once `alice eval` has run.",
+        "",
+    ]
+    out += [
+        "## How to use",
+        "",
+        "```python",
+        "import alice",
+        "",
+        'space = alice.load("<reference folder>")  # this adapter is adapters/' + name,
+        f'z = space.encode("{name}", inputs)  # raw inputs through {backbone.get("name", "its backbone")}, then E',
+        f'x = space.decode("{name}", z)       # back to {backbone.get("feature_dim", "?")}-d backbone features',
+        "```",
+        "",
+    ]
     out += _intended_use_and_limits(vocab, {name: manifest})
     if alignment := _get(manifest, "alignment"):
         out.insert(out.index("## Intended use"), f"Fine-tuned on pairs after ALICE: {_code(alignment)}.\n")
@@ -405,7 +626,9 @@ def _safely(make: Callable[[], str], what: str) -> bytes | None:
         return None
 
 
-def cards(files: dict[str, Any], reference: dict[str, Any] | None = None, design_description: str = "") -> dict[str, bytes]:
+def cards(
+    files: dict[str, Any], reference: dict[str, Any] | None = None, design_description: str = ""
+) -> dict[str, bytes]:
     """README.md files for the manifests among an artifact's ``files`` (relative path -> bytes or JSON dict).
 
     The jobs that build an artifact call this before handing the files to the
@@ -424,7 +647,10 @@ def cards(files: dict[str, Any], reference: dict[str, Any] | None = None, design
             if card is not None:
                 out[folder + CARD] = card
     if isinstance(files.get(REFERENCE_MANIFEST), dict):
-        card = _safely(lambda: reference_card(files[REFERENCE_MANIFEST], adapters, design_description=design_description), "the reference")
+        card = _safely(
+            lambda: reference_card(files[REFERENCE_MANIFEST], adapters, design_description=design_description),
+            "the reference",
+        )
         if card is not None:
             out[CARD] = card
     return out
@@ -437,8 +663,9 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def write_reference_card(path: str | Path, tables: Sequence[Table] = (), evaluated_sha256: str | None = None,
-                         design_description: str = "") -> Path | None:
+def write_reference_card(
+    path: str | Path, tables: Sequence[Table] = (), evaluated_sha256: str | None = None, design_description: str = ""
+) -> Path | None:
     """Rewrite ``<reference>/README.md`` from its manifests and the evaluation ``tables``, atomically.
 
     Adapter folders without a card (artifacts written before cards existed)

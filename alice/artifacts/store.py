@@ -1,4 +1,4 @@
-"""Reference spaces and adapters on disk: safetensors for weights, JSON for the rest (layout: :mod:`alice.artifacts.layout`).
+"""Reference spaces and adapters on disk: safetensors for weights, JSON for the rest (see :mod:`.layout`).
 
 Writers take the complete set of files of a folder (weights, manifests, and
 the model cards that the job writing them made) and write it in one atomic
@@ -85,13 +85,17 @@ class AdapterWeights:
             "normalisation.std": self.feature_std.detach().cpu().float().contiguous(),
         }
         blob = _serialise(tensors)
-        manifest = replace(self.manifest, reference_sha256=reference_sha256,
-                           weights=WeightsRecord(ADAPTER_WEIGHTS, hashlib.sha256(blob).hexdigest()))
+        manifest = replace(
+            self.manifest,
+            reference_sha256=reference_sha256,
+            weights=WeightsRecord(ADAPTER_WEIGHTS, hashlib.sha256(blob).hexdigest()),
+        )
         return {ADAPTER_WEIGHTS: blob, ADAPTER_MANIFEST: manifest.to_json()}
 
 
-def reference_files(classifier: Classifier, intervention: Intervention, manifest: ReferenceManifest,
-                    adapters: list[AdapterWeights]) -> tuple[Files, str]:
+def reference_files(
+    classifier: Classifier, intervention: Intervention, manifest: ReferenceManifest, adapters: list[AdapterWeights]
+) -> tuple[Files, str]:
     """A reference folder's files (no model cards yet) and the sha256 of its weights."""
     blob = _serialise({**_prefixed("classifier", classifier), **_prefixed("intervention", intervention)})
     digest = hashlib.sha256(blob).hexdigest()
@@ -103,10 +107,12 @@ def reference_files(classifier: Classifier, intervention: Intervention, manifest
 
 
 def adapter_files_in_reference(adapter: AdapterWeights, reference_sha256: str) -> Files:
-    return {f"{ADAPTERS_FOLDER}/{adapter.name}/{rel}": content for rel, content in adapter.files(reference_sha256).items()}
+    return {
+        f"{ADAPTERS_FOLDER}/{adapter.name}/{rel}": content for rel, content in adapter.files(reference_sha256).items()
+    }
 
 
-def derived_reference_files(reference: "ReferenceSpace", adapters: list[AdapterWeights]) -> Files:
+def derived_reference_files(reference: ReferenceSpace, adapters: list[AdapterWeights]) -> Files:
     """A new folder's files: this reference byte for byte and the given adapters (e.g. after paired fine-tuning)."""
     files: Files = {
         REFERENCE_WEIGHTS: (reference.path / REFERENCE_WEIGHTS).read_bytes(),
@@ -134,7 +140,7 @@ def write_reference(out: Path, files: Files, overwrite: bool = False) -> Path:
     return out
 
 
-def write_adapter(reference: "ReferenceSpace", name: str, files: Files, overwrite: bool = False) -> Path:
+def write_adapter(reference: ReferenceSpace, name: str, files: Files, overwrite: bool = False) -> Path:
     """Add (or replace) one adapter folder of an existing reference, atomically."""
     final = (reference.path / ADAPTERS_FOLDER / name).resolve()
     refuse_existing(final, overwrite)
@@ -151,7 +157,10 @@ def _read_weights(folder: Path, weights: WeightsRecord) -> tuple[dict[str, torch
         raise AliceError(f"{path} is missing")
     actual = sha256_file(path)
     if actual != weights.sha256:
-        raise AliceError(f"{path} does not match the sha256 in its manifest (expected {weights.sha256[:12]}…, found {actual[:12]}…): the file was changed or damaged")
+        raise AliceError(
+            f"{path} does not match the sha256 in its manifest (expected {weights.sha256[:12]}…, found "
+            f"{actual[:12]}…): the file was changed or damaged"
+        )
     try:
         return load_file(str(path)), actual
     except (SafetensorError, OSError, ValueError) as exc:
@@ -160,7 +169,7 @@ def _read_weights(folder: Path, weights: WeightsRecord) -> tuple[dict[str, torch
 
 def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     p = prefix + "."
-    return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+    return {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}
 
 
 def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
@@ -214,15 +223,20 @@ class Adapter:
     def normalise(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.feature_mean.to(features.device)) / self.feature_std.to(features.device)
 
-    def to(self, device: torch.device) -> "Adapter":
+    def to(self, device: torch.device) -> Adapter:
         self.encoder.to(device).eval()
         self.decoder.to(device).eval()
         return self
 
     def load_data(self, splits: tuple[str, ...], device: torch.device) -> ModalityData:
         """Splits of this adapter's own data set (features from the cache), normalised as it was trained."""
-        return load_modality(self.manifest.modality_spec(), self.reference_vocabulary, device, splits,
-                             normalisation=(self.feature_mean, self.feature_std))
+        return load_modality(
+            self.manifest.modality_spec(),
+            self.reference_vocabulary,
+            device,
+            splits,
+            normalisation=(self.feature_mean, self.feature_std),
+        )
 
 
 @dataclass
@@ -245,7 +259,11 @@ class ReferenceSpace:
 
     def adapter_names(self) -> list[str]:
         folder = self.path / ADAPTERS_FOLDER
-        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+        return (
+            sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if folder.is_dir()
+            else []
+        )
 
     def load_adapter(self, name: str) -> Adapter:
         folder = self.path / ADAPTERS_FOLDER / name
@@ -260,7 +278,10 @@ class ReferenceSpace:
             )
         tensors, digest = _read_weights(folder, m.weights)
         feature_dim = m.backbone.feature_dim
-        enc, dec = Encoder(feature_dim, self.latent_dim, m.encoder_hidden), Decoder(feature_dim, self.latent_dim, m.encoder_hidden)
+        enc, dec = (
+            Encoder(feature_dim, self.latent_dim, m.encoder_hidden),
+            Decoder(feature_dim, self.latent_dim, m.encoder_hidden),
+        )
         _load_into(enc, _split(tensors, "encoder"), f"adapter {name!r} encoder")
         _load_into(dec, _split(tensors, "decoder"), f"adapter {name!r} decoder")
         mean, std = tensors.get("normalisation.mean"), tensors.get("normalisation.std")
@@ -269,7 +290,7 @@ class ReferenceSpace:
         return Adapter(folder, m, enc.eval(), dec.eval(), mean, std, digest, self.vocabulary)
 
     @classmethod
-    def load(cls, path: str | Path) -> "ReferenceSpace":
+    def load(cls, path: str | Path) -> ReferenceSpace:
         """Load and verify a reference folder (weights re-hashed against the manifest)."""
         path = Path(path)
         if not path.is_dir():
@@ -283,7 +304,9 @@ class ReferenceSpace:
         try:
             intervention = design_cls(len(vocab), latent, **m.design_settings)
         except TypeError as exc:
-            raise AliceError(f"intervention design {m.design!r} does not accept the manifest's settings: {exc}") from None
+            raise AliceError(
+                f"intervention design {m.design!r} does not accept the manifest's settings: {exc}"
+            ) from None
         _load_into(intervention, _split(tensors, "intervention"), f"reference intervention ({m.design})")
         for p in (*classifier.parameters(), *intervention.parameters()):
             p.requires_grad_(False)

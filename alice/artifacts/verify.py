@@ -39,12 +39,16 @@ def verify_reference(path: Path) -> list[Finding]:
         ref = ReferenceSpace.load(path)
     except AliceError as exc:
         return [Finding(REFERENCE_WEIGHTS, False, str(exc))]
-    findings.append(Finding(REFERENCE_WEIGHTS, True, f"sha256 {ref.sha256[:12]}… matches reference.json; C_ref and M_ref load"))
+    findings.append(
+        Finding(REFERENCE_WEIGHTS, True, f"sha256 {ref.sha256[:12]}… matches reference.json; C_ref and M_ref load")
+    )
     for name in ref.adapter_names():
         item = f"{ADAPTERS_FOLDER}/{name}"
         try:
             adapter = ref.load_adapter(name)
-            findings.append(Finding(item, True, f"sha256 {adapter.sha256[:12]}… matches; trained against this reference"))
+            findings.append(
+                Finding(item, True, f"sha256 {adapter.sha256[:12]}… matches; trained against this reference")
+            )
         except AliceError as exc:
             findings.append(Finding(item, False, str(exc)))
     expected = {REFERENCE_WEIGHTS, REFERENCE_MANIFEST, *KNOWN_EXTRA}
@@ -53,7 +57,9 @@ def verify_reference(path: Path) -> list[Finding]:
         if any(part.startswith(".") for part in rel.parts):
             continue  # checkpoints and partial writes are not part of the artifact
         parts = rel.parts
-        in_adapter = len(parts) == 3 and parts[0] == ADAPTERS_FOLDER and parts[2] in (ADAPTER_WEIGHTS, ADAPTER_MANIFEST, CARD)
+        in_adapter = (
+            len(parts) == 3 and parts[0] == ADAPTERS_FOLDER and parts[2] in (ADAPTER_WEIGHTS, ADAPTER_MANIFEST, CARD)
+        )
         if f.is_symlink():
             findings.append(Finding(str(rel), False, "a symbolic link; artifacts hold plain files only"))
         elif parts[0] == REPORT_FOLDER and len(parts) > 1:
@@ -75,4 +81,6 @@ def check_index(f: Path, item: str, ref: ReferenceSpace) -> Finding:
         index.check_against(ref.sha256, adapter, len(ref.vocabulary))
     except AliceError as exc:
         return Finding(item, False, str(exc))
-    return Finding(item, True, f"search index of {index.count:,} {index.modality} items, built with this reference and adapter")
+    return Finding(
+        item, True, f"search index of {index.count:,} {index.modality} items, built with this reference and adapter"
+    )
