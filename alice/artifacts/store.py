@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as serialise_safetensors
 
+from alice.artifacts.describe import checked_sha256
 from alice.artifacts.layout import (
     ADAPTER_MANIFEST,
     ADAPTER_WEIGHTS,
@@ -30,12 +31,18 @@ from alice.artifacts.layout import (
     REFERENCE_MANIFEST,
     REFERENCE_WEIGHTS,
 )
-from alice.artifacts.manifests import AdapterManifest, ReferenceManifest, WeightsRecord, read_json
+from alice.artifacts.manifests import (  # noqa: F401 (the readers are imported from here too)
+    AdapterManifest,
+    ReferenceManifest,
+    WeightsRecord,
+    read_adapter_manifest,
+    read_reference_manifest,
+)
 from alice.core.interventions import Intervention
 from alice.core.modules import Classifier, Decoder, Encoder
 from alice.data.loading import ModalityData, load_modality
 from alice.errors import AliceError
-from alice.files import sha256_file, write_folder
+from alice.files import write_folder
 from alice.plugin.manager import get_registry
 
 #: a folder's files before they are written: relative path -> bytes, text, or a JSON-able value
@@ -153,14 +160,7 @@ def write_adapter(reference: ReferenceSpace, name: str, files: Files, overwrite:
 
 def _read_weights(folder: Path, weights: WeightsRecord) -> tuple[dict[str, torch.Tensor], str]:
     path = folder / weights.file
-    if not path.is_file():
-        raise AliceError(f"{path} is missing")
-    actual = sha256_file(path)
-    if actual != weights.sha256:
-        raise AliceError(
-            f"{path} does not match the sha256 in its manifest (expected {weights.sha256[:12]}…, found "
-            f"{actual[:12]}…): the file was changed or damaged"
-        )
+    actual = checked_sha256(path, weights.sha256)
     try:
         return load_file(str(path)), actual
     except (SafetensorError, OSError, ValueError) as exc:
@@ -178,17 +178,6 @@ def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], what: st
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
         raise AliceError(f"{what} weights do not fit the manifest's architecture: {first}") from None
-
-
-def read_reference_manifest(path: Path) -> ReferenceManifest:
-    """A reference folder's manifest, typed, without loading any weights."""
-    manifest_path = Path(path) / REFERENCE_MANIFEST
-    return ReferenceManifest.from_json(read_json(manifest_path, "reference"), str(manifest_path))
-
-
-def read_adapter_manifest(folder: Path) -> AdapterManifest:
-    manifest_path = Path(folder) / ADAPTER_MANIFEST
-    return AdapterManifest.from_json(read_json(manifest_path, "adapter"), str(manifest_path))
 
 
 @dataclass

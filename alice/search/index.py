@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from alice import console
+from alice.artifacts.ann import AnnSpec
 from alice.artifacts.indexes import default_index_path, write_index
 from alice.artifacts.store import ReferenceSpace, refuse_existing
 from alice.distributed import pick_device
@@ -22,8 +23,14 @@ def build_index(
     overwrite: bool = False,
     device_name: str = "auto",
     batch_size: int = 8192,
+    approximate: AnnSpec | None = None,
 ) -> Path:
-    """Embed one split of a modality's own data set (features from the cache) into an index file."""
+    """Embed one split of a modality's own data set (features from the cache) into an index file.
+
+    ``approximate`` (kind ivf or hnsw, see :mod:`alice.artifacts.ann`) adds a FAISS index of the same embeddings.
+    """
+    if approximate is not None:
+        approximate.check()  # a wrong setting is refused before any work
     ref = ReferenceSpace.load(reference_path)
     if modality not in ref.adapter_names():
         raise AliceError(
@@ -55,5 +62,13 @@ def build_index(
         "dataset": {"name": source.dataset, "options": source.options},
     }
     return write_index(
-        out, torch.cat(chunks), meta, data.labels[split], data.mapping.annotated, texts, data.pair_ids[split], overwrite
+        out,
+        torch.cat(chunks),
+        meta,
+        data.labels[split],
+        data.mapping.annotated,
+        texts,
+        data.pair_ids[split],
+        overwrite,
+        approximate,
     )
