@@ -173,6 +173,32 @@ class IndexHeader:
 # --------------------------------------------------------------------------- a reference folder
 
 
+def reference_manifest(path: Path) -> ReferenceManifest:
+    """A reference folder's manifest; a folder that does not exist is named as such."""
+    if not Path(path).is_dir():
+        raise AliceError(f"reference folder {path} does not exist")
+    return read_reference_manifest(path)
+
+
+def adapter_names(path: Path) -> list[str]:
+    """The adapter folders of a reference folder; hidden ones (checkpoints, partial writes) are not adapters."""
+    folder = Path(path) / ADAPTERS_FOLDER
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def adapter_manifest(folder: Path, reference_sha256: str) -> AdapterManifest:
+    """An adapter's manifest, refused unless the adapter was trained against this reference."""
+    m = read_adapter_manifest(folder)
+    if m.reference_sha256 != reference_sha256:
+        raise AliceError(
+            f"adapter {Path(folder).name!r} was trained against another reference "
+            f"(sha256 {m.reference_sha256[:12] or '?'}…), not this one ({reference_sha256[:12]}…)"
+        )
+    return m
+
+
 @dataclass
 class ReferenceFacts:
     """A reference folder's manifests, with every weights file re-hashed against them (no network built)."""
@@ -185,25 +211,12 @@ class ReferenceFacts:
     @classmethod
     def read(cls, path: str | Path) -> ReferenceFacts:
         path = Path(path)
-        if not path.is_dir():
-            raise AliceError(f"reference folder {path} does not exist")
-        manifest = read_reference_manifest(path)
+        manifest = reference_manifest(path)
         digest = checked_sha256(path / manifest.weights.file, manifest.weights.sha256)
         adapters = {}
-        folder = path / ADAPTERS_FOLDER
-        names = (
-            sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-            if folder.is_dir()
-            else []
-        )
-        for name in names:
-            m = read_adapter_manifest(folder / name)
-            if m.reference_sha256 != digest:
-                raise AliceError(
-                    f"adapter {name!r} was trained against another reference "
-                    f"(sha256 {m.reference_sha256[:12] or '?'}…), not this one ({digest[:12]}…)"
-                )
-            adapters[name] = (m, checked_sha256(folder / name / m.weights.file, m.weights.sha256))
+        for name in adapter_names(path):
+            m = adapter_manifest(path / ADAPTERS_FOLDER / name, digest)
+            adapters[name] = (m, checked_sha256(path / ADAPTERS_FOLDER / name / m.weights.file, m.weights.sha256))
         return cls(path, manifest, digest, adapters)
 
     def check_index(self, path: Path) -> IndexHeader:

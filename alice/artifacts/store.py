@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as serialise_safetensors
 
-from alice.artifacts.describe import checked_sha256
+from alice.artifacts.describe import adapter_manifest, adapter_names, checked_sha256, reference_manifest
 from alice.artifacts.layout import (
     ADAPTER_MANIFEST,
     ADAPTER_WEIGHTS,
@@ -247,24 +247,14 @@ class ReferenceSpace:
         return self.manifest.latent_dim
 
     def adapter_names(self) -> list[str]:
-        folder = self.path / ADAPTERS_FOLDER
-        return (
-            sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-            if folder.is_dir()
-            else []
-        )
+        return adapter_names(self.path)
 
     def load_adapter(self, name: str) -> Adapter:
         folder = self.path / ADAPTERS_FOLDER / name
         if not folder.is_dir():
             known = ", ".join(self.adapter_names()) or "none"
             raise AliceError(f"reference {self.path} has no adapter {name!r} (has: {known})")
-        m = read_adapter_manifest(folder)
-        if m.reference_sha256 != self.sha256:
-            raise AliceError(
-                f"adapter {name!r} was trained against another reference (sha256 {m.reference_sha256[:12] or '?'}…), "
-                f"not this one ({self.sha256[:12]}…)"
-            )
+        m = adapter_manifest(folder, self.sha256)
         tensors, digest = _read_weights(folder, m.weights)
         feature_dim = m.backbone.feature_dim
         enc, dec = (
@@ -282,9 +272,7 @@ class ReferenceSpace:
     def load(cls, path: str | Path) -> ReferenceSpace:
         """Load and verify a reference folder (weights re-hashed against the manifest)."""
         path = Path(path)
-        if not path.is_dir():
-            raise AliceError(f"reference folder {path} does not exist")
-        m = read_reference_manifest(path)
+        m = reference_manifest(path)
         tensors, digest = _read_weights(path, m.weights)
         vocab, latent = m.vocabulary, m.latent_dim
         classifier = Classifier(len(vocab), latent, m.classifier_hidden, m.classifier_dropout)

@@ -1,0 +1,47 @@
+"""``alice serve``: the search API and page over one space (FastAPI on uvicorn, imported when the command runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from alice import console
+from alice.cli.options import Device
+
+
+def serve_command(
+    path: Path = typer.Argument(..., help="Reference folder."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    index: Optional[list[Path]] = typer.Option(
+        None, "--index", help="An index file to serve besides <reference>/indexes/ (repeatable)."
+    ),
+    max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", help="Largest upload accepted, in MiB."),
+    max_k: int = typer.Option(100, "--max-k", min=1, help="Most results one search returns."),
+    access_log: bool = typer.Option(False, "--access-log", help="Print one line per request."),
+    device: Optional[str] = Device,
+) -> None:
+    """Serve a space: a JSON search API and a web page, the space, backbones and indexes loaded once."""
+    import uvicorn
+
+    from alice.serve.app import create_app
+    from alice.serve.state import Served, ServeSpec
+
+    spec = ServeSpec(
+        host=host,
+        port=port,
+        indexes=list(index or []),
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        max_k=max_k,
+        device=device or "cpu",
+    )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.warn(f"listening on {host}: anyone who can reach this machine can query the space (no authentication)")
+    served = Served.load(path, spec)
+    app = create_app(spec=spec, served=served)
+    names = ", ".join(f"{n} ({i.count:,} {i.modality}, {i.kind})" for n, i in served.indexes.items()) or "none"
+    console.info(f"serving {served.space.path} at http://{host}:{port}/ (API: /api/..., schema: /openapi.json)")
+    console.info(f"indexes: {names}")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
