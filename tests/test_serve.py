@@ -188,7 +188,7 @@ def test_bad_requests_are_one_line_4xx_and_the_server_goes_on(client, served_ref
 
 def test_an_oversized_upload_is_refused_before_it_is_read(served, served_ref):
     from alice.serve.app import create_app
-    from alice.serve.state import ServeSpec
+    from alice.serve.spec import ServeSpec
 
     png, _ = scene_png(served_ref, ["three"])
     with fastapi_testclient.TestClient(create_app(spec=ServeSpec(max_upload_bytes=len(png) // 2), served=served)) as c:
@@ -199,7 +199,8 @@ def test_an_oversized_upload_is_refused_before_it_is_read(served, served_ref):
 def test_an_index_of_another_reference_is_not_served(served_ref, tmp_path):
     """In the folder: left out at start, and a request naming it is a 409 saying why. Given by hand: no start."""
     from alice.serve.app import create_app
-    from alice.serve.state import Served, ServeSpec
+    from alice.serve.spec import ServeSpec
+    from alice.serve.state import Served
 
     ref = tmp_path / "ref"
     shutil.copytree(served_ref, ref)

@@ -24,7 +24,8 @@ from alice import console
 from alice._version import __version__
 from alice.errors import AliceError
 from alice.serve import routes
-from alice.serve.state import HTTPProblem, Served, ServeSpec
+from alice.serve.spec import ServeSpec
+from alice.serve.state import HTTPProblem, Served
 
 
 def problem(status: int, message: str) -> JSONResponse:
