@@ -43,6 +43,7 @@ LAYERS = [
     ("api", ["alice.api"]),
     ("search", ["alice.search"]),
     ("report", ["alice.report"]),
+    ("serve", ["alice.serve"]),  # the search API and page: above api/search/report, below the CLI
     ("cli", ["alice.cli", "alice.__main__"]),
     ("facade", ["alice"]),  # alice/__init__.py: `alice.load`, `alice.Space`, `alice.__version__`
 ]

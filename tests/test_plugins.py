@@ -189,3 +189,55 @@ def test_the_old_import_paths_of_version_0_1_still_work():
     )
     assert OldIntervention is public.Intervention and (PAIRED, SPLITS) == (public.PAIRED, public.SPLITS)
     assert old_plugins.register_plugin is public.register_plugin and old_plugins.get_registry is public.get_registry
+
+
+# ----------------------------------------------------------------- lazy registration: by name and place
+
+
+def test_a_lazy_registration_is_imported_on_first_use_and_checked_then(registered):
+    class Lazy:
+        @hookimpl
+        def alice_register_backbones(self, register):
+            register("lazy-echo", "test_plugins:_Echo")  # its class is named 'echo': caught on first use
+            register("ghost", "alice_no_such_module_xyz:Ghost")
+
+    registered(Lazy(), "lazy")
+    reg = plugins.get_registry()
+    assert reg.plugins["lazy"].provides == {"backbone": ["lazy-echo", "ghost"]} and reg.plugins["lazy"].error is None
+    with pytest.raises(AliceError, match=r"backbone 'ghost' of plugin 'lazy' cannot be loaded .*ModuleNotFoundError"):
+        reg.backbone("ghost")
+    with pytest.raises(AliceError, match=r"test_plugins:_Echo is named 'echo'"):
+        reg.backbone("lazy-echo")
+    assert any("ghost" in p for p in reg.problems) and reg.backbone("pixels")  # the rest still works
+    data = json.loads(alice("plugins", "list", "--check", "--json").out)
+    assert next(p for p in data["plugins"] if p["name"] == "lazy")["status"] == "failed"
+
+
+def test_a_malformed_lazy_registration_leaves_the_plugin_out_whole(registered):
+    class Malformed:
+        @hookimpl
+        def alice_register_datasets(self, register):
+            register("fine", "alice_plugins.digits.datasets:DigitsImage")
+            register("no-place", "alice_plugins.digits.datasets")  # no ':Class'
+
+    registered(Malformed(), "malformed")
+    reg = plugins.get_registry()
+    assert "module:attribute" in reg.plugins["malformed"].error and "fine" not in reg.names("dataset")
+
+
+def test_built_in_plugins_register_lazily_and_resolve(tmp_path):
+    """Listing imports no backbone module; `--check` imports every one and finds nothing wrong."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from alice.plugin.manager import get_registry\n"
+        "reg = get_registry()\n"
+        "assert 'minilm' in reg.names('backbone') and 'digits-image' in reg.names('dataset')\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('alice_plugins.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert "torch" not in out and "backbones" not in out, out
+    r = alice("plugins", "list", "--check", "--json")
+    assert r.code == 0 and json.loads(r.out)["problems"] == [], r.out

@@ -179,6 +179,11 @@ def test_index_build_and_search_refuse_bad_requests_before_any_work(indexed, tmp
         "is a folder", "index", "build", indexed, "--modality", "image", "--out", tmp_path / "folder", "--overwrite"
     )
     refused("has no 'sonar' adapter", "index", "build", indexed, "--modality", "sonar")
+    other = tmp_path / "other"
+    shutil.copytree(indexed, other)  # an index of one space written into another would go unrecorded there
+    refused(
+        "is inside another reference space", "index", "build", indexed, "-m", "image", "--out", other / "indexes" / "x"
+    )
     # labels of another vocabulary, or an index that names no adapter
     z = torch.nn.functional.normalize(torch.randn(5, 32), dim=1)
     sha = json.loads((indexed / "reference.json").read_text())["weights"]["sha256"]

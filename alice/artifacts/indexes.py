@@ -12,9 +12,13 @@ and one metadata entry, ``alice``, a JSON object naming the reference and adapte
 with (their sha256), the data set, the split and the count. Searching with another reference or
 a retrained adapter is refused: the latents would not be comparable.
 
-Search is exact (:func:`alice.core.similarity.top_k`): the index is read in blocks of rows
-(memory-mapped by safetensors), so a 1M x 512 index is searched without ever holding a 1M-column
-similarity matrix or a second copy of the index. ``benchmarks/search.py`` measures the time per query.
+Search is exact by default (:func:`alice.core.similarity.top_k`): the index is read in blocks of
+rows (memory-mapped by safetensors), so a 1M x 512 index is searched without ever holding a
+1M-column similarity matrix or a second copy of the index. ``benchmarks/search.py`` measures the
+time per query. An index built with ``kind="ivf"`` or ``"hnsw"`` also holds an approximate FAISS
+index (``ann.faiss``, see :mod:`alice.artifacts.ann`), which ``search`` uses unless asked for exact
+results. The header alone (no tensor) is read and checked by
+:class:`alice.artifacts.describe.IndexHeader`.
 """
 
 from __future__ import annotations
@@ -31,12 +35,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from alice._version import __version__
+from alice.artifacts import ann
+from alice.artifacts.describe import INDEX_FORMAT, INDEX_VERSION, IndexHeader
 from alice.artifacts.layout import INDEX_FOLDER
 from alice.core.similarity import BLOCK_ROWS, top_k
 from alice.errors import AliceError
 from alice.files import atomic_file
-
-INDEX_FORMAT, INDEX_VERSION = "alice.index", 1
 
 
 def default_index_path(reference_path: Path, modality: str, split: str) -> Path:
@@ -64,36 +68,24 @@ def unpack_strings(blob: torch.Tensor, offsets: torch.Tensor) -> list[str]:
 
 
 @dataclass
-class Index:
+class Index(IndexHeader):
     """An index file opened for search; the embeddings stay on disk until a block is read."""
 
-    path: Path
-    meta: dict[str, Any]
-    count: int
-    dim: int
     labels: torch.Tensor | None = None  # [n, classes] uint8
     annotated: torch.Tensor | None = None  # [classes] bool
     texts: list[str] | None = None
     pair_ids: list[str] | None = None
     _embeddings: torch.Tensor | None = field(default=None, repr=False)
-
-    @property
-    def modality(self) -> str:
-        return str(self.meta.get("modality", "?"))
+    _ann: Any = field(default=None, repr=False)  # the FAISS index, read on first approximate search
 
     @classmethod
     def open(cls, path: str | Path) -> Index:
         """Read the header, labels and strings; refuse a file that is not an ALICE index."""
-        path = Path(path)
-        if not path.is_file():
-            raise AliceError(f"no index at {path}; build one with `alice index build`")
+        header = IndexHeader.read(path)
+        path = header.path
         try:
             with safe_open(str(path), framework="pt") as f:
-                raw = (f.metadata() or {}).get("alice")
                 keys = set(f.keys())
-                if raw is None or "embeddings" not in keys:
-                    raise AliceError(f"{path} is not an ALICE index (no 'alice' metadata or no embeddings)")
-                shape = f.get_slice("embeddings").get_shape()
                 labels = f.get_tensor("labels") if "labels" in keys else None
                 annotated = f.get_tensor("annotated").bool() if "annotated" in keys else None
                 texts = (
@@ -106,60 +98,18 @@ class Index:
                     if "pair_ids.utf8" in keys
                     else None
                 )
-        except AliceError:
-            raise
         except Exception as exc:  # a truncated or foreign file: safetensors says what is wrong
             raise AliceError(
                 f"{path} is not a readable index: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
             ) from None
-        try:
-            meta = json.loads(raw)
-        except json.JSONDecodeError:
-            raise AliceError(f"{path}: its 'alice' metadata is not JSON") from None
-        if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
+        if header.kind not in ann.KINDS:
             raise AliceError(
-                f"{path} is not an ALICE index (format {meta.get('format') if isinstance(meta, dict) else meta!r})"
+                f"{path} holds an index of kind {header.kind!r}, which this ALICE does not know; upgrade alice"
             )
-        missing = [key for key in ("modality", "reference_sha256", "adapter_sha256") if not meta.get(key)]
-        if missing:
-            raise AliceError(f"{path}: its metadata names no {missing[0]}; rebuild it with `alice index build`")
-        if int(meta.get("format_version", 0)) > INDEX_VERSION:
-            raise AliceError(
-                f"{path} is index format {meta.get('format_version')}, newer than this ALICE reads "
-                f"({INDEX_VERSION}); upgrade alice"
-            )
-        if len(shape) != 2:
-            raise AliceError(f"{path}: embeddings must be [n, d], got shape {shape}")
-        n, d = int(shape[0]), int(shape[1])
-        for name, value in (("labels", labels), ("texts", texts), ("pair_ids", pair_ids)):
-            if value is not None and len(value) != n:
-                raise AliceError(f"{path}: {name} has {len(value)} rows for {n} embeddings")
-        return cls(path, meta, n, d, labels, annotated, texts, pair_ids)
-
-    def check_against(
-        self, reference_sha256: str, adapter_sha256: str | None = None, classes: int | None = None
-    ) -> None:
-        """Refuse an index built with another reference space, another version of its adapter, or other labels."""
-        built = str(self.meta.get("reference_sha256", ""))
-        if built != reference_sha256:
-            raise AliceError(
-                f"index {self.path} was built against reference {built[:12] or '?'}…, not this one "
-                f"({reference_sha256[:12]}…); rebuild it"
-            )
-        if adapter_sha256 is not None and self.meta.get("adapter_sha256") != adapter_sha256:
-            raise AliceError(
-                f"index {self.path} was built with another {self.modality!r} adapter than the one in this "
-                "reference; rebuild it"
-            )
-        if classes is not None:
-            for name, width in (
-                ("labels", None if self.labels is None else self.labels.shape[1]),
-                ("annotated", None if self.annotated is None else self.annotated.shape[0]),
-            ):
-                if width is not None and width != classes:
-                    raise AliceError(
-                        f"index {self.path}: {name} cover {width} classes, the reference vocabulary has {classes}"
-                    )
+        if header.kind != "exact" and ann.ANN_TENSOR not in keys:
+            raise AliceError(f"{path} says it holds a {header.kind} index but has no {ann.ANN_TENSOR!r}; rebuild it")
+        fields = {name: getattr(header, name) for name in IndexHeader.__dataclass_fields__}
+        return cls(**fields, labels=labels, annotated=annotated, texts=texts, pair_ids=pair_ids)
 
     def blocks(self, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, torch.Tensor]]:
         """``(first row, embeddings[first : first + rows])``, read from the memory-mapped file."""
@@ -173,18 +123,58 @@ class Index:
                 yield lo, sl[lo : min(lo + rows, self.count)]
 
     def load(self) -> Index:
-        """Hold the embeddings in memory (for many queries in one process); returns self."""
+        """Hold the embeddings (and an approximate index) in memory, for many queries in one process; returns self."""
         with safe_open(str(self.path), framework="pt") as f:
             self._embeddings = f.get_tensor("embeddings")
+        self.approximate()
         return self
 
+    def approximate(self) -> Any:
+        """The FAISS index (None for an exact index), read and checked against its sha256 on first use."""
+        if self.kind == "exact":
+            return None
+        if self._ann is None:
+            with safe_open(str(self.path), framework="numpy") as f:
+                blob = f.get_tensor(ann.ANN_TENSOR)
+            self._ann = ann.load(blob, self.meta.get("ann", {}), str(self.path))
+        return self._ann
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The embeddings of some rows ``[len(ids), d]``: from memory, or read from the file where they lie."""
+        if self._embeddings is not None:
+            return self._embeddings.numpy()[ids]
+        if self.embeddings_offset is None:  # not float32 on disk (never written so): read it whole
+            return self.load()._embeddings.numpy()[ids]
+        mapped = np.memmap(
+            self.path, dtype=np.float32, mode="r", offset=self.embeddings_offset, shape=(self.count, self.dim)
+        )
+        return np.asarray(mapped[np.asarray(ids)])
+
     def search(
-        self, queries: torch.Tensor, k: int = 10, block_rows: int = BLOCK_ROWS
+        self,
+        queries: torch.Tensor,
+        k: int = 10,
+        block_rows: int = BLOCK_ROWS,
+        exact: bool = False,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """See :func:`top_k`."""
+        """The top ``k`` items by inner product ``(scores [q, k], rows [q, k])``, best first (see :func:`top_k`).
+
+        An approximate index (``kind`` ivf or hnsw) answers through FAISS unless ``exact``;
+        ``nprobe`` (ivf) and ``ef_search`` (hnsw) override the settings it was built with.
+        """
         if queries.shape[-1] != self.dim:
             raise AliceError(f"queries have {queries.shape[-1]} dimensions, index {self.path} holds {self.dim}")
-        return top_k(queries, self.blocks(block_rows), k)
+        if exact or self.kind == "exact":
+            return top_k(queries, self.blocks(block_rows), k)
+        q = queries.detach().to("cpu", torch.float32).reshape(-1, self.dim).numpy()
+        scores, rows = ann.search(
+            self.approximate(), self.kind, q, min(k, self.count), self.rows, self.meta.get("ann", {}), nprobe, ef_search
+        )
+        keep = rows >= 0  # a tiny index may give fewer candidates than k: drop the empty places
+        width = int(keep.sum(axis=1).min()) if len(keep) else 0
+        return torch.from_numpy(scores[:, :width]), torch.from_numpy(rows[:, :width])
 
     def label_names(self, row: int, vocabulary: Sequence[str]) -> list[str]:
         if self.labels is None:
@@ -201,13 +191,19 @@ def write_index(
     texts: Sequence[str] | None = None,
     pair_ids: Sequence[str] | None = None,
     overwrite: bool = False,
+    approximate: ann.AnnSpec | None = None,
 ) -> Path:
-    """Write an index file atomically: a partial file beside it, renamed into place when complete."""
+    """Write an index file atomically: a partial file beside it, renamed into place when complete.
+
+    ``approximate`` (kind ivf or hnsw) also builds a FAISS index of the embeddings into the file.
+    """
     path = Path(path)
     if path.is_dir():
         raise AliceError(f"{path} is a folder; give the index a file name (….safetensors)")
     if path.exists() and not overwrite:
         raise AliceError(f"{path} already exists; pass --overwrite to replace it")
+    spec = approximate or ann.AnnSpec()
+    spec.check()
     tensors: dict[str, torch.Tensor] = {"embeddings": embeddings.detach().to("cpu", torch.float32).contiguous()}
     if labels is not None:
         tensors["labels"] = (torch.as_tensor(labels).detach().cpu() > 0.5).to(torch.uint8).contiguous()
@@ -224,6 +220,10 @@ def write_index(
         "count": int(embeddings.shape[0]),
         "latent_dim": int(embeddings.shape[1]),
     }
+    if spec.kind != "exact":
+        built = ann.build(tensors["embeddings"].numpy(), spec)
+        tensors[ann.ANN_TENSOR] = torch.from_numpy(built.blob)
+        header.update(kind=spec.kind, ann=built.settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path, "index") as tmp:
         save_file(tensors, str(tmp), metadata={"alice": json.dumps(header, sort_keys=True)})

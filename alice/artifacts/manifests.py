@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from alice._version import __version__
-from alice.artifacts.layout import FORMAT_VERSION
+from alice.artifacts.layout import ADAPTER_MANIFEST, FORMAT_VERSION, REFERENCE_MANIFEST
 from alice.data.recipes import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
 
@@ -300,3 +300,14 @@ class ReferenceManifest:
             alice_version=f.get("alice_version", str, ""),
             extra={k: v for k, v in data.items() if k not in _REFERENCE_KEYS},
         )
+
+
+def read_reference_manifest(path: Path) -> ReferenceManifest:
+    """A reference folder's manifest, typed, without loading any weights."""
+    manifest_path = Path(path) / REFERENCE_MANIFEST
+    return ReferenceManifest.from_json(read_json(manifest_path, "reference"), str(manifest_path))
+
+
+def read_adapter_manifest(folder: Path) -> AdapterManifest:
+    manifest_path = Path(folder) / ADAPTER_MANIFEST
+    return AdapterManifest.from_json(read_json(manifest_path, "adapter"), str(manifest_path))

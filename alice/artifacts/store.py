@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as serialise_safetensors
 
+from alice.artifacts.describe import adapter_manifest, checked_sha256
 from alice.artifacts.layout import (
     ADAPTER_MANIFEST,
     ADAPTER_WEIGHTS,
@@ -42,7 +43,14 @@ from alice.artifacts.layout import (
     REFERENCE_WEIGHTS,
     SPACE_RECORD,
 )
-from alice.artifacts.manifests import AdapterManifest, ReferenceManifest, WeightsRecord, read_json
+from alice.artifacts.manifests import (  # noqa: F401 (the readers are imported from here too)
+    AdapterManifest,
+    ReferenceManifest,
+    WeightsRecord,
+    read_adapter_manifest,
+    read_json,
+    read_reference_manifest,
+)
 from alice.artifacts.space import (
     Entry,
     Inspection,
@@ -68,7 +76,6 @@ from alice.files import (
     publish_folder,
     recover,
     refuse_to_replace,
-    sha256_file,
     staging_folder,
 )
 from alice.plugin.manager import get_registry
@@ -337,14 +344,7 @@ def _read_weights(
 ) -> tuple[dict[str, torch.Tensor], str]:
     """The tensors of a weights file after checking its sha256 (``known``: already hashed by the space's check)."""
     path = folder / weights.file
-    if not path.is_file():
-        raise AliceError(f"{path} is missing")
-    actual = known or sha256_file(path)
-    if actual != weights.sha256:
-        raise AliceError(
-            f"{path} does not match the sha256 in its manifest (expected {weights.sha256[:12]}…, found "
-            f"{actual[:12]}…): the file was changed or damaged"
-        )
+    actual = known if known == weights.sha256 and path.is_file() else checked_sha256(path, weights.sha256)
     try:
         return load_file(str(path)), actual
     except (SafetensorError, OSError, ValueError) as exc:
@@ -362,17 +362,6 @@ def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], what: st
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
         raise AliceError(f"{what} weights do not fit the manifest's architecture: {first}") from None
-
-
-def read_reference_manifest(path: Path) -> ReferenceManifest:
-    """A reference folder's manifest, typed, without loading any weights."""
-    manifest_path = Path(path) / REFERENCE_MANIFEST
-    return ReferenceManifest.from_json(read_json(manifest_path, "reference"), str(manifest_path))
-
-
-def read_adapter_manifest(folder: Path) -> AdapterManifest:
-    manifest_path = Path(folder) / ADAPTER_MANIFEST
-    return AdapterManifest.from_json(read_json(manifest_path, "adapter"), str(manifest_path))
 
 
 @dataclass
@@ -473,18 +462,7 @@ class ReferenceSpace:
         if name not in self.adapter_names() or not folder.is_dir():
             known = ", ".join(self.adapter_names()) or "none"
             raise AliceError(f"reference {self.path} has no adapter {name!r} (has: {known})")
-        m = read_adapter_manifest(folder)
-        if m.reference_digest:
-            if m.reference_digest != self.reference_digest:
-                raise AliceError(
-                    f"adapter {name!r} was trained against another reference (digest {m.reference_digest[:12]}…), "
-                    f"not this one ({self.reference_digest[:12]}…)"
-                )
-        elif m.reference_sha256 != self.sha256:
-            raise AliceError(
-                f"adapter {name!r} was trained against another reference (sha256 {m.reference_sha256[:12] or '?'}…), "
-                f"not this one ({self.sha256[:12]}…)"
-            )
+        m = adapter_manifest(folder, self.sha256, self.reference_digest)
         known_sha = self._inspection().hashes.get(f"{ADAPTERS_FOLDER}/{name}/{m.weights.file}")
         tensors, digest = _read_weights(folder, m.weights, known_sha)
         feature_dim = m.backbone.feature_dim

@@ -24,7 +24,7 @@ app = typer.Typer(
 
 
 def _build_app() -> None:
-    from alice.cli import align, evaluate, modality, plugins, reference, report, search
+    from alice.cli import align, evaluate, modality, plugins, reference, report, search, serve
 
     app.add_typer(plugins.app, name="plugins")
     app.add_typer(reference.app, name="reference")
@@ -35,6 +35,7 @@ def _build_app() -> None:
     app.add_typer(search.index_app, name="index")
     app.command("search")(search.search_command)
     app.command("report")(report.report_command)
+    app.command("serve")(serve.serve_command)
     from alice.plugin.manager import register_commands
 
     for problem in register_commands(app):

@@ -41,43 +41,15 @@ def build(
 
 
 def _summary(path: Path) -> dict:
-    from alice.artifacts.store import ReferenceSpace
+    """From the manifests, with every weights file re-hashed; no torch, no network built."""
+    from alice.artifacts.describe import ReferenceFacts
 
-    ref = ReferenceSpace.load(path)
-    m = ref.manifest
-    adapters = {}
-    for name in ref.adapter_names():
-        a = ref.load_adapter(name)
-        adapters[name] = {
-            "backbone": a.manifest.backbone.name,
-            "feature_dim": a.manifest.backbone.feature_dim,
-            "dataset": a.manifest.data.dataset,
-            "annotated_classes": len(a.manifest.labels.annotated),
-            "not_annotated": [c for c in ref.vocabulary if c not in set(a.manifest.labels.annotated)],
-            "val_auroc": a.manifest.metrics.get("val", {}).get("auroc"),
-            "sha256": a.sha256,
-        }
-    return {
-        "path": str(ref.path),
-        "name": m.name,
-        "sha256": ref.sha256,
-        "digest": ref.digest,
-        "reference_digest": ref.reference_digest,
-        "reference_modality": m.reference_modality,
-        "vocabulary": ref.vocabulary,
-        "latent_dim": ref.latent_dim,
-        "intervention": {"design": m.design, "settings": m.design_settings},
-        "training": {k: m.training.get(k) for k in ("device", "seconds", "steps_per_second")},
-        "metrics": m.metrics,
-        "alice_version": m.alice_version,
-        "created": m.created,
-        "adapters": adapters,
-    }
+    return ReferenceFacts.read(path).summary()
 
 
 @app.command("show")
 def show(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
-    """Verify a reference space (hashes, compatibility) and describe it and its adapters."""
+    """Check a reference space's hashes and adapters against its manifests and describe them (`verify` loads them)."""
     s = _summary(path)
     if as_json:
         console.print_json(s)

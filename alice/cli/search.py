@@ -8,6 +8,7 @@ from typing import Any, Optional
 import typer
 
 from alice import console
+from alice.artifacts.ann import AnnSpec
 from alice.cli.options import Device, ExpectDigest, Json, Overwrite
 from alice.tables import Table
 
@@ -22,34 +23,56 @@ def index_build(
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Index file (default: <reference>/indexes/<modality>-<split>.safetensors)."
     ),
+    kind: str = typer.Option(
+        AnnSpec.kind, "--kind", help="exact (every item scanned per query), or an approximate FAISS index: ivf, hnsw."
+    ),
+    nlist: int = typer.Option(AnnSpec.nlist, "--nlist", help="ivf: clusters (0: about 4 sqrt(items))."),
+    nprobe: int = typer.Option(AnnSpec.nprobe, "--nprobe", help="ivf: clusters scanned per query."),
+    ef_search: int = typer.Option(AnnSpec.ef_search, "--ef-search", help="hnsw: candidates kept per query."),
     overwrite: bool = Overwrite,
     device: Optional[str] = Device,
 ) -> None:
-    """Embed one split of a modality's data set into an index file for `alice search`."""
+    """Embed one split of a modality's data set into an index file for `alice search` and `alice serve`."""
     from alice.artifacts.indexes import Index
     from alice.search.index import build_index
 
-    written = build_index(path, modality, split, out, overwrite, device or "auto")
+    spec = AnnSpec(kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search)
+    written = build_index(path, modality, split, out, overwrite, device or "auto", approximate=spec)
     index = Index.open(written)
-    console.info(f"wrote {written}: {index.count:,} {modality} items, {index.dim}-d")
+    line = f"wrote {written}: {index.count:,} {modality} items, {index.dim}-d"
+    settings = index.meta.get("ann", {})
+    if "recall_at_10" in settings:
+        line += (
+            f"; {kind} index ({settings['factory']}), recall@10 against exact search "
+            f"{settings['recall_at_10']:.3f} on {settings['recall_queries']} of its items"
+        )
+    console.info(line)
 
 
 @index_app.command("list")
 def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
-    """The indexes stored in a reference folder."""
-    from alice.artifacts.indexes import Index
-    from alice.artifacts.layout import INDEX_FOLDER
-    from alice.artifacts.store import ReferenceSpace
-    from alice.artifacts.verify import check_index
+    """The indexes stored in a reference folder (read from the files' headers: quick at any size)."""
+    from alice.artifacts.describe import ReferenceFacts
+    from alice.errors import AliceError
 
-    ref = ReferenceSpace.load(path)
+    ref = ReferenceFacts.read(path)
     rows = []
-    for f in sorted((ref.path / INDEX_FOLDER).glob("*.safetensors")):
-        finding = check_index(f, f.name, ref)  # the same check as `alice reference verify`
-        row: dict[str, Any] = {"file": f.name, "status": "ok" if finding.ok else finding.detail}
-        if finding.ok:
-            index = Index.open(f)
-            row.update(modality=index.modality, split=index.meta.get("split"), items=index.count)
+    for f in ref.index_files():
+        row: dict[str, Any] = {"file": f.name}
+        try:
+            header = ref.check_index(f)  # the same checks as `alice reference verify`
+        except AliceError as exc:
+            row["status"] = str(exc)
+        else:
+            recall = header.meta.get("ann", {}).get("recall_at_10")
+            row.update(
+                modality=header.modality,
+                split=header.meta.get("split"),
+                items=header.count,
+                kind=header.kind,
+                recall_at_10=recall,
+                status="ok",
+            )
         rows.append(row)
     if as_json:
         console.print_json(rows)
@@ -57,8 +80,19 @@ def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_js
     console.table(
         Table(
             f"indexes of {ref.path}",
-            ["file", "modality", "split", "items", "status"],
-            [[r["file"], r.get("modality"), r.get("split"), r.get("items"), r["status"]] for r in rows],
+            ["file", "modality", "split", "items", "kind", "recall@10", "status"],
+            [
+                [
+                    r["file"],
+                    r.get("modality"),
+                    r.get("split"),
+                    r.get("items"),
+                    r.get("kind"),
+                    r.get("recall_at_10"),
+                    r["status"],
+                ]
+                for r in rows
+            ],
         )
     )
 
@@ -69,15 +103,6 @@ def _index_path(ref_path: Path, target: str, split: str) -> Path:
     if target.endswith(".safetensors") or "/" in target:
         return Path(target)
     return default_index_path(ref_path, target, split)
-
-
-def _replacement(text: str) -> tuple[str, str]:
-    from alice.errors import AliceError
-
-    parts = text.split("=")
-    if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-        raise AliceError(f"--replace takes OLD=NEW (e.g. three=seven), got {text!r}")
-    return parts[0].strip(), parts[1].strip()
 
 
 def search_command(
@@ -96,55 +121,22 @@ def search_command(
     ),
     k: int = typer.Option(10, "--k", "-k", min=1, help="How many results."),
     split: str = typer.Option("test", "--split", help="The index's split, when --in names a modality."),
+    exact: bool = typer.Option(False, "--exact", help="Scan every item even when the index is approximate."),
     device: Optional[str] = Device,
     expect_digest: Optional[str] = ExpectDigest,
     as_json: bool = Json,
 ) -> None:
     """Search an index with a query of another modality; with --replace, search for the edited query."""
     from alice.api import Space
-    from alice.artifacts.indexes import Index
-    from alice.errors import AliceError
+    from alice.search import query as q
 
+    replacement = q.parse_replacement(replace) if replace else None
     space = Space.load(path, device or "cpu", expect_digest)
-    index = Index.open(_index_path(space.path, target, split))
-    if index.modality not in space.adapters:
-        raise AliceError(
-            f"index {index.path} holds {index.modality!r} latents, a modality this space has no adapter for"
-        )
-    index.check_against(space.reference.sha256, space.adapter(index.modality).sha256, len(space.vocabulary))
-    name = source if source is not None else space.modality_of(query)
-    space.adapter(name)  # an unknown --from names the adapters there are
-    z = space.encode(name, [query])
-    result: dict[str, Any] = {
-        "query": query,
-        "from": name,
-        "in": str(index.path),
-        "items": index.count,
-        "query_labels": space.labels(z, name)[0],
-    }
-    if replace:
-        old, new = (space.vocabulary[space.label_index(x)] for x in _replacement(replace))
-        if old not in result["query_labels"]:
-            console.warn(
-                f"the query's predicted labels ({', '.join(result['query_labels']) or 'none'}) do not include {old!r}: "
-                "M_ref was trained to replace classes that are present, so this edit may do little more than add "
-                f"{new!r}"
-            )
-        z = space.intervene(z, (old, new), through=name)
-        result["replace"] = [old, new]
-        result["edited_labels"] = space.labels(z, name)[0]
-    scores, rows = index.search(z, k)
-    result["results"] = [
-        {
-            "rank": r + 1,
-            "row": int(i),
-            "score": round(float(s), 4),
-            "labels": index.label_names(int(i), space.vocabulary),
-            **({"text": index.texts[int(i)]} if index.texts else {}),
-            **({"pair_id": index.pair_ids[int(i)]} if index.pair_ids else {}),
-        }
-        for r, (s, i) in enumerate(zip(scores[0].tolist(), rows[0].tolist()))
-    ]
+    index = q.open_index(space, _index_path(space.path, target, split))
+    name, z = q.encode_query(space, query, source)
+    result: dict[str, Any] = {"query": query, **q.search(space, index, z, name, k, replacement, exact)}
+    for warning in result["warnings"]:
+        console.warn(warning)
     if as_json:
         console.print_json(result)
         return

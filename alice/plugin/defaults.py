@@ -13,10 +13,13 @@ from alice.plugin.hookspecs import hookimpl
 
 @hookimpl
 def alice_register_interventions(register):
-    from alice.core.interventions import BUILTIN_INTERVENTIONS
-
-    for design in BUILTIN_INTERVENTIONS:
-        register(design)
+    # lazily: the designs are torch modules, imported when a reference space is built or loaded
+    for name, cls in (
+        ("global", "GlobalIntervention"),
+        ("affine", "AffineIntervention"),
+        ("nonlinear", "NonLinearIntervention"),
+    ):
+        register(name, f"alice.core.interventions:{cls}")
 
 
 def map_by_name(

@@ -1,8 +1,11 @@
 """The hooks a plugin implements (pluggy project ``alice``).
 
 Registration hooks receive a ``register`` callback; call it once per thing the
-plugin provides. Hooks are never renamed: new arguments are added instead
-(an implementation may accept fewer arguments than its spec).
+plugin provides. A class may also be registered lazily, by its name and where it
+lives, ``register("name", "package.module:Class")``: the module is imported the
+first time the name is used, so listing plugins imports nothing heavy. Hooks are
+never renamed: new arguments are added instead (an implementation may accept
+fewer arguments than its spec).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ def alice_register_backbones(register: Callable) -> None:
     """Register feature extractors.
 
     :param register: call ``register(cls)`` with a subclass of
-        :class:`alice.plugin.Backbone` (class attributes ``name``, ``modality``).
+        :class:`alice.plugin.Backbone` (class attributes ``name``, ``modality``),
+        or ``register(name, "package.module:Class")`` to import it on first use.
     """
 
 
@@ -29,7 +33,8 @@ def alice_register_datasets(register: Callable) -> None:
     """Register labelled data sets.
 
     :param register: call ``register(cls)`` with a subclass of
-        :class:`alice.plugin.DataSet` (class attributes ``name``, ``modality``).
+        :class:`alice.plugin.DataSet` (class attributes ``name``, ``modality``),
+        or ``register(name, "package.module:Class")`` to import it on first use.
     """
 
 
@@ -37,7 +42,8 @@ def alice_register_datasets(register: Callable) -> None:
 def alice_register_label_mappers(register: Callable) -> None:
     """Register label mappers: a data set's vocabulary -> the reference vocabulary.
 
-    :param register: call ``register(name, mapper)``. ALICE calls
+    :param register: call ``register(name, mapper)`` (or ``register(name,
+        "package.module:function")``, imported on first use). ALICE calls
         ``mapper(source, reference, aliases=aliases)``: ``source`` is the data
         set's vocabulary, ``reference`` the reference vocabulary, ``aliases``
         the recipe's ``[labels.aliases]`` table (source label -> reference
@@ -52,7 +58,8 @@ def alice_register_interventions(register: Callable) -> None:
     """Register intervention designs.
 
     :param register: call ``register(cls)`` with a subclass of
-        :class:`alice.plugin.Intervention` (class attribute ``name``).
+        :class:`alice.plugin.Intervention` (class attribute ``name``), or
+        ``register(name, "package.module:Class")`` to import it (and torch) on first use.
     """
 
 

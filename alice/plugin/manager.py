@@ -12,6 +12,14 @@ malformed, it is left out whole, nothing it registered is kept, and
 ``alice plugins list`` and every "unknown ..." error name it. The rest of the
 CLI keeps working.
 
+A class may be registered *lazily*, by name and place: ``register("pixels",
+"alice_plugins.image.backbones:PixelBackbone")``. Its module is imported, and
+the class checked, the first time that name is used (``Registry.get``), so
+describing what is installed (``alice plugins list``) imports no backbone and
+no torch. A lazy registration that cannot be resolved is an error naming the
+plugin, the name and the cause when it is used; ``alice plugins list --check``
+resolves every one.
+
 ``ALICE_PLUGINS=a,b`` loads only the named entry-point plugins (empty: none).
 """
 
@@ -54,8 +62,24 @@ class PluginInfo:
 
 @dataclass
 class Registered:
-    obj: Any
+    obj: Any  # None until a lazy registration is resolved
     plugin: str
+    target: str | None = None  # "module:attribute" of a lazy registration
+
+
+def load_target(target: str) -> Any:
+    """The object a ``"package.module:attribute"`` string names (the module imported now)."""
+    module, _, attribute = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _check_target(target: Any) -> str:
+    if not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":")):
+        raise TypeError(f"a lazy registration names its object as 'package.module:attribute', got {target!r}")
+    return target
 
 
 class Registry:
@@ -64,6 +88,7 @@ class Registry:
     def __init__(self, plugins: dict[str, PluginInfo]) -> None:
         self.items: dict[str, dict[str, Registered]] = {kind: {} for kind in REGISTRATION_HOOKS.values()}
         self.conflicts: dict[tuple[str, str], list[str]] = {}
+        self.unresolved: dict[tuple[str, str], str] = {}  # lazy registrations that failed to resolve: why
         self.plugins = plugins
 
     def names(self, kind: str) -> list[str]:
@@ -83,7 +108,37 @@ class Registry:
             failed = self.failed()
             hint = f"; plugin(s) {', '.join(failed)} failed to load, see `alice plugins list`" if failed else ""
             raise AliceError(f"unknown {kind} {name!r} (known: {known}){hint}")
-        return self.items[kind][name].obj
+        entry = self.items[kind][name]
+        if entry.target is not None and entry.obj is None:
+            entry.obj = self._resolve(kind, name, entry)
+        return entry.obj
+
+    def _resolve(self, kind: str, name: str, entry: Registered) -> Any:
+        """Import a lazily registered object and check it as an eager registration is checked."""
+        if (kind, name) not in self.unresolved:
+            try:
+                obj = load_target(str(entry.target))
+                if kind == "label mapper":
+                    if not callable(obj):
+                        raise TypeError(f"{obj!r} is not callable")
+                elif (found := _validate(kind, obj)) != name:
+                    raise TypeError(f"{entry.target} is named {found!r}")
+                return obj
+            except Exception as exc:  # a broken plugin must not break the CLI: one line naming it
+                self.unresolved[(kind, name)] = (
+                    f"{kind} {name!r} of plugin {entry.plugin!r} cannot be loaded from {entry.target}: {describe(exc)}"
+                )
+        raise AliceError(self.unresolved[(kind, name)])
+
+    def resolve_all(self) -> list[str]:
+        """Import every lazy registration now; the problems found (one line each)."""
+        for kind, entries in self.items.items():
+            for name in list(entries):
+                try:
+                    self.get(kind, name)
+                except AliceError:
+                    pass
+        return [self.unresolved[key] for key in sorted(self.unresolved)]
 
     def provider(self, kind: str, name: str) -> str:
         return self.items[kind][name].plugin
@@ -109,7 +164,7 @@ class Registry:
         out = [f"plugin {p.name!r}: {p.error}" for p in self.plugins.values() if p.error]
         for (kind, name), who in self.conflicts.items():
             out.append(f"{kind} {name!r} is registered by both plugins {' and '.join(map(repr, who))}")
-        return out
+        return out + [self.unresolved[key] for key in sorted(self.unresolved)]
 
 
 _manager: pluggy.PluginManager | None = None
@@ -189,11 +244,13 @@ def _validate(kind: str, obj: Any) -> str:
     """Return the registered object's name, or raise TypeError saying what is wrong."""
     if kind == "recipe folder":
         return str(obj)
-    from alice.core.interventions import Intervention
-    from alice.plugin.backbone import Backbone
-    from alice.plugin.dataset import DataSet
+    if kind == "intervention":  # a torch module: torch is imported only for a registration of this kind
+        from alice.core.interventions import Intervention as base
+    else:
+        from alice.plugin.backbone import Backbone
+        from alice.plugin.dataset import DataSet
 
-    base = {"backbone": Backbone, "dataset": DataSet, "intervention": Intervention}[kind]
+        base = {"backbone": Backbone, "dataset": DataSet}[kind]
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise TypeError(
             f"registered {obj!r} as a {kind}, but it is not a subclass of {base.__module__}.{base.__name__}"
@@ -206,17 +263,26 @@ def _validate(kind: str, obj: Any) -> str:
     return name
 
 
-def _registrations(kind: str, function: Callable) -> list[tuple[str, Any]]:
-    """Call one hook implementation; what it registered, validated (raises on anything malformed)."""
-    added: list[tuple[str, Any]] = []
+def _registrations(kind: str, function: Callable) -> list[tuple[str, Registered]]:
+    """Call one hook implementation; what it registered, validated (raises on anything malformed).
 
-    def register(obj: Any, mapper: Callable | None = None) -> None:
+    A lazy registration (``register(name, "module:attribute")``) is checked for its form only;
+    the object itself when it is first used.
+    """
+    added: list[tuple[str, Registered]] = []
+
+    def register(obj: Any, target: Any = None) -> None:
         if kind == "label mapper":
-            if not isinstance(obj, str) or not callable(mapper):
-                raise TypeError("label mappers are registered as register(name, callable)")
-            added.append((obj, mapper))
+            if not isinstance(obj, str) or not (callable(target) or isinstance(target, str)):
+                raise TypeError("label mappers are registered as register(name, callable or 'module:function')")
+            lazy = isinstance(target, str)
+            added.append((obj, Registered(None if lazy else target, "", _check_target(target) if lazy else None)))
+        elif target is not None and kind != "recipe folder":
+            if not isinstance(obj, str) or not obj:
+                raise TypeError(f"a lazy {kind} is registered as register(name, 'module:Class'), got name {obj!r}")
+            added.append((obj, Registered(None, "", _check_target(target))))
         else:
-            added.append((_validate(kind, obj), Path(obj) if kind == "recipe folder" else obj))
+            added.append((_validate(kind, obj), Registered(Path(obj) if kind == "recipe folder" else obj, "")))
 
     function(register=register)
     return added
@@ -229,7 +295,7 @@ def get_registry() -> Registry:
         return _registry
     pm = plugin_manager()
     infos = {name: PluginInfo(i.name, i.source, i.error) for name, i in _infos.items()}
-    pending: dict[str, list[tuple[str, str, Any]]] = {}  # plugin -> (kind, name, object)
+    pending: dict[str, list[tuple[str, str, Registered]]] = {}  # plugin -> (kind, name, registration)
     for hook_name, kind in REGISTRATION_HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             info = infos.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name, "unknown"))
@@ -237,7 +303,7 @@ def get_registry() -> Registry:
                 continue
             try:
                 pending.setdefault(info.name, []).extend(
-                    (kind, n, obj) for n, obj in _registrations(kind, impl.function)
+                    (kind, n, entry) for n, entry in _registrations(kind, impl.function)
                 )
             except Exception as exc:
                 info.error = f"{hook_name} failed: {describe(exc)}"
@@ -245,11 +311,12 @@ def get_registry() -> Registry:
     for plugin, items in pending.items():
         if infos[plugin].error:
             continue  # a later hook of this plugin failed: it provides nothing
-        for kind, name, obj in items:
+        for kind, name, entry in items:
             if name in reg.items[kind] and kind != "recipe folder":
                 reg.conflicts.setdefault((kind, name), [reg.items[kind][name].plugin]).append(plugin)
                 continue
-            reg.items[kind][name] = Registered(obj, plugin)
+            entry.plugin = plugin
+            reg.items[kind][name] = entry
             infos[plugin].provides.setdefault(kind, []).append(name)
     _registry = reg
     return reg

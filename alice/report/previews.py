@@ -3,12 +3,14 @@
 A backbone turns an input into a *preview* (:data:`alice.plugin.Preview`): a
 string, an RGB ``[H, W, 3]`` uint8 array, or a sound ``(samples, rate)``. This
 module writes a preview as a small PNG (and a WAV for sound) and gives its
-HTML; it never looks at what kind of modality the input came from.
+HTML; it never looks at what kind of modality the input came from. The server
+(:mod:`alice.serve`) sends the same PNG and WAV bytes.
 """
 
 from __future__ import annotations
 
 import html
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,12 @@ def is_sound(preview: Any) -> bool:
     )
 
 
-def save_thumbnail(rgb: np.ndarray, path: Path, size: int = THUMBNAIL) -> None:
+def kind(preview: Any) -> str:
+    """``image``, ``sound`` or ``text``: how a preview is shown."""
+    return "image" if is_image(preview) else "sound" if is_sound(preview) else "text"
+
+
+def thumbnail_png(rgb: np.ndarray, size: int = THUMBNAIL) -> bytes:
     """A PNG at most ``size`` pixels wide and high; small images (digits are 20 px) are scaled up without blurring."""
     from PIL import Image
 
@@ -41,7 +48,23 @@ def save_thumbnail(rgb: np.ndarray, path: Path, size: int = THUMBNAIL) -> None:
     elif max(image.size) < size:
         scale = size // max(image.size)
         image = image.resize((image.size[0] * scale, image.size[1] * scale), Image.NEAREST)
-    image.save(path)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def sound_wav(samples: np.ndarray, rate: int) -> bytes:
+    """The sound as WAV bytes (16-bit PCM)."""
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.asarray(samples, dtype=np.float32), int(rate), format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def save_thumbnail(rgb: np.ndarray, path: Path, size: int = THUMBNAIL) -> None:
+    """:func:`thumbnail_png`, written to ``path``."""
+    Path(path).write_bytes(thumbnail_png(rgb, size))
 
 
 def save_sound(samples: np.ndarray, rate: int, png: Path, wav: Path) -> None:
@@ -50,10 +73,9 @@ def save_sound(samples: np.ndarray, rate: int, png: Path, wav: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import soundfile
 
     samples = np.asarray(samples, dtype=np.float32)
-    soundfile.write(str(wav), samples, int(rate))
+    Path(wav).write_bytes(sound_wav(samples, rate))
     fig, ax = plt.subplots(figsize=(1.6, 0.8), dpi=80)
     ax.plot(np.arange(len(samples)) / rate, samples, linewidth=0.5, color="#345")
     ax.set_axis_off()

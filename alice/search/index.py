@@ -7,9 +7,10 @@ from pathlib import Path
 import torch
 
 from alice import console
+from alice.artifacts.ann import AnnSpec
 from alice.artifacts.indexes import Index, default_index_path, write_index
 from alice.artifacts.layout import INDEX_FOLDER
-from alice.artifacts.store import ReferenceSpace, inside, scratch_beside, update_space
+from alice.artifacts.store import ReferenceSpace, inside, is_reference_folder, scratch_beside, update_space
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.files import refuse_to_replace
@@ -33,8 +34,14 @@ def build_index(
     overwrite: bool = False,
     device_name: str = "auto",
     batch_size: int = 8192,
+    approximate: AnnSpec | None = None,
 ) -> Path:
-    """Embed one split of a modality's own data set (features from the cache) into an index file."""
+    """Embed one split of a modality's own data set (features from the cache) into an index file.
+
+    ``approximate`` (kind ivf or hnsw, see :mod:`alice.artifacts.ann`) adds a FAISS index of the same embeddings.
+    """
+    if approximate is not None:
+        approximate.check()  # a wrong setting is refused before any work
     ref = ReferenceSpace.load(reference_path)
     if modality not in ref.adapter_names():
         raise AliceError(
@@ -50,6 +57,9 @@ def build_index(
     if rel is not None and (len(parts) != 2 or parts[0] != INDEX_FOLDER or not out.name.endswith(".safetensors")):
         where = f"{INDEX_FOLDER}/<name>.safetensors"
         raise AliceError(f"{out} is inside reference {ref.path}: an index there goes in {where}")
+    foreign = next((p for p in Path(out).absolute().parents if is_reference_folder(p)), None)
+    if rel is None and foreign is not None:
+        raise AliceError(f"{out} is inside another reference space ({foreign}); write the index outside it")
     refuse_to_replace(out, overwrite, "index", is_index, folder=False)
     device = pick_device(device_name)
     adapter = ref.load_adapter(modality).to(device)
@@ -72,7 +82,7 @@ def build_index(
     }
     content = (torch.cat(chunks), meta, data.labels[split], data.mapping.annotated, texts, data.pair_ids[split])
     if rel is None:
-        return write_index(out, *content, overwrite)
+        return write_index(out, *content, overwrite, approximate)
     with scratch_beside(ref.path) as tmp:  # an index inside the space comes with the space's next version
-        update_space(ref.path, {rel: write_index(tmp / out.name, *content)})
+        update_space(ref.path, {rel: write_index(tmp / out.name, *content, approximate=approximate)})
     return out

@@ -7,14 +7,11 @@ from alice.plugin import hookimpl
 
 @hookimpl
 def alice_register_backbones(register):
-    from alice_plugins.audio.backbones import LogMelBackbone, Wav2Vec2Backbone
-
-    register(LogMelBackbone)
-    register(Wav2Vec2Backbone)
+    # by name and place: the module (and torch) is imported when a backbone is first used
+    register("logmel", "alice_plugins.audio.backbones:LogMelBackbone")
+    register("wav2vec2", "alice_plugins.audio.backbones:Wav2Vec2Backbone")
 
 
 @hookimpl
 def alice_register_datasets(register):
-    from alice_plugins.audio.datasets import AudioFolder
-
-    register(AudioFolder)
+    register("audio-folder", "alice_plugins.audio.datasets:AudioFolder")

@@ -9,10 +9,9 @@ from alice.plugin import hookimpl
 
 @hookimpl
 def alice_register_datasets(register):
-    from alice_plugins.coco.datasets import CocoImage, CocoText
-
-    register(CocoImage)
-    register(CocoText)
+    # by name and place: the module (and pycocotools) is imported when a data set is first used
+    register("coco-image", "alice_plugins.coco.datasets:CocoImage")
+    register("coco-text", "alice_plugins.coco.datasets:CocoText")
 
 
 @hookimpl

@@ -8,9 +8,7 @@ from alice.plugin import hookimpl
 
 @hookimpl
 def alice_register_datasets(register):
-    from alice_plugins.digits.datasets import DigitsImage, DigitsText
-    from alice_plugins.digits.speech import DigitsSpeech
-
-    register(DigitsImage)
-    register(DigitsText)
-    register(DigitsSpeech)
+    # by name and place: the modules are imported when a data set is first used
+    register("digits-image", "alice_plugins.digits.datasets:DigitsImage")
+    register("digits-text", "alice_plugins.digits.datasets:DigitsText")
+    register("digits-speech", "alice_plugins.digits.speech:DigitsSpeech")

@@ -5,8 +5,7 @@ from alice.plugin import hookimpl
 
 @hookimpl
 def alice_register_backbones(register):
-    from alice_plugins.image.backbones import MobileNetV2Backbone, PixelBackbone, ViTBackbone
-
-    register(PixelBackbone)
-    register(MobileNetV2Backbone)
-    register(ViTBackbone)
+    # by name and place: the module (and torch) is imported when a backbone is first used
+    register("pixels", "alice_plugins.image.backbones:PixelBackbone")
+    register("mobilenet-v2", "alice_plugins.image.backbones:MobileNetV2Backbone")
+    register("vit", "alice_plugins.image.backbones:ViTBackbone")

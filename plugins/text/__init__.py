@@ -5,7 +5,6 @@ from alice.plugin import hookimpl
 
 @hookimpl
 def alice_register_backbones(register):
-    from alice_plugins.text.backbones import BertBackbone, MiniLMBackbone
-
-    register(MiniLMBackbone)
-    register(BertBackbone)
+    # by name and place: the module (and torch) is imported when a backbone is first used
+    register("minilm", "alice_plugins.text.backbones:MiniLMBackbone")
+    register("bert", "alice_plugins.text.backbones:BertBackbone")

@@ -1,0 +1,299 @@
+"""What a reference folder and its index files say about themselves, read without torch.
+
+`alice reference show` and `alice index list` describe a space from its JSON manifests, its
+weights files re-hashed against them (hashlib), and the *headers* of safetensors files: the JSON
+object in front of the tensors, naming each tensor's dtype and shape and holding the file's
+metadata. Nothing here builds a network or reads a tensor; loading them is
+:mod:`alice.artifacts.store`'s and :mod:`alice.artifacts.indexes`'s job, and both check what they
+load with the functions here, so a check is written once.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alice.artifacts.layout import ADAPTERS_FOLDER, INDEX_FOLDER
+from alice.artifacts.manifests import (
+    AdapterManifest,
+    ReferenceManifest,
+    WeightsRecord,
+    read_adapter_manifest,
+    read_reference_manifest,
+)
+from alice.artifacts.space import inspect_space, warn_unrecorded
+from alice.errors import AliceError
+from alice.files import recover, sha256_file
+
+INDEX_FORMAT, INDEX_VERSION = "alice.index", 1
+#: a header larger than this is not a safetensors header (safetensors itself refuses over 100 MB)
+_MAX_HEADER = 100 * 2**20
+
+
+def safetensors_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str], int]:
+    """``(tensors, metadata, data start)`` of a safetensors file: each tensor's ``dtype``, ``shape`` and
+    ``data_offsets`` (from the data start), the string metadata, and where the data begins, from the
+    header alone (8 bytes of length, then JSON)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError("file too short for a safetensors header")
+        (size,) = struct.unpack("<Q", head)
+        if size > _MAX_HEADER:
+            raise ValueError(f"header of {size} bytes is too large")
+        raw = f.read(size)
+    if len(raw) < size:
+        raise ValueError("file ends inside its header")
+    header = json.loads(raw.decode("utf-8"))
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    return header, metadata, 8 + size
+
+
+def checked_sha256(path: Path, expected: str) -> str:
+    """Hash a weights file and refuse it if it is missing or its sha256 is not the manifest's."""
+    if not path.is_file():
+        raise AliceError(f"{path} is missing")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise AliceError(
+            f"{path} does not match the sha256 in its manifest (expected {expected[:12]}…, found {actual[:12]}…): "
+            "the file was changed or damaged"
+        )
+    return actual
+
+
+# --------------------------------------------------------------------------- index files
+
+
+@dataclass
+class IndexHeader:
+    """An index file's metadata and tensor shapes (see :mod:`alice.artifacts.indexes`), checked, no tensor read."""
+
+    path: Path
+    meta: dict[str, Any]
+    count: int
+    dim: int
+    label_classes: int | None = None  # width of ``labels``, when the file has them
+    annotated_classes: int | None = None
+    embeddings_offset: int | None = None  # where the float32 embeddings start in the file (None: another dtype)
+
+    @property
+    def modality(self) -> str:
+        return str(self.meta.get("modality", "?"))
+
+    @property
+    def kind(self) -> str:
+        """``exact``, or the approximate index the file also holds (``ivf``, ``hnsw``)."""
+        return str(self.meta.get("kind", "exact"))
+
+    @property
+    def name(self) -> str:
+        """How a server and a page name the index: its file name without ``.safetensors``."""
+        return self.path.name.removesuffix(".safetensors")
+
+    @classmethod
+    def read(cls, path: str | Path) -> IndexHeader:
+        """Read and check the header; refuse a file that is not an ALICE index, or a newer or inconsistent one."""
+        path = Path(path)
+        if not path.is_file():
+            raise AliceError(f"no index at {path}; build one with `alice index build`")
+        try:
+            tensors, metadata, data_start = safetensors_header(path)
+        except (OSError, ValueError) as exc:  # truncated or foreign: say what is wrong
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise AliceError(f"{path} is not a readable index: {first}") from None
+        raw = metadata.get("alice")
+        if raw is None or "embeddings" not in tensors:
+            raise AliceError(f"{path} is not an ALICE index (no 'alice' metadata or no embeddings)")
+        try:
+            meta = json.loads(raw)
+        except json.JSONDecodeError:
+            raise AliceError(f"{path}: its 'alice' metadata is not JSON") from None
+        if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else meta
+            raise AliceError(f"{path} is not an ALICE index (format {found!r})")
+        missing = [key for key in ("modality", "reference_sha256", "adapter_sha256") if not meta.get(key)]
+        if missing:
+            raise AliceError(f"{path}: its metadata names no {missing[0]}; rebuild it with `alice index build`")
+        if int(meta.get("format_version", 0)) > INDEX_VERSION:
+            raise AliceError(
+                f"{path} is index format {meta.get('format_version')}, newer than this ALICE reads ({INDEX_VERSION}); "
+                "upgrade alice"
+            )
+        shape = list(tensors["embeddings"].get("shape", []))
+        if len(shape) != 2:
+            raise AliceError(f"{path}: embeddings must be [n, d], got shape {shape}")
+        n, d = int(shape[0]), int(shape[1])
+
+        def rows(name: str) -> int | None:
+            if name in tensors:
+                return int(tensors[name]["shape"][0])
+            if f"{name}.offsets" in tensors:
+                return int(tensors[f"{name}.offsets"]["shape"][0]) - 1
+            return None
+
+        for name in ("labels", "texts", "pair_ids"):
+            found = rows(name)
+            if found is not None and found != n:
+                raise AliceError(f"{path}: {name} has {found} rows for {n} embeddings")
+        labels = tensors.get("labels", {}).get("shape")
+        annotated = tensors.get("annotated", {}).get("shape")
+        embeddings = tensors["embeddings"]
+        return cls(
+            path,
+            meta,
+            n,
+            d,
+            int(labels[1]) if labels and len(labels) == 2 else None,
+            int(annotated[0]) if annotated else None,
+            data_start + int(embeddings["data_offsets"][0]) if embeddings.get("dtype") == "F32" else None,
+        )
+
+    def check_against(
+        self, reference_sha256: str, adapter_sha256: str | None = None, classes: int | None = None
+    ) -> None:
+        """Refuse an index built with another reference space, another version of its adapter, or other labels."""
+        built = str(self.meta.get("reference_sha256", ""))
+        if built != reference_sha256:
+            raise AliceError(
+                f"index {self.path} was built against reference {built[:12] or '?'}…, not this one "
+                f"({reference_sha256[:12]}…); rebuild it"
+            )
+        if adapter_sha256 is not None and self.meta.get("adapter_sha256") != adapter_sha256:
+            raise AliceError(
+                f"index {self.path} was built with another {self.modality!r} adapter than the one in this reference; "
+                "rebuild it"
+            )
+        if classes is not None:
+            for name, width in (("labels", self.label_classes), ("annotated", self.annotated_classes)):
+                if width is not None and width != classes:
+                    raise AliceError(
+                        f"index {self.path}: {name} cover {width} classes, the reference vocabulary has {classes}"
+                    )
+
+
+# --------------------------------------------------------------------------- a reference folder
+
+
+def reference_manifest(path: Path) -> ReferenceManifest:
+    """A reference folder's manifest; a folder that does not exist is named as such."""
+    if not Path(path).is_dir():
+        raise AliceError(f"reference folder {path} does not exist")
+    return read_reference_manifest(path)
+
+
+def adapter_names(path: Path) -> list[str]:
+    """The adapter folders of a reference folder; hidden ones (checkpoints, partial writes) are not adapters."""
+    folder = Path(path) / ADAPTERS_FOLDER
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def adapter_manifest(folder: Path, reference_sha256: str, reference_digest: str = "") -> AdapterManifest:
+    """An adapter's manifest, refused unless the adapter was trained against this reference.
+
+    An adapter written with ``space.json`` names the reference's digest (its weights and manifest), one written
+    before only the reference weights' sha256.
+    """
+    m = read_adapter_manifest(folder)
+    name = Path(folder).name
+    if m.reference_digest and reference_digest:
+        if m.reference_digest != reference_digest:
+            raise AliceError(
+                f"adapter {name!r} was trained against another reference (digest {m.reference_digest[:12]}…), "
+                f"not this one ({reference_digest[:12]}…)"
+            )
+    elif m.reference_sha256 != reference_sha256:
+        raise AliceError(
+            f"adapter {name!r} was trained against another reference "
+            f"(sha256 {m.reference_sha256[:12] or '?'}…), not this one ({reference_sha256[:12]}…)"
+        )
+    return m
+
+
+@dataclass
+class ReferenceFacts:
+    """A reference folder's manifests, every file checked against ``space.json`` and every weights file against its
+    manifest (hashlib only: no network built, no torch imported)."""
+
+    path: Path
+    manifest: ReferenceManifest
+    sha256: str
+    adapters: dict[str, tuple[AdapterManifest, str]]  # name -> (manifest, sha256 of its weights)
+    digest: str = ""
+    reference_digest: str = ""
+
+    @classmethod
+    def read(cls, path: str | Path, digest: str | None = None) -> ReferenceFacts:
+        path = Path(path)
+        recover(path.absolute())  # a writer killed mid-replacement left the previous version beside it
+        manifest = reference_manifest(path)
+        inspection = inspect_space(path)
+        inspection.raise_first()
+        if inspection.record is None:
+            warn_unrecorded(path)
+        inspection.check_digest(digest)
+        known = inspection.hashes
+
+        def weights(folder: str, record: WeightsRecord) -> str:
+            rel = f"{folder}/{record.file}" if folder else record.file
+            if rel in known and known[rel] == record.sha256:
+                return known[rel]
+            return checked_sha256(path / rel, record.sha256)
+
+        sha = weights("", manifest.weights)
+        adapters = {}
+        names = inspection.record.adapter_names() if inspection.record is not None else adapter_names(path)
+        for name in names:
+            folder = f"{ADAPTERS_FOLDER}/{name}"
+            m = adapter_manifest(path / folder, sha, inspection.reference_digest)
+            adapters[name] = (m, weights(folder, m.weights))
+        return cls(path, manifest, sha, adapters, inspection.digest, inspection.reference_digest)
+
+    def check_index(self, path: Path) -> IndexHeader:
+        """An index of this folder, checked against this reference and the adapter it holds now."""
+        header = IndexHeader.read(path)
+        if header.modality not in self.adapters:
+            raise AliceError(f"index of {header.modality!r}, an adapter this reference does not have")
+        header.check_against(self.sha256, self.adapters[header.modality][1], len(self.manifest.vocabulary))
+        return header
+
+    def index_files(self) -> list[Path]:
+        return sorted((self.path / INDEX_FOLDER).glob("*.safetensors"))
+
+    def summary(self) -> dict[str, Any]:
+        """What `alice reference show` prints (``--json``: as it is)."""
+        m = self.manifest
+        return {
+            "path": str(self.path),
+            "name": m.name,
+            "sha256": self.sha256,
+            "digest": self.digest,
+            "reference_digest": self.reference_digest,
+            "reference_modality": m.reference_modality,
+            "vocabulary": list(m.vocabulary),
+            "latent_dim": m.latent_dim,
+            "intervention": {"design": m.design, "settings": m.design_settings},
+            "training": {k: m.training.get(k) for k in ("device", "seconds", "steps_per_second")},
+            "metrics": m.metrics,
+            "alice_version": m.alice_version,
+            "created": m.created,
+            "adapters": {
+                name: {
+                    "backbone": a.backbone.name,
+                    "feature_dim": a.backbone.feature_dim,
+                    "dataset": a.data.dataset,
+                    "annotated_classes": len(a.labels.annotated),
+                    "not_annotated": [c for c in m.vocabulary if c not in set(a.labels.annotated)],
+                    "val_auroc": a.metrics.get("val", {}).get("auroc"),
+                    "sha256": digest,
+                }
+                for name, (a, digest) in self.adapters.items()
+            },
+        }
