@@ -143,7 +143,7 @@ def load_modality(
     """
     dataset = make_dataset(spec.data)
     backbone, plugin = make_backbone(spec.backbone)
-    if dataset.modality != backbone.modality and dataset.modality not in backbone.also_reads:
+    if not backbone.reads(dataset.modality):
         raise AliceError(
             f"backbone {backbone.name!r} reads {backbone.modality} but data set {dataset.name!r} holds "
             f"{dataset.modality}"
@@ -154,6 +154,7 @@ def load_modality(
     for name in splits:
         split = dataset.split(name)
         _check_split(split, dataset, name)
+        backbone.bind(inputs=split.inputs)
         out.features[name] = extract_features(
             backbone,
             split.inputs,
