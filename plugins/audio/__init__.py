@@ -1,5 +1,5 @@
 """The audio modality: backbones ``logmel`` (torchaudio, or a fallback without it) and ``wav2vec2``
-(transformers), and the data set ``audio-folder`` (your files plus a labels file).
+(transformers). Your own sound files go through the ``files`` plugin's ``audio-folder``.
 """
 
 from alice.plugin import hookimpl
@@ -11,10 +11,3 @@ def alice_register_backbones(register):
 
     register(LogMelBackbone)
     register(Wav2Vec2Backbone)
-
-
-@hookimpl
-def alice_register_datasets(register):
-    from alice_plugins.audio.datasets import AudioFolder
-
-    register(AudioFolder)
