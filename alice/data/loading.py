@@ -15,7 +15,7 @@ import torch
 
 from alice import console
 from alice.data.features import extract_features
-from alice.data.labels import LabelMapping
+from alice.data.labels import LabelMapping, check_vocabulary, uncovered_labels, uncovered_message
 from alice.data.recipes import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
 from alice.plugin.backbone import Backbone
@@ -106,6 +106,7 @@ def _check_labelled(labels: np.ndarray, dataset: DataSet, name: str) -> None:
 def label_mapping(dataset: DataSet, labels: LabelSpec, reference_vocabulary: list[str] | None) -> LabelMapping:
     """The data set's labels in the reference vocabulary (its own vocabulary when there is no reference yet)."""
     vocab = list(dataset.vocabulary)
+    check_vocabulary(vocab, dataset.name)
     if reference_vocabulary is None:
         return LabelMapping({c: c for c in vocab}, vocab)
     mapper = get_registry().label_mapper(labels.mapper)
@@ -115,6 +116,11 @@ def label_mapping(dataset: DataSet, labels: LabelSpec, reference_vocabulary: lis
         raise
     except Exception as exc:
         raise AliceError(f"label mapper {labels.mapper!r} failed: {exc}") from None
+    if not isinstance(raw, dict):
+        raise AliceError(f"label mapper {labels.mapper!r} returned {type(raw).__name__}, not a dict")
+    uncovered = uncovered_labels(vocab, raw, labels.aliases)
+    if uncovered:
+        raise AliceError(uncovered_message(dataset.name, uncovered, list(reference_vocabulary)))
     bad = {t for t in raw.values() if t is not None and t not in reference_vocabulary}
     if bad:
         raise AliceError(
