@@ -170,12 +170,15 @@ class HFBackbone(HubBackbone):
         return self._kind
 
     def pooling(self) -> str:
-        if self._pooling == "auto":
+        """cls, mean, pooler or features: the option, or for ``auto`` the model's own features when it has them."""
+        if self._pooling in ("auto", "features"):
             cls = self._model_class()
-            if cls is not None and hasattr(cls, f"get_{self.kind()}_features"):
-                self._pooling = "features"
-            else:
-                self._pooling = "mean" if self.kind() == "audio" else "cls"
+            own = cls is not None and hasattr(cls, f"get_{self.kind()}_features")
+            if self._pooling == "features" and not own:
+                raise AliceError(
+                    f"model {self.model_id!r} has no get_{self.kind()}_features; choose pooling cls, mean or pooler"
+                )
+            self._pooling = "features" if own else "mean" if self.kind() == "audio" else "cls"
         return self._pooling
 
     def reads(self, modality: str) -> bool:

@@ -184,6 +184,12 @@ def files_digest(paths: Sequence[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def file_stamp(path: Path) -> dict[str, Any]:
+    """What identifies one file's content in a cache key: its absolute path, modification time and size."""
+    stat = path.stat()
+    return {"path": str(path.resolve()), "mtime": stat.st_mtime_ns, "size": stat.st_size}
+
+
 def check_fraction(key: str, value: Any) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
         raise ValueError(f"option {key} must be a number in [0, 1), got {value!r}")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from alice.plugin import AliceError, Found
-from alice_plugins.files.manifest import LabelledRows, read_manifest, read_records
+from alice_plugins.files.manifest import LabelledRows, file_stamp, read_manifest, read_records
 
 
 class TextFile(LabelledRows):
@@ -38,15 +38,7 @@ class TextFile(LabelledRows):
         self._set_rows(rows)
 
     def identity(self) -> dict[str, Any]:
-        stat = self.path.stat()
-        return {
-            "name": self.name,
-            "path": str(self.path.resolve()),
-            "mtime": stat.st_mtime_ns,
-            "size": stat.st_size,
-            "column": self.column,
-            **self.common_identity(),
-        }
+        return {"name": self.name, **file_stamp(self.path), "column": self.column, **self.common_identity()}
 
     @classmethod
     def inspect(cls, path: Path) -> Found | None:

@@ -15,6 +15,7 @@ from alice.plugin import AliceError, Backbone, Found
 from alice_plugins.files.manifest import (
     LabelledRows,
     Row,
+    file_stamp,
     parse_labels,
     parse_pair_id,
     parse_split,
@@ -250,17 +251,11 @@ class Embeddings(LabelledRows):
         return self.vectors[[r.item for r in rows]]
 
     def identity(self) -> dict[str, Any]:
-        stat = self.path.stat()
-        labels = None
-        if self.labels_file is not None:
-            labels = [str(self.labels_file.resolve()), self.labels_file.stat().st_mtime_ns]
         return {
             "name": self.name,
-            "path": str(self.path.resolve()),
-            "mtime": stat.st_mtime_ns,
-            "size": stat.st_size,
+            **file_stamp(self.path),
             "column": self.column,
-            "labels": labels,
+            "labels": None if self.labels_file is None else file_stamp(self.labels_file),
             "modality": self.modality,
             **self.common_identity(),
         }
