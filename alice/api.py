@@ -158,6 +158,7 @@ class Space:
         if modality not in self._backbones:
             spec = adapter.manifest.modality_spec().backbone
             backbone, plugin = make_backbone(spec)
+            backbone.bind(feature_dim=self.feature_dim(modality))
             expected = adapter.manifest.backbone.identity
             if expected and _canonical(backbone.identity()) != _canonical(expected):
                 console.warn(
@@ -188,7 +189,9 @@ class Space:
         """
         path = Path(query)
         suffix = path.suffix.lower()
-        by_suffix = {n: c for n in self.modalities if (c := self._backbone_class(n)) is not None}
+        # the backbones themselves answer (an `hf` backbone reads what its model reads); one whose plugin is
+        # not installed reads nothing
+        by_suffix = {n: self.backbone(n) for n in self.modalities if self._backbone_class(n) is not None}
         files = [n for n, c in by_suffix.items() if suffix and suffix in c.file_suffixes]
         if files and not path.is_file():
             raise AliceError(f"no file {str(query)!r}; give an existing file, or text with --from <modality>")

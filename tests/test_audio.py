@@ -77,7 +77,7 @@ def test_logmel_features_from_every_input_kind(tmp_path):
     import soundfile
 
     from alice_plugins.audio.backbones import LogMelBackbone
-    from alice_plugins.audio.waveform import Waveform
+    from alice_plugins.media import Waveform
 
     rng = np.random.default_rng(1)
     wave = (0.1 * rng.standard_normal(22050)).astype(np.float32)

@@ -146,7 +146,7 @@ def test_bad_data(troubled, tmp_path, problem, needle):
 
 def test_missing_image_file():
     from alice.errors import AliceError
-    from alice_plugins.image.inputs import to_rgb_array
+    from alice_plugins.media import to_rgb_array
 
     with pytest.raises(AliceError, match="cannot read image .*missing.png"):
         to_rgb_array("/nonexistent/missing.png")

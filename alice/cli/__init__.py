@@ -24,11 +24,12 @@ app = typer.Typer(
 
 
 def _build_app() -> None:
-    from alice.cli import align, evaluate, modality, plugins, reference, report, search, serve
+    from alice.cli import align, evaluate, modality, plugins, recipe, reference, report, search, serve
 
     app.add_typer(plugins.app, name="plugins")
     app.add_typer(reference.app, name="reference")
     app.add_typer(modality.app, name="modality")
+    app.add_typer(recipe.app, name="recipe")
     app.command("eval")(evaluate.eval_command)
     app.add_typer(align.app, name="align")
     app.add_typer(align.sweep_app, name="sweep")

@@ -15,7 +15,7 @@ import torch
 
 from alice import console
 from alice.data.features import extract_features
-from alice.data.labels import LabelMapping
+from alice.data.labels import LabelMapping, check_vocabulary, uncovered_labels, uncovered_message
 from alice.data.recipes import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
 from alice.plugin.backbone import Backbone
@@ -112,6 +112,7 @@ def label_mapping(dataset: DataSet, labels: LabelSpec, reference_vocabulary: lis
             f"labels.aliases names {unknown[0]!r}, which is no label of data set {dataset.name!r} "
             f"(its labels: {', '.join(vocab[:20])}{' …' if len(vocab) > 20 else ''})"
         )
+    check_vocabulary(vocab, dataset.name)
     if reference_vocabulary is None:
         return LabelMapping({c: c for c in vocab}, vocab)
     mapper = get_registry().label_mapper(labels.mapper)
@@ -121,6 +122,11 @@ def label_mapping(dataset: DataSet, labels: LabelSpec, reference_vocabulary: lis
         raise
     except Exception as exc:
         raise AliceError(f"label mapper {labels.mapper!r} failed: {exc}") from None
+    if not isinstance(raw, dict):
+        raise AliceError(f"label mapper {labels.mapper!r} returned {type(raw).__name__}, not a dict")
+    uncovered = uncovered_labels(vocab, raw, labels.aliases)
+    if uncovered:
+        raise AliceError(uncovered_message(dataset.name, uncovered, list(reference_vocabulary)))
     bad = {t for t in raw.values() if t is not None and t not in reference_vocabulary}
     if bad:
         raise AliceError(
@@ -149,7 +155,7 @@ def load_modality(
     """
     dataset = make_dataset(spec.data)
     backbone, plugin = make_backbone(spec.backbone)
-    if dataset.modality != backbone.modality and dataset.modality not in backbone.also_reads:
+    if not backbone.reads(dataset.modality):
         raise AliceError(
             f"backbone {backbone.name!r} reads {backbone.modality} but data set {dataset.name!r} holds "
             f"{dataset.modality}"
@@ -160,6 +166,7 @@ def load_modality(
     for name in splits:
         split = dataset.split(name)
         _check_split(split, dataset, name)
+        backbone.bind(inputs=split.inputs)
         out.features[name] = extract_features(
             backbone,
             split.inputs,

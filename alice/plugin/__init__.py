@@ -10,7 +10,8 @@ this module is cheap (no torch, no numpy): ``Intervention`` and
 
 - :data:`hookimpl` marks a hook implementation (hooks: :mod:`alice.plugin.hookspecs`);
 - :class:`Backbone`, :class:`DataSet`, :class:`Split`, :class:`Intervention` are what
-  the hooks register; ``SPLITS`` and ``PAIRED`` name the splits;
+  the hooks register; ``SPLITS`` and ``PAIRED`` name the splits; :class:`Found` is what a
+  data set makes of a file or folder (``alice recipe init``);
 - :class:`AliceError` is the error to raise for a user's mistake (one line, no traceback);
 - :func:`warn` and :func:`info` print a warning (a skipped file, say) or a status line the way the CLI does;
 - :func:`register_plugin` / :func:`unregister_plugin` register a plugin object in a
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from alice.console import info, warn
 from alice.errors import AliceError
 from alice.plugin.backbone import Backbone, Preview
-from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Split
+from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split
 from alice.plugin.hookspecs import hookimpl
 from alice.plugin.manager import get_registry, register_plugin, unregister_plugin
 
@@ -37,6 +38,7 @@ __all__ = [
     "AliceError",
     "Backbone",
     "DataSet",
+    "Found",
     "Intervention",
     "InterventionBatch",
     "Preview",

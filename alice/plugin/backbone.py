@@ -29,7 +29,11 @@ class Backbone:
     What its inputs are is the backbone's word, never the core's: search sends
     a query that names a file ending in one of ``file_suffixes`` to it, a query
     that is plain text to a backbone with ``reads_text``, and the report shows
-    an input the way ``preview`` returns it.
+    an input the way ``preview`` returns it. Which data sets it reads is
+    ``reads(modality)``: by default its ``modality`` and ``also_reads``; a
+    backbone whose inputs depend on its options (``hf`` reads what its model
+    reads) or that reads vectors of any modality (``identity``) answers per
+    instance.
     """
 
     name: ClassVar[str]
@@ -51,6 +55,20 @@ class Backbone:
     @property
     def feature_dim(self) -> int:
         raise NotImplementedError
+
+    def reads(self, modality: str) -> bool:
+        """Whether this backbone reads a data set of ``modality``; asked before any extraction, so keep it cheap
+        (no weights)."""
+        return modality == self.modality or modality in self.also_reads
+
+    def bind(self, *, inputs: Sequence[Any] | None = None, feature_dim: int | None = None) -> None:
+        """Told, before any extraction, what this backbone will read.
+
+        ``inputs``: a split of the data set it is about to extract (training, evaluation, an
+        index); ``feature_dim``: the feature size a saved adapter was trained on, when it is used
+        without its data (a search query, the report). Most backbones need neither (the default
+        ignores both); one whose width is its data's, as ``identity``'s, takes it from here.
+        """
 
     def identity(self) -> dict[str, Any]:
         """What determines the features: name plus every option that changes them.

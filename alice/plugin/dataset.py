@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # numpy is imported when a split is made, not when plugins load
@@ -43,11 +44,30 @@ class Split:
             raise ValueError("pair_ids must have one entry per input")
 
 
+@dataclass
+class Found:
+    """How a data set would read a file or folder: what ``alice recipe init`` writes into a recipe.
+
+    ``options`` is the recipe's ``[data]`` table (without ``dataset``), ``modality`` the data
+    set's modality with those options, ``backbone`` a backbone that reads it and
+    ``backbone_options`` its options; ``note`` says in one line what was recognised (it becomes a
+    comment of the recipe).
+    """
+
+    options: dict[str, Any]
+    modality: str
+    backbone: str
+    backbone_options: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
 class DataSet:
     """A labelled data set of one modality.
 
     Subclasses set ``name``, ``modality`` and implement ``vocabulary`` and
-    ``split``. Options come from the recipe's ``[data]`` table.
+    ``split``. Options come from the recipe's ``[data]`` table. An instance may
+    hold another modality than its class (an option, or what its files hold:
+    ``embeddings``, ``hf-dataset``); the class's is what listings show.
     """
 
     name: ClassVar[str]
@@ -68,3 +88,12 @@ class DataSet:
 
     def split(self, name: str) -> Split:
         raise NotImplementedError
+
+    @classmethod
+    def inspect(cls, path: Path) -> Found | None:
+        """How this data set would read ``path`` (a file or a folder), or None when it would not.
+
+        ``alice recipe init PATH`` asks every registered data set and writes a recipe from the
+        answer; keep it cheap (read a header or a few files, load no model).
+        """
+        return None

@@ -29,6 +29,8 @@ def map_by_name(
 
     ``aliases`` (from the recipe's ``[labels.aliases]`` table) maps a source
     label to a reference label explicitly, or to ``""`` for "no counterpart".
+    A label that matches nothing and has no alias is left out of the result,
+    which ALICE refuses, naming it.
     """
     by_key = {r.strip().lower(): r for r in reference}
     aliases = aliases or {}
@@ -39,8 +41,8 @@ def map_by_name(
             if target is not None and target not in reference:
                 raise AliceError(f"label alias {label!r} -> {target!r}: {target!r} is not in the reference vocabulary")
             out[label] = target
-        else:
-            out[label] = by_key.get(label.strip().lower())
+        elif label.strip().lower() in by_key:
+            out[label] = by_key[label.strip().lower()]
     return out
 
 

@@ -48,8 +48,10 @@ def alice_register_label_mappers(register: Callable) -> None:
         set's vocabulary, ``reference`` the reference vocabulary, ``aliases``
         the recipe's ``[labels.aliases]`` table (source label -> reference
         label, ``""`` for none). It returns a dict from each source label to a
-        reference label or ``None`` (no counterpart). Reference classes no
-        source label maps to are treated as unannotated by that data set.
+        reference label or ``None`` (no counterpart). A source label left out
+        of the dict (and not aliased) is refused with an error naming it.
+        Reference classes no source label maps to are treated as unannotated
+        by that data set.
     """
 
 

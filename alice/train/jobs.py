@@ -25,7 +25,7 @@ from alice.core.interventions import Intervention, prompt_sentences
 from alice.core.metrics import classification_metrics, youden_thresholds
 from alice.core.modules import Classifier, Encoder
 from alice.data.features import extract_features
-from alice.data.loading import ModalityData, load_modality, make_backbone
+from alice.data.loading import ModalityData, load_modality, make_backbone, make_dataset
 from alice.data.recipes import Recipe
 from alice.distributed import pick_device
 from alice.errors import AliceError, Interrupted
@@ -123,8 +123,9 @@ def _adapter_manifest(
 
 
 def _check_modality(recipe: Recipe) -> None:
-    """Before any extraction: the recipe's modality is its data set's."""
-    holds = get_registry().dataset(recipe.data.dataset).modality
+    """Before any extraction: the recipe's modality is its data set's (the instance's: an option or its files may
+    say)."""
+    holds = make_dataset(recipe.data).modality
     if holds != recipe.modality:
         raise AliceError(
             f"recipe {recipe.name!r} says modality {recipe.modality!r}, but data set {recipe.data.dataset!r} holds "

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from alice.plugin import AliceError, Backbone
-from alice_plugins.audio.waveform import AUDIO_SUFFIXES, as_waveform, resample
-from alice_plugins.hub import HubBackbone
+from alice.plugin import Backbone
+from alice_plugins.hub import HFBackbone
+from alice_plugins.media import AUDIO_SUFFIXES, sound_preview, waveforms
 
 
 def torchaudio_available() -> bool:
@@ -22,19 +22,6 @@ def torchaudio_available() -> bool:
     return True
 
 
-def _waveforms(inputs: Sequence[Any], rate: int) -> list[np.ndarray]:
-    out = []
-    for item in inputs:
-        try:
-            samples = np.ascontiguousarray(resample(as_waveform(item), rate), dtype=np.float32)
-        except ValueError as exc:
-            raise AliceError(str(exc)) from None
-        if samples.size == 0 or not np.isfinite(samples).all():
-            raise AliceError("an audio input is empty or holds NaN/inf samples")
-        out.append(samples)
-    return out
-
-
 class AudioBackbone(Backbone):
     """What every audio backbone reads: waveforms, ``(samples, rate)`` or sound files; shown as the sound."""
 
@@ -43,8 +30,7 @@ class AudioBackbone(Backbone):
     file_suffixes = AUDIO_SUFFIXES
 
     def preview(self, item: Any) -> tuple[np.ndarray, int]:
-        wave = as_waveform(item)
-        return wave.samples, wave.sample_rate
+        return sound_preview(item)
 
 
 class LogMelBackbone(AudioBackbone):
@@ -161,7 +147,7 @@ class LogMelBackbone(AudioBackbone):
 
     def _extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
         rows = []
-        for samples in _waveforms(inputs, self.sample_rate):
+        for samples in waveforms(inputs, self.sample_rate):
             x = torch.from_numpy(samples).to(device)
             if x.shape[0] < self.n_fft:
                 x = torch.nn.functional.pad(x, (0, self.n_fft - x.shape[0]))
@@ -173,9 +159,10 @@ class LogMelBackbone(AudioBackbone):
         return torch.stack(rows).float()
 
 
-class Wav2Vec2Backbone(HubBackbone, AudioBackbone):
+class Wav2Vec2Backbone(AudioBackbone, HFBackbone):
     """A transformers wav2vec 2.0 encoder: the last hidden state averaged over time, with the model's
-    own feature extractor (16 kHz, normalised). ``model`` is a Hub id or a local folder."""
+    own feature extractor (16 kHz, normalised). ``model`` is a Hub id or a local folder. The ``hf``
+    backbone with ``pooling = "mean"``, under the cache key it always had."""
 
     name = "wav2vec2"
     description = "transformers wav2vec 2.0, mean-pooled last hidden state (default facebook/wav2vec2-base)"
@@ -183,29 +170,8 @@ class Wav2Vec2Backbone(HubBackbone, AudioBackbone):
     default_model = "facebook/wav2vec2-base"
     processor_class = "AutoFeatureExtractor"
 
-    @torch.no_grad()
-    def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
-        model, processor = self.load(device)
-        rate = int(processor.sampling_rate)
-        waves = _waveforms(inputs, rate)
-        if not getattr(processor, "return_attention_mask", False):
-            # models trained without an attention mask (wav2vec2-base) must not see padding: one clip at a time
-            return torch.cat([self._pooled(model, processor, [w], rate, device) for w in waves])
-        return self._pooled(model, processor, waves, rate, device)
+    def __init__(self, model: str | None = None, revision: str | None = None) -> None:
+        super().__init__(model=model, pooling="mean", modality="audio", revision=revision)
 
-    @staticmethod
-    def _pooled(model, processor, waves: list[np.ndarray], rate: int, device: torch.device) -> torch.Tensor:
-        batch = processor(waves, sampling_rate=rate, padding=True, return_attention_mask=True, return_tensors="pt").to(
-            device
-        )
-        masked = len(waves) > 1
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            hidden = model(
-                batch["input_values"], attention_mask=batch["attention_mask"] if masked else None
-            ).last_hidden_state.float()
-        # the attention mask is per sample; the hidden states are per frame of the convolutional front end
-        frames = model._get_feat_extract_output_lengths(batch["attention_mask"].sum(1)).clamp(
-            min=1, max=hidden.shape[1]
-        )
-        mask = (torch.arange(hidden.shape[1], device=device)[None, :] < frames[:, None]).unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1)
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model_id, "revision": self.revision}

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from alice.plugin import AliceError, Backbone
-from alice_plugins.hub import HubBackbone
-from alice_plugins.image.inputs import IMAGE_SUFFIXES, to_rgb_array
+from alice_plugins.hub import HFBackbone
+from alice_plugins.media import IMAGE_SUFFIXES, image_preview, to_rgb_array
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -39,7 +39,7 @@ class ImageBackbone(Backbone):
     file_suffixes = IMAGE_SUFFIXES
 
     def preview(self, item: Any) -> np.ndarray:
-        return (to_rgb_array(item) * 255).round().astype(np.uint8)
+        return image_preview(item)
 
 
 class PixelBackbone(ImageBackbone):
@@ -124,8 +124,9 @@ class MobileNetV2Backbone(ImageBackbone):
             return model((x - mean) / std).float()
 
 
-class ViTBackbone(HubBackbone, ImageBackbone):
-    """A transformers ViT: [CLS] of the last hidden state, with the model's own image processor.
+class ViTBackbone(ImageBackbone, HFBackbone):
+    """A transformers ViT: [CLS] of the last hidden state, with the model's own image processor (``hf`` with
+    ``pooling = "cls"``; its cache key is the one it always had).
 
     ``model`` is a Hub id (the paper's ``google/vit-base-patch16-224-in21k``) or
     a local folder; nothing is downloaded when it is a folder.
@@ -137,10 +138,8 @@ class ViTBackbone(HubBackbone, ImageBackbone):
     default_model = "google/vit-base-patch16-224-in21k"
     processor_class = "AutoImageProcessor"
 
-    @torch.no_grad()
-    def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
-        model, processor = self.load(device)
-        images = [self.preview(i) for i in inputs]
-        pixels = processor(images=images, return_tensors="pt")["pixel_values"].to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            return model(pixel_values=pixels).last_hidden_state[:, 0].float()
+    def __init__(self, model: str | None = None, revision: str | None = None) -> None:
+        super().__init__(model=model, pooling="cls", modality="image", revision=revision)
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model_id, "revision": self.revision}

@@ -1,25 +1,24 @@
-"""Text backbones through transformers (imported on first use)."""
+"""Text backbones through transformers (imported on first use): presets of the ``hf`` backbone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import torch
-
 from alice.plugin import AliceError
-from alice_plugins.hub import HubBackbone
+from alice_plugins.hub import HFBackbone
 
 
-class BertBackbone(HubBackbone):
+class BertBackbone(HFBackbone):
     """A transformers text encoder; ``pooling`` "cls" ([CLS] of the last hidden state) or "mean".
 
-    ``model`` is a Hub id (the paper's ``bert-base-uncased``) or a local folder.
+    ``model`` is a Hub id (the paper's ``bert-base-uncased``) or a local folder. The ``hf`` backbone
+    with these options, under the cache key it always had.
     """
 
     name = "bert"
     modality = "text"
     reads_text = True
+    file_suffixes = ()
     description = "transformers BERT-style encoder, [CLS] features (default bert-base-uncased)"
     batch_size = 64
     default_model = "bert-base-uncased"
@@ -30,35 +29,16 @@ class BertBackbone(HubBackbone):
     ) -> None:
         if pooling not in ("cls", "mean"):
             raise ValueError(f"option pooling must be 'cls' or 'mean', got {pooling!r}")
-        if not isinstance(max_length, int) or max_length < 2:
-            raise ValueError(f"option max_length must be an integer of at least 2, got {max_length!r}")
-        super().__init__(model, revision)
-        self.pooling, self.max_length = pooling, max_length
+        super().__init__(model=model, pooling=pooling, modality="text", max_length=max_length, revision=revision)
 
     def identity(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "model": self.model_id,
-            "pooling": self.pooling,
+            "pooling": self.pooling(),
             "max_length": self.max_length,
             "revision": self.revision,
         }
-
-    @torch.no_grad()
-    def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
-        texts = [str(t) for t in inputs]
-        if any(not t.strip() for t in texts):
-            raise AliceError("empty text given to the text backbone")
-        model, tokenizer = self.load(device)
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(
-            device
-        )
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            hidden = model(**batch).last_hidden_state.float()
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
 
 
 class MiniLMBackbone(BertBackbone):
@@ -85,6 +65,6 @@ class MiniLMBackbone(BertBackbone):
         return {
             "name": self.name,
             "model": "sentence-transformers/all-MiniLM-L6-v2",
-            "pooling": self.pooling,
+            "pooling": self.pooling(),
             "max_length": self.max_length,
         }

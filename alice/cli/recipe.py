@@ -1,0 +1,88 @@
+"""``alice recipe``: write a recipe for your own data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from alice import console
+from alice.cli.options import Json, Overrides, Overwrite
+
+app = typer.Typer(help="Write recipes for your own data.", no_args_is_help=True)
+
+
+@app.command("init")
+def init(
+    path: Path = typer.Argument(
+        ...,
+        help="Labelled data: a folder of images (labels.csv, or one subfolder per class), a CSV or JSON-lines file "
+        "of texts, sound files with labels.csv, vectors (.npy, .safetensors, .parquet), or a datasets folder.",
+    ),
+    modality: Optional[str] = typer.Option(None, "--modality", help="The modality to read it as (or to name vectors)."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="The backbone (default: one that suits the data)."),
+    reference: Optional[Path] = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="Write a modality recipe for this reference folder (default: a reference recipe).",
+    ),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", help="The data set that reads it (default: the first that does)."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Recipe file to write (default: <name>.toml here)."),
+    sets: Optional[list[str]] = Overrides,
+    overwrite: bool = Overwrite,
+    as_json: bool = Json,
+) -> None:
+    """Inspect a folder or file of labelled data and write a commented recipe that builds as it is."""
+    from alice.data.scaffold import recipe_name, scaffold
+    from alice.errors import AliceError
+    from alice.files import write_file
+
+    target = out or Path(f"{recipe_name(path)}.toml")
+    if target.suffix != ".toml":
+        raise AliceError(f"--out {target}: a recipe file ends in .toml")
+    if target.exists() and not overwrite:
+        raise AliceError(f"{target} already exists; pass --overwrite to replace it")
+    ref = None
+    if reference is not None:
+        from alice.artifacts.store import read_reference_manifest
+
+        if not reference.is_dir():
+            raise AliceError(f"reference folder {reference} does not exist")
+        m = read_reference_manifest(reference)
+        ref = {"path": str(reference), "name": m.name, "family": m.family, "vocabulary": m.vocabulary}
+    found = scaffold(
+        path, target.stem, modality=modality, backbone=backbone, dataset=dataset, reference=ref, overrides=sets
+    )
+    write_file(target, found.text)
+    if as_json:
+        console.print_json(
+            {
+                "recipe": str(target),
+                "dataset": found.dataset,
+                "modality": found.modality,
+                "vocabulary": found.vocabulary,
+                "counts": found.counts,
+                "dropped": found.dropped,
+            }
+        )
+        return
+    stage = "modality" if ref else "reference"
+    console.info(
+        f"wrote {target}: a {stage} recipe, data set {found.dataset} ({found.modality}), "
+        f"{len(found.vocabulary)} labels, " + ", ".join(f"{s} {n:,}" for s, n in found.counts.items())
+    )
+    if found.dropped:
+        console.warn(
+            f"{len(found.dropped)} label(s) not in the reference are dropped ({', '.join(found.dropped[:8])}): "
+            f'aliased to "" in {target}; map them there instead if they have a counterpart'
+        )
+    hint = (
+        f"alice modality add {found.modality} --reference {reference} --recipe {target}"
+        if ref
+        else f"alice reference build {target} --out artifacts/{target.stem}"
+    )
+    console.info(f"next: {hint}")

@@ -1,0 +1,240 @@
+"""``alice recipe init``: a commented recipe, written from what a folder or file of labelled data holds.
+
+Every registered data set is asked how it would read the path (:meth:`DataSet.inspect`); the first
+that answers is built with those options (so bad input is refused here, with its one-line error),
+and its vocabulary, split sizes and a sample go into the recipe's comments. The recipe builds as
+written: it is parsed as a recipe, its backbone is built and asked whether it reads the data set's
+modality, and, for a modality recipe, labels the reference lacks get an alias ``""`` (dropped),
+each named in a comment.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alice.data.labels import uncovered_labels
+from alice.data.loading import make_backbone, make_dataset
+from alice.data.recipes import DataSpec, TrainingSpec, _apply_override, parse_recipe
+from alice.errors import AliceError
+from alice.plugin import SPLITS, Found
+from alice.plugin.manager import get_registry
+
+#: the model and training settings a written recipe starts from (the built-in digits recipes')
+LATENT_DIM, ENCODER, CLASSIFIER, INTERVENTION_HIDDEN = 64, [512, 512], [256, 256], 256
+
+
+@dataclass
+class Scaffold:
+    """A written recipe: its TOML text, the raw table it parses to, and what was found."""
+
+    text: str
+    raw: dict[str, Any]
+    dataset: str
+    modality: str
+    vocabulary: list[str]
+    counts: dict[str, int]
+    dropped: list[str]
+
+
+def recipe_name(path: Path) -> str:
+    """A recipe name from a file or folder name: letters, digits, '-' and '_'."""
+    stem = path.stem if path.is_file() else path.resolve().name
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-").lower() or "data"
+
+
+def toml_value(value: Any) -> str:
+    """A Python value as TOML (strings, numbers, booleans, lists, inline tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def find_dataset(path: Path, modality: str | None, dataset: str | None) -> tuple[str, Found]:
+    """The data set that reads ``path`` (``dataset`` forces one), for ``modality`` when given."""
+    reg = get_registry()
+    names = [dataset] if dataset else reg.names("dataset")
+    tried, failures = [], []
+    for name in names:
+        try:
+            cls = reg.dataset(name)  # a broken plugin's data set is one failure, not the end of the search
+            found = cls.inspect(path)
+        except AliceError as exc:
+            failures.append(str(exc))
+            continue
+        if found is None:
+            continue
+        tried.append(name)
+        if modality is not None and found.modality != modality:
+            if "modality" not in inspect.signature(cls.__init__).parameters:
+                continue
+            found.options["modality"], found.modality = modality, modality
+        return name, found
+    if failures:
+        raise AliceError(failures[0])
+    what = f" as {modality}" if modality else ""
+    if dataset:
+        raise AliceError(f"data set {dataset!r} does not read {path}{what}")
+    hint = f" (read as {', '.join(tried)} for another modality)" if tried else ""
+    raise AliceError(
+        f"no installed data set reads {path}{what}{hint}: give a folder of images with labels.csv or one subfolder "
+        "per class, a CSV or JSON-lines file with text and labels columns, sound files with labels.csv, vectors "
+        "(.npy, .safetensors, .parquet) with labels, or a datasets folder"
+    )
+
+
+def _sizes(n_train: int) -> tuple[int, int]:
+    """Batch size and steps for ``n_train`` training items: about 20 passes, 300 to 3,000 steps."""
+    batch = 8
+    while batch * 2 <= min(256, n_train):
+        batch *= 2
+    return batch, max(300, min(3000, round(20 * n_train / batch / 100) * 100))
+
+
+def _sample(dataset: Any) -> str:
+    try:
+        item = dataset.split("train").inputs[0]
+    except (AliceError, IndexError):
+        return ""
+    text = str(item) if isinstance(item, (str, Path)) else type(item).__name__
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def scaffold(
+    path: Path,
+    name: str | None = None,
+    modality: str | None = None,
+    backbone: str | None = None,
+    dataset: str | None = None,
+    reference: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+) -> Scaffold:
+    """A recipe for ``path`` named ``name`` (default: the file or folder's): a reference recipe, or with
+    ``reference`` (``{"path", "name", "family", "vocabulary"}``) a modality recipe for that reference space."""
+    if not path.exists():
+        raise AliceError(f"{path} does not exist")
+    title = name or recipe_name(path)
+    name, found = find_dataset(path, modality, dataset)
+    data = make_dataset(DataSpec(name, dict(found.options)))
+    vocab = list(data.vocabulary)
+    counts = {s: len(data.split(s).inputs) for s in SPLITS}
+    b_name, b_options = (backbone, {}) if backbone else (found.backbone, dict(found.backbone_options))
+    stage = "modality" if reference else "reference"
+    family = reference["family"] if reference else title
+    raw: dict[str, Any] = {
+        "stage": stage,
+        "family": family,
+        "modality": data.modality,
+        "description": found.note or name,
+        "data": {"dataset": name, **found.options},
+        "backbone": {"name": b_name, **b_options},
+    }
+    dropped: list[str] = []
+    if reference:
+        by_name = get_registry().label_mapper("by-name")
+        dropped = uncovered_labels(vocab, by_name(vocab, list(reference["vocabulary"]), aliases={}), {})
+        raw["labels"] = {"mapper": "by-name", "aliases": {label: "" for label in dropped}}
+    batch, steps = _sizes(counts["train"])
+    raw["model"] = {"encoder_hidden": ENCODER}
+    if not reference:
+        raw["model"] |= {"latent_dim": LATENT_DIM, "classifier_hidden": CLASSIFIER}
+        raw["intervention"] = {
+            "design": "nonlinear",
+            "hidden": INTERVENTION_HIDDEN,
+            "condition": "text",
+            "num_templates": 8,
+            "prompt_backbone": {"name": "minilm"},
+        }
+    raw["training"] = {
+        "steps": steps,
+        "batch_size": batch,
+        "lr": TrainingSpec.lr,
+        "rec_weight": 1.0,
+        "seed": 0,
+        "eval_every": max(100, steps // 3 // 100 * 100),
+    }
+    for item in overrides or []:
+        _apply_override(raw, item)
+    recipe = parse_recipe(raw, title, str(path))  # refuses anything a build would refuse
+    built, _ = make_backbone(recipe.backbone)
+    if not built.reads(data.modality):
+        raise AliceError(
+            f"backbone {built.name!r} reads {built.modality}, not {data.modality} (data set {name!r}); choose another "
+            "with --backbone"
+        )
+    text = _render(raw, path, title, name, data, vocab, counts, dropped, reference, _sample(data))
+    return Scaffold(text, raw, name, data.modality, vocab, counts, dropped)
+
+
+def _render(
+    raw: dict[str, Any],
+    path: Path,
+    title: str,
+    name: str,
+    data: Any,
+    vocab: list[str],
+    counts: dict[str, int],
+    dropped: list[str],
+    reference: dict[str, Any] | None,
+    sample: str,
+) -> str:
+    """The recipe as commented TOML: what was found on top, a word on each table."""
+    shown = ", ".join(vocab[:12]) + (f" and {len(vocab) - 12} more" if len(vocab) > 12 else "")
+    sizes = ", ".join(f"{s} {n:,}" for s, n in counts.items())
+    lines = [
+        f"# {title}: a {raw['stage']} recipe written by `alice recipe init {path}`.",
+        f"# Data set {name} ({raw['modality']}): {raw['description']}.",
+        f"# {len(vocab)} labels: {shown}.",
+        f"# Items: {sizes}." + (f" A sample: {sample}" if sample else ""),
+    ]
+    if reference:
+        lines.append(
+            f"# Add it:   alice modality add {raw['modality']} --reference {reference['path']} --recipe <this file>"
+        )
+    else:
+        lines.append(f"# Build it: alice reference build <this file> --out artifacts/{title}")
+    lines += ["# Paths are read from the folder alice runs in.", ""]
+    lines += [f"{k} = {toml_value(raw[k])}" for k in ("stage", "family", "modality", "description")]
+    comments = {
+        "data": "vocabulary = [...] would fix the label list; seed, val_fraction and test_fraction draw the split\n"
+        "# of rows that name none",
+        "backbone": "the frozen feature extractor: features are extracted once and cached",
+        "labels": 'by name; [labels.aliases] maps a label to a reference label, or drops it with ""',
+        "model": "the encoder (the decoder mirrors it)"
+        + ("" if reference else ", the latent size, the classifier C_ref"),
+        "intervention": "M_ref, conditioned on the label names (embedded once with MiniLM)",
+        "training": "about 20 passes over the training items; rec_weight 1 as features are standardised",
+    }
+    for table in ("data", "backbone", "labels", "model", "intervention", "training"):
+        if table not in raw:
+            continue
+        body = dict(raw[table])
+        aliases = body.pop("aliases", None) if table == "labels" else None
+        lines += ["", f"# {comments[table]}", f"[{table}]"]
+        lines += [f"{toml_key(key)} = {toml_value(value)}" for key, value in body.items()]
+        if table == "labels":
+            matched = [c for c in vocab if c not in dropped]
+            lines.append(
+                f"# by name, {len(matched)} of its {len(vocab)} labels are the reference's ({reference['name']})"
+            )
+            lines.append("[labels.aliases]")
+            for label, target in (aliases or {}).items():
+                note = "  # not in the reference: dropped (or name the label it is)" if label in dropped else ""
+                lines.append(f"{toml_key(label)} = {toml_value(target)}{note}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,72 @@
+"""``audio-folder``: your audio files and a labels file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alice.plugin import AliceError, Found
+from alice_plugins.files.manifest import LabelledRows, Row, file_rows, find_manifest, read_manifest, read_records
+from alice_plugins.media import AUDIO_SUFFIXES
+
+
+class AudioFolder(LabelledRows):
+    """Your audio files with labels: a manifest (:mod:`alice_plugins.files.manifest`: columns ``path``,
+    ``labels``, optional ``split`` and ``pair_id``) named by ``labels``. Paths are relative to
+    ``root``. Without a ``split`` column, a seeded ``val_fraction`` and ``test_fraction`` of the rows
+    become val and test."""
+
+    name = "audio-folder"
+    modality = "audio"
+    description = "a folder of audio files (WAV/FLAC/OGG via soundfile) with a CSV or JSON-lines labels file"
+
+    def __init__(
+        self,
+        root: str,
+        labels: str = "labels.csv",
+        vocabulary: list[str] | None = None,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.labels_file = (self.root / labels) if not Path(labels).is_absolute() else Path(labels)
+        if not self.root.is_dir():
+            raise AliceError(f"audio-folder: root {self.root} is not a folder")
+        if not self.labels_file.is_file():
+            raise AliceError(f"audio-folder: labels file {self.labels_file} does not exist")
+        self._options(vocabulary, seed, val_fraction, test_fraction)
+        self.source = self.labels_file
+        self._set_rows(file_rows(read_manifest(self.labels_file, "path", self.name), self.root, self.name, "audio"))
+
+    def inputs(self, rows: list[Row]) -> list[str]:
+        return [str(r.item) for r in rows]
+
+    def default_pair_id(self, row: Row) -> str:
+        return Path(row.item).stem
+
+    def identity(self) -> dict[str, Any]:
+        stat = self.labels_file.stat()
+        return {
+            "name": self.name,
+            "root": str(self.root.resolve()),
+            "labels": str(self.labels_file.resolve()),
+            "labels_mtime": stat.st_mtime_ns,
+            **self.common_identity(),
+        }
+
+    @classmethod
+    def inspect(cls, path: Path) -> Found | None:
+        root, labels = (path.parent, path.name) if path.is_file() else (path, None)
+        manifest = find_manifest(root, labels) if root.is_dir() else None
+        if manifest is None:
+            return None
+        record = next(iter(read_records(manifest, cls.name)), ({}, ""))[0]
+        if not str(record.get("path", "")).lower().endswith(AUDIO_SUFFIXES):
+            return None
+        return Found(
+            {"root": str(root), "labels": manifest.name},
+            cls.modality,
+            "logmel",
+            note=f"sound files with {manifest.name}",
+        )

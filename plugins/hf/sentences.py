@@ -1,0 +1,79 @@
+"""``sentence-transformers``: any sentence-transformers model, by Hub name or local folder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from alice.plugin import AliceError, Backbone
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class SentenceTransformersBackbone(Backbone):
+    """A sentence-transformers model: its own modules (transformer, pooling, and any dense or normalise layer)
+    turn a text into one vector. ``model`` is a Hub name or a local folder (the offline MiniLM package's
+    folder is one); ``normalize`` scales every vector to length 1 (on top of any Normalize module)."""
+
+    name = "sentence-transformers"
+    modality = "text"
+    reads_text = True
+    description = "any sentence-transformers model (Hub name or local folder)"
+    batch_size = 64
+
+    def __init__(self, model: str | None = None, normalize: bool = False, revision: str | None = None) -> None:
+        if not model or not isinstance(model, str):
+            raise ValueError("option model is required: a sentence-transformers Hub name or a local folder")
+        if not isinstance(normalize, bool):
+            raise ValueError(f"option normalize must be true or false, got {normalize!r}")
+        self.model_id, self.normalize, self.revision = model, normalize, revision
+        self._model = None
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model_id, "normalize": self.normalize, "revision": self.revision}
+
+    def load(self) -> Any:
+        if self._model is None:
+            import logging
+
+            from sentence_transformers import SentenceTransformer
+
+            logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+            try:
+                self._model = SentenceTransformer(self.model_id, device="cpu", revision=self.revision).eval()
+            except Exception as exc:  # OSError, ValueError, HTTP errors: the model cannot be found or read
+                raise AliceError(
+                    f"cannot load sentence-transformers model {self.model_id!r}: {_first_line(exc)}"
+                ) from None
+        return self._model
+
+    @property
+    def feature_dim(self) -> int:
+        model = self.load()
+        dim = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)()
+        if not dim:
+            raise AliceError(f"sentence-transformers model {self.model_id!r} does not say its embedding size")
+        return int(dim)
+
+    def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
+        import torch
+
+        texts = [str(t) for t in inputs]
+        if any(not t.strip() for t in texts):
+            raise AliceError("empty text given to the text backbone")
+        model = self.load().to(device)
+        with torch.no_grad():
+            out = model.encode(
+                texts,
+                batch_size=len(texts),
+                convert_to_tensor=True,
+                normalize_embeddings=self.normalize,
+                show_progress_bar=False,
+                device=str(device),
+            )
+        return out.float()
