@@ -102,15 +102,10 @@ def search_command(
     """Search an index with a query of another modality; with --replace, search for the edited query."""
     from alice.api import Space
     from alice.artifacts.indexes import Index
-    from alice.errors import AliceError
 
     space = Space.load(path, device or "cpu")
     index = Index.open(_index_path(space.path, target, split))
-    if index.modality not in space.adapters:
-        raise AliceError(
-            f"index {index.path} holds {index.modality!r} latents, a modality this space has no adapter for"
-        )
-    index.check_against(space.reference.sha256, space.adapter(index.modality).sha256, len(space.vocabulary))
+    space.check_index(index)  # before the query's backbone is built
     name = source if source is not None else space.modality_of(query)
     space.adapter(name)  # an unknown --from names the adapters there are
     z = space.encode(name, [query])
@@ -132,7 +127,7 @@ def search_command(
         z = space.intervene(z, (old, new), through=name)
         result["replace"] = [old, new]
         result["edited_labels"] = space.labels(z, name)[0]
-    scores, rows = index.search(z, k)
+    scores, rows = space.search(index, z, name, k)
     result["results"] = [
         {
             "rank": r + 1,
