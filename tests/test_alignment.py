@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_helpers import alice, ok, refused
 
 from alice.artifacts import ReferenceSpace
 from alice.core.alignment import AlignmentTarget, LatentStatistics, alignment_loss, centred, label_projector
 from alice.core.metrics import modality_gap
 from alice.core.modules import state_digest
 from alice.files import sha256_file
-from tests.cli_helpers import alice, ok, refused
 
 
 def _labelled_latents(n: int = 4000, d: int = 8, classes: int = 5, seed: int = 0):
