@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from alice import console
+from alice.artifacts.indexes import Index
 from alice.artifacts.store import Adapter, ReferenceSpace
 from alice.core.interventions import InterventionBatch
 from alice.data.features import check_features
@@ -281,7 +282,42 @@ class Space:
     def _encode(self, adapter: Adapter, features: torch.Tensor) -> torch.Tensor:
         # as alice.data.loading.load_modality: float32 on the CPU, (x - mean) / std, then to the device
         x = features.detach().to("cpu", torch.float32).sub(adapter.feature_mean).div_(adapter.feature_std)
-        return adapter.encoder(x.to(self.device))
+        return adapter.encode(x.to(self.device))
+
+    @torch.no_grad()
+    def search_latents(self, modality: str, z: ArrayLike) -> torch.Tensor:
+        """Latents of ``modality`` as search compares them across modalities, ``[n, latent_dim]`` on the sphere.
+
+        ``z`` as ``encode`` or ``intervene`` give them. As the modality's adapter declares (its
+        manifest's ``search``, from the recipe's ``[alignment] centre`` and ``project``): its own
+        mean latent taken out, the directions outside the reference's label subspace weighed
+        down, the result put back on the sphere; with neither, ``z`` as it is. Indexes hold search
+        latents; ``search`` applies this to the query.
+        """
+        return self.adapter(modality).search_latents(self._latents(z))
+
+    def search(self, index: Index, z: ArrayLike, modality: str, k: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+        """The top ``k`` items of ``index`` for latents ``z`` of ``modality``: ``(scores [n, k], rows [n, k])``.
+
+        The index is checked against this space (``check_index``) and the query goes through
+        ``search_latents`` first, as the index's items did.
+        """
+        self.check_index(index)
+        return index.search(self.search_latents(modality, z), k)
+
+    def check_index(self, index: Index) -> None:
+        """Refuse an index of a modality this space lacks, or built with another reference, adapter or vocabulary."""
+        if index.modality not in self.adapters:
+            raise AliceError(
+                f"index {index.path} holds {index.modality!r} latents, a modality this space has no adapter for"
+            )
+        adapter = self.adapter(index.modality)
+        index.check_against(self.reference.sha256, adapter.sha256, len(self.vocabulary))
+        if index.meta.get("search", {}) != (adapter.manifest.search or {}):
+            raise AliceError(
+                f"index {index.path} was built with another search transform than adapter {index.modality!r} "
+                "declares now; rebuild it"
+            )
 
     @torch.no_grad()
     def decode(self, modality: str, z: ArrayLike, standardised: bool = False) -> torch.Tensor:
@@ -353,7 +389,7 @@ class Space:
         )
         edited = module(zz, k)
         if adapter is not None:
-            edited = adapter.encoder(adapter.decoder(edited))
+            edited = adapter.encode(adapter.decoder(edited))
         return edited
 
     # ------------------------------------------------------------------ checks

@@ -27,7 +27,10 @@ def test_round_trip_gives_identical_modules_and_outputs(tiny_reference, tmp_path
     again_weights = AdapterWeights(
         adapter.encoder, adapter.decoder, adapter.feature_mean, adapter.feature_std, adapter.manifest
     )
-    assert save_reference(out, ref.classifier, ref.intervention, ref.manifest, [again_weights]) == ref.sha256
+    written = save_reference(
+        out, ref.classifier, ref.intervention, ref.manifest, [again_weights], False, ref.statistics
+    )
+    assert written == ref.sha256
     assert (out / "adapters/image/adapter.safetensors").read_bytes() == (
         tiny_reference / "adapters/image/adapter.safetensors"
     ).read_bytes()

@@ -75,6 +75,8 @@ _ADAPTER_KEYS = _COMMON_KEYS | {
     "metrics",
     "samples",
     "alignment",
+    "latent_alignment",
+    "search",
     "reference_sha256",
     "reference_digest",
 }
@@ -89,6 +91,7 @@ _REFERENCE_KEYS = _COMMON_KEYS | {
     "recipe",
     "training",
     "metrics",
+    "statistics",
 }
 
 
@@ -153,6 +156,8 @@ class AdapterManifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=dict)
     alignment: dict[str, Any] | None = None  # set by `alice align`: the paired fine-tuning it went through
+    latent_alignment: dict[str, Any] | None = None  # stage 2's unpaired alignment (recipe [alignment]); None: off
+    search: dict[str, Any] | None = None  # how search compares its latents: {"centre": true, ...}; None: as they are
     reference_sha256: str = ""
     reference_digest: str = ""  # of reference.safetensors and reference.json (alice.artifacts.space); "": older
     weights: WeightsRecord | None = None
@@ -187,6 +192,9 @@ class AdapterManifest:
         }
         if self.alignment is not None:
             out["alignment"] = self.alignment
+        for key in ("latent_alignment", "search"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         out.update(self.extra)
         out["reference_sha256"] = self.reference_sha256
         if self.reference_digest:
@@ -224,6 +232,8 @@ class AdapterManifest:
             metrics=f.get("metrics", dict, {}),
             samples=f.get("samples", dict, {}),
             alignment=f.get("alignment", dict, None),
+            latent_alignment=f.get("latent_alignment", dict, None),
+            search=f.get("search", dict, None),
             reference_sha256=f.get("reference_sha256", str, ""),
             reference_digest=f.get("reference_digest", str, ""),
             weights=WeightsRecord.read(f),
@@ -249,6 +259,8 @@ class ReferenceManifest:
     recipe: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: the reference modality's latent statistics stored beside C_ref and M_ref (None: an older artifact has none)
+    statistics: dict[str, Any] | None = None
     weights: WeightsRecord | None = None
     alice_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
@@ -270,6 +282,8 @@ class ReferenceManifest:
             "training": self.training,
             "metrics": self.metrics,
         }
+        if self.statistics is not None:
+            out["statistics"] = self.statistics
         out.update(self.extra)
         if self.weights is not None:
             out["weights"] = asdict(self.weights)
@@ -296,6 +310,7 @@ class ReferenceManifest:
             recipe=f.get("recipe", dict, {}),
             training=f.get("training", dict, {}),
             metrics=f.get("metrics", dict, {}),
+            statistics=f.get("statistics", dict, None),
             weights=WeightsRecord.read(f),
             alice_version=f.get("alice_version", str, ""),
             extra={k: v for k, v in data.items() if k not in _REFERENCE_KEYS},

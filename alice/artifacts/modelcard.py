@@ -371,6 +371,14 @@ def reference_card(
             _table(["adapter", "modality", "backbone", "options", "features", "identity"], _backbone_rows(adapters)),
             "",
         ]
+    if statistics := _get(manifest, "statistics"):
+        samples = statistics.get("samples", "?")
+        out += [
+            f"`reference.safetensors` also holds moments of the reference modality's {samples} train latents"
+            " (means, per-class means, second moments, label co-occurrence; no latent of any sample), "
+            "hashed with C_ref and M_ref: stage 2's unpaired alignment reads them.",
+            "",
+        ]
     prompt = _get(recipe, "intervention", "prompt_backbone")
     if prompt:
         out += [
@@ -609,6 +617,19 @@ def adapter_card(manifest: dict[str, Any], reference: dict[str, Any] | None = No
     out += _intended_use_and_limits(vocab, {name: manifest})
     if alignment := _get(manifest, "alignment"):
         out.insert(out.index("## Intended use"), f"Fine-tuned on pairs after ALICE: {_code(alignment)}.\n")
+    geometry = []
+    if latent := _get(manifest, "latent_alignment"):
+        geometry.append(
+            f"Stage 2 also pulled its latents toward the reference modality's latent statistics, without "
+            f"pairs: {_code(latent)}."
+        )
+    if (_get(manifest, "search", default={}) or {}).get("centre"):
+        geometry.append(
+            "Search compares its latents centred on this modality's own mean train latent "
+            "(`search.mean` in `adapter.safetensors`) and put back on the sphere."
+        )
+    if geometry:
+        out.insert(out.index("## Intended use"), " ".join(geometry) + "\n")
     return "\n".join(out).rstrip() + "\n"
 
 

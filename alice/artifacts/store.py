@@ -64,6 +64,7 @@ from alice.artifacts.space import (
     scan,
     warn_unrecorded,
 )
+from alice.core.alignment import LatentStatistics, SearchEncoder, label_projector, search_transform
 from alice.core.interventions import Intervention
 from alice.core.modules import Classifier, Decoder, Encoder
 from alice.data.loading import ModalityData, load_modality
@@ -82,6 +83,10 @@ from alice.plugin.manager import get_registry
 
 #: a folder's files before they are written: relative path -> bytes, text, or a JSON-able value
 Files = dict[str, Any]
+#: the reference modality's latent statistics sit in reference.safetensors under this prefix (hashed with C_ref, M_ref)
+STATISTICS_PREFIX = "statistics"
+#: an adapter's own mean latent, in adapter.safetensors when its manifest declares search centring
+SEARCH_MEAN = "search.mean"
 
 
 def now() -> str:
@@ -113,6 +118,7 @@ class AdapterWeights:
     feature_mean: torch.Tensor
     feature_std: torch.Tensor
     manifest: AdapterManifest
+    search_mean: torch.Tensor | None = None  # stored as SEARCH_MEAN when the manifest declares search centring
 
     @property
     def name(self) -> str:
@@ -130,6 +136,8 @@ class AdapterWeights:
             "normalisation.mean": self.feature_mean.detach().cpu().float().contiguous(),
             "normalisation.std": self.feature_std.detach().cpu().float().contiguous(),
         }
+        if self.search_mean is not None:
+            tensors[SEARCH_MEAN] = self.search_mean.detach().cpu().float().contiguous()
         blob = _serialise(tensors)
         manifest = replace(
             self.manifest,
@@ -145,10 +153,15 @@ def _sha(value: Any) -> str:
 
 
 def reference_files(
-    classifier: Classifier, intervention: Intervention, manifest: ReferenceManifest, adapters: list[AdapterWeights]
+    classifier: Classifier,
+    intervention: Intervention,
+    manifest: ReferenceManifest,
+    adapters: list[AdapterWeights],
+    statistics: LatentStatistics | None = None,
 ) -> tuple[Files, str]:
-    """A reference folder's files (no model cards yet) and the sha256 of its weights."""
-    blob = _serialise({**_prefixed("classifier", classifier), **_prefixed("intervention", intervention)})
+    """A reference folder's files (no model cards yet) and the sha256 of its weights (and latent statistics)."""
+    extra = statistics.tensors(STATISTICS_PREFIX) if statistics is not None else {}
+    blob = _serialise({**_prefixed("classifier", classifier), **_prefixed("intervention", intervention), **extra})
     digest = hashlib.sha256(blob).hexdigest()
     manifest = replace(manifest, weights=WeightsRecord(REFERENCE_WEIGHTS, digest))
     files: Files = {REFERENCE_WEIGHTS: blob, REFERENCE_MANIFEST: manifest.to_json()}
@@ -376,10 +389,37 @@ class Adapter:
     feature_std: torch.Tensor
     sha256: str
     reference_vocabulary: list[str]
+    search_mean: torch.Tensor | None = None  # [latent]: search centres this modality on it (None: not centred)
+    search_projector: torch.Tensor | None = None  # [latent, latent]: onto the label subspace (None: not projected)
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        """Standardised features -> latents E(x) on the sphere: what C_ref reads and M_ref edits."""
+        return self.encoder(features)
+
+    def search_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents as search compares them across modalities (every consumer: eval, indexes, search, report, Space).
+
+        As the adapter's manifest declares (``search``, from its recipe's ``[alignment]``):
+        ``centre``: this modality's mean train latent taken out; ``project`` > 0: the directions
+        outside the reference's label subspace weighed down (:func:`alice.core.alignment.label_projector`);
+        either way the result is put back on the sphere. Neither: ``z`` itself.
+        """
+        return search_transform(z, self.search_mean, self.search_projector)
+
+    @property
+    def transforms_search(self) -> bool:
+        """Whether search compares this modality's latents through a transform (else as they are)."""
+        return self.search_mean is not None or self.search_projector is not None
+
+    def search_encoder(self) -> torch.nn.Module:
+        """Standardised features -> search latents, as one module (paired fine-tuning trains the encoder in it)."""
+        if not self.transforms_search:
+            return self.encoder
+        return SearchEncoder(self.encoder, self.search_mean, self.search_projector)
 
     @property
     def modality(self) -> str:
@@ -399,16 +439,23 @@ class Adapter:
     def to(self, device: torch.device) -> Adapter:
         self.encoder.to(device).eval()
         self.decoder.to(device).eval()
+        if self.search_mean is not None:
+            self.search_mean = self.search_mean.to(device)
+        if self.search_projector is not None:
+            self.search_projector = self.search_projector.to(device)
         return self
 
-    def load_data(self, splits: tuple[str, ...], device: torch.device) -> ModalityData:
-        """Splits of this adapter's own data set (features from the cache), normalised as it was trained."""
+    def load_data(
+        self, splits: tuple[str, ...], device: torch.device, options: dict[str, Any] | None = None
+    ) -> ModalityData:
+        """Splits of this adapter's own data set (features from the cache), normalised as it was trained.
+
+        ``options`` replace data set options of its manifest (``alice eval --set data.KEY=VALUE``).
+        """
+        spec = self.manifest.modality_spec()
+        spec.data.options.update(options or {})
         return load_modality(
-            self.manifest.modality_spec(),
-            self.reference_vocabulary,
-            device,
-            splits,
-            normalisation=(self.feature_mean, self.feature_std),
+            spec, self.reference_vocabulary, device, splits, normalisation=(self.feature_mean, self.feature_std)
         )
 
 
@@ -422,6 +469,7 @@ class ReferenceSpace:
     intervention: Intervention
     sha256: str
     inspection: Inspection | None = None  # what loading found: the record, every file's sha256, the problems
+    statistics: LatentStatistics | None = None  # of the reference modality's train latents (None: an older artifact)
 
     @property
     def vocabulary(self) -> list[str]:
@@ -475,7 +523,23 @@ class ReferenceSpace:
         mean, std = tensors.get("normalisation.mean"), tensors.get("normalisation.std")
         if mean is None or std is None or mean.shape != (feature_dim,) or std.shape != (feature_dim,):
             raise AliceError(f"adapter {name!r}: feature normalisation missing or not of size {feature_dim}")
-        return Adapter(folder, m, enc.eval(), dec.eval(), mean, std, digest, self.vocabulary)
+        search = m.search or {}
+        search_mean, projector = None, None
+        if search.get("centre"):
+            search_mean = tensors.get(SEARCH_MEAN)
+            if search_mean is None or search_mean.shape != (self.latent_dim,):
+                raise AliceError(
+                    f"adapter {name!r}: its manifest centres search, but {SEARCH_MEAN} is missing or "
+                    f"not of size {self.latent_dim}"
+                )
+        if search.get("project"):
+            if self.statistics is None:
+                raise AliceError(
+                    f"adapter {name!r} projects search onto the label subspace, but reference "
+                    f"{self.path} stores no latent statistics"
+                )
+            projector = label_projector(self.statistics, float(search["project"]))
+        return Adapter(folder, m, enc.eval(), dec.eval(), mean, std, digest, self.vocabulary, search_mean, projector)
 
     @classmethod
     def load(cls, path: str | Path, digest: str | None = None) -> ReferenceSpace:
@@ -514,4 +578,9 @@ class ReferenceSpace:
         _load_into(intervention, _split(tensors, "intervention"), f"reference intervention ({m.design})")
         for p in (*classifier.parameters(), *intervention.parameters()):
             p.requires_grad_(False)
-        return cls(path, m, classifier.eval(), intervention.eval(), digest, inspection)
+        statistics = LatentStatistics.from_tensors(tensors, STATISTICS_PREFIX)
+        if m.statistics is not None and statistics is None:
+            raise AliceError(f"{path / m.weights.file} lacks the latent statistics its manifest describes")
+        if statistics is not None and (problem := statistics.shape_problem(latent, len(vocab))):
+            raise AliceError(f"{path / m.weights.file}: {problem}")
+        return cls(path, m, classifier.eval(), intervention.eval(), digest, inspection, statistics)

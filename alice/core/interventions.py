@@ -18,6 +18,7 @@ it changes nothing the classifier could not absorb and keeps the space closed).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -107,11 +108,24 @@ class Intervention(nn.Module):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: may be conditioned on sentence embeddings, made by the recipe's ``[intervention.prompt_backbone]``
+    takes_prompts: ClassVar[bool] = False
 
     def __init__(self, num_classes: int, latent_dim: int) -> None:
         super().__init__()
         self.num_classes, self.latent_dim = num_classes, latent_dim
         self.uses_prompts = False
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...] | None:
+        """The settings this design takes: its constructor's keyword arguments after num_classes and latent_dim.
+
+        None when the constructor takes ``**kwargs`` (any setting may be its own).
+        """
+        params = list(inspect.signature(cls.__init__).parameters.values())[3:]  # self, num_classes, latent_dim
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return None
+        return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
     def settings(self) -> dict[str, Any]:
         return {}
@@ -178,6 +192,7 @@ class NonLinearIntervention(Intervention):
 
     name = "nonlinear"
     description = 'an MLP on [z; t_ij], t_ij an embedding of "replace all i with j": M(z) = z + f([z; t_ij])'
+    takes_prompts = True
 
     def __init__(
         self,

@@ -162,3 +162,34 @@ def recall_at_k_blocks(
             results.append((len(qi), r))
     n = sum(w for w, _ in results)
     return {k: sum(w * r[k] for w, r in results) / n for k in results[0][1]} if results else {}
+
+
+def modality_gap(za: torch.Tensor, zb: torch.Tensor, k: int = 10) -> dict[str, float]:
+    """How far apart two modalities' latents sit (Liang et al. 2022's modality gap), two ways.
+
+    ``mean_distance``: the distance between the two mean latents (``mean_cosine``: the cosine
+    between them); ``own_neighbours_a``: over the items of ``za``, the share of their ``k`` nearest
+    neighbours (cosine, the item itself left out) in the mixed gallery ``za + zb`` that are of
+    their own modality, ``chance_a`` what that share is when the modalities are mixed through and
+    through ((n_a - 1) / (n_a + n_b - 1)); the same for ``zb``. One cloud per modality gives a
+    share near 1, one shared cloud a share near chance.
+    """
+    za, zb = za.float(), zb.float()
+    ma, mb = za.mean(0), zb.mean(0)
+    na, nb = za.shape[0], zb.shape[0]
+    mixed = torch.cat([za, zb])
+    rows = _topk_blocks(mixed, mixed, k + 1)
+    is_self = rows == torch.arange(na + nb)[:, None]  # the item itself, wherever ties put it, is left out
+    neighbours = rows.gather(1, torch.argsort(is_self.int(), dim=1, stable=True)[:, :k])
+    of_a = neighbours < na
+    return {
+        "mean_distance": float((ma - mb).norm()),
+        "mean_cosine": float(torch.nn.functional.cosine_similarity(ma, mb, dim=0)),
+        "mean_norm_a": float(ma.norm()),
+        "mean_norm_b": float(mb.norm()),
+        "own_neighbours_a": float(of_a[:na].float().mean()),
+        "own_neighbours_b": float((~of_a[na:]).float().mean()),
+        "chance_a": (na - 1) / (na + nb - 1),
+        "chance_b": (nb - 1) / (na + nb - 1),
+        "k": k,
+    }

@@ -20,6 +20,7 @@ from typing import Any, get_type_hints
 
 import tomllib
 
+from alice import console
 from alice.errors import AliceError
 from alice.plugin.manager import get_registry
 
@@ -92,6 +93,28 @@ class TrainingSpec:
     dropout_mask: str = "auto"  # classifier dropout masks. auto: "16bit" when compiled on CPU, else "torch"
 
 
+#: what stage 2's L_align compares a new modality's latents with (alice.core.alignment.LOSSES)
+ALIGNMENT_LOSSES = ("conditional-mean", "class-means", "moments")
+
+
+@dataclass
+class AlignmentSpec:
+    """Unpaired geometric alignment with the reference's latents (docs/alignment.md); weight 0 is the paper's method.
+
+    Stage 2 adds ``weight * L_align``, pulling the new modality's latents toward the statistics
+    of the reference modality's training latents stored in the reference, using only the new
+    modality's own labels. ``centre`` and ``project`` shape the latents search compares (any
+    stage; every modality of a space should share them): each modality's own mean taken out,
+    and the directions outside the reference's label subspace weighed by ``1 - project``.
+    """
+
+    weight: float = 0.0  # weight of L_align in stage 2 (0: the paper's stage 2)
+    loss: str = "conditional-mean"  # conditional-mean, class-means or moments (alice.core.alignment)
+    centre: bool = False  # search: this modality's mean train latent taken out
+    project: float = 0.0  # search: 0 the latent as it is, 1 only the reference's label subspace
+    paper: bool = False  # true: the paper's plain method, whatever the settings above say (they are set to off)
+
+
 # the choices of each setting of how the step runs (alice.training.FastPath)
 FAST_PATH_CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "fp32", "bf16"),
@@ -114,6 +137,7 @@ class Recipe:
     model: ModelSpec = field(default_factory=ModelSpec)
     intervention: InterventionSpec = field(default_factory=InterventionSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
+    alignment: AlignmentSpec = field(default_factory=AlignmentSpec)
     source: str = ""  # file it was read from
 
     @property
@@ -198,7 +222,39 @@ def _reference_only_fields(raw: dict[str, Any]) -> list[str]:
     return [f for f in REFERENCE_ONLY if (f in raw if "." not in f else f.split(".", 1)[1] in model)]
 
 
-def parse_recipe(raw: dict[str, Any], name: str, source: str = "") -> Recipe:
+def _settle_design(spec: InterventionSpec) -> list[str]:
+    """Drop the settings of other designs from ``spec`` (returns their names); refuse settings no design takes.
+
+    Each design declares its settings (:meth:`Intervention.setting_names`, its constructor's
+    keywords), so a recipe written for one design can switch to another with
+    ``--set intervention.design=...``: the first design's settings are left out.
+    """
+    registry = get_registry()
+    design = registry.intervention(spec.design)
+    own = design.setting_names()
+    if own is None:  # a design taking **kwargs: every setting may be its own
+        return []
+    others: dict[str, str] = {}
+    for name in registry.names("intervention"):
+        if name != spec.design:
+            for key in registry.intervention(name).setting_names() or ():
+                others.setdefault(key, name)
+    dropped = [k for k in spec.settings if k not in own and k in others]
+    unknown = [k for k in spec.settings if k not in own and k not in others]
+    if unknown:
+        raise AliceError(
+            f"intervention.{unknown[0]} is no setting of design {spec.design!r} (it takes: {', '.join(own) or 'none'})"
+        )
+    for key in dropped:
+        del spec.settings[key]
+    if spec.prompt_backbone is not None and not design.takes_prompts:
+        spec.prompt_backbone = None
+        dropped.append("prompt_backbone")
+    return dropped
+
+
+def parse_recipe(raw: dict[str, Any], name: str, source: str = "", quiet: bool = False) -> Recipe:
+    """A recipe from its TOML table; ``quiet``: say nothing of settings of other designs left out."""
     raw = dict(raw)
     raw.setdefault("name", name)
     if raw.get("stage") == "modality" and (fields := _reference_only_fields(raw)):
@@ -226,6 +282,24 @@ def parse_recipe(raw: dict[str, Any], name: str, source: str = "") -> Recipe:
         if value not in known:
             raise AliceError(
                 f"recipe {recipe.name!r}: training.{label} must be one of {', '.join(known)}, got {value!r}"
+            )
+    a = recipe.alignment
+    if a.paper:  # one setting for the paper's method on recipes that align by default
+        a.weight, a.centre, a.project = 0.0, False, 0.0
+    if a.weight < 0 or a.loss not in ALIGNMENT_LOSSES or not 0 <= a.project <= 1:
+        raise AliceError(
+            f"recipe {recipe.name!r}: alignment.weight must be 0 or more, alignment.project from 0 to 1 and "
+            f"alignment.loss one of {', '.join(ALIGNMENT_LOSSES)} (got {a.weight}, {a.project}, {a.loss!r})"
+        )
+    if recipe.stage == "reference":
+        try:
+            dropped = _settle_design(recipe.intervention)
+        except AliceError as exc:
+            raise AliceError(f"recipe {recipe.name!r}: {exc}") from None
+        if dropped and not quiet:
+            console.info(
+                f"intervention design {recipe.intervention.design!r} takes no {', '.join(dropped)} (settings of "
+                "another design in the recipe): left out"
             )
     return recipe
 
@@ -352,6 +426,19 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     node[parts[-1]] = value
 
 
+def data_overrides(items: list[str]) -> dict[str, Any]:
+    """``data.KEY=VALUE`` strings (``alice eval --set``) as data set options; anything else is refused."""
+    raw: dict[str, Any] = {}
+    for item in items:
+        if not item.strip().startswith("data.") or item.strip().startswith("data.dataset="):
+            raise AliceError(
+                f"--set here takes data.KEY=VALUE, an option of the adapters' own data sets (e.g. "
+                f"data.max_digits=9), got {item!r}"
+            )
+        _apply_override(raw, item)
+    return dict(raw.get("data", {}))
+
+
 def list_recipes(stage: str | None = None) -> list[Recipe]:
     """Every recipe on the search path (first one wins per name); broken files are skipped."""
     seen: dict[str, Recipe] = {}
@@ -362,7 +449,7 @@ def list_recipes(stage: str | None = None) -> list[Recipe]:
             if path.stem in seen:
                 continue
             try:
-                seen[path.stem] = parse_recipe(_read_toml(path), path.stem, str(path))
+                seen[path.stem] = parse_recipe(_read_toml(path), path.stem, str(path), quiet=True)
             except AliceError:
                 continue
     return [r for r in seen.values() if stage is None or r.stage == stage]

@@ -44,12 +44,23 @@ class ConceptAlgebra:
         return F.normalize(z, dim=-1)
 
 
-def post_training_baseline(reference: ReferenceSpace, device: torch.device, seeds: int = 5) -> dict[str, Any]:
-    """Train the plain supervised encoder on the reference modality and score concept algebra edits."""
+def post_training_baseline(
+    reference: ReferenceSpace, device: torch.device, seeds: int = 5, data_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Train the plain supervised encoder on the reference modality and score concept algebra edits.
+
+    ``data_options`` replace the data set's options for the val and test splits (a shifted test
+    distribution, as ``alice eval --set data.KEY=VALUE``); training keeps the reference's own.
+    """
     name = reference.manifest.reference_modality
     adapter = reference.load_adapter(name)
     recipe = reference.manifest.recipe
-    data = adapter.load_data(("train", "val", "test"), device)
+    if data_options:
+        train = adapter.load_data(("train",), device)
+        data = adapter.load_data(("val", "test"), device, data_options)
+        data.features["train"], data.labels["train"] = train.features["train"], train.labels["train"]
+    else:
+        data = adapter.load_data(("train", "val", "test"), device)
     t = recipe["training"]
     torch.manual_seed(t["seed"])
     encoder = Encoder(data.feature_dim, reference.latent_dim, adapter.manifest.encoder_hidden).to(device)

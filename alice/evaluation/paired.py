@@ -29,6 +29,7 @@ from alice.artifacts.store import (
     refuse_existing,
     write_reference,
 )
+from alice.core.alignment import SearchEncoder
 from alice.core.metrics import label_retrieval, recall_at_k
 from alice.core.modules import Encoder
 from alice.data.loading import ModalityData
@@ -61,11 +62,11 @@ def load_for_pairing(reference: ReferenceSpace, name: str, device: torch.device)
     return Side(adapter, data)
 
 
-def make_encoders(method: str, a: Side, b: Side, seed: int) -> tuple[Encoder, Encoder]:
+def make_encoders(method: str, a: Side, b: Side, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
     """Copies of the ALICE encoders, or fresh ones of the same architecture (seeded) for training from scratch."""
     from_alice, _ = METHODS[method]
-    if from_alice:
-        return copy.deepcopy(a.adapter.encoder), copy.deepcopy(b.adapter.encoder)
+    if from_alice:  # in search space: an adapter that transforms its search latents is fine-tuned on them
+        return copy.deepcopy(a.adapter.search_encoder()), copy.deepcopy(b.adapter.search_encoder())
     torch.manual_seed(seed)
     return fresh_encoder(a.adapter), fresh_encoder(b.adapter)
 
@@ -77,7 +78,7 @@ def fresh_encoder(adapter: Adapter) -> Encoder:
 
 
 @torch.no_grad()
-def retrieval_both_ways(ea: Encoder, eb: Encoder, a: Side, b: Side) -> dict[str, dict[str, float]]:
+def retrieval_both_ways(ea: torch.nn.Module, eb: torch.nn.Module, a: Side, b: Side) -> dict[str, dict[str, float]]:
     za, zb = ea.eval()(a.data.features["test"]), eb.eval()(b.data.features["test"])
     both = a.data.mapping.annotated & b.data.mapping.annotated
     out = {}
@@ -92,7 +93,9 @@ def retrieval_both_ways(ea: Encoder, eb: Encoder, a: Side, b: Side) -> dict[str,
     return out
 
 
-def fine_tune(method: str, a: Side, b: Side, n_pairs: int, spec: PairedSpec) -> tuple[Encoder, Encoder, list[float]]:
+def fine_tune(
+    method: str, a: Side, b: Side, n_pairs: int, spec: PairedSpec
+) -> tuple[torch.nn.Module, torch.nn.Module, list[float]]:
     """Train one method on ``n_pairs`` pairs drawn from the paired splits (seeded by ``spec.seed``)."""
     _, loss = METHODS[method]
     ia, ib = draw_pairs(a.data.pair_ids[PAIRED], b.data.pair_ids[PAIRED], n_pairs, spec.seed)
@@ -138,11 +141,12 @@ def align(
     for side, encoder, partner in ((a, ea, b.name), (b, eb, a.name)):
         manifest = copy.deepcopy(side.adapter.manifest)
         manifest.alignment = {**record, "partner": partner}
-        adapters.append(
-            AdapterWeights(
-                encoder.cpu(), side.adapter.decoder.cpu(), side.adapter.feature_mean, side.adapter.feature_std, manifest
-            )
+        inner = encoder.encoder if isinstance(encoder, SearchEncoder) else encoder  # the transform stays as stored
+        adapter = side.adapter
+        weights = AdapterWeights(
+            inner.cpu(), adapter.decoder.cpu(), adapter.feature_mean, adapter.feature_std, manifest, adapter.search_mean
         )
+        adapters.append(weights)
     files = derived_reference_files(reference, adapters)
     files.update(modelcard.cards(files, design_description=reference.intervention.description))
     write_reference(out, files, overwrite)
@@ -171,7 +175,7 @@ def sweep(
             "method": "ALICE only",
             "pairs": 0,
             "seed": None,
-            "results": retrieval_both_ways(a.adapter.encoder, b.adapter.encoder, a, b),
+            "results": retrieval_both_ways(a.adapter.search_encoder(), b.adapter.search_encoder(), a, b),
         },
     ]
     runs = [(m, n, s) for m in methods for n in pair_counts for s in seeds]

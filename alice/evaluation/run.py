@@ -26,6 +26,7 @@ from alice.core.metrics import (
     counterfactual_retrieval,
     intervention_scores,
     label_retrieval,
+    modality_gap,
     recall_at_k,
     recall_at_k_blocks,
     youden_thresholds,
@@ -44,8 +45,9 @@ NO_TRAINING, ALICE = "no training", "ALICE (0 pairs)"
 class Encoded:
     adapter: Adapter
     data: ModalityData
-    z: dict[str, torch.Tensor]  # method -> test latents
+    z: dict[str, torch.Tensor]  # method -> test latents as search compares them
     annotated: np.ndarray
+    latent: torch.Tensor  # ALICE's test latents E(x) as C_ref reads them (before any search transform)
 
 
 @torch.no_grad()
@@ -54,7 +56,7 @@ def _classification_and_interventions(
 ) -> dict[str, Any]:
     C, M = reference.classifier, reference.intervention
     annotated = data.mapping.annotated
-    E, D = adapter.encoder, adapter.decoder
+    E, D = adapter.encode, adapter.decoder
     z_val, z_test = E(data.features["val"]), E(data.features["test"])
     y_val, y_test = data.labels["val"], data.labels["test"]
     probs_val = torch.sigmoid(C(z_val)).cpu().numpy()
@@ -141,8 +143,8 @@ def _counterfactual_row(
     compared with the plain search of the unedited query scored against the same target.
     """
     both = q.annotated & g.annotated
-    M, E, D = reference.intervention, q.adapter.encoder, q.adapter.decoder
-    zq, zg = q.z[ALICE], g.z[ALICE]
+    M, E, D = reference.intervention, q.adapter.encode, q.adapter.decoder
+    zq, zg = q.latent, g.z[ALICE]  # M_ref edits latents as C_ref reads them; search compares search latents
     yq, yg = q.data.labels["test"], g.data.labels["test"].cpu().numpy()
     ann = torch.as_tensor(both, device=zq.device)
     runs = []
@@ -151,13 +153,11 @@ def _counterfactual_row(
         gen.manual_seed(10_000 + seed)
         k = sample_interventions(yq, ann, getattr(M, "num_templates", 1), gen)
         valid = k.valid
-        edited = E(D(M(zq, k)))[valid]
+        edited = q.adapter.search_latents(E(D(M(zq, k))))[valid]
         target = k.apply_to_labels(yq)[valid].cpu().numpy()
-        runs.append(
-            counterfactual_retrieval(
-                edited, zq[valid], target, zg, yg, both, k.remove[valid].cpu().numpy(), k.add[valid].cpu().numpy()
-            )
-        )
+        plain = q.z[ALICE][valid]
+        removed, added = k.remove[valid].cpu().numpy(), k.add[valid].cpu().numpy()
+        runs.append(counterfactual_retrieval(edited, plain, target, zg, yg, both, removed, added))
     row: dict[str, Any] = {
         "query": qa,
         "gallery": ga,
@@ -172,6 +172,21 @@ def _counterfactual_row(
     plain = row["plain_exact"]
     row["ratio"] = row["counterfactual_exact"] / plain if plain > 0 else None
     return row
+
+
+def _gap_rows(encoded: dict[str, Encoded]) -> list[dict[str, Any]]:
+    """Table 4: the modality gap of every two modalities' test latents, as search compares them.
+
+    Where an adapter transforms its search latents, the latents as C_ref reads them get a row too.
+    """
+    rows = []
+    for a, b in itertools.combinations(encoded, 2):
+        spaces = [("search", encoded[a].z[ALICE], encoded[b].z[ALICE])]
+        if any(encoded[n].adapter.transforms_search for n in (a, b)):
+            spaces.append(("latent", encoded[a].latent, encoded[b].latent))
+        for space, za, zb in spaces:
+            rows.append({"a": a, "b": b, "space": space, **modality_gap(za, zb)})
+    return rows
 
 
 #: `alice eval --pairs N` trains these on N pairs and adds their rows to Table 2
@@ -208,6 +223,8 @@ def evaluate(reference: ReferenceSpace, spec: EvalSpec | None = None) -> dict[st
     With ``spec.pairs``, Table 2 also holds CLIP, CyCLIP and ALICE then CLIP trained on that many pairs.
     """
     spec = spec or EvalSpec()
+    if spec.data and spec.pairs:
+        raise AliceError("--pairs trains on the paired split of the data the space was trained on; drop --set data.*")
     device = pick_device(spec.device)
     reference.classifier.to(device)
     reference.intervention.to(device)
@@ -218,15 +235,18 @@ def evaluate(reference: ReferenceSpace, spec: EvalSpec | None = None) -> dict[st
         "modalities": {},
         "retrieval": [],
     }
+    if spec.data:
+        report["data_options"] = dict(spec.data)
     for i, name in enumerate(names):
         adapter = reference.load_adapter(name).to(device)
-        data = adapter.load_data(("val", "test"), device)
+        data = adapter.load_data(("val", "test"), device, spec.data)
         report["modalities"][name] = _classification_and_interventions(reference, adapter, data, spec.seeds)
         torch.manual_seed(1_000 + i)  # a different random encoder per modality
         random_encoder = fresh_encoder(adapter).eval()
         with torch.no_grad():
-            z = {ALICE: adapter.encoder(data.features["test"]), NO_TRAINING: random_encoder(data.features["test"])}
-        encoded[name] = Encoded(adapter, data, z, data.mapping.annotated)
+            latent = adapter.encode(data.features["test"])
+            z = {ALICE: adapter.search_latents(latent), NO_TRAINING: random_encoder(data.features["test"])}
+        encoded[name] = Encoded(adapter, data, z, data.mapping.annotated, latent)
     for qa, ga in itertools.permutations(names, 2):
         q, g = encoded[qa], encoded[ga]
         pq, pg = q.data.pair_ids["test"], g.data.pair_ids["test"]
@@ -239,6 +259,7 @@ def evaluate(reference: ReferenceSpace, spec: EvalSpec | None = None) -> dict[st
             report["retrieval"].append(
                 _retrieval_row(qa, ga, label, n, q.z[method], g.z[method], q.data, g.data, both, spec.block_scenes)
             )
+    report["gap"] = _gap_rows(encoded)
     report["counterfactual"] = [
         _counterfactual_row(reference, qa, ga, encoded[qa], encoded[ga], spec.seeds)
         for qa, ga in itertools.permutations(names, 2)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 #: fine-tuning from an ALICE space uses this much smaller a learning rate than training from scratch
 ALICE_LR_DIVISOR = 100
@@ -39,6 +40,9 @@ class EvalSpec:
     block_scenes: int = 1000  # scenes per block of the authors' 1K-block retrieval protocol
     pairs: int | None = None  # also train CLIP, CyCLIP and ALICE then CLIP on this many pairs (Table 2)
     paired: PairedSpec | None = None  # their settings (default: PairedSpec())
+    # data set options replacing the adapters' own for the val and test splits (`--set data.KEY=VALUE`): a shifted
+    # test distribution; training data (the post-training baseline's) keeps the options the space was trained on
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 PAIRED_DEFAULTS = PairedSpec()

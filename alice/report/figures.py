@@ -20,10 +20,11 @@ class Items:
     """A sample of one modality's test split: latents, labels and the raw inputs to show."""
 
     name: str
-    z: torch.Tensor  # [n, latent]
+    z: torch.Tensor  # [n, latent], as C_ref reads them (what M_ref edits)
     labels: np.ndarray  # [n, classes] bool, reference vocabulary
     inputs: list[Any]
     annotated: np.ndarray
+    search: torch.Tensor  # [n, latent], as search compares them (Adapter.search_latents): what the maps show
 
 
 def _colours(k: int):
@@ -40,7 +41,7 @@ def projection_figures(items: list[Items], vocab: list[str], folder: Path, metho
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    z = torch.cat([it.z for it in items]).numpy()
+    z = torch.cat([it.search for it in items]).numpy()
     if method == "tsne":
         from sklearn.manifold import TSNE
 

@@ -57,11 +57,11 @@ def _sample(reference: ReferenceSpace, name: str, n: int, seed: int, device: tor
     total = data.features["test"].shape[0]
     rows = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
     with torch.no_grad():
-        z = adapter.encoder(data.features["test"][torch.as_tensor(rows, device=device)]).cpu()
+        z = adapter.encode(data.features["test"][torch.as_tensor(rows, device=device)])
     inputs = data.inputs("test")
-    return Items(
-        name, z, data.labels["test"].cpu().numpy()[rows] > 0.5, [inputs[int(i)] for i in rows], data.mapping.annotated
-    )
+    labels = data.labels["test"].cpu().numpy()[rows] > 0.5
+    search = adapter.search_latents(z).cpu()
+    return Items(name, z.cpu(), labels, [inputs[int(i)] for i in rows], data.mapping.annotated, search)
 
 
 def _evaluation(reference: ReferenceSpace, device: torch.device, seeds: int) -> dict[str, Any]:
@@ -86,10 +86,12 @@ def _evaluation(reference: ReferenceSpace, device: torch.device, seeds: int) -> 
         if stored["reference"].get("sha256") == reference.sha256 and set(stored["modalities"]) == set(
             reference.adapter_names()
         ):
-            if "counterfactual" not in stored:
-                console.warn(
-                    "eval.json predates Table 3 (counterfactual search): run `alice eval` again to add it to the report"
-                )
+            for key, table in (
+                ("counterfactual", "Table 3 (counterfactual search)"),
+                ("gap", "Table 4 (the modality gap)"),
+            ):
+                if key not in stored:
+                    console.warn(f"eval.json predates {table}: run `alice eval` again to add it to the report")
             return stored
     spec = EvalSpec(device=str(device), seeds=seeds)
     if path.exists():
@@ -136,13 +138,14 @@ def _search_grid(
                 row = int(row)
                 present = [c for c in np.flatnonzero(q.labels[row]) if both[c]]
                 absent = [c for c in range(len(vocab)) if both[c] and not q.labels[row, c]]
-                edits: list[tuple[str, torch.Tensor, str]] = [("plain", q.z[row : row + 1], "")]
+                edits: list[tuple[str, torch.Tensor, str]] = [("plain", q.search[row : row + 1], "")]
                 if present and absent:
                     old, new = int(rng.choice(present)), int(rng.choice(absent))
-                    edited = space.intervene(q.z[row : row + 1], (old, new), through=qname).cpu()
+                    edited = space.intervene(q.z[row : row + 1], (old, new), through=qname)
+                    edited = space.search_latents(qname, edited).cpu()
                     edits.append(("counterfactual", edited, f"replace {vocab[old]} with {vocab[new]}"))
                 for kind, z, what in edits:
-                    _, hits = top_k(z, g.z, k)
+                    _, hits = top_k(z, g.search, k)
                     cells = [gallery.html(qname, row, q.inputs[row], f"{qname}: {_names(q.labels[row], vocab)}")]
                     cells.append(f'<div class="edit">{html.escape(what) + " →" if what else ""}</div>')
                     for h in hits[0].tolist():

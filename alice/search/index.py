@@ -68,7 +68,7 @@ def build_index(
     chunks = []
     with torch.no_grad(), console.progress(f"embedding {modality} ({split})", feats.shape[0]) as bar:
         for lo in range(0, feats.shape[0], batch_size):
-            chunks.append(adapter.encoder(feats[lo : lo + batch_size]).cpu())
+            chunks.append(adapter.search_latents(adapter.encode(feats[lo : lo + batch_size])).cpu())
             bar.advance(min(batch_size, feats.shape[0] - lo))
     inputs = data.inputs(split)
     texts = list(inputs) if len(inputs) and isinstance(inputs[0], str) else None
@@ -78,6 +78,7 @@ def build_index(
         "split": split,
         "reference_sha256": ref.sha256,
         "adapter_sha256": adapter.sha256,
+        "search": adapter.manifest.search or {},  # the items are search latents (Adapter.search_latents)
         "dataset": {"name": source.dataset, "options": source.options},
     }
     content = (torch.cat(chunks), meta, data.labels[split], data.mapping.annotated, texts, data.pair_ids[split])

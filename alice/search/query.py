@@ -29,11 +29,7 @@ def parse_replacement(text: str, what: str = "--replace") -> tuple[str, str]:
 def open_index(space: Space, path: str | Path) -> Index:
     """An index file, refused unless it was built with this space's reference and its adapter of that modality."""
     index = Index.open(path)
-    if index.modality not in space.adapters:
-        raise AliceError(
-            f"index {index.path} holds {index.modality!r} latents, a modality this space has no adapter for"
-        )
-    index.check_against(space.reference.sha256, space.adapter(index.modality).sha256, len(space.vocabulary))
+    space.check_index(index)  # before any query's backbone is built
     return index
 
 
@@ -45,7 +41,12 @@ def encode_query(space: Space, query: str | Path, source: str | None = None) -> 
 
 
 def item_latent(index: Index, row: int) -> torch.Tensor:
-    """The latent ``[1, d]`` of an item already in an index (a "more like this" query)."""
+    """The search latent ``[1, d]`` of an item already in an index (a "more like this" query).
+
+    An index holds search latents: for an adapter that declares a search transform (``[alignment]
+    centre``/``project``) they are not the latents C_ref was trained on, so C_ref's reading of such an
+    item, and an edit of it, are approximate.
+    """
     if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < index.count:
         raise AliceError(f"index {index.name} has rows 0 to {index.count - 1}, got {row!r}")
     return torch.from_numpy(index.rows([row]).copy())
@@ -73,8 +74,16 @@ def edit(space: Space, z: torch.Tensor, modality: str, replace: tuple[str, str])
     return space.intervene(z, (old, new), through=modality), [old, new], warning
 
 
-def ranked(space: Space, index: Index, z: torch.Tensor, k: int, exact: bool = False) -> list[dict[str, Any]]:
-    """The top ``k`` items of ``index`` for one latent: rank, row, score, labels, and text or pair id where stored."""
+def ranked(
+    space: Space, index: Index, z: torch.Tensor, k: int, exact: bool = False, modality: str | None = None
+) -> list[dict[str, Any]]:
+    """The top ``k`` items of ``index`` for one latent: rank, row, score, labels, and text or pair id where stored.
+
+    ``modality``: the adapter that read ``z``, whose search transform it goes through first, as the index's
+    items did (None: ``z`` is a search latent already, an index item's).
+    """
+    if modality is not None:
+        z = space.search_latents(modality, z)
     scores, rows = index.search(z, k, exact=exact)
     return [
         {
@@ -121,5 +130,5 @@ def search(
         result["edited_labels"], result["edited_probabilities"] = edited["labels"], edited["probabilities"]
         if warning:
             result["warnings"].append(warning)
-    result["results"] = ranked(space, index, z, k, exact)
+    result["results"] = ranked(space, index, z, k, exact, modality)
     return result

@@ -216,7 +216,7 @@ def _reading(served: Served, name: str, z: Any, kind: str, shown: str, replace: 
 
 def _search(served: Served, reading: Reading, z: Any, index_name: str | None, k: int, exact: bool, t0: float):
     index = served.index(index_name, reading.source)
-    hits = q.ranked(served.space, index, z, k, exact)
+    hits = q.ranked(served.space, index, z, k, exact, None if reading.kind == "item" else reading.source)
     has_preview = served.preview_kind(index.name) is not None
     for hit in hits:
         hit["preview"] = f"/api/indexes/{index.name}/items/{hit['row']}/preview" if has_preview else None

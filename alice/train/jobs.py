@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from alice.artifacts import modelcard
 from alice.artifacts.layout import ADAPTERS_FOLDER
 from alice.artifacts.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
 from alice.artifacts.store import (
+    SEARCH_MEAN,
+    STATISTICS_PREFIX,
     AdapterWeights,
     ReferenceSpace,
     now,
@@ -21,9 +24,10 @@ from alice.artifacts.store import (
     update_space,
     write_space,
 )
+from alice.core.alignment import STATISTICS, AlignmentTarget, LatentStatistics
 from alice.core.interventions import Intervention, prompt_sentences
 from alice.core.metrics import classification_metrics, youden_thresholds
-from alice.core.modules import Classifier, Encoder
+from alice.core.modules import Classifier, Decoder, Encoder
 from alice.data.features import extract_features
 from alice.data.loading import ModalityData, load_modality, make_backbone, make_dataset
 from alice.data.recipes import Recipe
@@ -78,12 +82,58 @@ def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: tor
 
 
 @torch.no_grad()
+def _train_latents(data: ModalityData, encoder: Encoder, chunk: int = 8192) -> torch.Tensor:
+    x = data.features["train"]
+    return torch.cat([encoder(x[lo : lo + chunk]).cpu() for lo in range(0, x.shape[0], chunk)])
+
+
+def _latent_statistics(data: ModalityData, encoder: Encoder) -> LatentStatistics:
+    """Moments of the reference modality's train latents, stored in the reference for stage 2's alignment."""
+    return LatentStatistics.of(_train_latents(data, encoder), data.labels["train"])
+
+
+def statistics_record(statistics: LatentStatistics) -> dict:
+    """reference.json's description of the statistics stored in reference.safetensors."""
+    return {
+        "of": "the reference modality's latents E(x) of its train split, after training",
+        "samples": int(statistics.count),
+        "tensors": {f"{STATISTICS_PREFIX}.{n}": list(getattr(statistics, n).shape) for n in STATISTICS},
+        "use": "stage 2's unpaired alignment (recipe table [alignment], docs/alignment.md)",
+    }
+
+
+@torch.no_grad()
 def _thresholds_and_metrics(data: ModalityData, encoder: Encoder, classifier: Classifier) -> tuple[np.ndarray, dict]:
     annotated = data.mapping.annotated
     probs = torch.sigmoid(classifier(encoder(data.features["val"]))).cpu().numpy()
     labels = data.labels["val"].cpu().numpy()
     thresholds = youden_thresholds(probs, labels, annotated)
     return thresholds, classification_metrics(probs, labels, thresholds, annotated)
+
+
+def _adapter_weights(
+    name: str,
+    recipe: Recipe,
+    data: ModalityData,
+    modules: tuple[Encoder, Decoder],
+    train_mean: torch.Tensor,
+    thresholds: np.ndarray,
+    training: dict,
+    metrics: dict,
+) -> AdapterWeights:
+    """An adapter's weights and manifest; ``train_mean``: its mean train latent, kept when search centres on it."""
+    manifest = _adapter_manifest(name, recipe, data, thresholds, training, metrics)
+    a = recipe.alignment
+    if recipe.stage == "modality" and a.weight > 0:
+        manifest.latent_alignment = {"loss": a.loss, "weight": a.weight, "toward": "the reference's latent statistics"}
+    search_mean = train_mean if a.centre else None
+    if a.centre or a.project:
+        manifest.search = {"centre": a.centre, "project": a.project}
+        if a.centre:
+            manifest.search["mean"] = f"{SEARCH_MEAN}: this modality's mean train latent"
+        if a.project:
+            manifest.search["subspace"] = "the reference's label subspace, from its latent statistics"
+    return AdapterWeights(*modules, data.mean, data.std, manifest, search_mean)
 
 
 def _adapter_manifest(
@@ -230,6 +280,7 @@ def _build_reference(
     encoder, decoder, classifier, intervention, history = trainer.train(checkpointing)
     thresholds, metrics = _thresholds_and_metrics(data, encoder, classifier)
     training = training_summary(recipe.training, history, device)
+    statistics = _latent_statistics(data, encoder)
     manifest = ReferenceManifest(
         name=recipe.name,
         family=recipe.family,
@@ -244,16 +295,13 @@ def _build_reference(
         recipe=recipe.to_dict(),
         training={k: v for k, v in training.items() if k != "history"},
         metrics={"val": metrics},
+        statistics=statistics_record(statistics),
     )
-    adapter = AdapterWeights(
-        encoder,
-        decoder,
-        data.mean,
-        data.std,
-        _adapter_manifest(data.modality, recipe, data, thresholds, training, metrics),
+    adapter = _adapter_weights(
+        data.modality, recipe, data, (encoder, decoder), statistics.mean, thresholds, training, metrics
     )
     if distributed.is_main():  # one writer; the others wait for the artifact
-        save_reference(out, classifier, intervention, manifest, [adapter], overwrite)
+        save_reference(out, classifier, intervention, manifest, [adapter], overwrite, statistics)
         checkpoints.remove(checkpointing.folder)
     distributed.barrier()
     space = ReferenceSpace.load(out)
@@ -268,12 +316,37 @@ def save_reference(
     manifest: ReferenceManifest,
     adapters: list[AdapterWeights],
     overwrite: bool = False,
+    statistics: LatentStatistics | None = None,
 ) -> str:
-    """Write a reference folder, its adapters and their model cards as one atomic step; returns the weights' sha256."""
-    files, digest = reference_files(classifier, intervention, manifest, adapters)
+    """Write a reference folder, its adapters and their model cards as one atomic step; returns the weights' sha256.
+
+    ``statistics``: the reference modality's latent statistics to store beside C_ref and M_ref (a
+    loaded reference's ``.statistics``); the manifest's ``statistics`` record is made to match them.
+    """
+    manifest = replace(manifest, statistics=statistics_record(statistics) if statistics is not None else None)
+    files, digest = reference_files(classifier, intervention, manifest, adapters, statistics)
     files.update(modelcard.cards(files, design_description=intervention.description))
     write_space(out, files, overwrite=overwrite)
     return digest
+
+
+def _alignment(
+    reference: ReferenceSpace, recipe: Recipe, data: ModalityData, device: torch.device
+) -> tuple[AlignmentTarget, float] | None:
+    """Stage 2's L_align toward the reference's latent statistics and its weight; None for the paper's stage 2."""
+    a = recipe.alignment
+    if (a.weight or a.project) and reference.statistics is None:
+        raise AliceError(
+            f"reference {reference.path} stores no latent statistics (built before ALICE stored them), so "
+            "alignment.weight and alignment.project must be 0 for it: rebuild the reference, or add "
+            "--set alignment.weight=0 --set alignment.project=0"
+        )
+    if a.weight == 0:
+        return None
+    console.info(
+        f"stage 2 with unpaired alignment: {a.loss} toward the reference's latent statistics, weight {a.weight}"
+    )
+    return AlignmentTarget(reference.statistics, data.annotated, a.loss, device), a.weight
 
 
 def add_modality(
@@ -324,13 +397,15 @@ def _add_modality(
     checkpointing = _checkpointing(recipe, folder, resume, overwrite, f"modality:{reference.sha256}")
     console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen){_processes()}")
     data = _load(recipe, reference.vocabulary, device)
-    trainer = AdapterTrainer(data, reference.classifier, reference.intervention, recipe.model, recipe.training, device)
+    alignment = _alignment(reference, recipe, data, device)
+    trainer = AdapterTrainer(
+        data, reference.classifier, reference.intervention, recipe.model, recipe.training, device, alignment
+    )
     encoder, decoder, history = trainer.train(checkpointing)
     thresholds, metrics = _thresholds_and_metrics(data, encoder, reference.classifier)
     training = training_summary(recipe.training, history, device)
-    adapter = AdapterWeights(
-        encoder, decoder, data.mean, data.std, _adapter_manifest(name, recipe, data, thresholds, training, metrics)
-    )
+    train_mean = _train_latents(data, encoder).mean(0)
+    adapter = _adapter_weights(name, recipe, data, (encoder, decoder), train_mean, thresholds, training, metrics)
     digest = ""
     if distributed.is_main():
         files = adapter.files(reference.sha256, reference.reference_digest)

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from alice import console, distributed
+from alice.core.alignment import AlignmentTarget, alignment_loss
 from alice.core.interventions import Intervention, InterventionBatch, sample_interventions
 from alice.core.losses import masked_bce, reconstruction_loss
 from alice.core.modules import Classifier, Decoder, Encoder, state_digest
@@ -444,8 +445,11 @@ class AdapterTrainer(_Trainer):
         model: ModelSpec,
         t: TrainingSpec,
         device: torch.device,
+        alignment: tuple[AlignmentTarget, float] | None = None,
     ) -> None:
         self.classifier, self.intervention = classifier.to(device).eval(), intervention.to(device).eval()
+        # L_align toward the reference's latent statistics, and its weight (None: the paper's stage 2)
+        self.alignment = alignment
         for p in (*self.classifier.parameters(), *self.intervention.parameters()):
             p.requires_grad_(False)
         self.frozen_before = state_digest(self.classifier, self.intervention)
@@ -458,9 +462,12 @@ class AdapterTrainer(_Trainer):
         self.opt = _adam([*self.e_params, *self.d_params], t, self.fast)
         self._start()
 
-    def _main_losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _main_losses(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         z = self.encoder(x)
-        return z, reconstruction_loss(self.decoder(z), x), masked_bce(self.classifier(z), y, self.annotated)
+        align = alignment_loss(z, y, self.alignment[0]) if self.alignment is not None else None
+        return z, reconstruction_loss(self.decoder(z), x), masked_bce(self.classifier(z), y, self.annotated), align
 
     def _sem_loss(
         self, z: torch.Tensor, y: torch.Tensor, k: InterventionBatch, denominator: torch.Tensor | None
@@ -472,17 +479,23 @@ class AdapterTrainer(_Trainer):
         x, y, k, denominator = self._batch()
         frozen = _frozen(self.decoder) if self.fast.compile_mode else contextlib.nullcontext()
         with self.fast.autocast_context(self.device):
-            z, rec, cls = self._main(x, y)
+            z, rec, cls, align = self._main(x, y)
             with frozen:  # compiled: the semantic graph must not ask for D_m's gradient
                 sem = self._sem(z.detach(), y, k, denominator)
         self.opt.zero_grad(set_to_none=True)
-        (t.rec_weight * rec + t.cls_weight * cls).backward()
+        main = t.rec_weight * rec + t.cls_weight * cls
+        if align is not None:  # L_align reaches E_m only (D_m does not see it)
+            main = main + self.alignment[1] * align
+        main.backward()
         # the semantic term reaches E_m only (not D_m, and never C_ref or M_ref)
         for p, g in zip(self.e_params, torch.autograd.grad(t.sem_weight * sem, self.e_params)):
             p.grad = g if p.grad is None else p.grad + g
         distributed.average_gradients([*self.e_params, *self.d_params])
         self.opt.step()
-        return {"rec": rec, "cls": cls, "sem": sem}
+        losses = {"rec": rec, "cls": cls, "sem": sem}
+        if align is not None:
+            losses["align"] = align
+        return losses
 
     def run_state(self) -> RunState:
         return RunState(

@@ -15,7 +15,11 @@ from alice_plugins.digits import scenes as S
 
 
 class DigitScenes(DataSet):
-    """Scenes of 1 to ``max_digits`` distinct digits; subclasses render them in their modality (``split``)."""
+    """Scenes of ``min_digits`` to ``max_digits`` distinct digits; subclasses render them in their modality (``split``).
+
+    Up to 4 digits sit in a 2x2 grid; ``max_digits`` 5 to 9 (a test of a space trained on fewer,
+    ``alice eval PATH --set data.max_digits=9``) lays every scene out in a 3x3 grid on the same canvas.
+    """
 
     description = ""
 
@@ -27,13 +31,20 @@ class DigitScenes(DataSet):
         test: int = 1000,
         paired: int = 20000,
         max_digits: int = 4,
+        min_digits: int = 1,
+        companion: float = 0.0,
     ) -> None:
         for key, value in (("train", train), ("val", val), ("test", test), ("paired", paired)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"option {key} must be a positive integer, got {value!r}")
-        if not 1 <= max_digits <= 4:
-            raise ValueError("option max_digits must be between 1 and 4")
-        self.seed, self.max_digits = seed, max_digits
+        if not (isinstance(min_digits, int) and isinstance(max_digits, int) and 1 <= min_digits <= max_digits <= 9):
+            raise ValueError(
+                f"options min_digits and max_digits must satisfy 1 <= min_digits <= max_digits <= {S.MAX_DIGITS}"
+            )
+        if not isinstance(companion, (int, float)) or not 0 <= companion <= 1:
+            raise ValueError(f"option companion must be a probability from 0 to 1, got {companion!r}")
+        self.seed, self.max_digits, self.min_digits, self.companion = seed, max_digits, min_digits, float(companion)
+        self.grid = 2 if max_digits <= 4 else 3
         self.sizes = {"train": train, "val": val, "test": test, PAIRED: paired}
 
     @property
@@ -41,14 +52,26 @@ class DigitScenes(DataSet):
         return list(S.VOCABULARY)
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed, "sizes": self.sizes, "max_digits": self.max_digits, "version": 1}
+        identity = {
+            "name": self.name,
+            "seed": self.seed,
+            "sizes": self.sizes,
+            "max_digits": self.max_digits,
+            "version": 1,
+        }
+        # options at their defaults add nothing: features cached before the options existed stay valid
+        if self.min_digits != 1:
+            identity["min_digits"] = self.min_digits
+        if self.companion != 0:
+            identity["companion"] = self.companion
+        return identity
 
     def label_sets(self, split: str) -> list[list[int]]:
         """The class indices of each scene of ``split``; test and paired scenes are the same in every modality."""
         if split not in (*SPLITS, PAIRED):
             raise ValueError(f"unknown split {split!r}")
         gen = S.rng(self.seed, S.scene_streams(self.modality, split))
-        return S.draw_label_sets(self.sizes[split], gen, self.max_digits)
+        return S.draw_label_sets(self.sizes[split], gen, self.max_digits, self.min_digits, self.companion)
 
 
 class DigitsImage(DigitScenes):
@@ -58,7 +81,7 @@ class DigitsImage(DigitScenes):
 
     def split(self, name: str) -> Split:
         sets = self.label_sets(name)
-        images = S.render(sets, S.writers(name), S.rng(self.seed, f"image-{name}-render"))
+        images = S.render(sets, S.writers(name), S.rng(self.seed, f"image-{name}-render"), self.grid)
         pair_ids = [f"{name}-{i}" for i in range(len(sets))] if name in ("test", PAIRED) else None
         return Split(list(images), S.multi_hot(sets), pair_ids)
 
