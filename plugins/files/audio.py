@@ -24,10 +24,7 @@ class AudioFolder(LabelledRows):
         self,
         root: str,
         labels: str = "labels.csv",
-        vocabulary: list[str] | None = None,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        **split_options: Any,  # vocabulary, seed, val_fraction, test_fraction: LabelledRows._options
     ) -> None:
         self.root = Path(root).expanduser()
         self.labels_file = (self.root / labels) if not Path(labels).is_absolute() else Path(labels)
@@ -35,7 +32,7 @@ class AudioFolder(LabelledRows):
             raise AliceError(f"audio-folder: root {self.root} is not a folder")
         if not self.labels_file.is_file():
             raise AliceError(f"audio-folder: labels file {self.labels_file} does not exist")
-        self._options(vocabulary, seed, val_fraction, test_fraction)
+        self._options(**split_options)
         self.source = self.labels_file
         self._set_rows(file_rows(read_manifest(self.labels_file, "path", self.name), self.root, self.name, "audio"))
 

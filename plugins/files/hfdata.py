@@ -195,12 +195,9 @@ class HFDataset(LabelledRows):
         modality: str | None = None,
         config: str | None = None,
         revision: str | None = None,
-        vocabulary: list[str] | None = None,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        **split_options: Any,  # vocabulary, seed, val_fraction, test_fraction: LabelledRows._options
     ) -> None:
-        self._options(vocabulary, seed, val_fraction, test_fraction)
+        self._options(**split_options)
         self.path, self.config, self.revision = str(path), config, revision
         self.source = Path(self.path)
         parts = load_parts(self.path, config, revision)

@@ -50,15 +50,12 @@ class ImageFolder(LabelledRows):
         root: str,
         labels: str | None = None,
         column: str = "path",
-        vocabulary: list[str] | None = None,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        **split_options: Any,  # vocabulary, seed, val_fraction, test_fraction: LabelledRows._options
     ) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise AliceError(f"image-folder: root {self.root} is not a folder")
-        self._options(vocabulary, seed, val_fraction, test_fraction)
+        self._options(**split_options)
         self.column = column
         self.manifest = find_manifest(self.root, labels)
         if self.manifest is not None:

@@ -207,7 +207,14 @@ class LabelledRows(DataSet):
     #: what names the data set in errors: "image-folder: labels.csv line 7: ..."
     source: Path
 
-    def _options(self, vocabulary: list[str] | None, seed: int, val_fraction: float, test_fraction: float) -> None:
+    def _options(
+        self,
+        vocabulary: list[str] | None = None,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+    ) -> None:
+        """The options every file data set takes (an unknown one is refused by name, as a data set's own)."""
         if vocabulary is not None and (
             not isinstance(vocabulary, list) or not vocabulary or not all(isinstance(v, str) and v for v in vocabulary)
         ):

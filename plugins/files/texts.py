@@ -21,12 +21,9 @@ class TextFile(LabelledRows):
         self,
         path: str,
         column: str = "text",
-        vocabulary: list[str] | None = None,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        **split_options: Any,  # vocabulary, seed, val_fraction, test_fraction: LabelledRows._options
     ) -> None:
-        self._options(vocabulary, seed, val_fraction, test_fraction)
+        self._options(**split_options)
         self.path, self.column = Path(path).expanduser(), column
         self.source = self.path
         rows = read_manifest(self.path, column, self.name)

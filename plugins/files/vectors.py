@@ -75,14 +75,11 @@ class Embeddings(LabelledRows):
         modality: str = "embeddings",
         column: str | None = None,
         labels: str | None = None,
-        vocabulary: list[str] | None = None,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        **split_options: Any,  # vocabulary, seed, val_fraction, test_fraction: LabelledRows._options
     ) -> None:
         if not isinstance(modality, str) or not MODALITY_NAME.match(modality):
             raise ValueError(f"option modality must be a name of letters, digits, '.', '_' or '-', got {modality!r}")
-        self._options(vocabulary, seed, val_fraction, test_fraction)
+        self._options(**split_options)
         self.path, self.modality, self.column = Path(path).expanduser(), modality, column
         if self.path.suffix.lower() not in VECTOR_SUFFIXES:
             raise AliceError(f"embeddings: {self.path} is not a .npy, .safetensors or .parquet file")
