@@ -66,7 +66,7 @@ def synthetic_index(ref: Path, items: int, kind: str, folder: Path) -> Path:
     rows = torch.arange(items) % source.count
     z = base[rows] + (0.05 / base.shape[1] ** 0.5) * torch.randn(items, base.shape[1], generator=rng)
     z = torch.nn.functional.normalize(z, dim=1)
-    meta = {k: source.meta[k] for k in ("modality", "reference_sha256", "adapter_sha256")}
+    meta = {k: source.meta[k] for k in ("modality", "reference_sha256", "adapter_sha256", "search") if k in source.meta}
     meta.update(split=f"synthetic-{items}", dataset={"name": "synthetic", "options": {"items": items}})
     path = folder / f"synthetic-{items // 1000}k-{kind}.safetensors"
     labels = source.labels[rows] if source.labels is not None else None
