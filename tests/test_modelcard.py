@@ -112,8 +112,9 @@ def test_eval_writes_its_tables_into_the_reference_card_and_verify_export_import
         f for f in verify_reference(reference_copy) if not f.ok
     ]
     ok("reference", "verify", reference_copy)
-    archive = export_reference(reference_copy, tmp_path / "ref.alice.tar.gz")
-    imported = import_reference(archive, tmp_path / "into")
+    archive, digest = export_reference(reference_copy, tmp_path / "ref.alice.tar.gz")
+    imported, imported_digest = import_reference(archive, tmp_path / "into")
+    assert imported_digest == digest  # the space that left is the space that arrived
     assert (imported / "README.md").read_text() == card
     assert (imported / "adapters" / "text" / "README.md").read_bytes() == adapter_cards["text"]
     ReferenceSpace.load(imported).load_adapter("text")
