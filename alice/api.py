@@ -312,12 +312,7 @@ class Space:
                 f"index {index.path} holds {index.modality!r} latents, a modality this space has no adapter for"
             )
         adapter = self.adapter(index.modality)
-        index.check_against(self.reference.sha256, adapter.sha256, len(self.vocabulary))
-        if index.meta.get("search", {}) != (adapter.manifest.search or {}):
-            raise AliceError(
-                f"index {index.path} was built with another search transform than adapter {index.modality!r} "
-                "declares now; rebuild it"
-            )
+        index.check_against(self.reference.sha256, adapter.sha256, len(self.vocabulary), adapter.manifest.search or {})
 
     @torch.no_grad()
     def decode(self, modality: str, z: ArrayLike, standardised: bool = False) -> torch.Tensor:

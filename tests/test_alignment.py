@@ -213,3 +213,40 @@ def test_digit_scenes_of_up_to_nine_and_with_companions():
     both = (y[:, 3] * y[:, 8]).mean() / (y[:, 3].mean() * y[:, 8].mean())
     assert both > 2  # three and eight come together far more often than chance
     assert DigitsImage().identity() == DigitsImage(min_digits=1, companion=0.0).identity()  # cached features stay valid
+
+
+def test_an_index_of_another_search_transform_or_a_malformed_one_is_refused_everywhere(aligned_copy, tmp_path):
+    """One check (IndexHeader.check_against) for search, verify and index list; a bad `search` is one line."""
+    from alice.artifacts.indexes import Index, write_index
+    from alice.artifacts.verify import rehash
+
+    ok("index", "build", aligned_copy, "--modality", "text2")
+    built = Index.open(aligned_copy / "indexes" / "text2-test.safetensors")
+    meta = {**built.meta, "search": {}}  # as if built before the adapter centred its search latents
+    plain = write_index(tmp_path / "plain.safetensors", torch.from_numpy(built.rows(list(range(built.count)))), meta)
+    refused("another search transform", "search", aligned_copy, "a two", "--from", "text2", "--in", plain)
+    (aligned_copy / "indexes" / "stale.safetensors").write_bytes(plain.read_bytes())
+    rehash(aligned_copy)  # recorded: only its transform is wrong
+    code, out, _ = alice("reference", "verify", aligned_copy)
+    assert code != 0 and "another search transform" in out
+    assert "another search transform" in ok("index", "list", aligned_copy).out
+    adapter = aligned_copy / "adapters" / "text2" / "adapter.json"
+    data = json.loads(adapter.read_text())
+    data["search"]["project"] = "high"
+    adapter.write_text(json.dumps(data, indent=2) + "\n")
+    (aligned_copy / "indexes" / "stale.safetensors").unlink()
+    refused("changed after the space was written", "eval", aligned_copy)  # space.json catches it first
+    (aligned_copy / "space.json").unlink()  # as a space written before space.json: the manifest is read as it is
+    refused("field 'search' must hold centre", "eval", aligned_copy)
+    refused("field 'search' must hold centre", "reference", "verify", aligned_copy, "--rehash")
+
+
+def test_a_clip_encoder_from_scratch_does_not_inherit_the_old_search_transform(aligned_copy, tmp_path):
+    out = tmp_path / "clip"
+    ok(
+        "align", "clip", aligned_copy, "--modality", "image", "--modality", "text2", "--pairs", "40",
+        "--scratch", "--steps", "5", "--out", out,
+    )  # fmt: skip
+    manifest = json.loads((out / "adapters" / "text2" / "adapter.json").read_text())
+    assert manifest["alignment"]["method"] == "clip" and "search" not in manifest
+    assert ReferenceSpace.load(out).load_adapter("text2").search_mean is None

@@ -120,7 +120,10 @@ class IndexHeader:
         missing = [key for key in ("modality", "reference_sha256", "adapter_sha256") if not meta.get(key)]
         if missing:
             raise AliceError(f"{path}: its metadata names no {missing[0]}; rebuild it with `alice index build`")
-        if int(meta.get("format_version", 0)) > INDEX_VERSION:
+        version = meta.get("format_version", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise AliceError(f"{path}: its format_version {version!r} is not a whole number; rebuild it")
+        if version > INDEX_VERSION:
             raise AliceError(
                 f"{path} is index format {meta.get('format_version')}, newer than this ALICE reads ({INDEX_VERSION}); "
                 "upgrade alice"
@@ -155,9 +158,14 @@ class IndexHeader:
         )
 
     def check_against(
-        self, reference_sha256: str, adapter_sha256: str | None = None, classes: int | None = None
+        self,
+        reference_sha256: str,
+        adapter_sha256: str | None = None,
+        classes: int | None = None,
+        search: dict[str, Any] | None = None,
     ) -> None:
-        """Refuse an index built with another reference space, another version of its adapter, or other labels."""
+        """Refuse an index built with another reference space, another version of its adapter, other labels, or
+        (``search``: the search transform the adapter declares now, ``{}`` for none) another search transform."""
         built = str(self.meta.get("reference_sha256", ""))
         if built != reference_sha256:
             raise AliceError(
@@ -168,6 +176,11 @@ class IndexHeader:
             raise AliceError(
                 f"index {self.path} was built with another {self.modality!r} adapter than the one in this reference; "
                 "rebuild it"
+            )
+        if search is not None and (self.meta.get("search") or {}) != search:
+            raise AliceError(
+                f"index {self.path} was built with another search transform than adapter {self.modality!r} "
+                "declares now; rebuild it"
             )
         if classes is not None:
             for name, width in (("labels", self.label_classes), ("annotated", self.annotated_classes)):
@@ -261,7 +274,8 @@ class ReferenceFacts:
         header = IndexHeader.read(path)
         if header.modality not in self.adapters:
             raise AliceError(f"index of {header.modality!r}, an adapter this reference does not have")
-        header.check_against(self.sha256, self.adapters[header.modality][1], len(self.manifest.vocabulary))
+        manifest, sha = self.adapters[header.modality]
+        header.check_against(self.sha256, sha, len(self.manifest.vocabulary), manifest.search or {})
         return header
 
     def index_files(self) -> list[Path]:

@@ -95,6 +95,20 @@ _REFERENCE_KEYS = _COMMON_KEYS | {
 }
 
 
+def _search_transform(search: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
+    """An adapter's declared search transform, checked: ``centre`` true or false, ``project`` from 0 to 1."""
+    if search is None:
+        return None
+    centre, project = search.get("centre", False), search.get("project", 0.0)
+    number = isinstance(project, (int, float)) and not isinstance(project, bool)
+    if not isinstance(centre, bool) or not number or not 0 <= project <= 1:
+        raise AliceError(
+            f"{where}: field 'search' must hold centre (true or false) and project (a number from 0 to 1), "
+            f"got {search!r}"
+        )
+    return search
+
+
 @dataclass
 class WeightsRecord:
     file: str
@@ -233,7 +247,7 @@ class AdapterManifest:
             samples=f.get("samples", dict, {}),
             alignment=f.get("alignment", dict, None),
             latent_alignment=f.get("latent_alignment", dict, None),
-            search=f.get("search", dict, None),
+            search=_search_transform(f.get("search", dict, None), where),
             reference_sha256=f.get("reference_sha256", str, ""),
             reference_digest=f.get("reference_digest", str, ""),
             weights=WeightsRecord.read(f),

@@ -124,10 +124,10 @@ def check_index(f: Path, item: str, ref: ReferenceSpace) -> Finding:
     """A search index must have been built with this reference and with the adapter it holds now."""
     try:
         index = Index.open(f)
-        adapter = ref.load_adapter(index.modality).sha256 if index.modality in ref.adapter_names() else None
-        if adapter is None:
+        if index.modality not in ref.adapter_names():
             return Finding(item, False, f"index of {index.modality!r}, an adapter this reference does not have")
-        index.check_against(ref.sha256, adapter, len(ref.vocabulary))
+        adapter = ref.load_adapter(index.modality)
+        index.check_against(ref.sha256, adapter.sha256, len(ref.vocabulary), adapter.manifest.search or {})
     except AliceError as exc:
         return Finding(item, False, str(exc))
     return Finding(

@@ -143,8 +143,11 @@ def align(
         manifest.alignment = {**record, "partner": partner}
         inner = encoder.encoder if isinstance(encoder, SearchEncoder) else encoder  # the transform stays as stored
         adapter = side.adapter
+        search_mean = adapter.search_mean
+        if not isinstance(encoder, SearchEncoder):  # an encoder of its own (from scratch): no transform of the old one
+            manifest.search, search_mean = None, None
         weights = AdapterWeights(
-            inner.cpu(), adapter.decoder.cpu(), adapter.feature_mean, adapter.feature_std, manifest, adapter.search_mean
+            inner.cpu(), adapter.decoder.cpu(), adapter.feature_mean, adapter.feature_std, manifest, search_mean
         )
         adapters.append(weights)
     files = derived_reference_files(reference, adapters)

@@ -216,7 +216,9 @@ def _reading(served: Served, name: str, z: Any, kind: str, shown: str, replace: 
 
 def _search(served: Served, reading: Reading, z: Any, index_name: str | None, k: int, exact: bool, t0: float):
     index = served.index(index_name, reading.source)
-    hits = q.ranked(served.space, index, z, k, exact, None if reading.kind == "item" else reading.source)
+    # an index item is a search latent already, unless M_ref edited it: an edit gives a latent as encoded
+    searched_as = None if reading.kind == "item" and not reading.replace else reading.source
+    hits = q.ranked(served.space, index, z, k, exact, searched_as)
     has_preview = served.preview_kind(index.name) is not None
     for hit in hits:
         hit["preview"] = f"/api/indexes/{index.name}/items/{hit['row']}/preview" if has_preview else None
