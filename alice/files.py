@@ -293,16 +293,6 @@ def remove_folder(path: Path, writer: str = "folder") -> None:
     _remove_tree(gone, writer)
 
 
-def write_folder(final: Path, files: dict[str, bytes | str | dict | list], writer: str = "folder") -> None:
-    """Write ``files`` (relative path -> bytes, text or a JSON-able value) as the folder ``final``, atomically."""
-    with staging_folder(final) as staging:
-        for name, value in files.items():
-            target = staging / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content_bytes(value))
-        publish_folder(staging, final, writer)
-
-
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (flock on the folder itself) while the block runs.

@@ -141,8 +141,8 @@ def test_eval_reports_the_gap_in_eval_json_and_the_model_card(aligned_copy):
 
 def test_alignment_needs_statistics_older_references_keep_loading(reference_copy, recipe_dir):
     """A reference written before the statistics existed loads; stage 2 with alignment refuses it in one line."""
-    from alice.artifacts.manifests import ReferenceManifest
-    from alice.artifacts.store import AdapterWeights, read_reference_manifest
+    from alice.artifacts.manifests import ReferenceManifest, read_reference_manifest
+    from alice.artifacts.store import AdapterWeights
     from alice.train.jobs import save_reference
 
     ref = ReferenceSpace.load(reference_copy)

@@ -66,7 +66,7 @@ def test_manifests_carry_what_the_design_requires(tiny_reference):
 
 def test_typed_manifests_write_back_the_same_json(tiny_reference):
     """Reading a manifest into its dataclass and writing it again changes nothing, key order included."""
-    from alice.artifacts.store import read_adapter_manifest, read_reference_manifest
+    from alice.artifacts.manifests import read_adapter_manifest, read_reference_manifest
     from alice.files import json_text
 
     assert (

@@ -20,11 +20,10 @@ from alice.artifacts.layout import ADAPTERS_FOLDER, INDEX_FOLDER
 from alice.artifacts.manifests import (
     AdapterManifest,
     ReferenceManifest,
-    WeightsRecord,
     read_adapter_manifest,
     read_reference_manifest,
 )
-from alice.artifacts.space import inspect_space, warn_unrecorded
+from alice.artifacts.space import Inspection, SpaceRecord, inspect_space, warn_unrecorded
 from alice.errors import AliceError
 from alice.files import recover, sha256_file
 
@@ -54,8 +53,13 @@ def safetensors_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str,
     return header, metadata, 8 + size
 
 
-def checked_sha256(path: Path, expected: str) -> str:
-    """Hash a weights file and refuse it if it is missing or its sha256 is not the manifest's."""
+def checked_sha256(path: Path, expected: str, known: str | None = None) -> str:
+    """Hash a weights file and refuse it if it is missing or its sha256 is not the manifest's.
+
+    ``known``: its sha256 as the space's check already found it (not hashed again when it is the expected one).
+    """
+    if known == expected and path.is_file():
+        return known
     if not path.is_file():
         raise AliceError(f"{path} is missing")
     actual = sha256_file(path)
@@ -200,8 +204,29 @@ def reference_manifest(path: Path) -> ReferenceManifest:
     return read_reference_manifest(path)
 
 
-def adapter_names(path: Path) -> list[str]:
-    """The adapter folders of a reference folder; hidden ones (checkpoints, partial writes) are not adapters."""
+def open_space(path: Path, digest: str | None = None) -> tuple[ReferenceManifest, Inspection]:
+    """A reference folder's manifest and every file checked against ``space.json``: what each reader starts with.
+
+    Puts back a space a killed writer left moved aside; refuses a folder that is no reference, any problem the
+    check finds (one line), and with ``digest`` any other digest (``--expect-digest``). A space written before
+    ``space.json`` is read with a warning.
+    """
+    path = Path(path)
+    recover(path.absolute())
+    manifest = reference_manifest(path)  # not a reference at all, or of another format version: say that first
+    inspection = inspect_space(path)
+    inspection.raise_first()
+    if inspection.record is None:
+        warn_unrecorded(path)
+    inspection.check_digest(digest)
+    return manifest, inspection
+
+
+def adapter_names(path: Path, record: SpaceRecord | None = None) -> list[str]:
+    """The adapters of a reference folder: those its ``space.json`` records, else its adapter folders (hidden ones,
+    checkpoints and partial writes, are not adapters)."""
+    if record is not None:
+        return record.adapter_names()
     folder = Path(path) / ADAPTERS_FOLDER
     if not folder.is_dir():
         return []
@@ -245,28 +270,15 @@ class ReferenceFacts:
     @classmethod
     def read(cls, path: str | Path, digest: str | None = None) -> ReferenceFacts:
         path = Path(path)
-        recover(path.absolute())  # a writer killed mid-replacement left the previous version beside it
-        manifest = reference_manifest(path)
-        inspection = inspect_space(path)
-        inspection.raise_first()
-        if inspection.record is None:
-            warn_unrecorded(path)
-        inspection.check_digest(digest)
+        manifest, inspection = open_space(path, digest)
         known = inspection.hashes
-
-        def weights(folder: str, record: WeightsRecord) -> str:
-            rel = f"{folder}/{record.file}" if folder else record.file
-            if rel in known and known[rel] == record.sha256:
-                return known[rel]
-            return checked_sha256(path / rel, record.sha256)
-
-        sha = weights("", manifest.weights)
+        sha = checked_sha256(path / manifest.weights.file, manifest.weights.sha256, known.get(manifest.weights.file))
         adapters = {}
-        names = inspection.record.adapter_names() if inspection.record is not None else adapter_names(path)
-        for name in names:
+        for name in adapter_names(path, inspection.record):
             folder = f"{ADAPTERS_FOLDER}/{name}"
             m = adapter_manifest(path / folder, sha, inspection.reference_digest)
-            adapters[name] = (m, weights(folder, m.weights))
+            weights = f"{folder}/{m.weights.file}"
+            adapters[name] = (m, checked_sha256(path / weights, m.weights.sha256, known.get(weights)))
         return cls(path, manifest, sha, adapters, inspection.digest, inspection.reference_digest)
 
     def check_index(self, path: Path) -> IndexHeader:

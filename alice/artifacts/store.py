@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as serialise_safetensors
 
-from alice.artifacts.describe import adapter_manifest, checked_sha256
+from alice.artifacts.describe import adapter_manifest, adapter_names, checked_sha256, open_space
 from alice.artifacts.layout import (
     ADAPTER_MANIFEST,
     ADAPTER_WEIGHTS,
@@ -43,12 +43,10 @@ from alice.artifacts.layout import (
     REFERENCE_WEIGHTS,
     SPACE_RECORD,
 )
-from alice.artifacts.manifests import (  # noqa: F401 (the readers are imported from here too)
+from alice.artifacts.manifests import (
     AdapterManifest,
     ReferenceManifest,
     WeightsRecord,
-    read_adapter_manifest,
-    read_json,
     read_reference_manifest,
 )
 from alice.artifacts.space import (
@@ -62,7 +60,6 @@ from alice.artifacts.space import (
     reference_digest_of,
     role,
     scan,
-    warn_unrecorded,
 )
 from alice.core.alignment import LatentStatistics, SearchEncoder, label_projector, search_transform
 from alice.core.interventions import Intervention
@@ -357,7 +354,7 @@ def _read_weights(
 ) -> tuple[dict[str, torch.Tensor], str]:
     """The tensors of a weights file after checking its sha256 (``known``: already hashed by the space's check)."""
     path = folder / weights.file
-    actual = known if known == weights.sha256 and path.is_file() else checked_sha256(path, weights.sha256)
+    actual = checked_sha256(path, weights.sha256, known)
     try:
         return load_file(str(path)), actual
     except (SafetensorError, OSError, ValueError) as exc:
@@ -495,15 +492,7 @@ class ReferenceSpace:
         return self.inspection
 
     def adapter_names(self) -> list[str]:
-        record = self._inspection().record
-        if record is not None:
-            return record.adapter_names()
-        folder = self.path / ADAPTERS_FOLDER
-        return (
-            sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-            if folder.is_dir()
-            else []
-        )
+        return adapter_names(self.path, self._inspection().record)
 
     def load_adapter(self, name: str) -> Adapter:
         folder = self.path / ADAPTERS_FOLDER / name
@@ -549,15 +538,7 @@ class ReferenceSpace:
         digest is refused (``--expect-digest``). A space written before ``space.json`` loads with a warning.
         """
         path = Path(path)
-        recover(path.absolute())  # a writer killed mid-replacement left the previous version beside it
-        if not path.is_dir():
-            raise AliceError(f"reference folder {path} does not exist")
-        read_reference_manifest(path)  # not a reference at all, or of another format version: say that first
-        inspection = inspect_space(path)
-        inspection.raise_first()
-        if inspection.record is None:
-            warn_unrecorded(path)
-        inspection.check_digest(digest)
+        _, inspection = open_space(path, digest)
         return cls.open(path, inspection)
 
     @classmethod

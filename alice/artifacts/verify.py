@@ -15,8 +15,9 @@ from alice.artifacts.layout import (
     REFERENCE_WEIGHTS,
     SPACE_RECORD,
 )
+from alice.artifacts.manifests import read_reference_manifest
 from alice.artifacts.space import Inspection, SpaceRecord, inspect_space, read_record
-from alice.artifacts.store import ReferenceSpace, read_reference_manifest, update_space
+from alice.artifacts.store import ReferenceSpace, update_space
 from alice.errors import AliceError
 from alice.files import recover
 

@@ -27,8 +27,8 @@ def add(
     run: RunOptions,
 ) -> None:
     """Train only this modality's encoder and decoder against the frozen C_ref and M_ref."""
+    from alice.artifacts.manifests import read_adapter_manifest, read_reference_manifest
     from alice.artifacts.space import read_record
-    from alice.artifacts.store import read_adapter_manifest, read_reference_manifest
     from alice.data.recipes import load_recipe, modality_recipe_for
     from alice.errors import AliceError
     from alice.train.jobs import add_modality

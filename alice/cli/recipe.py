@@ -48,7 +48,7 @@ def init(
         raise AliceError(f"{target} already exists; pass --overwrite to replace it")
     ref = None
     if reference is not None:
-        from alice.artifacts.store import read_reference_manifest
+        from alice.artifacts.manifests import read_reference_manifest
 
         if not reference.is_dir():
             raise AliceError(f"reference folder {reference} does not exist")

@@ -100,7 +100,8 @@ def list_references(
     as_json: bool = Json,
 ) -> None:
     """List reference recipes you can build, and reference spaces built under --root."""
-    from alice.artifacts.layout import ADAPTERS_FOLDER, REFERENCE_MANIFEST
+    from alice.artifacts.describe import adapter_names
+    from alice.artifacts.layout import REFERENCE_MANIFEST
     from alice.data.recipes import list_recipes
 
     recipes = [
@@ -119,15 +120,7 @@ def list_references(
         for folder in sorted(p for p in root.iterdir() if (p / REFERENCE_MANIFEST).is_file()):
             try:
                 m = json.loads((folder / REFERENCE_MANIFEST).read_text())
-                adapters = (
-                    sorted(
-                        p.name
-                        for p in (folder / ADAPTERS_FOLDER).iterdir()
-                        if p.is_dir() and not p.name.startswith(".")
-                    )
-                    if (folder / ADAPTERS_FOLDER).is_dir()
-                    else []
-                )
+                adapters = adapter_names(folder)
                 built.append(
                     {"path": str(folder), "name": m.get("name"), "modalities": adapters, "created": m.get("created")}
                 )
