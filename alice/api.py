@@ -158,7 +158,7 @@ class Space:
         adapter = self.adapter(modality)
         if modality not in self._backbones:
             spec = adapter.manifest.modality_spec().backbone
-            backbone, plugin = make_backbone(spec)
+            backbone, plugin = make_backbone(spec, adapter.manifest.plugins.get("backbone", ""))
             backbone.bind(feature_dim=self.feature_dim(modality))
             expected = adapter.manifest.backbone.identity
             if expected and _canonical(backbone.identity()) != _canonical(expected):

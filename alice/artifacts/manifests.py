@@ -61,7 +61,7 @@ class _Fields:
         return _Fields(self.data.get(key), self.where, f"{self.prefix}{key}.")
 
 
-_COMMON_KEYS = {"format", "format_version", "alice_version", "name", "weights"}
+_COMMON_KEYS = {"format", "format_version", "alice_version", "name", "weights", "plugins"}
 _ADAPTER_KEYS = _COMMON_KEYS | {
     "modality",
     "recipe",
@@ -107,6 +107,14 @@ def _search_transform(search: dict[str, Any] | None, where: str) -> dict[str, An
             f"got {search!r}"
         )
     return search
+
+
+def _plugins(f: _Fields) -> dict[str, str]:
+    """A manifest's record of the plugins that provided what it names: kind -> plugin, both strings."""
+    plugins = f.get("plugins", dict, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in plugins.items()):
+        raise AliceError(f"{f.where}: field 'plugins' must map kinds to plugin names (strings)")
+    return dict(plugins)
 
 
 @dataclass
@@ -176,6 +184,8 @@ class AdapterManifest:
     reference_digest: str = ""  # of reference.safetensors and reference.json (alice.artifacts.space); "": older
     weights: WeightsRecord | None = None
     alice_version: str = __version__
+    #: kind ("dataset", "backbone") -> the plugin that provided it: "scanner (alice-scanner==0.1.0)"; {}: older
+    plugins: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def modality_spec(self) -> ModalitySpec:
@@ -184,6 +194,7 @@ class AdapterManifest:
             DataSpec(self.data.dataset, dict(self.data.options)),
             BackboneSpec(self.backbone.name, dict(self.backbone.options)),
             LabelSpec(self.labels.mapper, dict(self.labels.aliases)),
+            dict(self.plugins),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -209,6 +220,8 @@ class AdapterManifest:
         for key in ("latent_alignment", "search"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.plugins:
+            out["plugins"] = dict(self.plugins)
         out.update(self.extra)
         out["reference_sha256"] = self.reference_sha256
         if self.reference_digest:
@@ -252,6 +265,7 @@ class AdapterManifest:
             reference_digest=f.get("reference_digest", str, ""),
             weights=WeightsRecord.read(f),
             alice_version=f.get("alice_version", str, ""),
+            plugins=_plugins(f),
             extra={k: v for k, v in data.items() if k not in _ADAPTER_KEYS},
         )
 
@@ -277,6 +291,8 @@ class ReferenceManifest:
     statistics: dict[str, Any] | None = None
     weights: WeightsRecord | None = None
     alice_version: str = __version__
+    #: kind ("intervention") -> the plugin that provided it: "shadow (alice-shadow==0.1.0)"; {}: older
+    plugins: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -298,6 +314,8 @@ class ReferenceManifest:
         }
         if self.statistics is not None:
             out["statistics"] = self.statistics
+        if self.plugins:
+            out["plugins"] = dict(self.plugins)
         out.update(self.extra)
         if self.weights is not None:
             out["weights"] = asdict(self.weights)
@@ -327,6 +345,7 @@ class ReferenceManifest:
             statistics=f.get("statistics", dict, None),
             weights=WeightsRecord.read(f),
             alice_version=f.get("alice_version", str, ""),
+            plugins=_plugins(f),
             extra={k: v for k, v in data.items() if k not in _REFERENCE_KEYS},
         )
 

@@ -549,13 +549,8 @@ class ReferenceSpace:
         vocab, latent = m.vocabulary, m.latent_dim
         classifier = Classifier(len(vocab), latent, m.classifier_hidden, m.classifier_dropout)
         _load_into(classifier, _split(tensors, "classifier"), "reference classifier")
-        design_cls = get_registry().intervention(m.design)
-        try:
-            intervention = design_cls(len(vocab), latent, **m.design_settings)
-        except TypeError as exc:
-            raise AliceError(
-                f"intervention design {m.design!r} does not accept the manifest's settings: {exc}"
-            ) from None
+        design_cls = get_registry().intervention(m.design, m.plugins.get("intervention", ""))
+        intervention = design_cls(len(vocab), latent, **m.design_settings)  # a setting it refuses: one line
         _load_into(intervention, _split(tensors, "intervention"), f"reference intervention ({m.design})")
         for p in (*classifier.parameters(), *intervention.parameters()):
             p.requires_grad_(False)

@@ -26,28 +26,19 @@ from alice.plugin.manager import get_registry
 Normalisation = Union[Literal["train", "none"], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _built(kind: str, name: str, cls: type, options: dict) -> object:
-    """An instance of a registered class from a recipe's options; a wrong option is one line naming it."""
-    try:
-        return cls(**options)
-    except TypeError as exc:  # an option the class does not take
-        text = str(exc)
-        if "unexpected keyword argument" in text:
-            text = "unknown option " + text.split("unexpected keyword argument", 1)[1].strip()
-        raise AliceError(f"{kind} {name!r}: {text}") from None
-    except ValueError as exc:
-        raise AliceError(f"{kind} {name!r}: {exc}") from None
+def make_backbone(spec: BackboneSpec, origin: str = "") -> tuple[Backbone, str]:
+    """The backbone a spec names, built from its options, and the plugin that provides it.
 
-
-def make_backbone(spec: BackboneSpec) -> tuple[Backbone, str]:
-    """The backbone a spec names, and the plugin that provides it."""
+    ``origin``: the plugin a manifest says it came from, named if it is missing. A bad option is
+    one line naming the backbone (the registry's guard, :mod:`alice.plugin.guard`).
+    """
     reg = get_registry()
-    backbone = _built("backbone", spec.name, reg.backbone(spec.name), spec.options)
-    return backbone, reg.provider("backbone", spec.name)
+    return reg.backbone(spec.name, origin)(**spec.options), reg.provider("backbone", spec.name)
 
 
-def make_dataset(spec: DataSpec) -> DataSet:
-    return _built("data set", spec.dataset, get_registry().dataset(spec.dataset), spec.options)
+def make_dataset(spec: DataSpec, origin: str = "") -> DataSet:
+    """The data set a spec names, built from its options (``origin`` as for :func:`make_backbone`)."""
+    return get_registry().dataset(spec.dataset, origin)(**spec.options)
 
 
 @dataclass
@@ -115,13 +106,8 @@ def label_mapping(dataset: DataSet, labels: LabelSpec, reference_vocabulary: lis
     check_vocabulary(vocab, dataset.name)
     if reference_vocabulary is None:
         return LabelMapping({c: c for c in vocab}, vocab)
-    mapper = get_registry().label_mapper(labels.mapper)
-    try:
-        raw = mapper(vocab, list(reference_vocabulary), aliases=labels.aliases)
-    except AliceError:
-        raise
-    except Exception as exc:
-        raise AliceError(f"label mapper {labels.mapper!r} failed: {exc}") from None
+    mapper = get_registry().label_mapper(labels.mapper)  # guarded: a mapper that raises names its plugin
+    raw = mapper(vocab, list(reference_vocabulary), aliases=labels.aliases)
     if not isinstance(raw, dict):
         raise AliceError(f"label mapper {labels.mapper!r} returned {type(raw).__name__}, not a dict")
     uncovered = uncovered_labels(vocab, raw, labels.aliases)
@@ -153,8 +139,8 @@ def load_modality(
     "none" (features as they are), or a stored ``(mean, std)`` (evaluation of a
     trained adapter).
     """
-    dataset = make_dataset(spec.data)
-    backbone, plugin = make_backbone(spec.backbone)
+    dataset = make_dataset(spec.data, spec.plugins.get("dataset", ""))
+    backbone, plugin = make_backbone(spec.backbone, spec.plugins.get("backbone", ""))
     if not backbone.reads(dataset.modality):
         raise AliceError(
             f"backbone {backbone.name!r} reads {backbone.modality} but data set {dataset.name!r} holds "

@@ -52,6 +52,8 @@ class ModalitySpec:
     data: DataSpec
     backbone: BackboneSpec
     labels: LabelSpec = field(default_factory=LabelSpec)
+    #: kind ("dataset", "backbone") -> the plugin an adapter manifest says provided it, for messages when missing
+    plugins: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -397,7 +399,8 @@ def find_recipe(name_or_path: str) -> Path:
         if candidate.is_file():
             return candidate
     known = ", ".join(sorted(r.name for r in list_recipes())) or "none"
-    raise AliceError(f"unknown recipe {name_or_path!r} (known: {known})")
+    # a plugin that failed to load registered no recipe folder: its recipes are missing too
+    raise AliceError(f"unknown recipe {name_or_path!r} (known: {known}){get_registry().missing_hint()}")
 
 
 def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:

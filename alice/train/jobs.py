@@ -51,10 +51,7 @@ def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: tor
         if not prompt_backbone.reads_text:
             raise AliceError(f"intervention.prompt_backbone {prompt_backbone.name!r} does not read text")
         settings.setdefault("prompt_dim", prompt_backbone.feature_dim)
-    try:
-        module = design(len(vocabulary), recipe.model.latent_dim, **settings)
-    except (TypeError, ValueError) as exc:
-        raise AliceError(f"intervention design {spec.design!r}: {exc}") from None
+    module = design(len(vocabulary), recipe.model.latent_dim, **settings)  # a bad setting: one line (the guard)
     if module.uses_prompts:
         if prompt_backbone is None:
             raise AliceError(
@@ -140,6 +137,7 @@ def _adapter_manifest(
     name: str, recipe: Recipe, data: ModalityData, thresholds: np.ndarray, training: dict, metrics: dict
 ) -> AdapterManifest:
     standardised = recipe.model.standardise_features
+    registry = get_registry()
     return AdapterManifest(
         name=name,
         modality=data.modality,
@@ -169,6 +167,10 @@ def _adapter_manifest(
         training=training,
         metrics={"val": metrics},
         samples={split: int(x.shape[0]) for split, x in data.features.items()},
+        plugins={
+            "dataset": registry.origin("dataset", recipe.data.dataset),
+            "backbone": registry.origin("backbone", recipe.backbone.name),
+        },
     )
 
 
@@ -296,6 +298,7 @@ def _build_reference(
         training={k: v for k, v in training.items() if k != "history"},
         metrics={"val": metrics},
         statistics=statistics_record(statistics),
+        plugins={"intervention": get_registry().origin("intervention", recipe.intervention.design)},
     )
     adapter = _adapter_weights(
         data.modality, recipe, data, (encoder, decoder), statistics.mean, thresholds, training, metrics
