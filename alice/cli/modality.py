@@ -56,6 +56,7 @@ def add(
 def list_modalities(as_json: bool = Json) -> None:
     """List modality recipes (what `alice modality add` can use)."""
     from alice.data.recipes import list_recipes
+    from alice.plugin.manager import get_registry
 
     rows = [
         {
@@ -64,6 +65,7 @@ def list_modalities(as_json: bool = Json) -> None:
             "modality": r.modality,
             "dataset": r.data.dataset,
             "backbone": r.backbone.name,
+            "plugin": get_registry().recipe_origin(r.source),  # whose recipe folder it is in
             "description": r.description,
         }
         for r in list_recipes("modality")
@@ -74,7 +76,7 @@ def list_modalities(as_json: bool = Json) -> None:
     console.table(
         Table(
             "Modality recipes (alice modality add MODALITY --reference PATH)",
-            ["name", "family", "modality", "data set", "backbone", "description"],
+            ["name", "family", "modality", "data set", "backbone", "plugin", "description"],
             [list(r.values()) for r in rows],
         )
     )

@@ -103,6 +103,7 @@ def list_references(
     from alice.artifacts.describe import adapter_names
     from alice.artifacts.layout import REFERENCE_MANIFEST
     from alice.data.recipes import list_recipes
+    from alice.plugin.manager import get_registry
 
     recipes = [
         {
@@ -110,6 +111,7 @@ def list_references(
             "modality": r.modality,
             "dataset": r.data.dataset,
             "backbone": r.backbone.name,
+            "plugin": get_registry().recipe_origin(r.source),  # whose recipe folder it is in
             "description": r.description,
             "source": r.source,
         }
@@ -140,8 +142,8 @@ def list_references(
     console.table(
         Table(
             "Reference recipes (alice reference build NAME)",
-            ["name", "modality", "data set", "backbone", "description"],
-            [[r["name"], r["modality"], r["dataset"], r["backbone"], r["description"]] for r in recipes],
+            ["name", "modality", "data set", "backbone", "plugin", "description"],
+            [[r["name"], r["modality"], r["dataset"], r["backbone"], r["plugin"], r["description"]] for r in recipes],
         )
     )
     console.table(

@@ -202,6 +202,13 @@ class Registry:
     def recipe_dirs(self) -> list[Path]:
         return [r.obj for r in self.items["recipe folder"].values()]
 
+    def recipe_origin(self, path: str | Path) -> str:
+        """The plugin whose recipe folder holds the recipe file ``path`` ("" for a folder of ALICE_RECIPE_PATH)."""
+        folder = Path(path).parent
+        return next(
+            (self.origin("recipe folder", n) for n, r in self.items["recipe folder"].items() if r.obj == folder), ""
+        )
+
     @property
     def problems(self) -> list[str]:
         out = [f"plugin {p.name!r}: {p.error}" for p in self.plugins.values() if p.error]
