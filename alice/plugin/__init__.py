@@ -15,7 +15,8 @@ this module is cheap (no torch, no numpy): ``Intervention`` and
 - :class:`AliceError` is the error to raise for a user's mistake (one line, no traceback);
 - :func:`warn` and :func:`info` print a warning (a skipped file, say) or a status line the way the CLI does;
 - :func:`register_plugin` / :func:`unregister_plugin` register a plugin object in a
-  test or a notebook, :func:`get_registry` shows what is registered.
+  test or a notebook, :func:`get_registry` shows what is registered (each class behind
+  the guard of :mod:`alice.plugin.guard`: a subclass whose failures name the plugin).
 """
 
 from __future__ import annotations
