@@ -82,15 +82,33 @@ def _check_split(split: Split, dataset: DataSet, name: str) -> None:
         raise AliceError(f"data set {dataset.name!r} ({name}): labels must be 0 or 1")
 
 
-def _check_labelled(labels: np.ndarray, dataset: DataSet, name: str) -> None:
-    """Refuse a split where no sample has a label we can use; report (and keep) unlabelled samples."""
+def _check_labelled(
+    labels: np.ndarray, unmapped: np.ndarray, mapping: LabelMapping, dataset: DataSet, name: str
+) -> None:
+    """Refuse a split where no sample has a label we can use; report samples without one (kept as negatives).
+
+    ``unmapped`` marks the samples whose every label maps to nothing (classes the reference lacks,
+    aliased to ""). They hold none of the annotated classes, so they stay negatives of every one:
+    left out of L_cls, a tiny space read most of them as a digit they do not show (docs/your-data.md).
+    C_ref, trained where every sample holds a class, can only read them as some class; where that is
+    one this modality does not annotate, :meth:`alice.api.Space.warnings` flags the reading.
+    """
     empty = int((labels.sum(1) == 0).sum())
     if empty == len(labels):
         raise AliceError(f"data set {dataset.name!r} ({name}): no sample has any label in the reference vocabulary")
-    if empty:
+    outside = int(unmapped.sum())
+    if empty > outside:
         console.warn(
-            f"data set {dataset.name!r} ({name}): {empty} of {len(labels)} samples have no label; kept as negatives "
-            "for every annotated class"
+            f"data set {dataset.name!r} ({name}): {empty - outside} of {len(labels)} samples have no label; kept as "
+            "negatives for every annotated class"
+        )
+    if outside:
+        dropped = sorted(s for s, t in mapping.mapping.items() if t is None)
+        shown = ", ".join(dropped[:8]) + (f" and {len(dropped) - 8} more" if len(dropped) > 8 else "")
+        console.warn(
+            f"data set {dataset.name!r} ({name}): {outside} of {len(labels)} samples have only labels the reference "
+            f"lacks ({shown}); kept as negatives for every annotated class: C_ref may read such inputs as a class "
+            "this modality does not annotate, a reading flagged when queried"
         )
 
 
@@ -163,7 +181,8 @@ def load_modality(
             plugin=plugin,
         )
         mapped = mapping.apply(split.labels, vocab)
-        _check_labelled(mapped, dataset, name)
+        unmapped = (split.labels.sum(1) > 0) & (mapped.sum(1) == 0)
+        _check_labelled(mapped, unmapped, mapping, dataset, name)
         out.labels[name] = torch.as_tensor(mapped)
         out.pair_ids[name] = split.pair_ids
         out.splits[name] = split

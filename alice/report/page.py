@@ -181,7 +181,8 @@ th:first-child, td:first-child { text-align: left; }
 figure { margin: 0; width: 110px; font-size: 0.75em; }
 figure img { display: block; max-width: 100px; image-rendering: pixelated; border: 1px solid #ddd; }
 figure audio { width: 100px; height: 24px; }
-p.text { margin: 0; padding: 0.3em; background: #fafafa; border: 1px solid #ddd; min-height: 3em; }
+p.text { margin: 0; padding: 0.3em; background: #fafafa; border: 1px solid #ddd; min-height: 3em;
+         white-space: pre-wrap; overflow-wrap: anywhere; }
 img.figure { max-width: 100%; border: 1px solid #ddd; }
 code { background: #f3f3f3; padding: 0 0.2em; }
 """

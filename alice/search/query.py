@@ -52,19 +52,25 @@ def item_latent(index: Index, row: int) -> torch.Tensor:
     return torch.from_numpy(index.rows([row]).copy())
 
 
-def classification(space: Space, z: torch.Tensor, modality: str) -> dict[str, Any]:
-    """C_ref's reading of one latent: the predicted labels and every class's probability."""
+def classification(space: Space, z: torch.Tensor, modality: str, edited: bool = False) -> dict[str, Any]:
+    """C_ref's reading of one latent: the predicted labels, every class's probability, and ``warnings``.
+
+    A warning flags a reading that rests on classes ``modality`` does not annotate
+    (:meth:`alice.api.Space.warnings`); ``edited``: the latent is the query after M_ref's edit.
+    """
     p = space.classify(z)[0].tolist()
+    lines = space.warnings(z, modality)[0]
     return {
-        "labels": space.labels(z, modality)[0],
+        "labels": space.labels(z, modality, warn=False)[0],
         "probabilities": {label: round(float(x), 4) for label, x in zip(space.vocabulary, p)},
+        "warnings": [f"after the edit, {w}" for w in lines] if edited else lines,
     }
 
 
 def edit(space: Space, z: torch.Tensor, modality: str, replace: tuple[str, str]) -> tuple[torch.Tensor, list[str], str]:
     """M_ref's "replace OLD with NEW": ``(edited latent, [OLD, NEW] as spelt in the vocabulary, a warning or "")``."""
     old, new = (space.vocabulary[space.label_index(x)] for x in replace)
-    present = space.labels(z, modality)[0]
+    present = space.labels(z, modality, warn=False)[0]
     warning = ""
     if old not in present:
         warning = (
@@ -122,13 +128,12 @@ def search(
         "items": index.count,
         "query_labels": seen["labels"],
         "query_probabilities": seen["probabilities"],
-        "warnings": [],
+        "warnings": seen["warnings"],
     }
     if replace is not None:
         z, result["replace"], warning = edit(space, z, modality, replace)
-        edited = classification(space, z, modality)
+        edited = classification(space, z, modality, edited=True)
         result["edited_labels"], result["edited_probabilities"] = edited["labels"], edited["probabilities"]
-        if warning:
-            result["warnings"].append(warning)
+        result["warnings"] += ([warning] if warning else []) + edited["warnings"]
     result["results"] = ranked(space, index, z, k, exact, modality)
     return result

@@ -72,7 +72,9 @@ class Reading(BaseModel):
     replace: Optional[list[str]] = None
     edited_labels: Optional[list[str]] = None
     edited_probabilities: Optional[dict[str, float]] = None
-    warnings: list[str] = []
+    warnings: list[str] = Field(
+        [], description="One line each: a reading that rests on classes the adapter does not annotate, an odd edit."
+    )
 
 
 class Hit(BaseModel):
@@ -205,12 +207,12 @@ def _check(served: Served, replace: str | None, k: int = 1) -> None:
 def _reading(served: Served, name: str, z: Any, kind: str, shown: str, replace: str | None) -> tuple[Reading, Any]:
     """The query's labels, and with ``replace`` the edited latent and its labels."""
     seen = q.classification(served.space, z, name)
-    reading = Reading(kind=kind, shown=shown, source=name, **seen)
+    reading = Reading(kind=kind, shown=shown, source=name, **seen)  # with the reading's warnings
     if replace:
         z, reading.replace, warning = q.edit(served.space, z, name, q.parse_replacement(replace, "replace"))
-        edited = q.classification(served.space, z, name)
+        edited = q.classification(served.space, z, name, edited=True)
         reading.edited_labels, reading.edited_probabilities = edited["labels"], edited["probabilities"]
-        reading.warnings = [warning] if warning else []
+        reading.warnings += ([warning] if warning else []) + edited["warnings"]
     return reading, z
 
 
