@@ -18,6 +18,7 @@ from cli_helpers import ok, refused
 from alice.data.loading import load_modality, make_backbone, make_dataset
 from alice.data.recipes import BackboneSpec, DataSpec, ModalitySpec
 from alice.errors import AliceError
+from alice.plugin import DataSet, Split
 
 CPU = torch.device("cpu")
 ROOT = Path(__file__).resolve().parents[1]
@@ -346,8 +347,99 @@ def test_an_uncovered_label_is_one_line_naming_it_and_the_fix(reference_copy, tm
     add = ["modality", "add", "text", "--reference", reference_copy, "--recipe", recipe, "--name", "t2"]
     r = refused("label(s) 'cat', 'sevn' match no label of the reference", *add)
     assert "[labels.aliases]" in r.errors[0] and 'cat = ""' in r.errors[0]
+    assert "under label mapper 'by-name' (plugin 'alice.plugin.defaults')" in r.errors[0]
     assert not (reference_copy / "adapters" / "t2").exists()
     ok(*add, "--set", 'labels.aliases={ sevn = "seven", cat = "" }')
+
+
+class _Words(DataSet):
+    """A plugin's data set whose vocabulary is the option ``words`` (one text per word, labelled with it)."""
+
+    name, modality = "words", "text"
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = list(words)
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return self.words
+
+    def split(self, name: str) -> Split:
+        return Split([f"a {w}" for w in self.words], np.eye(len(self.words)))
+
+
+def test_labels_are_one_class_whatever_their_case(tmp_path, capsys):
+    """'Coins' in one row and 'coins' in three are one class of a reference, written as most rows write it, with a
+    warning naming the row; recipe init states the rule; a plugin data set naming both spellings is refused; a
+    label mapper's 'COINS' is the reference's 'coins'."""
+    from alice.data.loading import label_mapping
+    from alice.data.recipes import LabelSpec
+
+    rows = ["text,labels,split", "a,coins,train", "b,coins,val", "c,Coins,train", "d,cat; coins ,test", "e,cat,train"]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    ds = make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.csv")}))
+    assert ds.vocabulary == ["cat", "coins"]
+    assert ds.split("train").labels.tolist() == [[0, 1], [0, 1], [1, 0]]  # c is a coins item like a
+    warned = capsys.readouterr().err
+    assert "label 'Coins' (1 row: " in warned and "t.csv line 4) taken as 'coins' (3 rows)" in warned
+    with_option = make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.csv"), "vocabulary": ["COINS", "cat"]}))
+    assert with_option.vocabulary == ["COINS", "cat"]  # the option's spelling wins
+    with pytest.raises(AliceError, match="option vocabulary names one label twice, .cat. and .Cat."):
+        make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.csv"), "vocabulary": ["cat", "Cat", "coins"]}))
+    r = ok("recipe", "init", tmp_path / "t.csv", "--out", tmp_path / "r.toml", "--json")
+    assert json.loads(r.out)["vocabulary"] == ["cat", "coins"] and "taken as 'coins'" in r.err
+    assert "labels are compared without case or surrounding spaces" in (tmp_path / "r.toml").read_text()
+
+    with pytest.raises(AliceError, match="names one label two ways, 'Coins' and 'coins'"):
+        label_mapping(_Words(["Coins", "coins"]), LabelSpec(), None)
+    mapping = label_mapping(_Words(["Coins", "cat"]), LabelSpec(aliases={"CAT": " Dog"}), ["coins", "cat", "dog"])
+    assert mapping.mapping == {"Coins": "coins", "cat": "dog"}  # alias keys and targets matched the same way
+
+
+def test_two_labels_onto_one_class_are_refused_or_said(tmp_path, capsys):
+    """A mapper sending two labels to one reference class is refused, naming them, the mapper and its plugin; so is
+    an alias sending a label that is a reference class of its own onto another; an alias merging a synonym is one
+    warning line. An uncovered label's refusal names the mapper and its plugin."""
+    from alice.data.loading import label_mapping
+    from alice.data.recipes import LabelSpec
+    from alice.plugin import hookimpl, register_plugin, unregister_plugin
+
+    def singular(source, reference, aliases):  # 'dogs' -> 'dog' when the reference has it, in lower case
+        keys = {r.lower() for r in reference}
+        stem = {s: s.lower().removesuffix("s") for s in source}
+        return {s: (aliases[s] or None) if s in aliases else stem[s] if stem[s] in keys else None for s in source}
+
+    class Mappers:
+        @hookimpl
+        def alice_register_label_mappers(self, register):
+            register("singular", singular)
+
+    register_plugin(Mappers(), "mappers")
+    try:
+        reference = ["dog", "cat", "bird"]
+        with pytest.raises(AliceError) as refused_merge:
+            label_mapping(_Words(["dog", "dogs", "cat"]), LabelSpec("singular"), reference)
+        line = str(refused_merge.value)
+        assert "label mapper 'singular' (plugin 'mappers') sends labels 'dog' and 'dogs'" in line
+        assert "to one reference class, 'dog'" in line and 'dogs = ""' in line
+        fixed = label_mapping(_Words(["dog", "dogs", "cat"]), LabelSpec("singular", {"dogs": ""}), reference)
+        assert fixed.mapping == {"dog": "dog", "dogs": None, "cat": "cat"}
+        upper = label_mapping(_Words(["Birds"]), LabelSpec("singular"), ["BIRD", "dog"])
+        assert upper.mapping == {"Birds": "BIRD"}  # the mapper's 'bird' is the reference's 'BIRD'
+    finally:
+        unregister_plugin("mappers")
+
+    reference = ["dog", "cat", "bird"]
+    with pytest.raises(AliceError) as displaced:
+        label_mapping(_Words(["dog", "cat"]), LabelSpec(aliases={"dog": "cat"}), reference)
+    assert "the recipe's [labels.aliases] sends labels 'dog' and 'cat'" in str(displaced.value)
+    assert "'dog' is a reference class of its own, so its items would be trained as 'cat'" in str(displaced.value)
+    capsys.readouterr()
+    merged = label_mapping(_Words(["kitten", "cat"]), LabelSpec(aliases={"kitten": "cat"}), reference)
+    assert merged.mapping == {"kitten": "cat", "cat": "cat"}
+    assert "labels 'kitten' and 'cat' become one reference class, 'cat'" in capsys.readouterr().err
+    with pytest.raises(AliceError, match="under label mapper 'by-name' \\(plugin 'alice.plugin.defaults'\\)"):
+        label_mapping(_Words(["fish"]), LabelSpec(), reference)
 
 
 # ----------------------------------------------------------------------------- bad input, one line each

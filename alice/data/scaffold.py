@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alice.data.labels import uncovered_labels
+from alice.data.labels import CASE_RULE, uncovered_labels
 from alice.data.loading import make_backbone, make_dataset
 from alice.data.recipes import DataSpec, TrainingSpec, _apply_override, parse_recipe
 from alice.errors import AliceError
@@ -200,7 +200,7 @@ def _render(
     lines = [
         f"# {title}: a {raw['stage']} recipe written by `alice recipe init {path}`.",
         f"# Data set {name} ({raw['modality']}): {raw['description']}.",
-        f"# {len(vocab)} labels: {shown}.",
+        f"# {len(vocab)} labels ({CASE_RULE}): {shown}.",
         f"# Items: {sizes}." + (f" A sample: {sample}" if sample else ""),
     ]
     if reference:
