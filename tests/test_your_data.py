@@ -586,6 +586,30 @@ def test_recipe_init_writes_recipes_that_build_unedited(tmp_path, monkeypatch):
     assert report["modalities"]["text"]["classification"]["auroc"] > 0.9
 
 
+def test_recipe_init_for_a_second_caption_file_names_a_free_adapter(reference_copy, tmp_path):
+    """The space has a text adapter: recipe init's hint and the recipe's comment add the new one with --name text-2,
+    and that command works as printed."""
+    rows = [{"text": f"number {DIGITS[i % 10]}", "labels": [DIGITS[i % 10]]} for i in range(60)]
+    (tmp_path / "more.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = tmp_path / "more.toml"
+    r = ok(
+        "recipe",
+        "init",
+        tmp_path / "more.jsonl",
+        "--reference",
+        reference_copy,
+        "--out",
+        recipe,
+        "--set",
+        "training.steps=5",
+    )
+    hint = f"next: alice modality add text --reference {reference_copy} --recipe {recipe} --name text-2"
+    assert hint in r.err and "already has an adapter 'text'" in r.err
+    assert "--recipe <this file> --name text-2" in recipe.read_text()
+    ok(*hint.removeprefix("next: alice ").split())
+    assert (reference_copy / "adapters" / "text-2" / "adapter.json").is_file()
+
+
 def test_recipe_init_refuses_what_it_cannot_read(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     refused("no installed data set reads", "recipe", "init", tmp_path / "notes.txt", "--out", tmp_path / "x.toml")

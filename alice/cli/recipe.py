@@ -48,12 +48,20 @@ def init(
         raise AliceError(f"{target} already exists; pass --overwrite to replace it")
     ref = None
     if reference is not None:
+        from alice.artifacts.describe import adapter_names, free_adapter_name
         from alice.artifacts.manifests import read_reference_manifest
 
         if not reference.is_dir():
             raise AliceError(f"reference folder {reference} does not exist")
         m = read_reference_manifest(reference)
-        ref = {"path": str(reference), "name": m.name, "family": m.family, "vocabulary": m.vocabulary}
+        ref = {
+            "path": str(reference),
+            "name": m.name,
+            "family": m.family,
+            "vocabulary": m.vocabulary,
+            # an adapter name the space already has -> the --name a new adapter of that modality takes
+            "renamed": {n: free_adapter_name(reference, n) for n in adapter_names(reference)},
+        }
     found = scaffold(
         path, target.stem, modality=modality, backbone=backbone, dataset=dataset, reference=ref, overrides=sets
     )
@@ -67,6 +75,7 @@ def init(
                 "vocabulary": found.vocabulary,
                 "counts": found.counts,
                 "dropped": found.dropped,
+                "adapter": found.adapter,
             }
         )
         return
@@ -80,9 +89,13 @@ def init(
             f"{len(found.dropped)} label(s) not in the reference are dropped ({', '.join(found.dropped[:8])}): "
             f'aliased to "" in {target}; map them there instead if they have a counterpart'
         )
-    hint = (
-        f"alice modality add {found.modality} --reference {reference} --recipe {target}"
-        if ref
-        else f"alice reference build {target} --out artifacts/{target.stem}"
-    )
+    if ref:
+        hint = f"alice modality add {found.modality} --reference {reference} --recipe {target}"
+        if found.adapter != found.modality:
+            console.info(
+                f"{reference} already has an adapter {found.modality!r}: this one is added as {found.adapter!r}"
+            )
+            hint += f" --name {found.adapter}"
+    else:
+        hint = f"alice reference build {target} --out artifacts/{target.stem}"
     console.info(f"next: {hint}")

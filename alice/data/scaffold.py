@@ -39,6 +39,7 @@ class Scaffold:
     vocabulary: list[str]
     counts: dict[str, int]
     dropped: list[str]
+    adapter: str = ""  # a modality recipe's adapter name: its modality, or a free one when the space has that
 
 
 def recipe_name(path: Path) -> str:
@@ -126,7 +127,8 @@ def scaffold(
     overrides: list[str] | None = None,
 ) -> Scaffold:
     """A recipe for ``path`` named ``name`` (default: the file or folder's): a reference recipe, or with
-    ``reference`` (``{"path", "name", "family", "vocabulary"}``) a modality recipe for that reference space."""
+    ``reference`` (``{"path", "name", "family", "vocabulary"}``, and ``"renamed"``: the adapter names the space
+    has, each with the free name a new adapter of that modality takes) a modality recipe for that reference space."""
     if not path.exists():
         raise AliceError(f"{path} does not exist")
     title = name or recipe_name(path)
@@ -178,8 +180,9 @@ def scaffold(
             f"backbone {built.name!r} reads {built.modality}, not {data.modality} (data set {name!r}); choose another "
             "with --backbone"
         )
-    text = _render(raw, path, title, name, data, vocab, counts, dropped, reference, _sample(data))
-    return Scaffold(text, raw, name, data.modality, vocab, counts, dropped)
+    adapter = reference.get("renamed", {}).get(data.modality, data.modality) if reference else ""
+    text = _render(raw, path, title, name, data, vocab, counts, dropped, reference, _sample(data), adapter)
+    return Scaffold(text, raw, name, data.modality, vocab, counts, dropped, adapter)
 
 
 def _render(
@@ -193,6 +196,7 @@ def _render(
     dropped: list[str],
     reference: dict[str, Any] | None,
     sample: str,
+    adapter: str,
 ) -> str:
     """The recipe as commented TOML: what was found on top, a word on each table."""
     shown = ", ".join(vocab[:12]) + (f" and {len(vocab) - 12} more" if len(vocab) > 12 else "")
@@ -204,9 +208,13 @@ def _render(
         f"# Items: {sizes}." + (f" A sample: {sample}" if sample else ""),
     ]
     if reference:
+        named = f" --name {adapter}" if adapter != raw["modality"] else ""
         lines.append(
             f"# Add it:   alice modality add {raw['modality']} --reference {reference['path']} --recipe <this file>"
+            + named
         )
+        if named:
+            lines.append(f"# (the space already has an adapter {raw['modality']!r}; --name adds this one beside it)")
     else:
         lines.append(f"# Build it: alice reference build <this file> --out artifacts/{title}")
     lines += ["# Paths are read from the folder alice runs in.", ""]
