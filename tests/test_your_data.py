@@ -573,9 +573,10 @@ def test_recipe_init_writes_recipes_that_build_unedited(tmp_path, monkeypatch):
     records.append({"text": "a smudge", "labels": ["smudge"], "split": "train"})
     captions = parity.write_captions(records, tmp_path / "captions.jsonl")
     monkeypatch.chdir(tmp_path)
-    out = ok("recipe", "init", "digits", "--out", "r.toml")
+    out = ok("recipe", "init", "digits", "--out", "r.toml", "--backbone", "pixels")  # the probe: its own test
     assert "train 600, val 100, test 100" in out.err
     text = (tmp_path / "r.toml").read_text()
+    # a forced backbone takes the options it offers for these inputs: the pictures' own size
     assert 'dataset = "image-folder"' in text and 'name = "pixels"' in text and "size = 20" in text
     refused("r.toml already exists; pass --overwrite", "recipe", "init", "digits", "--out", "r.toml")
     ok("reference", "build", "r.toml", "--out", "ref")
@@ -608,6 +609,50 @@ def test_recipe_init_for_a_second_caption_file_names_a_free_adapter(reference_co
     assert "--recipe <this file> --name text-2" in recipe.read_text()
     ok(*hint.removeprefix("next: alice ").split())
     assert (reference_copy / "adapters" / "text-2" / "adapter.json").is_file()
+
+
+def test_recipe_init_measures_the_backbones_and_takes_the_best(tmp_path, tiny_vit):
+    """36 small pictures, labelled by whether their left half is lighter: raw pixels and a tiny random ViT folder
+    (--model) are measured by the linear probe, the recipe takes the one with the best AUROC and carries the table
+    in its comments; a second run reads the sample's features from the cache; --backbone skips the probe."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    lines = ["path,labels,split"]
+    for i in range(36):
+        left = i % 3 == 0
+        pixels = rng.random((12, 12)) * 200
+        pixels[:, :6] += 40 if left else 0
+        Image.fromarray(pixels.astype(np.uint8), mode="L").save(tmp_path / f"p{i}.png")
+        split = "train" if i < 30 else "test" if i < 33 else "val"
+        lines.append(f"p{i}.png,{'left' if left else 'right'},{split}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    args = ["recipe", "init", tmp_path, "--out", tmp_path / "r.toml", "--json", "--overwrite"]
+    probe = ["--candidates", "pixels,hf", "--model", tiny_vit]
+    first = ok(*args, *probe)
+    result = json.loads(first.out)["probe"]
+    candidates = {c["backbone"]: c for c in result["candidates"]}
+    assert set(candidates) == {"pixels", "hf"} and result["items"] == 30 and result["folds"] == 5
+    assert candidates["hf"]["options"] == {"model": str(tiny_vit)} and candidates["pixels"]["options"] == {"size": 12}
+    assert all(0 <= c["auroc"] <= 1 and not c["cached"] for c in result["candidates"]), result
+    best = max(result["candidates"], key=lambda c: (round(c["auroc"], 3), -c["feature_dim"]))
+    assert result["candidates"][result["chosen"]] == best
+    assert json.loads(first.out)["backbone"]["name"] == best["backbone"]
+    text = (tmp_path / "r.toml").read_text()
+    assert f'name = "{best["backbone"]}"' in text and "<- chosen" in text and "# Chosen by a linear probe" in text
+    assert first.err.count("extracting a sample of train features") == 2
+
+    again = json.loads(ok(*args, *probe).out)["probe"]
+    assert all(c["cached"] for c in again["candidates"]) and again["chosen"] == result["chosen"]
+
+    forced = ok(*args, "--backbone", "hf", "--model", tiny_vit)
+    assert json.loads(forced.out)["probe"] is None and "extracting" not in forced.err
+    assert json.loads(forced.out)["backbone"] == {"name": "hf", "model": str(tiny_vit)}
+    refused("unknown backbone 'pixel'", *args, "--candidates", "pixel")
+    refused("none of minilm reads these image inputs here", *args, "--candidates", "minilm")
+    refused("--probe-items must be at least 10, got 3", *args, "--probe-items", "3")
+    lost = ok(*args, "--backbone", "pixels", "--model", tmp_path / "nowhere")
+    assert f"no installed backbone reads image data with the model folder {tmp_path / 'nowhere'}" in lost.err
 
 
 def test_recipe_init_refuses_what_it_cannot_read(tmp_path):
