@@ -19,7 +19,7 @@ the scores, which least squares on the 0/1 labels gives as well.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,6 @@ class Probe:
     folds: int = 0
     classes: int = 0
     chosen: Candidate | None = None
-    notes: list[str] = field(default_factory=list)
 
     def table(self) -> Table:
         errors = any(c.error for c in self.candidates)
@@ -220,8 +219,6 @@ def run_probe(
     classes = scored_classes(labels, fold)
     inputs = [split.inputs[int(i)] for i in rows]
     probe = Probe(candidates, len(rows), int(fold.max()) + 1, int(classes.sum()))
-    if not classes.any():
-        probe.notes.append("no class has positives and negatives in every fold's fitting part")
     for c in candidates:
         try:
             backbone, c.plugin = make_backbone(c.spec)
@@ -243,7 +240,7 @@ def run_probe(
             c.seconds = time.perf_counter() - start
             c.auroc = probe_auroc(feats, labels, fold, classes, spec)
             if c.auroc is None:
-                c.error = "no class could be scored"
+                c.error = "no class has positives and negatives in every fold's fitting part"
         except AliceError as exc:  # this candidate cannot be measured here; the others still can
             c.error = str(exc)
     # best first (the table and the recipe's comment read that way); on a tie at the three decimals shown, the
