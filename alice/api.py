@@ -41,6 +41,7 @@ from alice.data.loading import make_backbone
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.plugin.backbone import Backbone
+from alice.plugin.dataset import label_key
 from alice.plugin.manager import get_registry
 
 __all__ = ["Space", "UnannotatedReadingWarning", "load"]
@@ -490,9 +491,9 @@ class Space:
         if isinstance(label, str):
             if label in vocab:
                 return vocab.index(label)
-            folded = {v.strip().lower(): i for i, v in enumerate(vocab)}
-            if label.strip().lower() in folded:
-                return folded[label.strip().lower()]
+            folded = {label_key(v): i for i, v in enumerate(vocab)}
+            if label_key(label) in folded:
+                return folded[label_key(label)]
         raise AliceError(f"unknown label {label!r}: the vocabulary is {_names(vocab)}")
 
     def _pairs(self, replace: Replacement, n: int) -> tuple[torch.Tensor, torch.Tensor]:

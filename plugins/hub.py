@@ -22,7 +22,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from alice.plugin import AliceError, Backbone
-from alice_plugins.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, image_preview, sound_preview, waveforms
+from alice_plugins.media import (
+    AUDIO_SUFFIXES,
+    IMAGE_SUFFIXES,
+    are_sounds,
+    are_texts,
+    image_preview,
+    image_side,
+    sound_preview,
+    waveforms,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -37,6 +46,10 @@ TOWERS = {"text": "text_model", "image": "vision_model", "audio": "audio_model"}
 SUB_CONFIGS = {"text": "text_config", "image": "vision_config", "audio": "audio_config"}
 #: the model's main input, as transformers names it, -> the kind of input it is
 MAIN_INPUTS = {"input_ids": "text", "pixel_values": "image", "input_values": "audio", "input_features": "audio"}
+
+
+#: whether a few inputs are of each kind (what the probe of ``alice recipe init`` offers a model folder)
+READS_SAMPLE = {"text": are_texts, "image": lambda sample: image_side(sample) is not None, "audio": are_sounds}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -184,6 +197,28 @@ class HFBackbone(HubBackbone):
     def reads(self, modality: str) -> bool:
         kind = self.kind()
         return modality == kind or modality in ALSO_READS.get(kind, ())
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Each model folder given whose model reads this modality (from its config: no weights), and whose kind
+        of input the sample is. A sentence-transformers folder is left to ``sentence-transformers`` when that is
+        installed: its own modules (pooling, normalising) read it as it was trained to be used."""
+        import importlib.util
+        from pathlib import Path
+
+        own = importlib.util.find_spec("sentence_transformers") is not None
+        out = []
+        for folder in models:
+            path = Path(folder)
+            if not (path / "config.json").is_file() or (own and (path / "modules.json").is_file()):
+                continue
+            try:
+                backbone = cls(model=str(folder))
+                if backbone.reads(modality) and READS_SAMPLE[backbone.kind()](sample):
+                    out.append({"model": str(folder)})
+            except (AliceError, ValueError):  # not a model transformers knows: not a candidate
+                continue
+        return out
 
     @property
     def file_suffixes(self) -> tuple[str, ...]:

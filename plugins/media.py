@@ -136,3 +136,37 @@ def image_preview(item: Any) -> np.ndarray:
 def sound_preview(item: Any) -> tuple[np.ndarray, int]:
     wave = as_waveform(item)
     return wave.samples, wave.sample_rate
+
+
+# ---------------------------------------------------------------------------- what a data set's inputs are
+# (asked by the backbones' ``candidates``, on a few inputs: cheap, no model)
+
+
+def image_side(sample: Any) -> int | None:
+    """The longer side of the first input read as an image, or None when the inputs are no images."""
+    if not len(sample) or isinstance(sample[0], (tuple, dict)):
+        return None
+    try:
+        return int(max(to_rgb_array(sample[0]).shape[:2]))
+    except (AliceError, ValueError, TypeError):
+        return None
+
+
+def are_sounds(sample: Any) -> bool:
+    """Whether the first input reads as a sound (a sound file, a waveform, ``(samples, rate)``)."""
+    if not len(sample):
+        return False
+    item = sample[0]
+    if isinstance(item, (str, Path)) and not str(item).lower().endswith(AUDIO_SUFFIXES):
+        return False
+    try:
+        return as_waveform(item).samples.size > 0
+    except (ValueError, TypeError):
+        return False
+
+
+def are_texts(sample: Any) -> bool:
+    """Whether the inputs are strings of text (not paths of files some other backbone reads)."""
+    return bool(len(sample)) and all(
+        isinstance(t, str) and not t.lower().endswith(IMAGE_SUFFIXES + AUDIO_SUFFIXES) for t in sample
+    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alice.artifacts.layout import ADAPTERS_FOLDER, INDEX_FOLDER
+from alice.artifacts.layout import ADAPTER_NAME, ADAPTERS_FOLDER, INDEX_FOLDER
 from alice.artifacts.manifests import (
     AdapterManifest,
     ReferenceManifest,
@@ -231,6 +231,29 @@ def adapter_names(path: Path, record: SpaceRecord | None = None) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def free_adapter_name(path: Path, name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``, ...: the first that names no adapter of the reference folder ``path``."""
+    taken = set(adapter_names(path))
+    n = 2
+    free = name
+    while free in taken or (Path(path) / ADAPTERS_FOLDER / free).exists():
+        free, n = f"{name}-{n}", n + 1
+    return free
+
+
+def check_new_adapter(path: Path, name: str, overwrite: bool = False) -> None:
+    """Refuse, before anything is loaded, an adapter name that is malformed or that the reference already has."""
+    if not ADAPTER_NAME.match(name):
+        raise AliceError(
+            f"adapter name {name!r} must be letters, digits, '.', '_' or '-' (and start with a letter or digit)"
+        )
+    if (Path(path) / ADAPTERS_FOLDER / name).exists() and not overwrite:
+        raise AliceError(
+            f"reference {path} already has an adapter {name!r}; add this one beside it with --name "
+            f"{free_adapter_name(path, name)}, or pass --overwrite to replace it"
+        )
 
 
 def adapter_manifest(folder: Path, reference_sha256: str, reference_digest: str = "") -> AdapterManifest:

@@ -27,12 +27,13 @@ def add(
     run: RunOptions,
 ) -> None:
     """Train only this modality's encoder and decoder against the frozen C_ref and M_ref."""
+    from alice.artifacts.describe import check_new_adapter
     from alice.artifacts.manifests import read_adapter_manifest, read_reference_manifest
     from alice.artifacts.space import read_record
     from alice.data.recipes import load_recipe, modality_recipe_for
     from alice.errors import AliceError
-    from alice.train.jobs import add_modality
 
+    check_new_adapter(reference, name or modality, run.overwrite)  # before torch and any model load
     if recipe is None:
         if not reference.is_dir():
             raise AliceError(f"reference folder {reference} does not exist")
@@ -40,6 +41,8 @@ def add(
     r = load_recipe(recipe, run.overrides())
     if r.modality != modality:
         raise AliceError(f"recipe {r.name!r} adds modality {r.modality!r}, not {modality!r}")
+    from alice.train.jobs import add_modality
+
     path = add_modality(reference, r, name=name, overwrite=run.overwrite, device_name=run.device, resume=run.resume)
     if run.as_json:
         record = read_record(reference)

@@ -15,7 +15,7 @@ import torch
 
 from alice import console
 from alice.data.features import extract_features
-from alice.data.labels import LabelMapping, check_vocabulary, uncovered_labels, uncovered_message
+from alice.data.labels import LabelMapping, check_vocabulary, settle_mapping, source_aliases
 from alice.data.recipes import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
 from alice.plugin.backbone import Backbone
@@ -115,30 +115,15 @@ def _check_labelled(
 def label_mapping(dataset: DataSet, labels: LabelSpec, reference_vocabulary: list[str] | None) -> LabelMapping:
     """The data set's labels in the reference vocabulary (its own vocabulary when there is no reference yet)."""
     vocab = list(dataset.vocabulary)
-    unknown = [a for a in labels.aliases if a not in vocab]
-    if unknown:  # a typo in an alias would otherwise leave its label mapped by name, or not at all, silently
-        raise AliceError(
-            f"labels.aliases names {unknown[0]!r}, which is no label of data set {dataset.name!r} "
-            f"(its labels: {', '.join(vocab[:20])}{' …' if len(vocab) > 20 else ''})"
-        )
+    aliases = source_aliases(vocab, labels.aliases, dataset.name)
     check_vocabulary(vocab, dataset.name)
     if reference_vocabulary is None:
         return LabelMapping({c: c for c in vocab}, vocab)
-    mapper = get_registry().label_mapper(labels.mapper)  # guarded: a mapper that raises names its plugin
-    raw = mapper(vocab, list(reference_vocabulary), aliases=labels.aliases)
-    if not isinstance(raw, dict):
-        raise AliceError(f"label mapper {labels.mapper!r} returned {type(raw).__name__}, not a dict")
-    uncovered = uncovered_labels(vocab, raw, labels.aliases)
-    if uncovered:
-        raise AliceError(uncovered_message(dataset.name, uncovered, list(reference_vocabulary)))
-    bad = {t for t in raw.values() if t is not None and t not in reference_vocabulary}
-    if bad:
-        raise AliceError(
-            f"label mapper {labels.mapper!r} mapped onto labels outside the reference vocabulary: {sorted(bad)}"
-        )
-    mapping = LabelMapping(raw, list(reference_vocabulary))
-    mapping.check(dataset.name)
-    return mapping
+    registry = get_registry()
+    mapper = registry.label_mapper(labels.mapper)  # guarded: a mapper that raises names its plugin
+    answer = mapper(vocab, list(reference_vocabulary), aliases=aliases)
+    plugin = registry.provider("label mapper", labels.mapper)
+    return settle_mapping(answer, vocab, list(reference_vocabulary), aliases, labels.mapper, plugin, dataset.name)
 
 
 def load_modality(

@@ -95,6 +95,16 @@ class TrainingSpec:
     dropout_mask: str = "auto"  # classifier dropout masks. auto: "16bit" when compiled on CPU, else "torch"
 
 
+@dataclass
+class ProbeSpec:
+    """How ``alice recipe init`` measures candidate backbones (:mod:`alice.data.probe`); the defaults of its options."""
+
+    items: int = 300  # training items drawn, seeded, for the probe (all of them when the split is smaller)
+    folds: int = 5  # each item is scored by a probe fitted on the other folds (fewer folds than items, never)
+    seed: int = 0  # draws the sample and its folds
+    ridge: float = 0.1  # the ridge classifier's strength, in units of the sample's mean Gram eigenvalue
+
+
 #: what stage 2's L_align compares a new modality's latents with (alice.core.alignment.LOSSES)
 ALIGNMENT_LOSSES = ("conditional-mean", "class-means", "moments")
 

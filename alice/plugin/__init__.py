@@ -12,6 +12,7 @@ this module is cheap (no torch, no numpy): ``Intervention`` and
 - :class:`Backbone`, :class:`DataSet`, :class:`Split`, :class:`Intervention` are what
   the hooks register; ``SPLITS`` and ``PAIRED`` name the splits; :class:`Found` is what a
   data set makes of a file or folder (``alice recipe init``);
+- :func:`label_key` is how labels are compared (case and surrounding spaces ignored);
 - :class:`AliceError` is the error to raise for a user's mistake (one line, no traceback);
 - :func:`warn` and :func:`info` print a warning (a skipped file, say) or a status line the way the CLI does;
 - :func:`register_plugin` / :func:`unregister_plugin` register a plugin object in a
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from alice.console import info, warn
 from alice.errors import AliceError
 from alice.plugin.backbone import Backbone, Preview
-from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split
+from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split, label_key
 from alice.plugin.hookspecs import hookimpl
 from alice.plugin.manager import get_registry, register_plugin, unregister_plugin
 
@@ -47,6 +48,7 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "info",
+    "label_key",
     "register_plugin",
     "unregister_plugin",
     "warn",

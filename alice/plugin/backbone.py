@@ -61,6 +61,18 @@ class Backbone:
         (no weights)."""
         return modality == self.modality or modality in self.also_reads
 
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The option sets under which this backbone would read ``sample`` here, each one candidate that
+        ``alice recipe init`` measures.
+
+        ``sample`` is a few inputs of a data set of ``modality``; ``models`` are the model folders the user
+        named (``--model``). A candidate must work with nothing to download (weights installed, or a folder on
+        disk): the probe extracts features of a few hundred items with each. Keep this cheap (no weights; a
+        config file at most). Default: none, so a backbone takes part only by saying it reads such inputs.
+        """
+        return []
+
     def bind(self, *, inputs: Sequence[Any] | None = None, feature_dim: int | None = None) -> None:
         """Told, before any extraction, what this backbone will read.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 
 from alice import console, distributed
 from alice.artifacts import modelcard
+from alice.artifacts.describe import check_new_adapter
 from alice.artifacts.layout import ADAPTERS_FOLDER
 from alice.artifacts.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
 from alice.artifacts.store import (
@@ -37,8 +37,6 @@ from alice.files import check_writable, recover
 from alice.plugin.manager import get_registry
 from alice.train import checkpoints
 from alice.train.stages import AdapterTrainer, Checkpointing, History, ReferenceTrainer, training_summary
-
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: torch.device) -> Intervention:
@@ -363,18 +361,11 @@ def add_modality(
     """Stage 2: train only this modality's E and D against the frozen C_ref and M_ref, and add its adapter folder."""
     if recipe.stage != "modality":
         raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice reference build` with it")
-    reference = ReferenceSpace.load(reference_dir)
     name = name or recipe.modality
-    if not ADAPTER_NAME.match(name):
-        raise AliceError(
-            f"adapter name {name!r} must be letters, digits, '.', '_' or '-' (and start with a letter or digit)"
-        )
+    check_new_adapter(Path(reference_dir), name, overwrite)  # before anything loads
+    reference = ReferenceSpace.load(reference_dir)
     existing = reference.path / ADAPTERS_FOLDER / name
     if existing.exists():
-        if not overwrite:
-            raise AliceError(
-                f"reference {reference.path} already has an adapter {name!r}; pass --overwrite to replace it"
-            )
         refuse_existing(existing, overwrite, "adapter")
     check_writable(reference.path.absolute())  # the space is published anew beside its old version
     _check_modality(recipe)

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alice.plugin import AliceError, Backbone
+from alice_plugins.media import are_texts
 
 if TYPE_CHECKING:
     import torch
+
+
+def cached_sentence_models() -> list[str]:
+    """The snapshot folders of the sentence-transformers models in the local Hugging Face cache."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:
+        return []
+    out = []
+    for repo in sorted(Path(HF_HUB_CACHE).glob("models--*")):
+        ref = repo / "refs" / "main"
+        snapshots = sorted((repo / "snapshots").glob("*"))
+        snapshot = repo / "snapshots" / ref.read_text().strip() if ref.is_file() else (snapshots or [repo])[-1]
+        if (snapshot / "modules.json").is_file():
+            out.append(str(snapshot))
+    return out
 
 
 def _first_line(exc: BaseException) -> str:
@@ -36,6 +54,21 @@ class SentenceTransformersBackbone(Backbone):
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model_id, "normalize": self.normalize, "revision": self.revision}
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Texts: each sentence-transformers folder given, and each sentence-transformers model already in the
+        local Hugging Face cache (its snapshot folder: nothing is downloaded)."""
+        import importlib.util
+
+        if (
+            modality != cls.modality
+            or not are_texts(sample)
+            or importlib.util.find_spec("sentence_transformers") is None
+        ):
+            return []
+        folders = [str(m) for m in models if (Path(m) / "modules.json").is_file()]
+        return [{"model": f} for f in dict.fromkeys(folders + cached_sentence_models())]
 
     def load(self) -> Any:
         if self._model is None:

