@@ -40,6 +40,7 @@ INTERFACE: dict[str, tuple[str, ...]] = {
         "preview",
         "file_suffixes",
         "reads_text",
+        "candidates",
     ),
     "dataset": ("__init__", "vocabulary", "identity", "split", "inspect"),
     "intervention": ("__init__", "setting_names", "settings", "set_prompt_embeddings", "forward"),
