@@ -9,7 +9,6 @@ kept in ``extra`` and written back unchanged.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,14 @@ from alice._version import __version__
 from alice.artifacts.layout import ADAPTER_MANIFEST, FORMAT_VERSION, REFERENCE_MANIFEST
 from alice.data.recipes import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
+from alice.files import read_json as read_json_file
 
 
 def read_json(path: Path, kind: str) -> dict[str, Any]:
     """A manifest file's JSON, after checking it is an ALICE ``kind`` manifest of this format version."""
     if not path.is_file():
         raise AliceError(f"{path} is missing: not an ALICE {kind} folder")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AliceError(f"{path} is not valid JSON ({exc})") from None
+    data = read_json_file(path)
     if not isinstance(data, dict) or data.get("format") != f"alice.{kind}":
         raise AliceError(f"{path} is not an ALICE {kind} manifest")
     version = data.get("format_version")

@@ -16,7 +16,6 @@ No pickle anywhere.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -72,6 +71,7 @@ from alice.files import (
     json_text,
     make_folder,
     publish_folder,
+    read_json,
     recover,
     refuse_to_replace,
     staging_folder,
@@ -194,8 +194,8 @@ _OLD_LEFTOVER = re.compile(r"^\..+\.(checkpoint|tmp-\d+|old(-\d+)?|partial-\w+|r
 
 def _manifest_format(file: Path) -> str | None:
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(file)
+    except AliceError:
         return None
     return data.get("format") if isinstance(data, dict) else None
 

@@ -22,6 +22,7 @@ import tomllib
 
 from alice import console
 from alice.errors import AliceError
+from alice.files import MAX_TOML_BYTES, parse_toml
 from alice.plugin.manager import get_registry
 
 STAGES = ("reference", "modality")
@@ -376,7 +377,8 @@ def search_path() -> list[Path]:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            return parse_toml(f.read(MAX_TOML_BYTES + 1), f"recipe {path}")
     except tomllib.TOMLDecodeError as exc:
         raise AliceError(f"recipe {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -414,7 +416,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         raise AliceError(f"--set expects section.key=value, got {item!r}")
     key, text = item.split("=", 1)
     try:
-        value = tomllib.loads(f"v = {text}")["v"]
+        value = parse_toml(f"v = {text}", f"--set {key}")["v"]
     except tomllib.TOMLDecodeError:
         value = text  # a bare word is a string
     node = raw

@@ -13,6 +13,8 @@ this module is cheap (no torch, no numpy): ``Intervention`` and
   the hooks register; ``SPLITS`` and ``PAIRED`` name the splits; :class:`Found` is what a
   data set makes of a file or folder (``alice recipe init``);
 - :class:`AliceError` is the error to raise for a user's mistake (one line, no traceback);
+- :func:`parse_json` reads JSON a user or someone else wrote (a labels file's line, an annotation
+  file), bounded in nesting, with one line for anything that is not JSON;
 - :func:`warn` and :func:`info` print a warning (a skipped file, say) or a status line the way the CLI does;
 - :func:`register_plugin` / :func:`unregister_plugin` register a plugin object in a
   test or a notebook, :func:`get_registry` shows what is registered.
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from alice.console import info, warn
 from alice.errors import AliceError
+from alice.files import parse_json
 from alice.plugin.backbone import Backbone, Preview
 from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split
 from alice.plugin.hookspecs import hookimpl
@@ -46,6 +49,7 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "info",
+    "parse_json",
     "register_plugin",
     "unregister_plugin",
     "warn",

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alice.plugin import PAIRED, SPLITS, AliceError, DataSet, Split
+from alice.plugin import PAIRED, SPLITS, AliceError, DataSet, Split, parse_json
 
 SPLIT_NAMES = (*SPLITS, PAIRED)
 TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
@@ -62,12 +61,7 @@ def read_records(path: Path, what: str, columns: tuple[str, ...] = ()) -> Iterat
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AliceError(
-                    f"{what}: {path} line {n} is not valid JSON ({exc.msg}); one object per line"
-                ) from None
+            record = parse_json(line, f"{what}: {path} line {n}", hint="; one object per line")
             if not isinstance(record, dict):
                 raise AliceError(f"{what}: {path} line {n} is not a JSON object; one object per line")
             yield record, f"{path} line {n}"
@@ -95,8 +89,8 @@ def parse_labels(value: Any, where: str, what: str) -> list[str]:
         text = value.strip()
         if text.startswith("["):  # a JSON list inside a CSV cell
             try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
+                value = parse_json(text, f"{what}: {where}: labels")
+            except AliceError:
                 raise AliceError(
                     f'{what}: {where}: labels {text!r} is not a JSON list; write a;b or ["a", "b"]'
                 ) from None
