@@ -89,6 +89,49 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def cache_root() -> Path:
+    """ALICE's cache folder (``ALICE_CACHE_DIR``, default ``~/.cache/alice``): features, remembered hashes."""
+    return Path(os.environ.get("ALICE_CACHE_DIR") or Path.home() / ".cache" / "alice")
+
+
+#: where :func:`sha256_remembered` keeps what it hashed, and how many files it remembers
+HASHES_FILE, HASHES_KEPT = "sha256.json", 1000
+
+
+def sha256_remembered(path: Path) -> str:
+    """A large file's sha256, hashed once per version of the file: remembered in the cache folder under its device,
+    inode, size, modification and change times in nanoseconds.
+
+    Any write to the file, or a file renamed in its place, changes its change time (ctime) or its inode, and no
+    user can set a change time back, so a remembered hash is never taken for a file whose bytes changed (on file
+    systems that keep ctime to the nanosecond; on ones of coarser clocks, a write within one tick of the hashing
+    would go unseen). Search indexes are checked with it: 2 GB at 1M x 512 take seconds to hash.
+    """
+    path = Path(path).absolute()
+    st = path.stat()
+    stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    store = cache_root() / HASHES_FILE
+    try:
+        known = read_json(store)
+    except AliceError:
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    entry = known.get(str(path))
+    if isinstance(entry, dict) and entry.get("stat") == stamp and isinstance(entry.get("sha256"), str):
+        return entry["sha256"]
+    digest = sha256_file(path)
+    if path.stat().st_ctime_ns != st.st_ctime_ns:  # written while it was hashed: nothing to remember
+        return digest
+    known.pop(str(path), None)
+    known[str(path)] = {"stat": stamp, "sha256": digest}
+    try:
+        make_folder(store.parent)
+        write_json(store, dict(list(known.items())[-HASHES_KEPT:]), "hashes")
+    except (AliceError, OSError):
+        pass  # a read-only cache folder: the next open hashes again
+    return digest
+
+
 # --------------------------------------------------------------------------- reading what others wrote
 
 #: the deepest nesting of lists and tables (JSON objects) in a JSON or TOML file ALICE reads; its own nest 5 at most

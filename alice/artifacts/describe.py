@@ -45,7 +45,10 @@ def safetensors_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str,
         raw = f.read(size)
     if len(raw) < size:
         raise ValueError("file ends inside its header")
-    header = parse_json(raw, f"{path}: its safetensors header")
+    try:
+        header = parse_json(raw, "its header")
+    except AliceError as exc:  # worded by the caller: "... is not a readable index: its header is not valid JSON"
+        raise ValueError(str(exc)) from None
     if not isinstance(header, dict):
         raise ValueError("header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
