@@ -67,20 +67,24 @@ def read_records(path: Path, what: str, columns: tuple[str, ...] = ()) -> Iterat
             yield record, f"{path} line {n}"
         return
     reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames:
-        reader.fieldnames = [f.strip() for f in reader.fieldnames]
-    if not set(columns) <= set(reader.fieldnames or ()):
-        raise AliceError(
-            f"{what}: {path} needs a header with the columns {' and '.join(columns)} (found: "
-            f"{', '.join(reader.fieldnames or ()) or 'nothing'})"
-        )
-    for record in reader:
-        n = reader.line_num
-        if None in record:
+    try:
+        if reader.fieldnames:
+            reader.fieldnames = [f.strip() for f in reader.fieldnames]
+        if not set(columns) <= set(reader.fieldnames or ()):
             raise AliceError(
-                f"{what}: {path} line {n} has more fields than the header; separate labels with ';' or quote the field"
+                f"{what}: {path} needs a header with the columns {' and '.join(columns)} (found: "
+                f"{', '.join(reader.fieldnames or ()) or 'nothing'})"
             )
-        yield record, f"{path} line {n}"
+        for record in reader:
+            n = reader.line_num
+            if None in record:
+                raise AliceError(
+                    f"{what}: {path} line {n} has more fields than the header; separate labels with ';' or quote "
+                    "the field"
+                )
+            yield record, f"{path} line {n}"
+    except csv.Error as exc:  # a NUL byte, a field longer than csv reads
+        raise AliceError(f"{what}: {path} line {reader.line_num} is not CSV ({exc}); fix the file") from None
 
 
 def parse_labels(value: Any, where: str, what: str) -> list[str]:
