@@ -463,10 +463,21 @@ IMPORT_LIMITS = ImportLimits()
 
 def size_text(n: int) -> str:
     """``17179869184`` -> ``16.0 GiB``."""
-    for unit, scale in (("GiB", GiB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    for unit, scale in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", GiB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} bytes"
+
+
+def memory_bytes(available: bool = True) -> int:
+    """This machine's memory: what is available for new allocations now (``MemAvailable``), or all of it."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if available:
+        with contextlib.suppress(OSError, ValueError), open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return min(total, int(line.split()[1]) * 1024)
+    return total
 
 
 def parse_size(text: str) -> int:
