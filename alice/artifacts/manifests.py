@@ -57,6 +57,29 @@ class _Fields:
     def sub(self, key: str) -> _Fields:
         return _Fields(self.data.get(key), self.where, f"{self.prefix}{key}.")
 
+    def items(self, key: str, kind: type | tuple[type, ...], default: Any = ..., positive: bool = False) -> list:
+        """A list field whose every item is of ``kind`` (a number: not true or false; ``positive``: above 0)."""
+        value = self.get(key, list, default)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        for item in value or ():
+            if (
+                not isinstance(item, kinds)
+                or (isinstance(item, bool) and bool not in kinds)
+                or (positive and item <= 0)
+            ):
+                raise AliceError(
+                    f"{self.where}: field {self.prefix + key!r} must list {'positive ' if positive else ''}"
+                    f"{' or '.join(k.__name__ for k in kinds)} values, got {str(item)[:40]!r}"
+                )
+        return value
+
+    def size(self, key: str) -> int:
+        """A field that is a size: a whole number above 0."""
+        value = self.get(key, int)
+        if value <= 0:
+            raise AliceError(f"{self.where}: field {self.prefix + key!r} must be a positive size, got {value}")
+        return value
+
 
 _COMMON_KEYS = {"format", "format_version", "alice_version", "name", "weights"}
 _ADAPTER_KEYS = _COMMON_KEYS | {
@@ -221,22 +244,22 @@ class AdapterManifest:
         return cls(
             name=f.get("name", str),
             modality=f.get("modality", str),
-            data=DataRecord(d.get("dataset", str), d.get("options", dict, {}), d.get("vocabulary", list, [])),
+            data=DataRecord(d.get("dataset", str), d.get("options", dict, {}), d.items("vocabulary", str, [])),
             backbone=BackboneRecord(
                 b.get("name", str),
                 b.get("options", dict, {}),
                 b.get("identity", dict, {}),
-                b.get("feature_dim", int),
+                b.size("feature_dim"),
                 b.get("normalisation", str, ""),
             ),
             labels=LabelRecord(
                 lab.get("mapper", str, "by-name"),
                 lab.get("aliases", dict, {}),
                 lab.get("mapping", dict, {}),
-                lab.get("annotated", list, []),
+                lab.items("annotated", str, []),
             ),
-            encoder_hidden=f.get("encoder_hidden", list),
-            thresholds=f.get("thresholds", list, []),
+            encoder_hidden=f.items("encoder_hidden", int, positive=True),
+            thresholds=f.items("thresholds", (int, float), []),
             recipe=f.get("recipe", str, ""),
             created=f.get("created", str, ""),
             training=f.get("training", dict, {}),
@@ -310,8 +333,8 @@ class ReferenceManifest:
         return cls(
             name=f.get("name", str, ""),
             vocabulary=vocabulary,
-            latent_dim=f.get("latent_dim", int),
-            classifier_hidden=clf.get("hidden", list),
+            latent_dim=f.size("latent_dim"),
+            classifier_hidden=clf.items("hidden", int, positive=True),
             classifier_dropout=float(clf.get("dropout", (int, float), 0.1)),
             design=design.get("design", str),
             design_settings=design.get("settings", dict, {}),
