@@ -139,7 +139,7 @@ def space(tiny_reference, tmp_path_factory) -> Path:
     return out
 
 
-@bounded(80)
+@bounded(150)
 @given(data=st.data())
 def test_space_json(space, tiny_reference, data):
     from alice.artifacts.space import read_record
@@ -159,7 +159,7 @@ def test_space_json(space, tiny_reference, data):
         (space / "space.json").unlink()
 
 
-@bounded(60)
+@bounded(120)
 @given(data=st.data())
 def test_reference_and_adapter_manifests(space, tiny_reference, data):
     """A manifest changed by hand in a space without space.json is read field by field: loading the space
@@ -185,7 +185,7 @@ def test_reference_and_adapter_manifests(space, tiny_reference, data):
 # --------------------------------------------------------------------------- recipes
 
 
-@bounded(100)
+@bounded(120)
 @given(data=st.data())
 def test_recipes(recipe_dir, data):
     from alice.data.recipes import _apply_override, parse_recipe
@@ -229,7 +229,7 @@ def index_bytes(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-@bounded(150)
+@bounded(300)
 @given(data=st.data())
 def test_index_headers(index_bytes, tmp_path_factory, data):
     from alice.artifacts.indexes import Index
@@ -257,7 +257,7 @@ def archive_members(tiny_reference) -> list[tuple[str, bytes]]:
 KINDS = [tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE, tarfile.GNUTYPE_SPARSE]
 
 
-@bounded(60)
+@bounded(200)
 @given(data=st.data())
 def test_archive_headers(archive_members, tmp_path_factory, data):
     from alice.artifacts.sharing import import_reference
@@ -285,7 +285,7 @@ def test_archive_headers(archive_members, tmp_path_factory, data):
 # --------------------------------------------------------------------------- labels files of the file data sets
 
 
-@bounded(100)
+@bounded(200)
 @given(data=st.data())
 def test_labels_files(tmp_path_factory, data):
     from alice_plugins.files.manifest import read_manifest
