@@ -199,8 +199,9 @@ def parse_toml(text: str | bytes, where: str, limit: int = MAX_NESTING) -> dict[
     """
     if len(text) > MAX_TOML_BYTES:
         raise AliceError(f"{where} is larger than {size_text(MAX_TOML_BYTES)}; ALICE reads no such file")
+    text = text.decode("utf-8") if isinstance(text, bytes) else text  # not UTF-8: the caller words it
     try:
-        value = tomllib.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        value = tomllib.loads(text)
     except RecursionError:
         raise _too_deep(where, limit) from None
     except tomllib.TOMLDecodeError:
