@@ -326,6 +326,8 @@ class Space:
             raise AliceError(
                 f"index {index.path} holds {index.modality!r} latents, a modality this space has no adapter for"
             )
+        if index.dim != self.latent_dim:
+            raise AliceError(f"index {index.path} holds {index.dim}-d latents; this space's are {self.latent_dim}-d")
         adapter = self.adapter(index.modality)
         index.check_against(self.reference.sha256, adapter.sha256, len(self.vocabulary), adapter.manifest.search or {})
 

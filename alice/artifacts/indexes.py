@@ -24,6 +24,7 @@ results. The header alone (no tensor) is read and checked by
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +41,29 @@ from alice.artifacts.describe import INDEX_FORMAT, INDEX_VERSION, IndexHeader
 from alice.artifacts.layout import INDEX_FOLDER
 from alice.core.similarity import BLOCK_ROWS, top_k
 from alice.errors import AliceError
-from alice.files import atomic_file
+from alice.files import atomic_file, sha256_remembered
 
 
 def default_index_path(reference_path: Path, modality: str, split: str) -> Path:
     return Path(reference_path) / INDEX_FOLDER / f"{modality}-{split}.safetensors"
+
+
+#: how an index file is pinned to its sha256 on the command line (Docker's image@sha256:... pin)
+PIN = "@sha256:"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def split_pin(target: str | Path) -> tuple[Path, str | None]:
+    """``FILE@sha256:HEX`` -> ``(FILE, HEX)``: an index pinned to the sha256 `alice index build` printed; a plain
+    path -> ``(path, None)``."""
+    text = str(target)
+    if PIN not in text:
+        return Path(text), None
+    path, _, digest = text.rpartition(PIN)
+    digest = digest.strip().lower()
+    if not path or not _HEX64.match(digest):
+        raise AliceError(f"a pinned index is FILE{PIN}<the 64 hex digits `alice index build` printed>, got {text!r}")
+    return Path(path), digest
 
 
 # --------------------------------------------------------------------------- strings as tensors
@@ -79,8 +98,19 @@ class Index(IndexHeader):
     _ann: Any = field(default=None, repr=False)  # the FAISS index, read on first approximate search
 
     @classmethod
-    def open(cls, path: str | Path) -> Index:
-        """Read the header, labels and strings; refuse a file that is not an ALICE index."""
+    def open(cls, path: str | Path, sha256: str | None = None, source: str = "its pin") -> Index:
+        """Read the header, labels and strings; refuse a file that is not an ALICE index.
+
+        ``sha256``: the file's expected sha256 (from ``source``: ``space.json``, a pin), checked before any of its
+        bytes is read (remembered per version of the file: :func:`alice.files.sha256_remembered`).
+        """
+        if sha256 is not None and Path(path).is_file():
+            found = sha256_remembered(Path(path))
+            if found != sha256:
+                raise AliceError(
+                    f"{path} does not match the sha256 in {source} (expected {sha256[:12]}…, found {found[:12]}…): "
+                    "the index was changed or damaged; rebuild it"
+                )
         header = IndexHeader.read(path)
         path = header.path
         try:
@@ -136,7 +166,7 @@ class Index(IndexHeader):
         if self._ann is None:
             with safe_open(str(self.path), framework="numpy") as f:
                 blob = f.get_tensor(ann.ANN_TENSOR)
-            self._ann = ann.load(blob, self.meta.get("ann", {}), str(self.path))
+            self._ann = ann.load(blob, self.meta.get("ann", {}), str(self.path), self.kind, self.count, self.dim)
         return self._ann
 
     def rows(self, ids: np.ndarray) -> np.ndarray:

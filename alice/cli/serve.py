@@ -19,7 +19,10 @@ def serve_command(
     host: str = typer.Option(ServeSpec.host, "--host", help="Address to listen on (default: this machine only)."),
     port: int = typer.Option(ServeSpec.port, "--port", help="Port to listen on."),
     index: Optional[list[Path]] = typer.Option(
-        None, "--index", help="An index file to serve besides <reference>/indexes/ (repeatable)."
+        None,
+        "--index",
+        help="An index file to serve besides <reference>/indexes/ (repeatable); FILE@sha256:HEX pins the file to "
+        "the sha256 `alice index build` printed.",
     ),
     max_upload_mb: float = typer.Option(
         ServeSpec.max_upload_bytes / 2**20, "--max-upload-mb", help="Largest upload accepted, in MiB."

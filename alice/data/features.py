@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,14 +31,10 @@ from safetensors.torch import save_file
 
 from alice import console, distributed
 from alice.errors import AliceError
-from alice.files import atomic_file, write_json
+from alice.files import atomic_file, cache_root, write_json
 from alice.plugin.backbone import Backbone
 
 SHARD_SIZE = 4096
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("ALICE_CACHE_DIR") or Path.home() / ".cache" / "alice")
 
 
 def cache_key(dataset_identity: dict[str, Any], split: str, backbone_identity: dict[str, Any], n: int) -> str:

@@ -22,6 +22,7 @@ import tomllib
 
 from alice import console
 from alice.errors import AliceError
+from alice.files import MAX_TOML_BYTES, memory_bytes, parse_toml, size_text
 from alice.plugin.manager import get_registry
 
 STAGES = ("reference", "modality")
@@ -289,6 +290,11 @@ def parse_recipe(raw: dict[str, Any], name: str, source: str = "", quiet: bool =
         _check_values(recipe)
     except AliceError as exc:
         raise AliceError(f"recipe {recipe.name!r}: {exc}") from None
+    # feature size and classes unknown yet: a lower bound, against all of this machine's memory (a GPU's is
+    # checked before training, alice.train.jobs)
+    lower = model_parameters(recipe, latent_dim=1 if recipe.stage == "modality" else None)
+    total = memory_bytes(available=False)
+    check_model_fits(recipe, lower, (total, f"this machine has {size_text(total)} of memory"), at_least=True)
     for label, known in FAST_PATH_CHOICES.items():
         value = getattr(t, label)
         if value not in known:
@@ -315,6 +321,11 @@ def parse_recipe(raw: dict[str, Any], name: str, source: str = "", quiet: bool =
             )
     return recipe
 
+
+#: the most training steps a recipe may ask for: 1,000 times the paper's 100,000 (days of training at any size)
+MAX_STEPS = 100_000_000
+#: the largest whole number a recipe may hold anywhere (torch, numpy and the seeds take 64-bit integers)
+MAX_INT = 2**63 - 1
 
 #: settings that must be above zero, and at zero or above (every number must also be finite)
 POSITIVE = ("training.steps", "training.batch_size", "training.lr", "model.latent_dim")
@@ -347,10 +358,16 @@ def _numbers(value: Any, where: str) -> Iterator[tuple[str, Any]]:
 
 def _check_values(recipe: Recipe) -> None:
     """Finite numbers everywhere; sizes positive, weights not negative, each named by its field."""
+    if recipe.training.steps > MAX_STEPS:
+        raise AliceError(
+            f"training.steps must be at most {MAX_STEPS:,} (the paper trains 100,000), got {recipe.training.steps:,}"
+        )
     found = dict(_numbers(recipe, ""))
     for where, value in found.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise AliceError(f"{where} must be a finite number, got {value}")
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise AliceError(f"{where} must be a number of at most 19 digits (below 2**63), got {value}")
     for where in POSITIVE:
         if found[where] <= 0:
             raise AliceError(f"{where} must be positive, got {found[where]}")
@@ -365,6 +382,48 @@ def _check_values(recipe: Recipe) -> None:
         dropout = recipe.model.classifier_dropout
         raise AliceError(f"model.classifier_dropout must be at least 0 and below 1, got {dropout}")
     _check_design_settings(recipe.intervention)
+
+
+def mlp_parameters(sizes: list[int]) -> int:
+    """The weights and biases of :func:`alice.core.modules.mlp` over layer ``sizes``, counted without building it."""
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def model_parameters(recipe: Recipe, feature_dim: int = 1, classes: int = 1, latent_dim: int | None = None) -> int:
+    """What a recipe trains besides its intervention: E and D, and for a reference C (``latent_dim``: the
+    reference's, for a modality recipe). The defaults of 1 give a lower bound before the data is known."""
+    m, latent = recipe.model, latent_dim or recipe.model.latent_dim
+    n = mlp_parameters([feature_dim, *m.encoder_hidden, latent]) + mlp_parameters(
+        [latent, *reversed(m.encoder_hidden), feature_dim]
+    )
+    return n + (mlp_parameters([latent, *m.classifier_hidden, classes]) if recipe.stage == "reference" else 0)
+
+
+def check_model_fits(
+    recipe: Recipe,
+    parameters: int,
+    memory: tuple[int, str],
+    at_least: bool = False,
+    intervention: bool = False,
+) -> None:
+    """Refuse, before anything is allocated, a model whose training needs more than ``memory`` (bytes, and the
+    words for them: "this machine has 16.0 GiB of memory"): float32 weights and gradients, and Adam's moments.
+    ``intervention``: the count includes the intervention's parameters (its settings are named too)."""
+    per_parameter = 4 * (2 + (3 if recipe.training.amsgrad else 2))
+    if parameters * per_parameter <= memory[0]:
+        return
+    m = recipe.model
+    sizes = [f"model.encoder_hidden {m.encoder_hidden}"]
+    if recipe.stage == "reference":
+        sizes = [f"model.latent_dim {m.latent_dim}", *sizes, f"model.classifier_hidden {m.classifier_hidden}"]
+        if intervention:
+            sizes += [f"intervention.{k} {v}" for k, v in recipe.intervention.settings.items() if isinstance(v, int)]
+    raise AliceError(
+        f"recipe {recipe.name!r}: the model's sizes ({', '.join(sizes)}) make {'at least ' if at_least else ''}"
+        f"{parameters:,} parameters, {size_text(4 * parameters)} of float32 weights and about "
+        f"{size_text(per_parameter * parameters)} to train them (weights, gradients, Adam's moments); {memory[1]}: "
+        "choose smaller sizes"
+    )
 
 
 def _check_design_settings(spec: InterventionSpec) -> None:
@@ -388,7 +447,8 @@ def search_path() -> list[Path]:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            return parse_toml(f.read(MAX_TOML_BYTES + 1), f"recipe {path}")
     except tomllib.TOMLDecodeError as exc:
         raise AliceError(f"recipe {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -427,7 +487,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         raise AliceError(f"--set expects section.key=value, got {item!r}")
     key, text = item.split("=", 1)
     try:
-        value = tomllib.loads(f"v = {text}")["v"]
+        value = parse_toml(f"v = {text}", f"--set {key}")["v"]
     except tomllib.TOMLDecodeError:
         value = text  # a bare word is a string
     node = raw

@@ -14,6 +14,8 @@ this module is cheap (no torch, no numpy): ``Intervention`` and
   data set makes of a file or folder (``alice recipe init``);
 - :func:`label_key` is how labels are compared (case and surrounding spaces ignored);
 - :class:`AliceError` is the error to raise for a user's mistake (one line, no traceback);
+- :func:`parse_json` reads JSON a user or someone else wrote (a labels file's line, an annotation
+  file), bounded in nesting, with one line for anything that is not JSON;
 - :func:`warn` and :func:`info` print a warning (a skipped file, say) or a status line the way the CLI does;
 - :func:`register_plugin` / :func:`unregister_plugin` register a plugin object in a
   test or a notebook, :func:`get_registry` shows what is registered (each class behind
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from alice.console import info, warn
 from alice.errors import AliceError
+from alice.files import parse_json
 from alice.plugin.backbone import Backbone, Preview
 from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split, label_key
 from alice.plugin.hookspecs import hookimpl
@@ -49,6 +52,7 @@ __all__ = [
     "hookimpl",
     "info",
     "label_key",
+    "parse_json",
     "register_plugin",
     "unregister_plugin",
     "warn",

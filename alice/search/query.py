@@ -14,7 +14,9 @@ from typing import Any
 import torch
 
 from alice.api import Space
-from alice.artifacts.indexes import Index
+from alice.artifacts.indexes import Index, split_pin
+from alice.artifacts.space import DERIVED, role
+from alice.artifacts.store import inside
 from alice.errors import AliceError
 
 
@@ -27,8 +29,28 @@ def parse_replacement(text: str, what: str = "--replace") -> tuple[str, str]:
 
 
 def open_index(space: Space, path: str | Path) -> Index:
-    """An index file, refused unless it was built with this space's reference and its adapter of that modality."""
-    index = Index.open(path)
+    """An index file, refused unless its bytes are the ones expected and it was built with this space's reference
+    and its adapter of that modality.
+
+    ``path`` may be pinned, ``FILE@sha256:HEX``; an index inside the space is checked against the sha256
+    ``space.json`` records for it. Either check runs before any byte of the file is parsed. An index neither
+    pinned nor recorded (a file of your own beside the space) is checked after loading: its header, and an
+    approximate index's every item id and link, against the embeddings it holds.
+    """
+    file, expected = split_pin(path)
+    source = "its pin"
+    rel = inside(file, space.path)
+    record = space.reference.inspection.record if space.reference.inspection is not None else None
+    if rel is not None and record is not None and file.exists():  # a missing one: Index.open says "no index at"
+        entry = record.entries.get(rel)
+        if entry is None or role(rel) != DERIVED:
+            raise AliceError(
+                f"{file} lies inside reference {space.path}, whose space.json names no index there; "
+                "build one with `alice index build`"
+            )
+        if expected is None:
+            expected, source = entry.sha256, "space.json"
+    index = Index.open(file, expected, source)
     space.check_index(index)  # before any query's backbone is built
     return index
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from alice import console
 from alice.api import Space
-from alice.artifacts.indexes import Index
+from alice.artifacts.indexes import Index, split_pin
 from alice.errors import AliceError
 from alice.plugin.manager import get_registry
 from alice.report import previews
@@ -67,6 +67,8 @@ class Served:
         for file, explicit in [(f, False) for f in folder] + [(Path(f), True) for f in spec.indexes]:
             name = file.name.removesuffix(".safetensors")
             try:
+                if explicit:  # FILE@sha256:HEX: pinned to its sha256
+                    name = split_pin(file)[0].name.removesuffix(".safetensors")
                 if name in indexes or name in refused:
                     raise AliceError(f"two index files are named {name!r}; rename one")
                 indexes[name] = q.open_index(space, file).load()

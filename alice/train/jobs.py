@@ -30,7 +30,7 @@ from alice.core.metrics import classification_metrics, youden_thresholds
 from alice.core.modules import Classifier, Decoder, Encoder
 from alice.data.features import extract_features
 from alice.data.loading import ModalityData, load_modality, make_backbone, make_dataset
-from alice.data.recipes import Recipe
+from alice.data.recipes import Recipe, check_model_fits, model_parameters
 from alice.distributed import pick_device
 from alice.errors import AliceError, Interrupted
 from alice.files import check_writable, recover
@@ -232,6 +232,27 @@ def _load(recipe: Recipe, vocabulary: list[str] | None, device: torch.device) ->
     return data
 
 
+def _intervention_parameters(recipe: Recipe, classes: int) -> int | None:
+    """Parameters and buffers of the recipe's intervention, built on the meta device (nothing allocated); None
+    when the design cannot be built there (its own construction says why, later)."""
+    spec = recipe.intervention
+    try:
+        with torch.device("meta"):
+            module = get_registry().intervention(spec.design)(classes, recipe.model.latent_dim, **spec.settings)
+        return sum(t.numel() for t in (*module.parameters(), *module.buffers()))
+    except Exception:
+        return None
+
+
+def _check_memory(recipe: Recipe, data: ModalityData, device: torch.device, latent_dim: int | None = None) -> None:
+    """Refuse a model whose training cannot fit the device's free memory, now that the feature size and the
+    classes are known and before any module is built (the recipe's lower bound was checked when it was read)."""
+    classes = len(data.mapping.reference)
+    parameters = model_parameters(recipe, data.feature_dim, classes, latent_dim)
+    extra = _intervention_parameters(recipe, classes) if recipe.stage == "reference" else None
+    check_model_fits(recipe, parameters + (extra or 0), distributed.memory_for(device), intervention=extra is not None)
+
+
 def _interrupted(folder: Path) -> Interrupted:
     """What Ctrl-C during a training run says: where --resume would go on from."""
     step = checkpoints.saved_step(folder)
@@ -272,6 +293,7 @@ def _build_reference(
     checkpointing = _checkpointing(recipe, folder, resume, overwrite, "reference")
     console.info(f"building reference space {recipe.name!r} on {device}{_processes()}")
     data = _load(recipe, None, device)
+    _check_memory(recipe, data, device)
     vocab = data.dataset.vocabulary
     torch.manual_seed(recipe.training.seed)  # M's initial weights, like E, D, C's, follow the seed
     intervention = _intervention_from_recipe(recipe, vocab, device)
@@ -391,6 +413,7 @@ def _add_modality(
     checkpointing = _checkpointing(recipe, folder, resume, overwrite, f"modality:{reference.sha256}")
     console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen){_processes()}")
     data = _load(recipe, reference.vocabulary, device)
+    _check_memory(recipe, data, device, reference.latent_dim)
     alignment = _alignment(reference, recipe, data, device)
     trainer = AdapterTrainer(
         data, reference.classifier, reference.intervention, recipe.model, recipe.training, device, alignment

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alice.plugin import PAIRED, SPLITS, AliceError, DataSet, Split, label_key, warn
+from alice.plugin import PAIRED, SPLITS, AliceError, DataSet, Split, label_key, parse_json, warn
 
 SPLIT_NAMES = (*SPLITS, PAIRED)
 TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
@@ -62,31 +61,30 @@ def read_records(path: Path, what: str, columns: tuple[str, ...] = ()) -> Iterat
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AliceError(
-                    f"{what}: {path} line {n} is not valid JSON ({exc.msg}); one object per line"
-                ) from None
+            record = parse_json(line, f"{what}: {path} line {n}", hint="; one object per line")
             if not isinstance(record, dict):
                 raise AliceError(f"{what}: {path} line {n} is not a JSON object; one object per line")
             yield record, f"{path} line {n}"
         return
     reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames:
-        reader.fieldnames = [f.strip() for f in reader.fieldnames]
-    if not set(columns) <= set(reader.fieldnames or ()):
-        raise AliceError(
-            f"{what}: {path} needs a header with the columns {' and '.join(columns)} (found: "
-            f"{', '.join(reader.fieldnames or ()) or 'nothing'})"
-        )
-    for record in reader:
-        n = reader.line_num
-        if None in record:
+    try:
+        if reader.fieldnames:
+            reader.fieldnames = [f.strip() for f in reader.fieldnames]
+        if not set(columns) <= set(reader.fieldnames or ()):
             raise AliceError(
-                f"{what}: {path} line {n} has more fields than the header; separate labels with ';' or quote the field"
+                f"{what}: {path} needs a header with the columns {' and '.join(columns)} (found: "
+                f"{', '.join(reader.fieldnames or ()) or 'nothing'})"
             )
-        yield record, f"{path} line {n}"
+        for record in reader:
+            n = reader.line_num
+            if None in record:
+                raise AliceError(
+                    f"{what}: {path} line {n} has more fields than the header; separate labels with ';' or quote "
+                    "the field"
+                )
+            yield record, f"{path} line {n}"
+    except csv.Error as exc:  # a NUL byte, a field longer than csv reads
+        raise AliceError(f"{what}: {path} line {reader.line_num} is not CSV ({exc}); fix the file") from None
 
 
 def parse_labels(value: Any, where: str, what: str) -> list[str]:
@@ -95,8 +93,8 @@ def parse_labels(value: Any, where: str, what: str) -> list[str]:
         text = value.strip()
         if text.startswith("["):  # a JSON list inside a CSV cell
             try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
+                value = parse_json(text, f"{what}: {where}: labels")
+            except AliceError:
                 raise AliceError(
                     f'{what}: {where}: labels {text!r} is not a JSON list; write a;b or ["a", "b"]'
                 ) from None

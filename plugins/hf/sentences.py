@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alice.plugin import AliceError, Backbone
+from alice_plugins.hub import load_refusal, pickle_refusal, pickled_weights
 from alice_plugins.media import are_texts
 
 if TYPE_CHECKING:
@@ -27,10 +28,6 @@ def cached_sentence_models() -> list[str]:
         if (snapshot / "modules.json").is_file():
             out.append(str(snapshot))
     return out
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class SentenceTransformersBackbone(Backbone):
@@ -77,12 +74,19 @@ class SentenceTransformersBackbone(Backbone):
             from sentence_transformers import SentenceTransformer
 
             logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+            found = pickled_weights(self.model_id)
+            if found is not None:
+                raise pickle_refusal("sentence-transformers", self.model_id, found)
             try:
-                self._model = SentenceTransformer(self.model_id, device="cpu", revision=self.revision).eval()
+                self._model = SentenceTransformer(
+                    self.model_id,
+                    device="cpu",
+                    revision=self.revision,
+                    trust_remote_code=False,  # no code from the model's folder or repository is run
+                    model_kwargs={"use_safetensors": True},
+                ).eval()
             except Exception as exc:  # OSError, ValueError, HTTP errors: the model cannot be found or read
-                raise AliceError(
-                    f"cannot load sentence-transformers model {self.model_id!r}: {_first_line(exc)}"
-                ) from None
+                raise load_refusal("sentence-transformers", self.model_id, exc) from None
         return self._model
 
     @property
