@@ -19,10 +19,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from alice.plugin import AliceError, Backbone
-from alice_plugins.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, image_preview, sound_preview, waveforms
+from alice.plugin import AliceError, Backbone, InputLimits
+from alice_plugins.media import (
+    AUDIO_SUFFIXES,
+    IMAGE_SUFFIXES,
+    image_preview,
+    read_media,
+    sound_preview,
+    waveforms,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -196,6 +204,9 @@ class HFBackbone(HubBackbone):
     @property
     def processor_class(self) -> str:
         return PROCESSORS[self.kind()]
+
+    def read_file(self, path: Path, limits: InputLimits) -> Any:
+        return read_media(path, self.kind(), limits)
 
     def preview(self, item: Any) -> Any:
         kind = self.kind()

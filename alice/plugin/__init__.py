@@ -13,6 +13,8 @@ this module is cheap (no torch, no numpy): ``Intervention`` and
   the hooks register; ``SPLITS`` and ``PAIRED`` name the splits; :class:`Found` is what a
   data set makes of a file or folder (``alice recipe init``);
 - :class:`AliceError` is the error to raise for a user's mistake (one line, no traceback);
+- :class:`InputLimits` caps the images and sounds a reader decodes (check the header first), and
+  :class:`TooLarge` is the error for a file over them;
 - :func:`warn` and :func:`info` print a warning (a skipped file, say) or a status line the way the CLI does;
 - :func:`register_plugin` / :func:`unregister_plugin` register a plugin object in a
   test or a notebook, :func:`get_registry` shows what is registered.
@@ -27,6 +29,7 @@ from alice.errors import AliceError
 from alice.plugin.backbone import Backbone, Preview
 from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split
 from alice.plugin.hookspecs import hookimpl
+from alice.plugin.limits import InputLimits, TooLarge
 from alice.plugin.manager import get_registry, register_plugin, unregister_plugin
 
 if TYPE_CHECKING:
@@ -39,10 +42,12 @@ __all__ = [
     "Backbone",
     "DataSet",
     "Found",
+    "InputLimits",
     "Intervention",
     "InterventionBatch",
     "Preview",
     "Split",
+    "TooLarge",
     "get_registry",
     "hookimpl",
     "info",
