@@ -144,7 +144,7 @@ class IndexHeader:
                 return int(tensors[f"{name}.offsets"]["shape"][0]) - 1
             return None
 
-        for name in ("labels", "texts", "pair_ids"):
+        for name in ("labels", "texts", "files", "pair_ids"):
             found = rows(name)
             if found is not None and found != n:
                 raise AliceError(f"{path}: {name} has {found} rows for {n} embeddings")
