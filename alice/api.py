@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -42,9 +43,10 @@ from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.plugin.backbone import Backbone
 from alice.plugin.dataset import label_key
+from alice.plugin.limits import InputLimits
 from alice.plugin.manager import get_registry
 
-__all__ = ["Space", "UnannotatedReadingWarning", "load"]
+__all__ = ["Reads", "Space", "UnannotatedReadingWarning", "Unread", "load"]
 
 #: a class given by name ("three") or by index in the vocabulary (3)
 Label = Union[str, int]
@@ -52,6 +54,27 @@ Label = Union[str, int]
 Replacement = Union[tuple[Label, Label], Sequence[tuple[Label, Label]]]
 #: anything that becomes a float tensor: a tensor, a numpy array, nested lists
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
+
+
+class Unread(AliceError):
+    """A query of a kind no adapter of the space reads, or not the adapter named (the server answers 415 for a
+    file)."""
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What one adapter's backbone reads: its name, the file endings it reads, whether it reads text."""
+
+    backbone: str
+    file_suffixes: tuple[str, ...]
+    reads_text: bool
+
+    def describe(self) -> str:
+        """``".png, .jpg files"``, ``"text"``, ``"no queries"``."""
+        kinds = ([f"{', '.join(self.file_suffixes)} files"] if self.file_suffixes else []) + (
+            ["text"] if self.reads_text else []
+        )
+        return " and ".join(kinds) or "no queries"
 
 
 def load(path: str | Path, device: str | torch.device = "cpu", digest: str | None = None) -> Space:
@@ -195,34 +218,57 @@ class Space:
         except AliceError:
             return None
 
-    def modality_of(self, query: str | Path) -> str:
-        """The adapter that reads a query: a file, the one whose backbone reads its suffix; text, the one reading text.
+    def reads(self, modality: str) -> Reads:
+        """What the modality's backbone reads, as the backbone itself declares it (``file_suffixes``,
+        ``reads_text``): an ``hf`` backbone reads what its model reads; one whose plugin is not installed reads
+        nothing."""
+        name = self.adapter(modality).manifest.backbone.name
+        if self._backbone_class(modality) is None:
+            return Reads(name, (), False)
+        backbone = self.backbone(modality)
+        return Reads(name, tuple(backbone.file_suffixes), bool(backbone.reads_text))
 
-        What a backbone reads is its own declaration (``file_suffixes``, ``reads_text``); the
-        space knows no modality by name.
+    def reader(self, suffix: str | None = None, source: str | None = None) -> str:
+        """The adapter that reads a file ending in ``suffix`` (".png"), or text (``suffix=None``).
+
+        ``source`` names it, refused unless its backbone reads that kind of query; else it is the one
+        adapter whose backbone declares it. Raises :class:`Unread` when none does (or not the named one),
+        :class:`AliceError` when several do and none is named.
         """
-        path = Path(query)
-        suffix = path.suffix.lower()
-        # the backbones themselves answer (an `hf` backbone reads what its model reads); one whose plugin is
-        # not installed reads nothing
-        by_suffix = {n: self.backbone(n) for n in self.modalities if self._backbone_class(n) is not None}
-        files = [n for n, c in by_suffix.items() if suffix and suffix in c.file_suffixes]
-        if files and not path.is_file():
-            raise AliceError(f"no file {str(query)!r}; give an existing file, or text with --from <modality>")
-        if files:
-            matching, kind = files, f"a {suffix} file"
-        else:
-            matching, kind = [n for n, c in by_suffix.items() if c.reads_text], "text"
+        kind = f"{suffix} files" if suffix else "text"
+        if source is not None:
+            reads = self.reads(source)
+            if (suffix in reads.file_suffixes) if suffix else reads.reads_text:
+                return source
+            raise Unread(f"{source!r} reads {reads.describe()}, not {kind}")
+        everything = {n: self.reads(n) for n in self.modalities}
+        matching = [n for n, r in everything.items() if ((suffix in r.file_suffixes) if suffix else r.reads_text)]
         if len(matching) == 1:
             return matching[0]
         if not matching:
-            raise AliceError(
-                f"the query is {kind}, but no adapter of this space reads {kind} ({', '.join(self.modalities)}); "
-                "choose one with --from"
-            )
-        raise AliceError(
-            f"the query is {kind} and several adapters read it ({', '.join(matching)}); choose one with --from"
-        )
+            what = "; ".join(f"{n}: {r.describe()}" for n, r in everything.items())
+            raise Unread(f"no adapter of this space reads {kind} ({what or 'no adapters'})")
+        raise AliceError(f"several adapters read {kind} ({', '.join(matching)}); name one (--from; from, in a request)")
+
+    def modality_of(self, query: str | Path) -> str:
+        """The adapter that reads a query: a file, the one whose backbone reads its suffix; text, the one reading text.
+
+        What a backbone reads is its own declaration (:meth:`reads`); the space knows no modality by name.
+        """
+        path = Path(query)
+        suffix = path.suffix.lower()
+        files = suffix and any(suffix in self.reads(n).file_suffixes for n in self.modalities)
+        if files and not path.is_file():
+            raise AliceError(f"no file {str(query)!r}; give an existing file, or text with --from <modality>")
+        try:
+            return self.reader(suffix if files else None)
+        except Unread as exc:
+            raise Unread(f"{exc}; name the adapter that reads the query with --from") from None
+
+    def read_file(self, modality: str, path: str | Path, limits: InputLimits | None = None) -> Any:
+        """One file decoded by the modality's backbone into the input ``encode`` takes, refused over ``limits``
+        (default :class:`alice.plugin.InputLimits`) before it is decoded."""
+        return self.backbone(modality).read_file(Path(path), limits or InputLimits())
 
     def preview(self, modality: str, item: Any) -> Any:
         """How a person sees one input (:data:`alice.plugin.Preview`): its backbone's word, else its text."""

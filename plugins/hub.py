@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from alice.plugin import AliceError, Backbone
+from alice.plugin import AliceError, Backbone, InputLimits
 from alice_plugins.media import (
     AUDIO_SUFFIXES,
     IMAGE_SUFFIXES,
@@ -33,6 +34,7 @@ from alice_plugins.media import (
     are_texts,
     image_preview,
     image_side,
+    read_media,
     sound_preview,
     waveforms,
 )
@@ -275,6 +277,9 @@ class HFBackbone(HubBackbone):
     @property
     def processor_class(self) -> str:
         return PROCESSORS[self.kind()]
+
+    def read_file(self, path: Path, limits: InputLimits) -> Any:
+        return read_media(path, self.kind(), limits)
 
     def preview(self, item: Any) -> Any:
         kind = self.kind()

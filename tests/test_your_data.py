@@ -655,6 +655,37 @@ def test_recipe_init_measures_the_backbones_and_takes_the_best(tmp_path, tiny_vi
     assert f"no installed backbone reads image data with the model folder {tmp_path / 'nowhere'}" in lost.err
 
 
+def test_images_and_sounds_over_the_caps_are_named_from_their_header(tmp_path):
+    """A picture of more pixels or a sound longer than :class:`alice.plugin.InputLimits` allow is one line naming the
+    file and its row, read from its header (nothing decoded): in `alice recipe init`, the file data sets, and a
+    backbone reading the path."""
+    import importlib.util
+
+    import soundfile
+
+    from alice.plugin import InputLimits
+    from alice_plugins.image.backbones import PixelBackbone
+
+    spec = importlib.util.spec_from_file_location("serve_uploads", ROOT / "benchmarks" / "serve_uploads.py")
+    pngs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pngs)
+    photos = _photos(tmp_path / "photos")
+    pngs.png_claiming(photos / "img5.png", 9000, 6000)  # 54 megapixels
+    line = "labels.csv line 7: image " + str(photos / "img5.png") + " is 9,000 x 6,000 pixels, more than the 50,000,000"
+    refused(line, "recipe", "init", photos, "--out", tmp_path / "r.toml")
+    with pytest.raises(AliceError, match="is 9,000 x 6,000 pixels"):
+        PixelBackbone(size=12).extract([str(photos / "img5.png")], CPU)
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    for i in range(4):
+        seconds = 61 if i == 2 else 1
+        soundfile.write(sounds / f"clip{i}.wav", np.zeros(8000 * seconds, dtype=np.float32), 8000)
+    (sounds / "labels.csv").write_text("path,labels\n" + "".join(f"clip{i}.wav,x\n" for i in range(4)))
+    long = f"labels.csv line 4: sound {sounds / 'clip2.wav'} lasts 61.0 s, more than the 60 s allowed; cut it"
+    refused(long, "recipe", "init", sounds, "--out", tmp_path / "a.toml")
+    assert InputLimits().max_seconds == 60 and not (tmp_path / "r.toml").exists()
+
+
 def test_recipe_init_refuses_what_it_cannot_read(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     refused("no installed data set reads", "recipe", "init", tmp_path / "notes.txt", "--out", tmp_path / "x.toml")

@@ -161,7 +161,7 @@ class IndexHeader:
                     return (tensors[key]["shape"] or [0])[0] - extra
             return None
 
-        for name in ("labels", "texts", "pair_ids"):
+        for name in ("labels", "texts", "files", "pair_ids"):
             found = rows(name)
             if found is not None and found != n:
                 raise AliceError(f"{path}: {name} has {found} rows for {n} embeddings")

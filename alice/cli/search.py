@@ -156,7 +156,8 @@ def search_command(
     if not result["results"]:
         console.info(f"index {index.path} holds no items")
         return
-    columns = ["rank", "score", "labels", "text" if index.texts else "item"]
+    # an item is shown as what it is: its text, the file it was read from, else its row (and scene)
+    columns = ["rank", "score", "labels", "text" if index.texts else "file" if index.files else "item"]
     console.table(
         Table(
             f"top {len(result['results'])} of {index.count:,} {index.modality} items",
@@ -166,7 +167,7 @@ def search_command(
                     r["rank"],
                     r["score"],
                     ", ".join(r["labels"]),
-                    r.get("text") or f"#{r['row']}" + (f" ({r['pair_id']})" if "pair_id" in r else ""),
+                    r.get("text") or r.get("file") or f"#{r['row']}" + (f" ({r['pair_id']})" if "pair_id" in r else ""),
                 ]
                 for r in result["results"]
             ],

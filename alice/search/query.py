@@ -52,6 +52,10 @@ def open_index(space: Space, path: str | Path) -> Index:
             expected, source = entry.sha256, "space.json"
     index = Index.open(file, expected, source)
     space.check_index(index)  # before any query's backbone is built
+    reads = space.reads(index.modality)
+    if index.texts is not None and index.files is None and reads.file_suffixes and not reads.reads_text:
+        # an index written before files were kept apart holds an image folder's paths as its "texts"
+        index.files, index.texts = index.texts, None
     return index
 
 
@@ -105,7 +109,8 @@ def edit(space: Space, z: torch.Tensor, modality: str, replace: tuple[str, str])
 def ranked(
     space: Space, index: Index, z: torch.Tensor, k: int, exact: bool = False, modality: str | None = None
 ) -> list[dict[str, Any]]:
-    """The top ``k`` items of ``index`` for one latent: rank, row, score, labels, and text or pair id where stored.
+    """The top ``k`` items of ``index`` for one latent: rank, row, score, labels, and text, file or pair id where
+    stored.
 
     ``modality``: the adapter that read ``z``, whose search transform it goes through first, as the index's
     items did (None: ``z`` is a search latent already, an index item's).
@@ -120,6 +125,7 @@ def ranked(
             "score": round(float(s), 4),
             "labels": index.label_names(int(i), space.vocabulary),
             **({"text": index.texts[int(i)]} if index.texts else {}),
+            **({"file": index.files[int(i)]} if index.files else {}),
             **({"pair_id": index.pair_ids[int(i)]} if index.pair_ids else {}),
         }
         for r, (s, i) in enumerate(zip(scores[0].tolist(), rows[0].tolist()))

@@ -4,14 +4,15 @@ wav2vec2 (transformers)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from alice.plugin import Backbone
+from alice.plugin import Backbone, InputLimits
 from alice_plugins.hub import HFBackbone
-from alice_plugins.media import AUDIO_SUFFIXES, are_sounds, sound_preview, waveforms
+from alice_plugins.media import AUDIO_SUFFIXES, Waveform, are_sounds, read_media, sound_preview, waveforms
 
 
 def torchaudio_available() -> bool:
@@ -28,6 +29,9 @@ class AudioBackbone(Backbone):
     modality = "audio"
     also_reads = ("speech",)
     file_suffixes = AUDIO_SUFFIXES
+
+    def read_file(self, path: Path, limits: InputLimits) -> Waveform:
+        return read_media(path, "audio", limits)
 
     def preview(self, item: Any) -> tuple[np.ndarray, int]:
         return sound_preview(item)
