@@ -41,6 +41,7 @@ INTERFACE: dict[str, tuple[str, ...]] = {
         "file_suffixes",
         "reads_text",
         "candidates",
+        "read_file",
     ),
     "dataset": ("__init__", "vocabulary", "identity", "split", "inspect"),
     "intervention": ("__init__", "setting_names", "settings", "set_prompt_embeddings", "forward"),
