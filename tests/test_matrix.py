@@ -4,7 +4,8 @@ One tiny space is built for the module (36 items per data set, two labels, a few
 a reference from an ``image-folder`` on ``pixels``, then one adapter per (data set, backbone) cell.
 Each surface then runs once over the whole space (one ``alice eval``, one index of each kind per
 cell, one server with every index, one page session, one report, one export and import) and is
-asserted per cell. A cell that does not apply is in ``NOT_APPLICABLE``, with its reason.
+asserted per cell. A pair of data set and backbone that is no cell is in ``NOT_A_CELL``, with its reason;
+every surface applies to every cell (docs/your-data.md has the table).
 """
 
 from __future__ import annotations
@@ -228,9 +229,6 @@ NOT_A_CELL = {
     ("hf-dataset", "sentence-transformers"): SAME_INPUTS.format(what="strings", folder="text-file"),
     ("hf-dataset", "identity"): SAME_INPUTS.format(what="number lists", folder="embeddings"),
 }
-SURFACES = ["build", "eval", "index", "search", "api", "serve", "page", "report", "export"]
-#: (adapter, surface) cells that do not apply, with the reason (asserted where the surface runs)
-NOT_APPLICABLE: dict[tuple[str, str], str] = {}
 CELL_IDS = [c.adapter for c in CELLS]
 BY_NAME = {c.adapter: c for c in CELLS}
 
