@@ -94,30 +94,6 @@ def test_logmel_features_from_every_input_kind(tmp_path):
         b.extract([str(tmp_path / "junk.wav")], CPU)
 
 
-@pytest.fixture(scope="module")
-def tiny_wav2vec2(tmp_path_factory):
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    folder = tmp_path_factory.mktemp("tiny-wav2vec2")
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_dim=(16, 16),
-        conv_stride=(5, 4),
-        conv_kernel=(10, 8),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-    )
-    Wav2Vec2Model(config).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(folder)
-    return folder
-
-
 def test_wav2vec2_from_a_local_folder_pools_each_clip_ignoring_padding(tiny_wav2vec2):
     from alice_plugins.audio.backbones import Wav2Vec2Backbone
 
