@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from cli_helpers import alice, refused
+from cli_helpers import alice, refused, third_party_imports_outside_the_surface
 
 from alice.plugin import hookspecs, register_plugin, unregister_plugin
 
@@ -211,8 +211,6 @@ def test_links_in_the_docs_point_at_files_that_exist():
 
 
 def test_the_pages_plugin_imports_only_the_public_surfaces():
-    from test_layers import third_party_imports_outside_the_surface
-
     bad = []
     for name, code in files_of("plugins.md").items():
         if name.endswith(".py"):

@@ -7,10 +7,10 @@ import os
 
 import pytest
 import torch
-from cli_helpers import alice, refused
+from cli_helpers import EchoBackbone, alice, refused
 
 from alice.errors import AliceError
-from alice.plugin import Backbone, hookimpl
+from alice.plugin import hookimpl
 from alice.plugin import manager as plugins
 
 
@@ -38,18 +38,6 @@ def test_builtin_plugins_come_through_the_entry_point_group():
     assert {"global", "affine", "nonlinear"} <= set(reg.names("intervention"))
 
 
-class _Echo(Backbone):
-    name = "echo"
-    modality = "image"
-
-    @property
-    def feature_dim(self):
-        return 3
-
-    def extract(self, inputs, device):
-        return torch.zeros(len(inputs), 5)  # wrong: says 3, returns 5
-
-
 def test_a_plugin_whose_hook_raises_is_reported_and_the_rest_works(registered):
     class Broken:
         @hookimpl
@@ -67,7 +55,7 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both(registered):
     class A:
         @hookimpl
         def alice_register_backbones(self, register):
-            register(_Echo)
+            register(EchoBackbone)
 
     registered(A(), "plugin-a")
     registered(A(), "plugin-b")
@@ -92,9 +80,9 @@ def test_an_extractor_returning_the_wrong_feature_size_names_its_plugin():
         AliceError,
         match=r"backbone 'echo' \(plugin 'somewhere'\) returned features of shape \(2, 5\), expected \(2, 3\)",
     ):
-        check_features(_Echo().extract([1, 2], torch.device("cpu")), _Echo(), 2, "somewhere")
+        check_features(EchoBackbone().extract([1, 2], torch.device("cpu")), EchoBackbone(), 2, "somewhere")
     with pytest.raises(AliceError, match="NaN"):
-        check_features(torch.full((2, 3), float("nan")), _Echo(), 2, "somewhere")
+        check_features(torch.full((2, 3), float("nan")), EchoBackbone(), 2, "somewhere")
 
 
 def test_unknown_names_list_what_is_known():
@@ -152,7 +140,7 @@ def test_a_plugin_with_a_misspelt_hook_is_left_out_whole_under_its_own_name(regi
     class Misspelt:
         @hookimpl
         def alice_register_backbones(self, register):
-            register(_Echo)
+            register(EchoBackbone)
 
         @hookimpl
         def alice_register_dataset(self, register):  # the hook is alice_register_datasets
@@ -198,7 +186,7 @@ def test_a_lazy_registration_is_imported_on_first_use_and_checked_then(registere
     class Lazy:
         @hookimpl
         def alice_register_backbones(self, register):
-            register("lazy-echo", "test_plugins:_Echo")  # its class is named 'echo': caught on first use
+            register("lazy-echo", "cli_helpers:EchoBackbone")  # its class is named 'echo': caught on first use
             register("ghost", "alice_no_such_module_xyz:Ghost")
 
     registered(Lazy(), "lazy")
@@ -206,7 +194,7 @@ def test_a_lazy_registration_is_imported_on_first_use_and_checked_then(registere
     assert reg.plugins["lazy"].provides == {"backbone": ["lazy-echo", "ghost"]} and reg.plugins["lazy"].error is None
     with pytest.raises(AliceError, match=r"backbone 'ghost' of plugin 'lazy' cannot be loaded .*ModuleNotFoundError"):
         reg.backbone("ghost")
-    with pytest.raises(AliceError, match=r"test_plugins:_Echo is named 'echo'"):
+    with pytest.raises(AliceError, match=r"cli_helpers:EchoBackbone is named 'echo'"):
         reg.backbone("lazy-echo")
     assert any("ghost" in p for p in reg.problems) and reg.backbone("pixels")  # the rest still works
     data = json.loads(alice("plugins", "list", "--check", "--json").out)

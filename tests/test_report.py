@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 import pytest
-from cli_helpers import alice
+from cli_helpers import alice, chromium_driver
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
-
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -52,33 +48,9 @@ def test_report_writes_page_figures_and_search_grid(report):
     assert all(f.ok for f in verify_reference(ref))
 
 
-def _driver():
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (`make test` installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,2000",
-    ):
-        options.add_argument(flag)
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for a driver online
-    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-
-
 def test_report_renders_in_headless_chromium(report, tmp_path):
     _, page = report
-    driver = _driver()
+    driver = chromium_driver()
     try:
         driver.get(page.as_uri())
         assert "ALICE report" in driver.title
@@ -165,7 +137,7 @@ def test_a_multi_line_text_preview_renders_on_several_lines(tmp_path):
     figure = Gallery(tmp_path, lambda modality, item: item).html("text", 0, MULTILINE, "a caption")
     page = tmp_path / "page.html"
     page.write_text(f"<!doctype html><html><head><style>{STYLE}</style></head><body>{figure}</body></html>")
-    driver = _driver()
+    driver = chromium_driver()
     try:
         driver.get(page.as_uri())
         shown = driver.execute_script("return document.querySelector('p.text').innerText;")

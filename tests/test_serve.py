@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
 import re
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from cli_helpers import refused
+from cli_helpers import benchmark_module, refused, scene_png
 
 from alice.artifacts.ann import AnnSpec
 from alice.artifacts.indexes import write_index
 from alice.errors import AliceError
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
-ROOT = Path(__file__).resolve().parents[1]
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
 
@@ -51,27 +48,6 @@ def client(served):
 
     with fastapi_testclient.TestClient(create_app(served=served)) as c:
         yield c
-
-
-def scene_png(ref, wanted: list[str]) -> tuple[bytes, int]:
-    """A test-split scene showing exactly ``wanted``, as PNG bytes, and its row in the image index."""
-    from PIL import Image
-
-    from alice.artifacts.indexes import Index
-
-    index = Index.open(ref / "indexes" / "image-test.safetensors")
-    vocab = json.loads((ref / "reference.json").read_text())["vocabulary"]
-    from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
-
-    split = make_dataset(DataSpec(index.meta["dataset"]["name"], index.meta["dataset"]["options"])).split("test")
-    for row in range(index.count):
-        if index.label_names(row, vocab) == wanted:
-            image = (np.clip(np.asarray(split.inputs[row]), 0, 1) * 255).round().astype(np.uint8)
-            buffer = io.BytesIO()
-            Image.fromarray(image).save(buffer, format="PNG")
-            return buffer.getvalue(), row
-    raise AssertionError(f"no test scene showing exactly {wanted}")
 
 
 def refusal(response, status: int, needle: str, client) -> None:
@@ -252,14 +228,6 @@ def test_an_index_of_another_reference_is_not_served(served_ref, tmp_path):
 # ----------------------------------------------------------------- safe to hand to strangers
 
 
-def uploads_module():
-    """benchmarks/serve_uploads.py: the PNGs it measures the server with (written a row at a time)."""
-    spec = importlib.util.spec_from_file_location("serve_uploads", ROOT / "benchmarks" / "serve_uploads.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_text_is_text_never_a_path_on_the_server(client, tmp_path):
     """A text naming a file of the server (an image there is, one there is not, a folder, a pipe) sent to the image
     adapter is refused at once, with one line that says nothing of the file; read as text, it is text."""
@@ -296,7 +264,7 @@ def test_uploads_over_the_caps_are_refused_from_their_header(served, tmp_path):
     from alice.serve.app import create_app
     from alice.serve.spec import ServeSpec
 
-    pngs = uploads_module()
+    pngs = benchmark_module("serve_uploads")
     spec = ServeSpec(limits=InputLimits(max_pixels=200 * 200))
     with fastapi_testclient.TestClient(create_app(spec=spec, served=served)) as c:
         upload = lambda path: c.post("/api/classify/file", files={"file": (path.name, path.read_bytes())})  # noqa: E731
@@ -319,7 +287,7 @@ def test_no_request_blocks_the_others(served, tmp_path):
     from alice.serve.spec import ServeSpec
 
     spec = ServeSpec(busy_after_s=0.5, limits=InputLimits(max_pixels=100))
-    claim = uploads_module().png_claiming(tmp_path / "large.png", 5000, 5000)
+    claim = benchmark_module("serve_uploads").png_claiming(tmp_path / "large.png", 5000, 5000)
     with fastapi_testclient.TestClient(create_app(spec=spec, served=served)) as c:
         assert served._lock.acquire(timeout=60)  # another request at the models
         try:

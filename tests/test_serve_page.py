@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_report import _driver
-from test_serve import scene_png, uploads_module
+from cli_helpers import benchmark_module, chromium_driver, scene_png
 
 from alice.artifacts.ann import AnnSpec
 
@@ -41,7 +40,7 @@ def server(request, tmp_path_factory):
 
         build_index(ref, "image", "test", device_name="cpu")
         build_index(ref, "text", "test", device_name="cpu", approximate=AnnSpec(kind="hnsw"))
-    uploads = uploads_module()
+    uploads = benchmark_module("serve_uploads")
     port = uploads.free_port()
     try:
         process = uploads.start(
@@ -74,7 +73,7 @@ def _clear_results(driver) -> None:
 
 def test_type_a_query_drop_an_image_and_apply_a_replace(server, tmp_path):
     ref, url, _ = server
-    driver = _driver()
+    driver = chromium_driver()
     try:
         driver.get(url)
         # 0. the server asks for its token: the page asks once, then keeps it for the tab
@@ -168,7 +167,7 @@ def test_what_an_upload_costs_the_server_s_memory(server, tmp_path):
     or a bomb by Pillow's own measure, is refused from its header at no cost (benchmarks/serve_uploads.py measures
     the full-size cases)."""
     _, url, process = server
-    uploads, port = uploads_module(), int(url.rsplit(":", 1)[1].strip("/"))
+    uploads, port = benchmark_module("serve_uploads"), int(url.rsplit(":", 1)[1].strip("/"))
     fits = uploads.measure(process, port, uploads.grey_png(tmp_path / "fits.png", 1999, 2000), TOKEN)
     assert fits["status"] == 200 and fits["peak_above_idle"] < 300 * 2**20, fits
     for path in (

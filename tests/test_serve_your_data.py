@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import ok
-from test_your_data import _photos, _recipe
+from cli_helpers import ok, write_photos, write_recipe
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
 
@@ -41,7 +40,7 @@ def _sounds(root: Path, n: int = 16) -> Path:
 @pytest.fixture(scope="module")
 def space(tmp_path_factory, tiny_vit, tiny_bert) -> Path:
     folder = tmp_path_factory.mktemp("your-space")
-    photos = _photos(folder / "photos")
+    photos = write_photos(folder / "photos")
     captions = folder / "captions.jsonl"
     with captions.open("w") as f:
         for i in range(24):
@@ -50,11 +49,11 @@ def space(tmp_path_factory, tiny_vit, tiny_bert) -> Path:
             f.write(json.dumps({"text": WORDS[labels], "labels": labels.split(";"), "split": split}) + "\n")
     sounds = _sounds(folder / "sounds")
     ref = folder / "ref"
-    image = _recipe(
+    image = write_recipe(
         folder / "r.toml", {"dataset": "image-folder", "root": str(photos)}, {"name": "hf", "model": str(tiny_vit)}
     )
     ok("reference", "build", image, "--out", ref)
-    text = _recipe(
+    text = write_recipe(
         folder / "t.toml",
         {"dataset": "text-file", "path": str(captions)},
         {"name": "hf", "model": str(tiny_bert)},
@@ -62,7 +61,7 @@ def space(tmp_path_factory, tiny_vit, tiny_bert) -> Path:
         "text",
     )
     ok("modality", "add", "text", "--reference", ref, "--recipe", text)
-    audio = _recipe(
+    audio = write_recipe(
         folder / "a.toml", {"dataset": "audio-folder", "root": str(sounds)}, {"name": "logmel"}, "modality", "audio"
     )
     ok("modality", "add", "audio", "--reference", ref, "--recipe", audio)

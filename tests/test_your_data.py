@@ -6,14 +6,13 @@ and uses tiny random-config models; nothing downloads.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from cli_helpers import ok, refused
+from cli_helpers import benchmark_module, ok, refused, write_photos, write_png, write_recipe
 
 from alice.data.loading import load_modality, make_backbone, make_dataset
 from alice.data.recipes import BackboneSpec, DataSpec, ModalitySpec
@@ -21,62 +20,14 @@ from alice.errors import AliceError
 from alice.plugin import DataSet, Split
 
 CPU = torch.device("cpu")
-ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-def _parity_module():
-    """benchmarks/parity.py: how the digits scenes are written to disk, shared with the full-size benchmark."""
-    spec = importlib.util.spec_from_file_location("parity", ROOT / "benchmarks" / "parity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _png(path: Path, seed: int, size: int = 12, mode: str = "L") -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = (np.random.default_rng(seed).random((size, size)) * 255).astype(np.uint8)
-    Image.fromarray(pixels, mode="L").convert(mode).save(path)
-
-
-def _photos(
-    root: Path, n: int = 24, labels=("cat", "dog", "cat;dog"), header: str = "path,labels,split,pair_id"
-) -> Path:
-    """n small PNGs and a labels.csv: the last 4 test, the 4 before val, pair ids p<i>."""
-    lines = [header]
-    for i in range(n):
-        _png(root / f"img{i}.png", i)
-        split = "test" if i >= n - 4 else "val" if i >= n - 8 else "train"
-        lines.append(f"img{i}.png,{labels[i % len(labels)]},{split},p{i}")
-    (root / "labels.csv").write_text("\n".join(lines) + "\n")
-    return root
-
-
-def _recipe(path: Path, data: dict, backbone: dict, stage: str = "reference", modality: str = "image", **extra) -> Path:
-    from alice.data.scaffold import toml_value
-
-    lines = [f'stage = "{stage}"', 'family = "mine"', f'modality = "{modality}"', "[data]"]
-    lines += [f"{k} = {toml_value(v)}" for k, v in data.items()]
-    lines += ["[backbone]", *(f"{k} = {toml_value(v)}" for k, v in backbone.items())]
-    if stage == "reference":
-        lines += ["[model]", "latent_dim = 8", "encoder_hidden = [16]", "classifier_hidden = [16]"]
-        lines += ["[intervention]", 'design = "global"']
-    else:
-        lines += ["[model]", "encoder_hidden = [16]"]
-    for table, values in extra.items():
-        lines += [f"[{table}]", *(f"{k} = {toml_value(v)}" for k, v in values.items())]
-    lines += ["[training]", "steps = 5", "batch_size = 8", "eval_every = 0", "checkpoint_every = 0"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 # ----------------------------------------------------------------------------- the data sets
 
 
 def test_image_folder_reads_a_labels_file_and_class_folders(tmp_path):
-    photos = _photos(tmp_path / "photos")
+    photos = write_photos(tmp_path / "photos")
     ds = make_dataset(DataSpec("image-folder", {"root": str(photos)}))
     assert ds.vocabulary == ["cat", "dog"] and ds.counts() == {"train": 16, "val": 4, "test": 4}
     test = ds.split("test")
@@ -86,13 +37,13 @@ def test_image_folder_reads_a_labels_file_and_class_folders(tmp_path):
     tree = tmp_path / "tree"
     for c, suffix in (("ant", ".jpg"), ("bee", ".webp")):
         for i in range(10):
-            _png(tree / c / f"{i}{suffix}", i, mode="RGB")
+            write_png(tree / c / f"{i}{suffix}", i, mode="RGB")
     ds = make_dataset(DataSpec("image-folder", {"root": str(tree), "val_fraction": 0.2, "test_fraction": 0.2}))
     assert ds.vocabulary == ["ant", "bee"] and sum(ds.counts().values()) == 20 and ds.split("train").pair_ids is None
     # train/ and test/ above the class folders fix the splits
     for split in ("train", "val", "test"):
-        _png(tmp_path / "split" / split / "ant" / "a.png", 1)
-        _png(tmp_path / "split" / split / "bee" / "b.png", 2)
+        write_png(tmp_path / "split" / split / "ant" / "a.png", 1)
+        write_png(tmp_path / "split" / split / "bee" / "b.png", 2)
     ds = make_dataset(DataSpec("image-folder", {"root": str(tmp_path / "split")}))
     assert ds.counts() == {"train": 2, "val": 2, "test": 2}
 
@@ -225,13 +176,13 @@ def test_hf_dataset_from_save_to_disk_and_parquet_through_image_and_text(tmp_pat
     ok(
         "reference",
         "build",
-        _recipe(tmp_path / "r.toml", {"dataset": "hf-dataset", **data}, {"name": "pixels", "size": 12}),
+        write_recipe(tmp_path / "r.toml", {"dataset": "hf-dataset", **data}, {"name": "pixels", "size": 12}),
         "--out",
         ref,
         "--steps",
         "300",  # fewer leave C_ref too rough for a 3-class caption adapter to find its classes (AUROC 0.67 at 60)
     )
-    text = _recipe(
+    text = write_recipe(
         tmp_path / "t.toml", {"dataset": "hf-dataset", "path": str(captions)}, {"name": "minilm"}, "modality", "text"
     )
     ok("modality", "add", "text", "--reference", ref, "--recipe", text, "--steps", "300")
@@ -337,7 +288,7 @@ def test_an_uncovered_label_is_one_line_naming_it_and_the_fix(reference_copy, tm
     rows = [{"text": f"number {i}", "labels": [DIGITS[i % 10]]} for i in range(60)]
     rows += [{"text": "a sevn", "labels": ["sevn"]}, {"text": "a cat", "labels": ["cat", "one"]}]
     (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    recipe = _recipe(
+    recipe = write_recipe(
         tmp_path / "t.toml",
         {"dataset": "text-file", "path": str(tmp_path / "c.jsonl")},
         {"name": "minilm"},
@@ -447,11 +398,11 @@ def test_two_labels_onto_one_class_are_refused_or_said(tmp_path, capsys):
 
 @pytest.fixture
 def photos(tmp_path):
-    return _photos(tmp_path / "photos")
+    return write_photos(tmp_path / "photos")
 
 
 def _build(tmp_path: Path, data: dict, backbone: dict | None = None) -> tuple[Path, Path]:
-    return _recipe(tmp_path / "bad.toml", data, backbone or {"name": "pixels", "size": 12}), tmp_path / "out"
+    return write_recipe(tmp_path / "bad.toml", data, backbone or {"name": "pixels", "size": 12}), tmp_path / "out"
 
 
 def _bad(needle: str, tmp_path: Path, data: dict, backbone: dict | None = None) -> None:
@@ -464,10 +415,10 @@ def test_image_folder_bad_inputs_are_named_with_their_row(photos, tmp_path):
     data = {"dataset": "image-folder", "root": str(photos)}
     (photos / "img3.png").unlink()
     _bad("labels.csv line 5: image file", tmp_path, data)  # line 1 is the header: img3 is on line 5
-    _png(photos / "img3.png", 3)
+    write_png(photos / "img3.png", 3)
     (photos / "img20.png").write_bytes(b"not a png at all")
     _bad("labels.csv line 22: cannot read image", tmp_path, data)
-    _png(photos / "img20.png", 20)
+    write_png(photos / "img20.png", 20)
     lines = (photos / "labels.csv").read_text().splitlines()
     for edit, needle in (
         ("img4.png,,train,p4", "labels.csv line 6 has an empty label"),
@@ -486,7 +437,7 @@ def test_image_folder_bad_inputs_are_named_with_their_row(photos, tmp_path):
     _bad("needs a header with the columns path and labels (found: file, labels)", tmp_path, data)
     (photos / "labels.csv").unlink()
     (photos / "cat").mkdir()
-    _png(photos / "cat" / "a.png", 1)
+    write_png(photos / "cat" / "a.png", 1)
     (photos / "dog").mkdir()
     _bad("class folder", tmp_path, data)  # and: holds no image files; add images to it, or remove it
 
@@ -560,7 +511,7 @@ def test_text_and_hf_dataset_bad_inputs_are_named(tmp_path):
 def test_recipe_init_writes_recipes_that_build_unedited(tmp_path, monkeypatch):
     """On the digits scenes written to disk: a reference recipe from the image folder, a modality recipe (with a
     label the reference lacks, dropped) from the captions; both build as written."""
-    parity = _parity_module()
+    parity = benchmark_module("parity")
     sizes = {"image": (600, 100, 100), "text": (300, 100, 100)}
     from alice.data.recipes import DataSpec as Spec
 
@@ -659,17 +610,14 @@ def test_images_and_sounds_over_the_caps_are_named_from_their_header(tmp_path):
     """A picture of more pixels or a sound longer than :class:`alice.plugin.InputLimits` allow is one line naming the
     file and its row, read from its header (nothing decoded): in `alice recipe init`, the file data sets, and a
     backbone reading the path."""
-    import importlib.util
 
     import soundfile
 
     from alice.plugin import InputLimits
     from alice_plugins.image.backbones import PixelBackbone
 
-    spec = importlib.util.spec_from_file_location("serve_uploads", ROOT / "benchmarks" / "serve_uploads.py")
-    pngs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pngs)
-    photos = _photos(tmp_path / "photos")
+    pngs = benchmark_module("serve_uploads")
+    photos = write_photos(tmp_path / "photos")
     pngs.png_claiming(photos / "img5.png", 9000, 6000)  # 54 megapixels
     line = "labels.csv line 7: image " + str(photos / "img5.png") + " is 9,000 x 6,000 pixels, more than the 50,000,000"
     refused(line, "recipe", "init", photos, "--out", tmp_path / "r.toml")
@@ -704,7 +652,7 @@ def test_files_give_the_built_in_path_s_adapters(tiny_reference, reference_copy,
 
     from alice.data.recipes import load_recipe
 
-    parity = _parity_module()
+    parity = benchmark_module("parity")
     text = load_recipe("tiny-text")
     records = parity.caption_records(make_dataset(text.data))
     captions = parity.write_captions(records, tmp_path / "captions.jsonl")
@@ -732,7 +680,7 @@ def test_a_reference_from_png_files_gives_the_built_in_tables(reference_copy, tm
     AUROC within 0.01 and Table 2's label exact within 0.03 of the built-in space's (one eval seed each)."""
     from alice.data.recipes import load_recipe
 
-    parity = _parity_module()
+    parity = benchmark_module("parity")
     image = load_recipe("tiny-image")
     parity.write_images(make_dataset(image.data), tmp_path / "scenes")
     data = f'data={{ dataset = "image-folder", root = "{tmp_path / "scenes"}", vocabulary = {json.dumps(DIGITS)} }}'
