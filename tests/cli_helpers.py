@@ -97,7 +97,8 @@ def refused(needle: str, *args, **kwargs) -> Result:
     """Run a command that must fail with exactly one ``error:`` line containing ``needle`` and no traceback."""
     r = alice(*args, **kwargs)
     assert r.code != 0, f"exit 0 for {args}: {r.err}"
-    assert "Traceback" not in r.err and "Traceback" not in r.out, r.err
+    assert "Traceback" not in r.err, r.err
+    assert "Traceback" not in r.out, r.err
     assert len(r.errors) == 1, r.err
     assert needle in r.errors[0], r.errors[0]
     return r

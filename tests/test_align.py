@@ -94,11 +94,9 @@ def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_referenc
     ok("align", "clip", tiny_reference, "--pairs", "200", "--steps", "50", "--out", out)
     assert sha256_file(out / "reference.safetensors") == sha256_file(tiny_reference / "reference.safetensors")
     m = json.loads((out / "adapters" / "text" / "adapter.json").read_text())
-    assert (
-        m["alignment"]["method"] == "alice+clip"
-        and m["alignment"]["pairs"] == 200
-        and m["alignment"]["lr"] == pytest.approx(1e-5)
-    )
+    assert m["alignment"]["method"] == "alice+clip"
+    assert m["alignment"]["pairs"] == 200
+    assert m["alignment"]["lr"] == pytest.approx(1e-5)
     r = ok("eval", out, "--seeds", "1", "--json", "--baselines", "--pairs", "100", "--pair-steps", "20")
     report = json.loads(r.out)
     methods = {(row["method"], row["pairs"]) for row in report["retrieval"]}

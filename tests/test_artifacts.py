@@ -59,9 +59,12 @@ def test_manifests_carry_what_the_design_requires(tiny_reference):
         assert key in m
     a = json.loads((tiny_reference / "adapters" / "text" / "adapter.json").read_text())
     assert a["reference_sha256"] == m["weights"]["sha256"]
-    assert a["backbone"]["name"] == "minilm" and a["backbone"]["feature_dim"] == 384
-    assert a["labels"]["mapping"]["seven"] == "seven" and len(a["thresholds"]) == 10
-    assert not list(tiny_reference.rglob("*.pt")) and not list(tiny_reference.rglob("*.pkl"))
+    assert a["backbone"]["name"] == "minilm"
+    assert a["backbone"]["feature_dim"] == 384
+    assert a["labels"]["mapping"]["seven"] == "seven"
+    assert len(a["thresholds"]) == 10
+    assert not list(tiny_reference.rglob("*.pt"))
+    assert not list(tiny_reference.rglob("*.pkl"))
 
 
 def test_typed_manifests_write_back_the_same_json(tiny_reference):

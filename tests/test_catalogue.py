@@ -479,4 +479,5 @@ def test_catalogue_row(n, tiny_reference, tmp_path):
         warnings = [x for x in r.err.splitlines() if x.startswith("warning:")]
         assert any(matches(line, w) for w in warnings), f"row {n}: expected {line!r}\n got {warnings}"
     else:
-        assert r.code == 0 and matches(line, printed), f"row {n}: expected {line!r} in\n{printed[-3000:]}"
+        assert r.code == 0, f"row {n}: expected {line!r} in\n{printed[-3000:]}"
+        assert matches(line, printed), f"row {n}: expected {line!r} in\n{printed[-3000:]}"
