@@ -61,6 +61,7 @@ def paired(tiny_reference):
     return load_for_pairing(ref, "image", cpu), load_for_pairing(ref, "text", cpu)
 
 
+@pytest.mark.slow
 def test_clip_from_scratch_improves_retrieval_over_its_start(paired):
     from alice.evaluation.paired import fine_tune, make_encoders, retrieval_both_ways
     from alice.evaluation.specs import PairedSpec
@@ -73,6 +74,7 @@ def test_clip_from_scratch_improves_retrieval_over_its_start(paired):
     assert after["text -> image"]["R@10"] > start["text -> image"]["R@10"] + 0.05
 
 
+@pytest.mark.slow
 def test_alice_then_cyclip_improves_retrieval_over_alice_alone(paired):
     from alice.evaluation.paired import fine_tune, retrieval_both_ways
     from alice.evaluation.specs import PairedSpec
@@ -87,6 +89,7 @@ def test_alice_then_cyclip_improves_retrieval_over_alice_alone(paired):
     )  # the loaded adapter was copied, not trained
 
 
+@pytest.mark.slow
 def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_reference, tmp_path):
     from alice.files import sha256_file
 
@@ -112,6 +115,7 @@ def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_referenc
     refused("--pairs 999999", "eval", out, "--pairs", "999999")
 
 
+@pytest.mark.slow
 def test_post_training_baseline_scores_concept_algebra(tiny_reference):
     from alice.artifacts import ReferenceSpace
     from alice.evaluation.baselines import post_training_baseline
@@ -121,6 +125,7 @@ def test_post_training_baseline_scores_concept_algebra(tiny_reference):
     assert result["interventions"]["changed"] > 0.5  # the edits move the plain classifier's predictions
 
 
+@pytest.mark.slow
 def test_sweep_command_writes_json_and_plot(tiny_reference, tmp_path):
     ok(
         "sweep",

@@ -87,6 +87,7 @@ def aligned_copy(reference_copy, recipe_dir):
     return reference_copy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["conditional-mean", "class-means", "moments"])
 def test_every_aligned_stage_two_leaves_the_reference_bit_identical(reference_copy, recipe_dir, loss):
     from alice.data.recipes import load_recipe
@@ -107,6 +108,7 @@ def test_every_aligned_stage_two_leaves_the_reference_bit_identical(reference_co
     }
 
 
+@pytest.mark.slow
 def test_centred_adapter_is_searched_as_declared_everywhere(aligned_copy):
     from alice.api import Space
     from alice.artifacts.indexes import Index
@@ -143,6 +145,7 @@ def test_centred_adapter_is_searched_as_declared_everywhere(aligned_copy):
     assert json.loads(out.out)["results"][0]["score"] > 0.999
 
 
+@pytest.mark.slow
 def test_eval_reports_the_gap_in_eval_json_and_the_model_card(aligned_copy):
     ok("eval", aligned_copy, "--seeds", "1")
     report = json.loads((aligned_copy / "eval.json").read_text())
@@ -197,6 +200,7 @@ def test_design_switch_leaves_out_the_other_designs_settings(recipe_dir, tmp_pat
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_eval_on_a_shifted_test_distribution_leaves_eval_json_alone(reference_copy):
     """Scenes of 5 to 9 digits (a 3x3 grid) for a space trained on 1 to 4: scored, printed, nothing written."""
     eval_json = reference_copy / "eval.json"
@@ -235,6 +239,7 @@ def test_digit_scenes_of_up_to_nine_and_with_companions():
     assert DigitsImage().identity() == DigitsImage(min_digits=1, companion=0.0).identity()  # cached features stay valid
 
 
+@pytest.mark.slow
 def test_an_index_of_another_search_transform_or_a_malformed_one_is_refused_everywhere(aligned_copy, tmp_path):
     """One check (IndexHeader.check_against) for search, verify and index list; a bad `search` is one line."""
     from alice.artifacts.indexes import Index, write_index
@@ -262,6 +267,7 @@ def test_an_index_of_another_search_transform_or_a_malformed_one_is_refused_ever
     refused("field 'search' must hold centre", "reference", "verify", aligned_copy, "--rehash")
 
 
+@pytest.mark.slow
 def test_a_clip_encoder_from_scratch_does_not_inherit_the_old_search_transform(aligned_copy, tmp_path):
     out = tmp_path / "clip"
     ok(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 import torch
 
 from alice.artifacts import AdapterWeights, ReferenceSpace
@@ -88,6 +89,7 @@ def test_serialised_weights_are_byte_stable():
     assert len({hashlib.sha256(_serialise(tensors)).hexdigest() for _ in range(30)}) == 1
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_artifact_sha256(tmp_path, recipe_dir):
     shas = [
         build_reference(load_recipe("tiny-image", ["training.steps=40"]), tmp_path / f"run{i}").sha256 for i in range(2)

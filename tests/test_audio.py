@@ -230,6 +230,7 @@ def _hashes(folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_adding_speech_trains_only_its_adapter_and_changes_no_earlier_file(reference_copy):
     before = _hashes(reference_copy)
     record = json.loads((reference_copy / "space.json").read_text())

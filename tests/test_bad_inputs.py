@@ -264,6 +264,7 @@ def test_cuda_asked_for_without_a_gpu(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings(tmp_path, monkeypatch):
     from alice.train import checkpoints
 

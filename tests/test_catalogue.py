@@ -444,6 +444,7 @@ def _run_interrupted(n: int, words: list[str], work: Path) -> Result:
     return Result(proc.returncode, out, "".join(err))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", sorted(catalogue()))
 def test_catalogue_row(n, tiny_reference, tmp_path):
     what, command, line = catalogue()[n]

@@ -41,6 +41,7 @@ def test_reference_show_and_list(cli_reference):
     assert any(x["name"] == "digits-text" for x in json.loads(r.out)["recipes"])
 
 
+@pytest.mark.slow
 def test_eval_prints_both_tables_and_writes_json(cli_reference):
     r = alice("eval", cli_reference, "--seeds", "2")
     assert r.code == 0, r.err

@@ -46,6 +46,7 @@ def test_sample_is_read_through_pycocotools(coco_sample):
     assert all(by_image[p] == y for p, y in zip(captions.pair_ids, captions.labels.tolist()))
 
 
+@pytest.mark.slow
 def test_coco_commands_end_to_end_with_random_vit_and_bert(coco_sample, tiny_vit, tiny_bert, tmp_path):
     """The paper's recipes with the backbones swapped for local random-config models: build, add, eval."""
     out = tmp_path / "coco-ref"

@@ -18,9 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
+#: torchrun and spawned process groups: all slow
+pytestmark = pytest.mark.slow
 TOLERANCE = 1e-4
 
 

@@ -91,6 +91,7 @@ def _env(site: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
 
 
+@pytest.mark.slow
 def test_the_page_builds_a_plugin_that_adds_a_modality(shadow_site, reference_copy):
     pyproject = tomllib.loads(files_of("plugins.md")["pyproject.toml"])
     assert pyproject["project"]["entry-points"]["alice"] == {"shadow": "alice_shadow"}

@@ -68,6 +68,7 @@ def test_intervention_scores_only_count_entries_right_before():
     assert s["unchanged"] == 1.0
 
 
+@pytest.mark.slow
 def test_tiny_reference_beats_chance_without_pairs(tiny_reference):
     report = evaluate(ReferenceSpace.load(tiny_reference), EvalSpec(device="cpu", seeds=2))
     assert report["modalities"]["image"]["classification"]["auroc"] > 0.8
@@ -115,6 +116,7 @@ def _rows(report, method):
     return {(r["query"], r["gallery"]): r for r in report["retrieval"] if r["method"] == method}
 
 
+@pytest.mark.slow
 def test_no_training_rows_of_a_pair_stay_when_an_adapter_is_added(third_adapter):
     before, after = third_adapter
     old, new = _rows(before, NO_TRAINING), _rows(after, NO_TRAINING)
@@ -130,6 +132,7 @@ def test_no_training_rows_of_a_pair_stay_when_an_adapter_is_added(third_adapter)
     assert baseline_seed("text", "image", 0) != baseline_seed("text", "image", 1)
 
 
+@pytest.mark.slow
 def test_two_adapters_of_one_data_set_are_no_cross_modal_pair(third_adapter):
     from alice.evaluation.tables import counterfactual_table, retrieval_table
 

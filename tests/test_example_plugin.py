@@ -20,6 +20,8 @@ import pytest
 from cli_helpers import alice, refused
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "alice-scanner"
+#: the example built and installed with pip, its CLI run in new processes: all slow
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

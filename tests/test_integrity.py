@@ -174,6 +174,7 @@ def test_a_pinned_digest_refuses_a_consistently_rehashed_edit(space):
     refused("--expect-digest takes the 64 hex digits", "eval", space, "--expect-digest", "abc")
 
 
+@pytest.mark.slow
 def test_eval_keeps_the_digest_adding_a_modality_changes_it_and_never_the_reference_digest(space):
     record = json.loads((space / "space.json").read_text())
     ok("eval", space, "--seeds", "1")

@@ -85,6 +85,7 @@ def test_every_folder_gets_a_card_with_front_matter_and_the_vocabulary(tiny_refe
     assert all(f.ok for f in verify_reference(tiny_reference))
 
 
+@pytest.mark.slow
 def test_eval_writes_its_tables_into_the_reference_card_and_verify_export_import_pass(reference_copy, tmp_path):
     from alice.artifacts.sharing import export_reference, import_reference
 

@@ -51,6 +51,7 @@ def _kill_after_checkpoint(proc, folder: Path, at_least: int, timeout: float = 2
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["reference", "modality"])
 def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(stage, tmp_path, tiny_reference, recipe_dir):
     ckpt = ["--steps", "300", "--checkpoint-every", "50"]
@@ -237,6 +238,7 @@ def test_an_archive_made_with_plain_tar_is_accepted_and_derived_folders_stay_out
 # ----------------------------------------------------------------- --overwrite replaces ALICE artifacts only
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_alice_artifacts_and_empty_folders(tmp_path, tiny_reference):
     ref = tmp_path / "ref"
     shutil.copytree(tiny_reference, ref)
@@ -257,6 +259,7 @@ def test_overwrite_replaces_alice_artifacts_and_empty_folders(tmp_path, tiny_ref
 # ----------------------------------------------------------------- permissions follow the umask
 
 
+@pytest.mark.slow
 def test_what_alice_writes_gets_the_permissions_the_umask_gives(tmp_path, tiny_reference, monkeypatch):
     from alice import files
     from alice.train import checkpoints
@@ -295,6 +298,7 @@ def test_what_alice_writes_gets_the_permissions_the_umask_gives(tmp_path, tiny_r
 # ----------------------------------------------------------------- Ctrl-C
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_says_where_resume_goes_on(tmp_path, recipe_dir):
     args = ["reference", "build", "tiny-image", "--out", str(tmp_path / "o"), "--checkpoint-every", "20"]
     proc = _start(args)
@@ -317,6 +321,7 @@ def test_ctrl_c_during_training_says_where_resume_goes_on(tmp_path, recipe_dir):
 # ----------------------------------------------------------------- partial labels
 
 
+@pytest.mark.slow
 def test_partial_labels_are_named_in_every_table_and_never_predicted(reference_copy):
     import torch
 

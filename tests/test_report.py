@@ -24,6 +24,7 @@ def report(tiny_reference, tmp_path_factory):
     return ref, page
 
 
+@pytest.mark.slow
 def test_report_writes_page_figures_and_search_grid(report):
     ref, page = report
     assert page == (ref / "report" / "index.html").resolve()
@@ -52,6 +53,7 @@ def test_report_writes_page_figures_and_search_grid(report):
     assert all(f.ok for f in verify_reference(ref))
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(report, tmp_path):
     _, page = report
     driver = chromium_driver()
@@ -81,6 +83,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         driver.quit()
 
 
+@pytest.mark.slow
 def test_report_errors_are_one_line_and_keep_other_folders(report, tmp_path):
     ref, _ = report
     code, _, err = alice("report", ref, "--projection", "umap")
@@ -99,6 +102,7 @@ def test_report_errors_are_one_line_and_keep_other_folders(report, tmp_path):
     assert not list(tmp_path.glob(".mine.partial-*"))
 
 
+@pytest.mark.slow
 def test_report_keeps_an_eval_json_of_something_else(report, tmp_path):
     """An eval.json that does not describe the reference is shown fresh, never overwritten; junk is survived."""
     ref, _ = report
@@ -142,6 +146,7 @@ def test_a_multi_line_text_preview_keeps_its_line_breaks(tmp_path):
     assert re.search(r"white-space:\s*pre-wrap", rule), rule
 
 
+@pytest.mark.slow
 def test_a_multi_line_text_preview_renders_on_several_lines(tmp_path):
     from alice.report.page import STYLE
     from alice.report.previews import Gallery

@@ -216,6 +216,7 @@ def test_index_build_and_search_refuse_bad_requests_before_any_work(indexed, tmp
     assert "do not include 'nine'" in err
 
 
+@pytest.mark.slow
 def test_an_index_of_another_reference_or_adapter_is_refused(indexed, tmp_path):
     other = tmp_path / "other"
     code, _, err = alice(

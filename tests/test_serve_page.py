@@ -21,7 +21,8 @@ from cli_helpers import benchmark_module, chromium_driver, scene_png
 
 from alice.artifacts.ann import AnnSpec
 
-pytestmark = pytest.mark.usefixtures("recipe_dir")
+#: a server process, a browser and a fuzzer: all slow
+pytestmark = [pytest.mark.usefixtures("recipe_dir"), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "the-test-suite-s-token-for-alice-serve"
 #: the server's --max-pixels here: small, so that an upload just under it is quick to make and to read

@@ -17,6 +17,8 @@ import pytest
 from cli_helpers import ok, write_photos, write_recipe
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
+#: one space of three modalities on hf backbones, trained for the module: all slow
+pytestmark = pytest.mark.slow
 
 WORDS = {"cat": "a small cat", "dog": "a big dog", "cat;dog": "a cat and a dog"}
 

@@ -37,6 +37,7 @@ def model(latent: int = 16, hidden: int = 64, dropout: float = 0.1) -> ModelSpec
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "design",
     [
@@ -132,6 +133,7 @@ def test_stage_two_trains_only_encoder_and_decoder_even_with_partial_labels(tiny
     assert history.records[-1]["cls"] < history.records[0]["cls"]
 
 
+@pytest.mark.slow
 def test_fast_path_settings_give_the_same_losses(digits_pixels, monkeypatch):
     """bf16 autocast, fused Adam and torch.compile (the GPU fast path, run here on CPU): losses as the plain path's.
 
@@ -234,6 +236,7 @@ def test_16bit_dropout_masks_keep_the_rate_the_mean_and_independence():
     assert torch.equal(drop(x), x)
 
 
+@pytest.mark.slow
 def test_dropout_mask_setting_resolves_and_trains(digits_pixels, monkeypatch):
     import functools
 

@@ -166,6 +166,7 @@ def _hf_sets(tmp_path: Path) -> tuple[Path, Path]:
     return saved, captions
 
 
+@pytest.mark.slow
 def test_hf_dataset_from_save_to_disk_and_parquet_through_image_and_text(tmp_path):
     saved, captions = _hf_sets(tmp_path)
     images = make_dataset(DataSpec("hf-dataset", {"path": str(saved)}))
@@ -528,6 +529,7 @@ def test_text_and_hf_dataset_bad_inputs_are_named(tmp_path):
 # ----------------------------------------------------------------------------- alice recipe init
 
 
+@pytest.mark.slow
 def test_recipe_init_writes_recipes_that_build_unedited(tmp_path, monkeypatch):
     """On the digits scenes written to disk: a reference recipe from the image folder, a modality recipe (with a
     label the reference lacks, dropped) from the captions; both build as written."""
@@ -676,6 +678,7 @@ def test_recipe_init_refuses_what_it_cannot_read(tmp_path):
 # ----------------------------------------------------------------------------- parity, small
 
 
+@pytest.mark.slow
 def test_files_give_the_built_in_path_s_adapters(tiny_reference, reference_copy, tmp_path):
     """The tiny reference's captions written as JSON lines, and as MiniLM vectors in Parquet, added through
     text-file and embeddings with the tiny-text recipe: the adapters' weights are the built-in text adapter's, bit
@@ -706,6 +709,7 @@ def test_files_give_the_built_in_path_s_adapters(tiny_reference, reference_copy,
             assert torch.equal(mine[key], built_in[key]), (name, key)
 
 
+@pytest.mark.slow
 def test_a_reference_from_png_files_gives_the_built_in_tables(reference_copy, tmp_path):
     """The tiny reference's scenes as 8-bit PNGs with a labels.csv, built through image-folder with the tiny-image
     recipe (the built-in class order as its vocabulary), the captions added as the built-in tiny-text: Table 1's
