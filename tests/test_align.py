@@ -61,6 +61,7 @@ def paired(tiny_reference):
     return load_for_pairing(ref, "image", cpu), load_for_pairing(ref, "text", cpu)
 
 
+@pytest.mark.slow
 def test_clip_from_scratch_improves_retrieval_over_its_start(paired):
     from alice.evaluation.paired import fine_tune, make_encoders, retrieval_both_ways
     from alice.evaluation.specs import PairedSpec
@@ -73,6 +74,7 @@ def test_clip_from_scratch_improves_retrieval_over_its_start(paired):
     assert after["text -> image"]["R@10"] > start["text -> image"]["R@10"] + 0.05
 
 
+@pytest.mark.slow
 def test_alice_then_cyclip_improves_retrieval_over_alice_alone(paired):
     from alice.evaluation.paired import fine_tune, retrieval_both_ways
     from alice.evaluation.specs import PairedSpec
@@ -87,6 +89,7 @@ def test_alice_then_cyclip_improves_retrieval_over_alice_alone(paired):
     )  # the loaded adapter was copied, not trained
 
 
+@pytest.mark.slow
 def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_reference, tmp_path):
     from alice.files import sha256_file
 
@@ -94,11 +97,9 @@ def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_referenc
     ok("align", "clip", tiny_reference, "--pairs", "200", "--steps", "50", "--out", out)
     assert sha256_file(out / "reference.safetensors") == sha256_file(tiny_reference / "reference.safetensors")
     m = json.loads((out / "adapters" / "text" / "adapter.json").read_text())
-    assert (
-        m["alignment"]["method"] == "alice+clip"
-        and m["alignment"]["pairs"] == 200
-        and m["alignment"]["lr"] == pytest.approx(1e-5)
-    )
+    assert m["alignment"]["method"] == "alice+clip"
+    assert m["alignment"]["pairs"] == 200
+    assert m["alignment"]["lr"] == pytest.approx(1e-5)
     r = ok("eval", out, "--seeds", "1", "--json", "--baselines", "--pairs", "100", "--pair-steps", "20")
     report = json.loads(r.out)
     methods = {(row["method"], row["pairs"]) for row in report["retrieval"]}
@@ -114,6 +115,7 @@ def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_referenc
     refused("--pairs 999999", "eval", out, "--pairs", "999999")
 
 
+@pytest.mark.slow
 def test_post_training_baseline_scores_concept_algebra(tiny_reference):
     from alice.artifacts import ReferenceSpace
     from alice.evaluation.baselines import post_training_baseline
@@ -123,6 +125,7 @@ def test_post_training_baseline_scores_concept_algebra(tiny_reference):
     assert result["interventions"]["changed"] > 0.5  # the edits move the plain classifier's predictions
 
 
+@pytest.mark.slow
 def test_sweep_command_writes_json_and_plot(tiny_reference, tmp_path):
     ok(
         "sweep",

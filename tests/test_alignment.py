@@ -31,18 +31,23 @@ def test_statistics_are_the_moments_and_give_back_a_linear_conditional_mean():
     assert torch.allclose(s.class_mean[2], z[y[:, 2] > 0.5].mean(0), atol=1e-5)
     assert torch.allclose(s.label_second_moment, y.T @ y / len(y), atol=1e-6)
     W_fit, b_fit = s.conditional_mean_model()
-    assert torch.allclose(W_fit, W, atol=0.02) and torch.allclose(b_fit, b, atol=0.02)
+    assert torch.allclose(W_fit, W, atol=0.02)
+    assert torch.allclose(b_fit, b, atol=0.02)
     # a modality annotating classes 0-2 only: the model averages over the others instead of reading them
     W_part, _ = s.conditional_mean_model(torch.tensor([True, True, True, False, False]))
-    assert (W_part[3:] == 0).all() and torch.allclose(W_part[:3], W[:3], atol=0.15)
+    assert (W_part[3:] == 0).all()
+    assert torch.allclose(W_part[:3], W[:3], atol=0.15)
     back = LatentStatistics.from_tensors(s.tensors())
-    assert back is not None and torch.equal(back.class_mean, s.class_mean)
+    assert back is not None
+    assert torch.equal(back.class_mean, s.class_mean)
     assert LatentStatistics.from_tensors({}) is None  # an artifact older than the statistics
-    assert s.shape_problem(8, 5) is None and "class_count has shape (5,)" in s.shape_problem(8, 6)
+    assert s.shape_problem(8, 5) is None
+    assert "class_count has shape (5,)" in s.shape_problem(8, 6)
     # search's projector: the identity at 0; at 1 the orthogonal projection onto the 5-d span of W's rows
     assert torch.allclose(label_projector(s, 0.0), torch.eye(8), atol=1e-5)
     p = label_projector(s, 1.0)
-    assert torch.allclose(p @ p, p, atol=1e-4) and round(float(torch.trace(p))) == 5
+    assert torch.allclose(p @ p, p, atol=1e-4)
+    assert round(float(torch.trace(p))) == 5
     assert torch.allclose(W @ p, W, atol=1e-3)
 
 
@@ -62,10 +67,13 @@ def test_centring_and_the_gap_metric():
     a = F.normalize(torch.randn(300, 6, generator=g) + torch.tensor([3.0, 0, 0, 0, 0, 0]), dim=-1)
     b = F.normalize(torch.randn(300, 6, generator=g) - torch.tensor([3.0, 0, 0, 0, 0, 0]), dim=-1)
     apart = modality_gap(a, b)
-    assert apart["mean_distance"] > 1.0 and apart["own_neighbours_a"] > 0.95
+    assert apart["mean_distance"] > 1.0
+    assert apart["own_neighbours_a"] > 0.95
     together = modality_gap(centred(a, a.mean(0)), centred(b, b.mean(0)))
-    assert together["mean_distance"] < 0.2 and together["own_neighbours_a"] < 0.7
-    assert torch.allclose(centred(a, None), a) and torch.allclose(centred(a, a.mean(0)).norm(dim=-1), torch.ones(300))
+    assert together["mean_distance"] < 0.2
+    assert together["own_neighbours_a"] < 0.7
+    assert torch.allclose(centred(a, None), a)
+    assert torch.allclose(centred(a, a.mean(0)).norm(dim=-1), torch.ones(300))
 
 
 @pytest.fixture
@@ -79,6 +87,7 @@ def aligned_copy(reference_copy, recipe_dir):
     return reference_copy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["conditional-mean", "class-means", "moments"])
 def test_every_aligned_stage_two_leaves_the_reference_bit_identical(reference_copy, recipe_dir, loss):
     from alice.data.recipes import load_recipe
@@ -99,22 +108,26 @@ def test_every_aligned_stage_two_leaves_the_reference_bit_identical(reference_co
     }
 
 
+@pytest.mark.slow
 def test_centred_adapter_is_searched_as_declared_everywhere(aligned_copy):
     from alice.api import Space
     from alice.artifacts.indexes import Index
 
     ref = ReferenceSpace.load(aligned_copy)
     manifest = json.loads((aligned_copy / "reference.json").read_text())
-    assert manifest["statistics"]["samples"] == 3000 and ref.statistics is not None
+    assert manifest["statistics"]["samples"] == 3000
+    assert ref.statistics is not None
     text = ref.load_adapter("text2")
-    assert text.manifest.search["centre"] is True and text.search_mean.shape == (ref.latent_dim,)
+    assert text.manifest.search["centre"] is True
+    assert text.search_mean.shape == (ref.latent_dim,)
     assert torch.allclose(text.search_projector, label_projector(ref.statistics, 1.0))
     assert ref.load_adapter("image").search_mean is None  # the tiny recipe does not centre the reference modality
     space = Space.load(aligned_copy)
     z = space.encode("text2", ["a 3 next to a seven"])
     s = space.search_latents("text2", z)
     expected = F.normalize((z - text.search_mean) @ text.search_projector, dim=-1)
-    assert torch.allclose(s, expected, atol=1e-6) and not torch.allclose(s, z)
+    assert torch.allclose(s, expected, atol=1e-6)
+    assert not torch.allclose(s, z)
     assert torch.equal(space.search_latents("image", z), z)
     ok("index", "build", aligned_copy, "--modality", "text2")
     index = Index.open(aligned_copy / "indexes" / "text2-test.safetensors").load()
@@ -125,16 +138,20 @@ def test_centred_adapter_is_searched_as_declared_everywhere(aligned_copy):
     assert index.meta["search"]["centre"] is True
     caption = index.texts[7]  # a caption finds itself among the captions, from Python and from the CLI
     scores, rows = space.search(index, space.encode("text2", [caption]), "text2", k=1)
-    assert scores[0, 0] > 0.999 and index.texts[int(rows[0, 0])] == caption
+    assert scores[0, 0] > 0.999
+    assert index.texts[int(rows[0, 0])] == caption
     out = alice("search", aligned_copy, caption, "--from", "text2", "--in", "text2", "-k", "1", "--json")
-    assert out.code == 0 and json.loads(out.out)["results"][0]["score"] > 0.999
+    assert out.code == 0
+    assert json.loads(out.out)["results"][0]["score"] > 0.999
 
 
+@pytest.mark.slow
 def test_eval_reports_the_gap_in_eval_json_and_the_model_card(aligned_copy):
     ok("eval", aligned_copy, "--seeds", "1")
     report = json.loads((aligned_copy / "eval.json").read_text())
     rows = {(r["a"], r["b"], r["space"]) for r in report["gap"]}
-    assert ("image", "text", "search") in rows and ("image", "text2", "latent") in rows
+    assert ("image", "text", "search") in rows
+    assert ("image", "text2", "latent") in rows
     assert all(0 <= r["own_neighbours_a"] <= 1 and r["k"] == 10 for r in report["gap"])
     assert "Table 4: the modality gap" in (aligned_copy / "README.md").read_text()
 
@@ -154,7 +171,8 @@ def test_alignment_needs_statistics_older_references_keep_loading(reference_copy
     )
     save_reference(reference_copy, ref.classifier, ref.intervention, manifest, [weights], overwrite=True)
     old = ReferenceSpace.load(reference_copy)
-    assert old.statistics is None and "statistics" not in json.loads((reference_copy / "reference.json").read_text())
+    assert old.statistics is None
+    assert "statistics" not in json.loads((reference_copy / "reference.json").read_text())
     refused(
         "stores no latent statistics",
         "modality", "add", "text", "--reference", reference_copy, "--recipe", "tiny-text", "--steps", "5",
@@ -168,10 +186,13 @@ def test_design_switch_leaves_out_the_other_designs_settings(recipe_dir, tmp_pat
 
     for design in ("global", "affine"):
         r = load_recipe("digits-image", [f"intervention.design={design}"])
-        assert r.intervention.settings == {} and r.intervention.prompt_backbone is None
+        assert r.intervention.settings == {}
+        assert r.intervention.prompt_backbone is None
     # the recipe is read (one info line naming what is left out) before the existing output is refused
     out = alice("reference", "build", "tiny-image", "--set", "intervention.design=affine", "--out", tmp_path)
-    assert out.code == 2 and len(out.errors) == 1 and "already exists" in out.errors[0]
+    assert out.code == 2
+    assert len(out.errors) == 1
+    assert "already exists" in out.errors[0]
     assert "intervention design 'affine' takes no hidden, condition (settings of another design" in out.err
     refused(
         "intervention.hiden is no setting of design 'nonlinear' (it takes: hidden, condition, prompt_dim",
@@ -179,6 +200,7 @@ def test_design_switch_leaves_out_the_other_designs_settings(recipe_dir, tmp_pat
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_eval_on_a_shifted_test_distribution_leaves_eval_json_alone(reference_copy):
     """Scenes of 5 to 9 digits (a 3x3 grid) for a space trained on 1 to 4: scored, printed, nothing written."""
     eval_json = reference_copy / "eval.json"
@@ -205,7 +227,9 @@ def test_digit_scenes_of_up_to_nine_and_with_companions():
     from alice_plugins.digits.datasets import DigitsImage, DigitsText
 
     image = DigitsImage(test=40, max_digits=9, min_digits=6).split("test")
-    assert len(image.inputs) == 40 and image.inputs[0].shape == (20, 20) and (image.labels.sum(1) >= 6).all()
+    assert len(image.inputs) == 40
+    assert image.inputs[0].shape == (20, 20)
+    assert (image.labels.sum(1) >= 6).all()
     captions = DigitsText(test=5, max_digits=9, min_digits=9).split("test").inputs
     assert all(sum(w in c.lower() for w in ("zero one two three four five six seven eight nine".split()
                                              + list("0123456789"))) >= 9 for c in captions)  # fmt: skip
@@ -215,6 +239,7 @@ def test_digit_scenes_of_up_to_nine_and_with_companions():
     assert DigitsImage().identity() == DigitsImage(min_digits=1, companion=0.0).identity()  # cached features stay valid
 
 
+@pytest.mark.slow
 def test_an_index_of_another_search_transform_or_a_malformed_one_is_refused_everywhere(aligned_copy, tmp_path):
     """One check (IndexHeader.check_against) for search, verify and index list; a bad `search` is one line."""
     from alice.artifacts.indexes import Index, write_index
@@ -228,7 +253,8 @@ def test_an_index_of_another_search_transform_or_a_malformed_one_is_refused_ever
     (aligned_copy / "indexes" / "stale.safetensors").write_bytes(plain.read_bytes())
     rehash(aligned_copy)  # recorded: only its transform is wrong
     code, out, _ = alice("reference", "verify", aligned_copy)
-    assert code != 0 and "another search transform" in out
+    assert code != 0
+    assert "another search transform" in out
     assert "another search transform" in ok("index", "list", aligned_copy).out
     adapter = aligned_copy / "adapters" / "text2" / "adapter.json"
     data = json.loads(adapter.read_text())
@@ -241,6 +267,7 @@ def test_an_index_of_another_search_transform_or_a_malformed_one_is_refused_ever
     refused("field 'search' must hold centre", "reference", "verify", aligned_copy, "--rehash")
 
 
+@pytest.mark.slow
 def test_a_clip_encoder_from_scratch_does_not_inherit_the_old_search_transform(aligned_copy, tmp_path):
     out = tmp_path / "clip"
     ok(
@@ -248,5 +275,6 @@ def test_a_clip_encoder_from_scratch_does_not_inherit_the_old_search_transform(a
         "--scratch", "--steps", "5", "--out", out,
     )  # fmt: skip
     manifest = json.loads((out / "adapters" / "text2" / "adapter.json").read_text())
-    assert manifest["alignment"]["method"] == "clip" and "search" not in manifest
+    assert manifest["alignment"]["method"] == "clip"
+    assert "search" not in manifest
     assert ReferenceSpace.load(out).load_adapter("text2").search_mean is None

@@ -35,8 +35,11 @@ def test_approximate_search_finds_what_exact_search_finds(tmp_path, kind):
     path = write_index(tmp_path / "a.safetensors", z, META, approximate=AnnSpec(kind=kind))
     index = Index.open(path)
     settings = index.meta["ann"]
-    assert index.kind == kind and settings["recall_queries"] == 200 and settings["recall_at_10"] >= 0.9
-    assert settings["factory"].endswith("SQ8") and IndexHeader.read(path).kind == kind
+    assert index.kind == kind
+    assert settings["recall_queries"] == 200
+    assert settings["recall_at_10"] >= 0.9
+    assert settings["factory"].endswith("SQ8")
+    assert IndexHeader.read(path).kind == kind
     queries = clustered(50, seed=1)
     exact_scores, exact_rows = index.search(queries, 10, exact=True)
     scores, rows = index.search(queries, 10)
@@ -54,7 +57,9 @@ def test_a_tiny_approximate_index_and_k_beyond_it(tmp_path):
     z = clustered(60)
     index = Index.open(write_index(tmp_path / "t.safetensors", z, META, approximate=AnnSpec(kind="ivf", nprobe=64)))
     scores, rows = index.search(z[:2], 100)
-    assert rows.shape == (2, 60) and rows[0, 0] == 0 and rows[1, 0] == 1
+    assert rows.shape == (2, 60)
+    assert rows[0, 0] == 0
+    assert rows[1, 0] == 1
 
 
 def test_a_damaged_faiss_index_or_unknown_kind_is_refused(tmp_path):
@@ -75,10 +80,14 @@ def test_index_build_kind_list_and_search_through_the_cli(tiny_reference, tmp_pa
     r = ok("index", "build", ref, "--modality", "image", "--kind", "hnsw")
     assert "recall@10 against exact search" in r.err
     listed = json.loads(ok("index", "list", ref, "--json").out)
-    assert listed[0]["kind"] == "hnsw" and listed[0]["status"] == "ok" and listed[0]["recall_at_10"] > 0.5
+    assert listed[0]["kind"] == "hnsw"
+    assert listed[0]["status"] == "ok"
+    assert listed[0]["recall_at_10"] > 0.5
     found = json.loads(ok("search", ref, "one digit: five", "--in", "image", "-k", "5", "--json").out)
     exact = json.loads(ok("search", ref, "one digit: five", "--in", "image", "-k", "5", "--exact", "--json").out)
-    assert found["kind"] == "hnsw" and exact["kind"] == "exact" and len(found["results"]) == 5
+    assert found["kind"] == "hnsw"
+    assert exact["kind"] == "exact"
+    assert len(found["results"]) == 5
     assert len({r["row"] for r in found["results"]} & {r["row"] for r in exact["results"]}) >= 3
     refused("unknown index kind 'flat'", "index", "build", ref, "--modality", "text", "--kind", "flat")
     # verify still accepts the file (a derived index, pinned like an exact one)

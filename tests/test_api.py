@@ -51,7 +51,8 @@ def test_load_gives_the_space_with_every_adapter(space, tiny_reference):
     assert isinstance(space, alice.Space)
     assert space.modalities == ["image", "text"]
     assert space.reference_modality == "image"
-    assert space.vocabulary[3] == "three" and len(space.vocabulary) == 10
+    assert space.vocabulary[3] == "three"
+    assert len(space.vocabulary) == 10
     assert space.latent_dim == 32
     assert "image, text" in repr(space)
 
@@ -95,7 +96,9 @@ def test_classify_separates_the_classes_and_predict_uses_the_stored_thresholds(s
     adapter, data, raw = image_test
     z = space.encode_features("image", raw)
     p = space.classify(z)
-    assert p.shape == (len(z), 10) and float(p.min()) >= 0 and float(p.max()) <= 1
+    assert p.shape == (len(z), 10)
+    assert float(p.min()) >= 0
+    assert float(p.max()) <= 1
     y = data.labels["test"].numpy() > 0.5
     auroc = np.mean([roc_auc_score(y[:, c], p[:, c].numpy()) for c in range(10)])
     assert auroc > 0.7, auroc  # chance is 0.5
@@ -106,7 +109,8 @@ def test_classify_separates_the_classes_and_predict_uses_the_stored_thresholds(s
     assert np.allclose(space.thresholds("image").numpy(), recomputed, atol=1e-5)
     assert torch.equal(space.thresholds(), space.thresholds("image"))
     pred = space.predict(z)
-    assert pred.dtype == torch.bool and torch.equal(pred, p >= space.thresholds())
+    assert pred.dtype == torch.bool
+    assert torch.equal(pred, p >= space.thresholds())
     labels = space.labels(z[:5])
     assert labels == [[space.vocabulary[c] for c in np.flatnonzero(row)] for row in pred[:5].numpy()]
 
@@ -210,6 +214,7 @@ def test_the_readme_example_runs(tiny_reference):
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), namespace)
     printed = out.getvalue().splitlines()
-    assert len(printed) == 2 and all(line.startswith("[[") for line in printed)
+    assert len(printed) == 2
+    assert all(line.startswith("[[") for line in printed)
     assert namespace["p"].shape == (2, 10)
     assert namespace["x"].shape == (2, 400)

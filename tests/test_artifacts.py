@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 import torch
 
 from alice.artifacts import AdapterWeights, ReferenceSpace
@@ -59,9 +60,12 @@ def test_manifests_carry_what_the_design_requires(tiny_reference):
         assert key in m
     a = json.loads((tiny_reference / "adapters" / "text" / "adapter.json").read_text())
     assert a["reference_sha256"] == m["weights"]["sha256"]
-    assert a["backbone"]["name"] == "minilm" and a["backbone"]["feature_dim"] == 384
-    assert a["labels"]["mapping"]["seven"] == "seven" and len(a["thresholds"]) == 10
-    assert not list(tiny_reference.rglob("*.pt")) and not list(tiny_reference.rglob("*.pkl"))
+    assert a["backbone"]["name"] == "minilm"
+    assert a["backbone"]["feature_dim"] == 384
+    assert a["labels"]["mapping"]["seven"] == "seven"
+    assert len(a["thresholds"]) == 10
+    assert not list(tiny_reference.rglob("*.pt"))
+    assert not list(tiny_reference.rglob("*.pkl"))
 
 
 def test_typed_manifests_write_back_the_same_json(tiny_reference):
@@ -85,6 +89,7 @@ def test_serialised_weights_are_byte_stable():
     assert len({hashlib.sha256(_serialise(tensors)).hexdigest() for _ in range(30)}) == 1
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_artifact_sha256(tmp_path, recipe_dir):
     shas = [
         build_reference(load_recipe("tiny-image", ["training.steps=40"]), tmp_path / f"run{i}").sha256 for i in range(2)

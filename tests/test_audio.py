@@ -22,7 +22,8 @@ def test_espeak_speaks_and_voices_differ():
 
     (a, rate), (b, _) = (speaker().say("a three next to a seven", "en+m3", rate=160, pitch=40) for _ in range(2))
     c, _ = speaker().say("a three next to a seven", "en-us+f2", rate=200, pitch=70)
-    assert rate == 22050 and 0.5 < a.size / rate < 5
+    assert rate == 22050
+    assert 0.5 < a.size / rate < 5
     assert np.abs(a).max() > 0.1  # not silence
     assert abs(a.size - b.size) < 0.01 * a.size  # espeak-ng jitters by a few samples per call
     assert abs(a.size - c.size) > 0.05 * a.size  # a faster, other voice
@@ -139,8 +140,10 @@ def test_audio_folder_reads_multi_label_files(tmp_path, fmt):
     ds = make_dataset(DataSpec("audio-folder", {"root": str(tmp_path), "labels": f"labels.{fmt}"}))
     assert ds.vocabulary == ["bark", "cat", "dog"]
     train, test = ds.split("train"), ds.split("test")
-    assert len(train.inputs) == 4 and len(test.inputs) == 2
-    assert train.labels[1].tolist() == [1.0, 0.0, 1.0] and train.labels[0].tolist() == [0.0, 1.0, 0.0]
+    assert len(train.inputs) == 4
+    assert len(test.inputs) == 2
+    assert train.labels[1].tolist() == [1.0, 0.0, 1.0]
+    assert train.labels[0].tolist() == [0.0, 1.0, 0.0]
 
 
 def test_audio_folder_bad_input_is_named(tmp_path):
@@ -183,14 +186,16 @@ def test_digits_speech_pairs_with_the_image_test_scenes_and_holds_out_voices():
     speech = make_dataset(DataSpec("digits-speech", {"train": 50, "val": 10, "test": 20}))
     image = make_dataset(DataSpec("digits-image", {"train": 50, "val": 10, "test": 20}))
     s, i = speech.split("test"), image.split("test")
-    assert s.pair_ids == i.pair_ids and np.array_equal(s.labels, i.labels)
+    assert s.pair_ids == i.pair_ids
+    assert np.array_equal(s.labels, i.labels)
     assert not np.array_equal(speech.split("train").labels, image.split("train").labels)  # unpaired training scenes
     _, voices, _, _ = speech.utterances("test")
     assert all(any(v.endswith(t) for t in TEST_VARIANTS) for v in voices)
     _, train_voices, _, _ = speech.utterances("train")
     assert not any(any(v.endswith(t) for t in TEST_VARIANTS) for v in train_voices)
     samples, rate = s.inputs[0]
-    assert rate == 22050 and samples.size > 5000
+    assert rate == 22050
+    assert samples.size > 5000
 
 
 def _hashes(folder: Path) -> dict[str, str]:
@@ -201,6 +206,7 @@ def _hashes(folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_adding_speech_trains_only_its_adapter_and_changes_no_earlier_file(reference_copy):
     before = _hashes(reference_copy)
     record = json.loads((reference_copy / "space.json").read_text())
@@ -209,7 +215,8 @@ def test_adding_speech_trains_only_its_adapter_and_changes_no_earlier_file(refer
     del before["space.json"]  # the record of the space's files names the new adapter too
     assert {k: after[k] for k in before} == before
     now = json.loads((reference_copy / "space.json").read_text())
-    assert now["reference_digest"] == record["reference_digest"] and now["digest"] != record["digest"]
+    assert now["reference_digest"] == record["reference_digest"]
+    assert now["digest"] != record["digest"]
     assert {k for k in after if k not in before} >= {
         "adapters/speech/adapter.safetensors",
         "adapters/speech/adapter.json",
@@ -237,9 +244,11 @@ def test_adding_speech_trains_only_its_adapter_and_changes_no_earlier_file(refer
     soundfile.write(str(reference_copy.parent / "clip.wav"), samples, rate)
     ok("index", "build", reference_copy, "--modality", "text")
     found = json.loads(ok("search", reference_copy, reference_copy.parent / "clip.wav", "--in", "text", "--json").out)
-    assert found["from"] == "speech" and len(found["results"]) == 10
+    assert found["from"] == "speech"
+    assert len(found["results"]) == 10
     scores = [x["score"] for x in found["results"]]
-    assert scores == sorted(scores, reverse=True) and all(x["text"] for x in found["results"])
+    assert scores == sorted(scores, reverse=True)
+    assert all(x["text"] for x in found["results"])
     # (how well speech finds text is Table 2's business, asserted above; one clip is too few to judge)
 
 

@@ -15,7 +15,8 @@ def test_bert_backbone_cls_features_from_a_local_folder(tiny_bert):
     b = BertBackbone(model=str(tiny_bert))
     assert b.feature_dim == 32
     f = b.extract(["a 3 next to a seven", "two"], CPU)
-    assert f.shape == (2, 32) and not torch.allclose(f[0], f[1])
+    assert f.shape == (2, 32)
+    assert not torch.allclose(f[0], f[1])
     mean = BertBackbone(model=str(tiny_bert), pooling="mean").extract(["a 3 next to a seven", "two"], CPU)
     assert not torch.allclose(mean, f)
 
@@ -26,7 +27,9 @@ def test_vit_backbone_cls_features_from_a_local_folder(tiny_vit):
     b = ViTBackbone(model=str(tiny_vit))
     images = [np.random.default_rng(i).random((20, 20)).astype(np.float32) for i in range(3)]
     f = b.extract(images, CPU)
-    assert b.feature_dim == 32 and f.shape == (3, 32) and torch.isfinite(f).all()
+    assert b.feature_dim == 32
+    assert f.shape == (3, 32)
+    assert torch.isfinite(f).all()
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
@@ -51,4 +54,6 @@ def test_mobilenet_v2_loads_imagenet_weights_strictly():
     b = MobileNetV2Backbone(size=64)
     images = [np.random.default_rng(i).random((20, 20, 3)).astype(np.float32) for i in range(2)]
     f = b.extract(images, CPU)
-    assert f.shape == (2, 1280) and (f >= 0).all() and f.abs().sum() > 0
+    assert f.shape == (2, 1280)
+    assert (f >= 0).all()
+    assert f.abs().sum() > 0

@@ -30,18 +30,23 @@ def test_sample_is_read_through_pycocotools(coco_sample):
     from alice_plugins.coco.datasets import CocoImage, CocoText
 
     img, txt = CocoImage(root=str(coco_sample)), CocoText(root=str(coco_sample))
-    assert len(img.vocabulary) == 80 and img.vocabulary[0] == "person" and img.vocabulary[-1] == "toothbrush"
+    assert len(img.vocabulary) == 80
+    assert img.vocabulary[0] == "person"
+    assert img.vocabulary[-1] == "toothbrush"
     train, val, test = img.split("train"), img.split("val"), img.split("test")
-    assert len(train.inputs) + len(val.inputs) == 12 and len(test.inputs) == 7
+    assert len(train.inputs) + len(val.inputs) == 12
+    assert len(test.inputs) == 7
     assert not set(train.inputs) & set(val.inputs)
     cat = img.vocabulary.index("cat")
     assert test.labels[:, cat].sum() == 1  # the cropped cat face
     captions = txt.split("test")
-    assert len(captions.inputs) == 14 and set(captions.pair_ids) == set(test.pair_ids)
+    assert len(captions.inputs) == 14
+    assert set(captions.pair_ids) == set(test.pair_ids)
     by_image = dict(zip(test.pair_ids, test.labels.tolist()))
     assert all(by_image[p] == y for p, y in zip(captions.pair_ids, captions.labels.tolist()))
 
 
+@pytest.mark.slow
 def test_coco_commands_end_to_end_with_random_vit_and_bert(coco_sample, tiny_vit, tiny_bert, tmp_path):
     """The paper's recipes with the backbones swapped for local random-config models: build, add, eval."""
     out = tmp_path / "coco-ref"
@@ -79,7 +84,8 @@ def test_coco_commands_end_to_end_with_random_vit_and_bert(coco_sample, tiny_vit
     )
     assert r.code == 0, r.err
     ref = json.loads((out / "reference.json").read_text())
-    assert len(ref["vocabulary"]) == 80 and ref["recipe"]["backbone"]["name"] == "vit"
+    assert len(ref["vocabulary"]) == 80
+    assert ref["recipe"]["backbone"]["name"] == "vit"
     r = alice(
         "modality",
         "add",
@@ -95,7 +101,8 @@ def test_coco_commands_end_to_end_with_random_vit_and_bert(coco_sample, tiny_vit
     assert r.code == 0, r.err
     r = alice("eval", out, "--seeds", "1")
     assert r.code == 0, r.err
-    assert "Table 1" in r.out and "Table 2" in r.out
+    assert "Table 1" in r.out
+    assert "Table 2" in r.out
     report = json.loads((out / "eval.json").read_text())
     assert set(report["modalities"]) == {"image", "text"}
     sizes = {(x["query"], x["gallery"]): x["gallery_size"] for x in report["retrieval"]}
@@ -189,11 +196,13 @@ def test_empty_caption_is_a_counted_skip(coco_copy, capsys):
 
     _edit(coco_copy / "annotations" / "captions_val2017.json", lambda d: d["annotations"][0].update(caption="   "))
     split = CocoText(root=str(coco_copy)).split("test")
-    assert len(split.inputs) == 13 and all(t.strip() for t in split.inputs)
+    assert len(split.inputs) == 13
+    assert all(t.strip() for t in split.inputs)
     assert "skipped 1 empty caption(s)" in capsys.readouterr().err
 
 
 def test_recipe_without_coco_folder_is_a_clear_error():
     r = alice("reference", "build", "coco-image", "--out", "unused")
-    assert r.code == 2 and "Traceback" not in r.err
+    assert r.code == 2
+    assert "Traceback" not in r.err
     assert "needs the COCO folder: set option root" in r.err

@@ -43,11 +43,15 @@ def with_index(tiny_reference, tmp_path_factory):
 
 def test_describing_commands_import_no_torch(with_index):
     out, heavy = imported("plugins", "list", "--json")
-    assert heavy == [] and "minilm" in out
+    assert heavy == []
+    assert "minilm" in out
     out, heavy = imported("reference", "show", with_index, "--json")
-    assert heavy == [] and json.loads(out)["adapters"]["text"]["backbone"] == "minilm"
+    assert heavy == []
+    assert json.loads(out)["adapters"]["text"]["backbone"] == "minilm"
     out, heavy = imported("index", "list", with_index, "--json")
-    assert heavy == [] and json.loads(out)[0]["items"] == 300 and json.loads(out)[0]["status"] == "ok"
+    assert heavy == []
+    assert json.loads(out)[0]["items"] == 300
+    assert json.loads(out)[0]["status"] == "ok"
 
 
 def test_reference_show_still_refuses_a_damaged_file(with_index, tmp_path):
@@ -69,7 +73,8 @@ def test_a_taken_adapter_name_is_refused_before_torch_loads(tiny_reference):
         text=True,
         timeout=300,
     )
-    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
     assert (
         f"error: reference {tiny_reference} already has an adapter 'text'; add this one beside it with --name text-2, "
         "or pass --overwrite to replace it"

@@ -32,7 +32,8 @@ from cli_helpers import alice, ok
 from alice import files
 from alice.files import sha256_file
 
-pytestmark = pytest.mark.usefixtures("recipe_dir")
+#: each writer killed at every step it passes: all slow
+pytestmark = [pytest.mark.usefixtures("recipe_dir"), pytest.mark.slow]
 
 BUILD = ("reference", "build", "crash-image", "--out", "space")
 ADD = ("modality", "add", "text", "--reference", "space", "--recipe", "crash-text")

@@ -18,9 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
+#: torchrun and spawned process groups: all slow
+pytestmark = pytest.mark.slow
 TOLERANCE = 1e-4
 
 
@@ -105,7 +108,8 @@ def test_torchrun_refuses_a_batch_that_does_not_split(tmp_path, recipe_dir):
     assert done.returncode != 0
     assert "error: training.batch_size 63 does not split evenly over 2 processes; use a multiple of 2" in done.stderr
     # one line per process, no traceback from ALICE (torchrun then reports the failed workers itself)
-    assert "site-packages/alice" not in done.stderr and f"{os.sep}alice{os.sep}train{os.sep}jobs.py" not in done.stderr
+    assert "site-packages/alice" not in done.stderr
+    assert f"{os.sep}alice{os.sep}train{os.sep}jobs.py" not in done.stderr
     assert not (tmp_path / "x").exists()
 
 
@@ -168,8 +172,10 @@ def test_feature_extraction_splits_shards_over_processes(tmp_path):
     )
     r0, r1 = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
     expected = [[float(i), 2.0 * i, -float(i)] for i in range(100)]
-    assert r0["features"] == expected and r1["features"] == expected
+    assert r0["features"] == expected
+    assert r1["features"] == expected
     assert sorted(r0["seen"] + r1["seen"]) == list(range(100))  # every input once, by one process
-    assert r0["seen"] and r1["seen"]  # both did work: shards 0, 2, ... and 1, 3, ...
+    assert r0["seen"]
+    assert r1["seen"]  # both did work: shards 0, 2, ... and 1, 3, ...
     assert (r0["slice"], r1["slice"]) == ([0, 32], [32, 64])
     assert "does not split evenly over 2 processes" in r0["uneven"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from cli_helpers import alice, refused
+from cli_helpers import alice, refused, third_party_imports_outside_the_surface
 
 from alice.plugin import hookspecs, register_plugin, unregister_plugin
 
@@ -75,7 +75,8 @@ def shadow_site(tmp_path_factory) -> Path:
     source = write_plugin(work / "alice-shadow")
     install = next(code for lang, code in blocks("plugins.md") if lang == "bash" and "--no-index -e ." in code)
     flags = next(line for line in install.splitlines() if "--no-index" in line).split("#")[0].split()
-    assert flags[:2] == ["pip", "install"] and flags[-2:] == ["-e", "."], flags
+    assert flags[:2] == ["pip", "install"], flags
+    assert flags[-2:] == ["-e", "."], flags
     # the page's offline command, into a target folder instead of the environment (-e takes none); a
     # target is a separate install, where pip would look for alice-align again: it is importable already
     command = [sys.executable, "-m", *flags[:-2], "--no-deps", "--target", str(work / "site"), str(source)]
@@ -90,6 +91,7 @@ def _env(site: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
 
 
+@pytest.mark.slow
 def test_the_page_builds_a_plugin_that_adds_a_modality(shadow_site, reference_copy):
     pyproject = tomllib.loads(files_of("plugins.md")["pyproject.toml"])
     assert pyproject["project"]["entry-points"]["alice"] == {"shadow": "alice_shadow"}
@@ -97,11 +99,16 @@ def test_the_page_builds_a_plugin_that_adds_a_modality(shadow_site, reference_co
     env = _env(shadow_site)
     listed = json.loads(alice("plugins", "list", "--json", env=env, fresh=True).out)
     shadow = next(p for p in listed["plugins"] if p["name"] == "shadow")
-    assert shadow["status"] == "ok" and shadow["source"] == "entry point (alice-shadow==0.1.0)", shadow
-    assert shadow["provides"]["dataset"] == ["digits-shadow"] and shadow["provides"]["label mapper"] == ["singular"]
-    assert shadow["provides"]["intervention"] == ["scaled-global"] and shadow["provides"]["command"] == ["shadow"]
+    assert shadow["status"] == "ok", shadow
+    assert shadow["source"] == "entry point (alice-shadow==0.1.0)", shadow
+    assert shadow["provides"]["dataset"] == ["digits-shadow"]
+    assert shadow["provides"]["label mapper"] == ["singular"]
+    assert shadow["provides"]["intervention"] == ["scaled-global"]
+    assert shadow["provides"]["command"] == ["shadow"]
     shown = alice("shadow", "show", "3", env=env, fresh=True)
-    assert shown.code == 0 and len(shown.out.split()) == 40 and "scene 3 of test:" in shown.err, shown
+    assert shown.code == 0, shown
+    assert len(shown.out.split()) == 40, shown
+    assert "scene 3 of test:" in shown.err, shown
     refused("--split test has scenes 0 to 49, got 99", "shadow", "show", "99", env=env, fresh=True)
     refused(
         "option noise must be between 0 and 1, got 7",
@@ -165,7 +172,8 @@ def test_the_pages_label_mapper_and_design_do_what_it_says(shadow_modules):
         torch.zeros(3, dtype=torch.long),
     )
     edited = design(z, k)
-    assert torch.allclose(edited.norm(dim=1), torch.ones(3)) and not torch.allclose(edited, z)
+    assert torch.allclose(edited.norm(dim=1), torch.ones(3))
+    assert not torch.allclose(edited, z)
     assert ScaledGlobal(4, 8, **design.settings()).scale == 0.5
 
 
@@ -179,7 +187,8 @@ def test_a_bug_in_the_pages_plugin_reads_as_the_page_shows(shadow_modules, refer
         r = refused("plugin 'shadow' failed in", "modality", "add", "shadow", "--reference", reference_copy)
     finally:
         unregister_plugin("shadow")
-    assert r.code == 1 and r.errors == [shown.group(1)], (r.errors, shown.group(1))
+    assert r.code == 1, (r.errors, shown.group(1))
+    assert r.errors == [shown.group(1)], (r.errors, shown.group(1))
 
 
 def test_every_other_python_block_compiles():
@@ -211,8 +220,6 @@ def test_links_in_the_docs_point_at_files_that_exist():
 
 
 def test_the_pages_plugin_imports_only_the_public_surfaces():
-    from test_layers import third_party_imports_outside_the_surface
-
     bad = []
     for name, code in files_of("plugins.md").items():
         if name.endswith(".py"):

@@ -32,7 +32,8 @@ def test_youden_threshold_separates_a_separable_class():
     thr = youden_thresholds(probs, labels, np.array([True]))
     assert 0.2 < thr[0] <= 0.7
     m = classification_metrics(probs, labels, thr, np.array([True]))
-    assert m["auroc"] == 1.0 and m["balanced_accuracy"] == 1.0
+    assert m["auroc"] == 1.0
+    assert m["balanced_accuracy"] == 1.0
 
 
 def test_label_retrieval_exact_and_superset_by_hand():
@@ -63,9 +64,11 @@ def test_intervention_scores_only_count_entries_right_before():
     changed = np.array([[1, 1, 0], [1, 1, 0]], dtype=bool)
     s = intervention_scores(before, after, labels, edited, changed, np.ones_like(labels))
     assert s["changed"] == pytest.approx(3 / 4)  # sample 1 class 0 missed
-    assert s["entries_unchanged"] == 1 and s["unchanged"] == 1.0
+    assert s["entries_unchanged"] == 1
+    assert s["unchanged"] == 1.0
 
 
+@pytest.mark.slow
 def test_tiny_reference_beats_chance_without_pairs(tiny_reference):
     report = evaluate(ReferenceSpace.load(tiny_reference), EvalSpec(device="cpu", seeds=2))
     assert report["modalities"]["image"]["classification"]["auroc"] > 0.8
@@ -75,12 +78,14 @@ def test_tiny_reference_beats_chance_without_pairs(tiny_reference):
     assert alice_row["label_exact"] > 3 * max(chance_row["label_exact"], 0.01)
     assert alice_row["R@10"] > chance_row["R@10"]
     ic = report["modalities"]["image"]["interventions_cycle"]
-    assert ic["changed"] > 0.5 and ic["unchanged"] > 0.7
+    assert ic["changed"] > 0.5
+    assert ic["unchanged"] > 0.7
     # counterfactual search: edited queries find the edited label set far more often than plain search
     cf = {(r["query"], r["gallery"]): r for r in report["counterfactual"]}
     assert set(cf) == {("image", "text"), ("text", "image")}
     for row in cf.values():
-        assert row["queries"] > 250 and row["seeds"] == 2
+        assert row["queries"] > 250
+        assert row["seeds"] == 2
         # the bar, met even by this tiny space (about 14x and 9x here): at least 5x plain search
         assert row["counterfactual_exact"] >= 5 * max(row["plain_exact"], 0.01), row
         assert row["counterfactual_swap"] > 2 * row["plain_swap"], row
@@ -111,6 +116,7 @@ def _rows(report, method):
     return {(r["query"], r["gallery"]): r for r in report["retrieval"] if r["method"] == method}
 
 
+@pytest.mark.slow
 def test_no_training_rows_of_a_pair_stay_when_an_adapter_is_added(third_adapter):
     before, after = third_adapter
     old, new = _rows(before, NO_TRAINING), _rows(after, NO_TRAINING)
@@ -126,6 +132,7 @@ def test_no_training_rows_of_a_pair_stay_when_an_adapter_is_added(third_adapter)
     assert baseline_seed("text", "image", 0) != baseline_seed("text", "image", 1)
 
 
+@pytest.mark.slow
 def test_two_adapters_of_one_data_set_are_no_cross_modal_pair(third_adapter):
     from alice.evaluation.tables import counterfactual_table, retrieval_table
 

@@ -66,7 +66,8 @@ def test_an_index_in_a_space_is_checked_against_space_json_then_after_loading(re
     line = "its FAISS index names item 1000000000000, outside 0 to 299"
     refused(line, "search", ref, QUERY, "--in", "image")
     served = Served.load(ref)  # the server starts, without that index
-    assert "image-test" not in served.indexes and line in served.refused["image-test"]
+    assert "image-test" not in served.indexes
+    assert line in served.refused["image-test"]
 
 
 def test_an_index_outside_the_space_is_pinned_or_checked_after_loading(reference_copy, tmp_path):
@@ -120,7 +121,8 @@ def test_a_faiss_index_is_checked_part_by_part_after_loading(tmp_path):
     x = torch.nn.functional.normalize(torch.randn(2000, 16, generator=g), dim=1).numpy()
     hnsw = faiss.deserialize_index(build(x, AnnSpec(kind="hnsw", hnsw_m=8, recall_queries=0)).blob)
     ivf = faiss.deserialize_index(build(x, AnnSpec(kind="ivf", recall_queries=0)).blob)
-    assert check_loaded(hnsw, "hnsw", 2000, 16) == "" and check_loaded(ivf, "ivf", 2000, 16) == ""
+    assert check_loaded(hnsw, "hnsw", 2000, 16) == ""
+    assert check_loaded(ivf, "ivf", 2000, 16) == ""
     assert "holds 2000 items of 16 dimensions, the file's embeddings 300 of 16" in check_loaded(ivf, "ivf", 300, 16)
     assert "holds 2000 items of 16 dimensions" in check_loaded(hnsw, "hnsw", 2000, 8)
     assert "is IndexHNSWSQ, not an IVF index" in check_loaded(hnsw, "ivf", 2000, 16)
@@ -219,7 +221,8 @@ def test_an_hf_model_folder_with_pickled_weights_or_code_of_its_own_is_refused(t
     with pytest.raises(AliceError) as exc:
         HFBackbone(model=str(pickled)).extract(["a seven"], torch.device("cpu"))
     assert "holds its weights as a pickle (pytorch_model.bin)" in str(exc.value)
-    assert "save_pretrained(folder, safe_serialization=True)" in str(exc.value) and not marker.exists()
+    assert "save_pretrained(folder, safe_serialization=True)" in str(exc.value)
+    assert not marker.exists()
     # a model whose architecture is its own code: refused, the code never imported
     custom = tmp_path / "custom"
     shutil.copytree(tiny_bert, custom)
@@ -250,7 +253,8 @@ def test_sizes_beyond_memory_and_steps_beyond_the_maximum_are_refused_before_any
         "model.latent_dim=1000000000000",
     )
     assert "make at least 385,000,000,050,306 parameters, 1.4 PiB of float32 weights" in r.errors[0]
-    assert "this machine has" in r.errors[0] and "of memory: choose smaller sizes" in r.errors[0]
+    assert "this machine has" in r.errors[0]
+    assert "of memory: choose smaller sizes" in r.errors[0]
     refused(
         "model.encoder_hidden [100000000000]",
         "reference",
@@ -282,7 +286,8 @@ def test_sizes_beyond_memory_and_steps_beyond_the_maximum_are_refused_before_any
         "--set",
         "intervention.hidden=100000000000",
     )
-    assert "of memory available: choose smaller sizes" in r.errors[0] and not o.exists()
+    assert "of memory available: choose smaller sizes" in r.errors[0]
+    assert not o.exists()
 
 
 def test_a_long_training_says_how_long_before_it_goes_on(capsys):
@@ -301,5 +306,7 @@ def test_a_long_training_says_how_long_before_it_goes_on(capsys):
     with pytest.raises(KeyboardInterrupt):
         stages._loop(10**8, "training", step, dict, 0, None)
     line = next(s for s in timed[0].err.splitlines() if "for the" in s)
-    assert line.startswith("training: about ") and "for the 99,999,980 steps left" in line and "ms per step" in line
+    assert line.startswith("training: about ")
+    assert "for the 99,999,980 steps left" in line
+    assert "ms per step" in line
     assert timed[0].out == ""  # stdout stays for --json

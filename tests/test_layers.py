@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from cli_helpers import third_party_imports_outside_the_surface
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: every module of alice/ belongs to one layer; a module may import its own layer and the ones below
@@ -168,28 +170,6 @@ def test_built_in_plugins_import_only_the_public_plugin_surface():
                 if n.startswith("alice_plugins.") and n.split(".")[1] not in (folder, *SHARED_PLUGIN_MODULES):
                     bad.append(f"{path.relative_to(ROOT)} imports another plugin's module {n}")
     assert not bad, "\n".join(bad)
-
-
-#: what a third-party plugin imports of ALICE: the plugin surface, and the digits plugin's public module
-THIRD_PARTY_SURFACE = ("alice.plugin", "alice_plugins.digits.public")
-
-
-def third_party_imports_outside_the_surface(source: str, where: str) -> list[str]:
-    """Imports of ALICE (``alice``, ``alice_plugins``) in a third-party plugin's module that are not public."""
-    bad = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            used = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            m = node.module
-            parent = any(s.startswith(m + ".") for s in THIRD_PARTY_SURFACE)  # from alice_plugins.digits import public
-            used = [f"{m}.{a.name}" for a in node.names] if parent else [m]
-        else:
-            continue
-        for name in used:
-            if name.split(".")[0] in ("alice", "alice_plugins") and name not in THIRD_PARTY_SURFACE:
-                bad.append(f"{where} imports {name}")
-    return bad
 
 
 def test_the_example_plugin_imports_only_the_public_surfaces():

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import ok
-from test_your_data import _recipe
+from cli_helpers import chromium_driver, ok, wait_in_page, write_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -184,7 +183,7 @@ def _recipe_of(cell: Cell, files: dict[str, Path], models: dict[str, Path], fold
         backbone["model"] = str(models[cell.adapter])
     stage = "reference" if cell is CELLS[0] else "modality"
     modality = cell.kind
-    return _recipe(
+    return write_recipe(
         folder / f"{cell.adapter}.toml",
         {"dataset": cell.dataset, **data, "vocabulary": VOCABULARY},
         backbone,
@@ -555,14 +554,12 @@ def test_serve(served, name):
 @pytest.fixture(scope="module")
 def page(server):
     """One Chromium session on the server's page: a typed query searched in each cell's index, the results as shown."""
-    from test_report import _driver
-    from test_serve_page import _wait
 
-    driver = _driver()  # skips where Debian's chromium is not installed, as the other page tests do
+    driver = chromium_driver()  # skips where Debian's chromium is not installed, as the other page tests do
     shown = {}
     try:
         driver.get(server + "/")
-        _wait(driver, f"return document.querySelectorAll('#index option').length >= {2 * len(CELLS)};")
+        wait_in_page(driver, f"return document.querySelectorAll('#index option').length >= {2 * len(CELLS)};")
         for cell in CELLS:
             driver.execute_script(
                 "document.querySelector('#results').replaceChildren();"
@@ -573,13 +570,13 @@ def page(server):
                 f"{cell.adapter}-test",
             )
             driver.find_element("css selector", "#search").click()
-            _wait(
+            wait_in_page(
                 driver,
                 "return document.querySelector('#summary').textContent.includes(arguments[0]);".replace(
                     "arguments[0]", json.dumps(f"in {cell.adapter}-test")
                 ),
             )
-            shown[cell.adapter] = _wait(
+            shown[cell.adapter] = wait_in_page(
                 driver,
                 "const r = Array.from(document.querySelectorAll('#results .result'));"
                 "const img = r.map(x => x.querySelector('img')).filter(Boolean);"

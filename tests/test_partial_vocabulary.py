@@ -82,11 +82,14 @@ def nonine(tiny_reference, tmp_path_factory):
 def test_items_with_only_labels_the_reference_lacks_are_reported_at_training(nonine):
     ref, added, _, _ = nonine
     line = next(x for x in added.err.splitlines() if "only labels the reference lacks" in x)
-    assert line.startswith("warning: data set 'digits-image' (train): ") and "(nine)" in line, line
-    assert "kept as negatives for every annotated class" in line and "flagged when queried" in line
+    assert line.startswith("warning: data set 'digits-image' (train): "), line
+    assert "(nine)" in line, line
+    assert "kept as negatives for every annotated class" in line
+    assert "flagged when queried" in line
     assert "have no label;" not in added.err  # they are not counted twice as unlabelled
     space = Space.load(ref)
-    assert "nine" not in space.annotated("image-nonine") and "nine" in space.annotated("image")
+    assert "nine" not in space.annotated("image-nonine")
+    assert "nine" in space.annotated("image")
 
 
 def test_python_api_flags_a_reading_on_a_class_the_adapter_does_not_annotate(nonine):
@@ -99,7 +102,8 @@ def test_python_api_flags_a_reading_on_a_class_the_adapter_does_not_annotate(non
     p = float(space.classify(z)[0, nine])
     assert p >= float(space.thresholds("image")[nine])  # C_ref reads it as nine, as the reference modality would
     lines = space.warnings(z, "image-nonine")
-    assert len(lines) == 1 and len(lines[0]) == 1
+    assert len(lines) == 1
+    assert len(lines[0]) == 1
     assert lines[0][0].startswith(f"C_ref reads this image-nonine input as nine (p {p:.2f}), a class adapter ")
     assert "'image-nonine' does not annotate" in lines[0][0]
     with pytest.warns(UnannotatedReadingWarning, match="as nine"):
@@ -130,10 +134,12 @@ def test_search_cli_and_server_pass_the_warning_on(nonine):
     done = alice("search", ref, png, "--from", "image-nonine", "--in", "text", "-k", "3", "--json")
     assert done.code == 0, done.err
     result = json.loads(done.out)
-    assert len(result["warnings"]) == 1 and "as nine (p " in result["warnings"][0]
+    assert len(result["warnings"]) == 1
+    assert "as nine (p " in result["warnings"][0]
     assert "nine" not in result["query_labels"]
     assert "warning: C_ref reads this image-nonine input as nine" in done.err
-    assert "Traceback" not in done.err and "UnannotatedReadingWarning" not in done.err  # said once, as a line
+    assert "Traceback" not in done.err
+    assert "UnannotatedReadingWarning" not in done.err  # said once, as a line
     plain = alice("search", ref, png, "--from", "image", "--in", "text", "-k", "3", "--json")
     assert json.loads(plain.out)["warnings"] == []
     # an edit of the query keeps the reading's warning and flags the edited latent's too
@@ -154,4 +160,5 @@ def test_search_cli_and_server_pass_the_warning_on(nonine):
                 query = answer.json()["query"]
                 assert bool(query["warnings"]) == flagged, (path, source, query["warnings"])
                 if flagged:
-                    assert "as nine (p " in query["warnings"][0] and "nine" not in query["labels"]
+                    assert "as nine (p " in query["warnings"][0]
+                    assert "nine" not in query["labels"]

@@ -150,7 +150,8 @@ def test_plugin_code_that_raises_is_one_line_naming_the_plugin_and_the_call(faul
     r = refused(
         f"plugin 'faulty' failed in {where}: {line} (alice --debug shows the traceback)", *_build(faulty, setting)
     )
-    assert r.code == 1 and not (faulty.parent / "out").exists()
+    assert r.code == 1
+    assert not (faulty.parent / "out").exists()
 
 
 def _build(recipe: Path, *sets: str) -> list:
@@ -165,7 +166,8 @@ def test_the_traceback_is_behind_the_debug_switch(faulty):
         alice("--debug", *_build(faulty, "data.fail=split")),
     ):
         assert r.code == 1
-        assert "Traceback" in r.err and 'raise ValueError("the tape is torn")' in r.err, r.err
+        assert "Traceback" in r.err, r.err
+        assert 'raise ValueError("the tape is torn")' in r.err, r.err
         assert r.errors == [
             "error: plugin 'faulty' failed in data set 'faulty-data'.split: ValueError: the tape is torn"
         ]
@@ -173,9 +175,11 @@ def test_the_traceback_is_behind_the_debug_switch(faulty):
 
 def test_a_plugins_own_alice_error_and_ctrl_c_pass_through_unchanged(faulty):
     r = refused("data set 'faulty-data': the tape is torn; splice it", *_build(faulty, "data.fail=alice"))
-    assert r.code == 2 and "plugin 'faulty' failed" not in r.err
+    assert r.code == 2
+    assert "plugin 'faulty' failed" not in r.err
     r = alice(*_build(faulty, "data.fail=interrupt"))
-    assert r.code == 130 and r.errors == ["error: interrupted before the first checkpoint; nothing was written"]
+    assert r.code == 130
+    assert r.errors == ["error: interrupted before the first checkpoint; nothing was written"]
     # a bad option value is the user's mistake, said by the plugin (ValueError/TypeError in __init__)
     refused("data set 'faulty-data': option size must be at least 10, got 3", *_build(faulty, "data.size=3"))
     refused("data set 'faulty-data': unknown option 'colour'", *_build(faulty, "data.colour=1"))
@@ -191,18 +195,24 @@ def test_a_label_mapper_that_raises_names_its_plugin(faulty, reference_copy):
         "plugin 'faulty' failed in label mapper 'faulty-mapper': IndexError: list index out of range",
         *("modality", "add", "image", "--reference", reference_copy, "--recipe", recipe, "--name", "faulty"),
     )
-    assert r.code == 1 and not (reference_copy / "adapters" / "faulty").exists()
+    assert r.code == 1
+    assert not (reference_copy / "adapters" / "faulty").exists()
 
 
 def test_what_the_registry_hands_out_is_the_plugins_class_behind_the_guard(faulty):
     reg = plugins.get_registry()
     data, design = reg.dataset("faulty-data"), reg.intervention("shifted")
-    assert issubclass(data, FaultyData) and registered_class(data) is FaultyData and data.__name__ == "FaultyData"
-    assert isinstance(data(), FaultyData) and data().split("train").labels.shape == (60, 3)
+    assert issubclass(data, FaultyData)
+    assert registered_class(data) is FaultyData
+    assert data.__name__ == "FaultyData"
+    assert isinstance(data(), FaultyData)
+    assert data().split("train").labels.shape == (60, 3)
     # signatures read through the guard: the settings a design declares, the options a data set takes
-    assert design.setting_names() == ("fail",) and "size" in inspect.signature(data.__init__).parameters
+    assert design.setting_names() == ("fail",)
+    assert "size" in inspect.signature(data.__init__).parameters
     module = design(3, 8)
-    assert isinstance(module, nn.Module) and set(module.state_dict()) == {"b"}
+    assert isinstance(module, nn.Module)
+    assert set(module.state_dict()) == {"b"}
     with pytest.raises(PluginError, match=r"plugin 'faulty' failed in data set 'faulty-data'\.split") as caught:
         data(fail="split").split("train")
     assert isinstance(caught.value.__cause__, ValueError)  # the plugin's own exception, for a debugger
@@ -301,42 +311,55 @@ def command_site(tmp_path_factory) -> dict:
 
 def test_a_plugin_whose_command_hook_fails_is_left_out_whole_and_reported_once(command_site):
     r = alice("plugins", "list", "--json", env=command_site, fresh=True)
-    assert r.code == 0 and "warning" not in r.err, r.err
+    assert r.code == 0, r.err
+    assert "warning" not in r.err, r.err
     listed = {p["name"]: p for p in json.loads(r.out)["plugins"]}
     loud = listed["loud"]
-    assert loud["status"] == "failed" and loud["error"] == "alice_register_commands failed: RuntimeError: no terminal"
+    assert loud["status"] == "failed"
+    assert loud["error"] == "alice_register_commands failed: RuntimeError: no terminal"
     assert loud["provides"] == {}  # its recipe folder is not kept
-    assert listed["clash"]["status"] == "failed" and "command(s) eval, which already exist" in listed["clash"]["error"]
-    assert listed["calm"]["status"] == "ok" and listed["calm"]["provides"] == {"command": ["calm"]}
+    assert listed["clash"]["status"] == "failed"
+    assert "command(s) eval, which already exist" in listed["clash"]["error"]
+    assert listed["calm"]["status"] == "ok"
+    assert listed["calm"]["provides"] == {"command": ["calm"]}
     assert listed["coco"]["provides"]["command"] == ["coco"]
 
     table = alice("plugins", "list", env=command_site, fresh=True)
     # once: FAILED in its row, the reason in one warning line
-    assert "no terminal" not in table.out and table.err.count("no terminal") == 1, table.err
+    assert "no terminal" not in table.out, table.err
+    assert table.err.count("no terminal") == 1, table.err
     assert "warning: plugin 'loud': alice_register_commands failed: RuntimeError: no terminal" in table.err
     assert "command: calm" in table.out
     other = alice("reference", "list", "--json", env=command_site, fresh=True)  # no warning on other commands
-    assert other.code == 0 and other.err == "", other.err
+    assert other.code == 0, other.err
+    assert other.err == "", other.err
     # what a failed plugin would have provided is missing: the errors name the plugins that failed
     r = refused(
         "unknown recipe 'loud-image' (known: ", "reference", "build", "loud-image", env=command_site, fresh=True
     )
-    assert "failed to load, see `alice plugins list`" in r.err and "loud" in r.err.split("plugin(s)")[1], r.err
+    assert "failed to load, see `alice plugins list`" in r.err, r.err
+    assert "loud" in r.err.split("plugin(s)")[1], r.err
     r = alice("loud", env={**command_site, "COLUMNS": "300"}, fresh=True)  # one line in the error box
-    assert r.code == 2 and "No such command 'loud'" in r.err and "failed to load; see `alice plugins list`" in r.err
-    assert "loud" in r.err.split("Plugin(s)")[1] and "clash" in r.err.split("Plugin(s)")[1], r.err
+    assert r.code == 2
+    assert "No such command 'loud'" in r.err
+    assert "failed to load; see `alice plugins list`" in r.err
+    assert "loud" in r.err.split("Plugin(s)")[1], r.err
+    assert "clash" in r.err.split("Plugin(s)")[1], r.err
 
 
 def test_a_plugin_command_that_raises_is_one_line_naming_it(command_site):
     assert alice("calm", "hello", env=command_site, fresh=True).out == "hello\n"
     r = alice("calm", "divide", env=command_site, fresh=True)
-    assert r.code == 1 and "Traceback" not in r.err
+    assert r.code == 1
+    assert "Traceback" not in r.err
     assert r.errors == [
         "error: plugin 'calm' failed in command 'calm divide': ZeroDivisionError: division by zero "
         "(alice --debug shows the traceback)"
     ]
     r = alice("--debug", "calm", "divide", env=command_site, fresh=True)
-    assert r.code == 1 and "Traceback" in r.err and "print(1 / 0)" in r.err
+    assert r.code == 1
+    assert "Traceback" in r.err
+    assert "print(1 / 0)" in r.err
 
 
 def test_a_guarded_design_compiles_without_a_graph_break():

@@ -7,10 +7,10 @@ import os
 
 import pytest
 import torch
-from cli_helpers import alice, refused
+from cli_helpers import EchoBackbone, alice, refused
 
 from alice.errors import AliceError
-from alice.plugin import Backbone, hookimpl
+from alice.plugin import hookimpl
 from alice.plugin import manager as plugins
 
 
@@ -38,18 +38,6 @@ def test_builtin_plugins_come_through_the_entry_point_group():
     assert {"global", "affine", "nonlinear"} <= set(reg.names("intervention"))
 
 
-class _Echo(Backbone):
-    name = "echo"
-    modality = "image"
-
-    @property
-    def feature_dim(self):
-        return 3
-
-    def extract(self, inputs, device):
-        return torch.zeros(len(inputs), 5)  # wrong: says 3, returns 5
-
-
 def test_a_plugin_whose_hook_raises_is_reported_and_the_rest_works(registered):
     class Broken:
         @hookimpl
@@ -58,7 +46,8 @@ def test_a_plugin_whose_hook_raises_is_reported_and_the_rest_works(registered):
 
     registered(Broken(), "broken-plugin")
     reg = plugins.get_registry()
-    assert "broken-plugin" in reg.plugins and "boom" in reg.plugins["broken-plugin"].error
+    assert "broken-plugin" in reg.plugins
+    assert "boom" in reg.plugins["broken-plugin"].error
     assert any("broken-plugin" in p for p in reg.problems)
     assert reg.backbone("pixels")  # everything else still there
 
@@ -67,7 +56,7 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both(registered):
     class A:
         @hookimpl
         def alice_register_backbones(self, register):
-            register(_Echo)
+            register(EchoBackbone)
 
     registered(A(), "plugin-a")
     registered(A(), "plugin-b")
@@ -92,9 +81,9 @@ def test_an_extractor_returning_the_wrong_feature_size_names_its_plugin():
         AliceError,
         match=r"backbone 'echo' \(plugin 'somewhere'\) returned features of shape \(2, 5\), expected \(2, 3\)",
     ):
-        check_features(_Echo().extract([1, 2], torch.device("cpu")), _Echo(), 2, "somewhere")
+        check_features(EchoBackbone().extract([1, 2], torch.device("cpu")), EchoBackbone(), 2, "somewhere")
     with pytest.raises(AliceError, match="NaN"):
-        check_features(torch.full((2, 3), float("nan")), _Echo(), 2, "somewhere")
+        check_features(torch.full((2, 3), float("nan")), EchoBackbone(), 2, "somewhere")
 
 
 def test_unknown_names_list_what_is_known():
@@ -119,11 +108,13 @@ def test_cli_survives_a_plugin_that_fails_to_import(broken_distribution):
     assert r.code == 0, r.err
     data = json.loads(r.out)
     broken = next(p for p in data["plugins"] if p["name"] == "broken")
-    assert broken["status"] == "failed" and "alice_no_such_module_xyz" in broken["error"]
+    assert broken["status"] == "failed"
+    assert "alice_no_such_module_xyz" in broken["error"]
     assert next(p for p in data["plugins"] if p["name"] == "image")["status"] == "ok"
     # other commands keep working, and an unknown name points at the failure
     r = alice("reference", "list", "--json", env=broken_distribution, fresh=True)
-    assert r.code == 0 and "digits-image" in r.out
+    assert r.code == 0
+    assert "digits-image" in r.out
     r = refused(
         "plugin(s) broken failed to load",
         "reference",
@@ -143,7 +134,9 @@ def test_allow_list_env_var_loads_only_named_plugins():
     env = dict(os.environ, ALICE_PLUGINS="image")
     r = alice("plugins", "list", "--json", env=env, fresh=True)
     names = {p["name"] for p in json.loads(r.out)["plugins"]}
-    assert "image" in names and "text" not in names and "digits" not in names
+    assert "image" in names
+    assert "text" not in names
+    assert "digits" not in names
 
 
 def test_a_plugin_with_a_misspelt_hook_is_left_out_whole_under_its_own_name(registered):
@@ -152,7 +145,7 @@ def test_a_plugin_with_a_misspelt_hook_is_left_out_whole_under_its_own_name(regi
     class Misspelt:
         @hookimpl
         def alice_register_backbones(self, register):
-            register(_Echo)
+            register(EchoBackbone)
 
         @hookimpl
         def alice_register_dataset(self, register):  # the hook is alice_register_datasets
@@ -161,13 +154,16 @@ def test_a_plugin_with_a_misspelt_hook_is_left_out_whole_under_its_own_name(regi
     registered(Misspelt(), "misspelt")
     reg = plugins.get_registry()
     info = reg.plugins["misspelt"]
-    assert info.error and "alice_register_dataset" in info.error and info.provides == {}
+    assert info.error
+    assert "alice_register_dataset" in info.error
+    assert info.provides == {}
     assert "echo" not in reg.names("backbone")  # its correct hook contributed nothing either
     assert not any(name.startswith("unknown") for name in reg.plugins)  # no anonymous row takes the blame
     with pytest.raises(AliceError, match=r"plugin\(s\) misspelt failed to load"):
         reg.backbone("echo")
     r = alice("plugins", "list")
-    assert "misspelt" in r.out and "FAILED" in r.out
+    assert "misspelt" in r.out
+    assert "FAILED" in r.out
 
 
 def test_the_old_import_paths_of_version_0_1_still_work():
@@ -187,8 +183,10 @@ def test_the_old_import_paths_of_version_0_1_still_work():
         public.Split,
         public.hookimpl,
     )
-    assert OldIntervention is public.Intervention and (PAIRED, SPLITS) == (public.PAIRED, public.SPLITS)
-    assert old_plugins.register_plugin is public.register_plugin and old_plugins.get_registry is public.get_registry
+    assert OldIntervention is public.Intervention
+    assert (PAIRED, SPLITS) == (public.PAIRED, public.SPLITS)
+    assert old_plugins.register_plugin is public.register_plugin
+    assert old_plugins.get_registry is public.get_registry
 
 
 # ----------------------------------------------------------------- lazy registration: by name and place
@@ -198,17 +196,19 @@ def test_a_lazy_registration_is_imported_on_first_use_and_checked_then(registere
     class Lazy:
         @hookimpl
         def alice_register_backbones(self, register):
-            register("lazy-echo", "test_plugins:_Echo")  # its class is named 'echo': caught on first use
+            register("lazy-echo", "cli_helpers:EchoBackbone")  # its class is named 'echo': caught on first use
             register("ghost", "alice_no_such_module_xyz:Ghost")
 
     registered(Lazy(), "lazy")
     reg = plugins.get_registry()
-    assert reg.plugins["lazy"].provides == {"backbone": ["lazy-echo", "ghost"]} and reg.plugins["lazy"].error is None
+    assert reg.plugins["lazy"].provides == {"backbone": ["lazy-echo", "ghost"]}
+    assert reg.plugins["lazy"].error is None
     with pytest.raises(AliceError, match=r"backbone 'ghost' of plugin 'lazy' cannot be loaded .*ModuleNotFoundError"):
         reg.backbone("ghost")
-    with pytest.raises(AliceError, match=r"test_plugins:_Echo is named 'echo'"):
+    with pytest.raises(AliceError, match=r"cli_helpers:EchoBackbone is named 'echo'"):
         reg.backbone("lazy-echo")
-    assert any("ghost" in p for p in reg.problems) and reg.backbone("pixels")  # the rest still works
+    assert any("ghost" in p for p in reg.problems)
+    assert reg.backbone("pixels")  # the rest still works
     data = json.loads(alice("plugins", "list", "--check", "--json").out)
     assert next(p for p in data["plugins"] if p["name"] == "lazy")["status"] == "failed"
 
@@ -222,7 +222,8 @@ def test_a_malformed_lazy_registration_leaves_the_plugin_out_whole(registered):
 
     registered(Malformed(), "malformed")
     reg = plugins.get_registry()
-    assert "module:attribute" in reg.plugins["malformed"].error and "fine" not in reg.names("dataset")
+    assert "module:attribute" in reg.plugins["malformed"].error
+    assert "fine" not in reg.names("dataset")
 
 
 def test_built_in_plugins_register_lazily_and_resolve(tmp_path):
@@ -238,6 +239,8 @@ def test_built_in_plugins_register_lazily_and_resolve(tmp_path):
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('alice_plugins.')))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert "torch" not in out and "backbones" not in out, out
+    assert "torch" not in out, out
+    assert "backbones" not in out, out
     r = alice("plugins", "list", "--check", "--json")
-    assert r.code == 0 and json.loads(r.out)["problems"] == [], r.out
+    assert r.code == 0, r.out
+    assert json.loads(r.out)["problems"] == [], r.out

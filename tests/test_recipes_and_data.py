@@ -12,14 +12,18 @@ from alice.errors import AliceError
 
 def test_builtin_recipes_parse_and_pair_up():
     names = {r.name: r for r in list_recipes()}
-    assert names["digits-image"].stage == "reference" and names["digits-text"].stage == "modality"
+    assert names["digits-image"].stage == "reference"
+    assert names["digits-text"].stage == "modality"
     assert names["digits-image"].family == names["digits-text"].family == "digits"
 
 
 def test_recipe_overrides_and_defaults():
     r = load_recipe("digits-image", ["training.steps=7", "model.latent_dim=16", "intervention.hidden=32"])
-    assert r.training.steps == 7 and r.model.latent_dim == 16 and r.intervention.settings["hidden"] == 32
-    assert r.backbone.options == {"size": 20} and r.intervention.prompt_backbone.name == "minilm"
+    assert r.training.steps == 7
+    assert r.model.latent_dim == 16
+    assert r.intervention.settings["hidden"] == 32
+    assert r.backbone.options == {"size": 20}
+    assert r.intervention.prompt_backbone.name == "minilm"
 
 
 @pytest.mark.parametrize(
@@ -76,14 +80,18 @@ def test_digits_splits_are_disjoint_draws_and_test_is_paired():
 
     img, txt = DigitsImage(train=500, val=50, test=80), DigitsText(train=500, val=50, test=80)
     ti, tt = img.split("train"), txt.split("train")
-    assert ti.pair_ids is None and tt.pair_ids is None  # nothing links training items across modalities
+    assert ti.pair_ids is None
+    assert tt.pair_ids is None  # nothing links training items across modalities
     assert not np.array_equal(ti.labels[:100], tt.labels[:100])
     ei, et = img.split("test"), txt.split("test")
     assert len(et.inputs) == 2 * len(ei.inputs)
     by_scene = dict(zip(ei.pair_ids, ei.labels.tolist()))
     assert all(by_scene[p] == y for p, y in zip(et.pair_ids, et.labels.tolist()))
-    assert ei.labels.sum(1).min() >= 1 and ei.labels.sum(1).max() <= 4
-    assert ei.inputs[0].shape == (20, 20) and 0.0 <= ei.inputs[0].min() and ei.inputs[0].max() <= 1.0
+    assert ei.labels.sum(1).min() >= 1
+    assert ei.labels.sum(1).max() <= 4
+    assert ei.inputs[0].shape == (20, 20)
+    assert 0.0 <= ei.inputs[0].min()
+    assert ei.inputs[0].max() <= 1.0
     # a caption names its digits as words or numerals
     words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     for text, y in zip(et.inputs[:20], et.labels[:20]):
@@ -123,7 +131,9 @@ def test_feature_cache_extracts_once(tmp_path, monkeypatch):
     kw = dict(dataset_identity={"name": "d"}, split="train", device=torch.device("cpu"), batch_size=4, shard_size=8)
     a = extract_features(Counting(), list("abcdefghijk"), **kw)
     b = extract_features(Counting(), list("abcdefghijk"), **kw)
-    assert a.shape == (11, 2) and torch.equal(a, b) and sum(calls) == 11
+    assert a.shape == (11, 2)
+    assert torch.equal(a, b)
+    assert sum(calls) == 11
     assert len(list(tmp_path.rglob("shard-*.safetensors"))) == 2
 
 
@@ -150,11 +160,16 @@ def test_a_probe_sample_is_extracted_once_for_the_probe_and_the_build(tmp_path, 
     inputs = list("abcdefghijk")
     kw = dict(dataset_identity={"name": "d"}, split="train", device=torch.device("cpu"))
     sample, cached = extract_sample(Letters(), inputs, [9, 1, 4], **kw)
-    assert sample[:, 0].tolist() == [ord("j"), ord("b"), ord("e")] and not cached and seen == ["b", "e", "j"]
+    assert sample[:, 0].tolist() == [ord("j"), ord("b"), ord("e")]
+    assert not cached
+    assert seen == ["b", "e", "j"]
     again, cached = extract_sample(Letters(), inputs, [1, 9], **kw)
-    assert cached and torch.equal(again, sample[[1, 0]]) and len(seen) == 3
+    assert cached
+    assert torch.equal(again, sample[[1, 0]])
+    assert len(seen) == 3
     full = extract_features(Letters(), inputs, batch_size=4, shard_size=8, **kw)
     assert sorted(seen[3:]) == sorted(set(inputs) - {"b", "e", "j"})  # the sample's rows are not extracted again
     assert full[:, 0].tolist() == [float(ord(c)) for c in inputs]
     _, cached = extract_sample(Letters(), inputs, [0, 10], **kw)
-    assert cached and len(seen) == 11  # the finished split serves a later probe
+    assert cached
+    assert len(seen) == 11  # the finished split serves a later probe

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 import pytest
-from cli_helpers import alice
+from cli_helpers import alice, chromium_driver
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
-
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +24,7 @@ def report(tiny_reference, tmp_path_factory):
     return ref, page
 
 
+@pytest.mark.slow
 def test_report_writes_page_figures_and_search_grid(report):
     ref, page = report
     assert page == (ref / "report" / "index.html").resolve()
@@ -36,49 +33,30 @@ def test_report_writes_page_figures_and_search_grid(report):
         assert (folder / name).stat().st_size > 1000, name
     assert (ref / "eval.json").is_file()  # the report ran `alice eval` first
     text = page.read_text()
-    assert "Table 1" in text and "Table 2" in text and "Table 3" in text
+    assert "Table 1" in text
+    assert "Table 2" in text
+    assert "Table 3" in text
     record = json.loads((folder / "report.json").read_text())
     kinds = {(r["query"], r["gallery"], r["kind"]) for r in record["search"]}
-    assert ("image", "text", "counterfactual") in kinds and ("text", "image", "plain") in kinds
+    assert ("image", "text", "counterfactual") in kinds
+    assert ("text", "image", "plain") in kinds
     assert record["projection"]["points"] == 160
     # every picture the page names exists beside it
     import re
 
     sources = re.findall(r'src="([^"]+)"', text)
-    assert len(sources) > 20 and all((folder / s).is_file() for s in sources)
+    assert len(sources) > 20
+    assert all((folder / s).is_file() for s in sources)
     # the reference still verifies: the report folder is derived, not part of the artifact
     from alice.artifacts.verify import verify_reference
 
     assert all(f.ok for f in verify_reference(ref))
 
 
-def _driver():
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (`make test` installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,2000",
-    ):
-        options.add_argument(flag)
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for a driver online
-    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-
-
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(report, tmp_path):
     _, page = report
-    driver = _driver()
+    driver = chromium_driver()
     try:
         driver.get(page.as_uri())
         assert "ALICE report" in driver.title
@@ -94,28 +72,37 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         tables = driver.execute_script(
             "return Array.from(document.querySelectorAll('table caption')).map(c => c.textContent);"
         )
-        assert any(t.startswith("Table 1") for t in tables) and any(t.startswith("Table 3") for t in tables)
+        assert any(t.startswith("Table 1") for t in tables)
+        assert any(t.startswith("Table 3") for t in tables)
         rows = driver.execute_script("return document.querySelectorAll('.row.counterfactual').length;")
         assert rows >= 2
         shot = tmp_path / "report.png"
-        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 20_000
+        assert driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 20_000
     finally:
         driver.quit()
 
 
+@pytest.mark.slow
 def test_report_errors_are_one_line_and_keep_other_folders(report, tmp_path):
     ref, _ = report
     code, _, err = alice("report", ref, "--projection", "umap")
-    assert code != 0 and "Traceback" not in err and "unknown projection 'umap'" in err
+    assert code != 0
+    assert "Traceback" not in err
+    assert "unknown projection 'umap'" in err
     keep = tmp_path / "mine"
     keep.mkdir()
     (keep / "notes.txt").write_text("mine")
     (keep / "index.html").write_text("<p>my own page</p>")  # an index.html alone does not make a folder a report
     code, _, err = alice("report", ref, "--out", keep, "--items", "20", "--projection", "pca", "--queries", "1")
-    assert code != 0 and "is not an ALICE report" in err and "Traceback" not in err
-    assert (keep / "notes.txt").read_text() == "mine" and not list(tmp_path.glob(".mine.partial-*"))
+    assert code != 0
+    assert "is not an ALICE report" in err
+    assert "Traceback" not in err
+    assert (keep / "notes.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".mine.partial-*"))
 
 
+@pytest.mark.slow
 def test_report_keeps_an_eval_json_of_something_else(report, tmp_path):
     """An eval.json that does not describe the reference is shown fresh, never overwritten; junk is survived."""
     ref, _ = report
@@ -137,7 +124,8 @@ def test_report_keeps_an_eval_json_of_something_else(report, tmp_path):
     assert alice("reference", "verify", copy, "--rehash")[0] == 0
     code, _, err = alice("report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1")
     assert code == 0, err
-    assert (copy / "eval.json").read_text() == "[]" and (copy / "report" / "report.json").is_file()
+    assert (copy / "eval.json").read_text() == "[]"
+    assert (copy / "report" / "report.json").is_file()
 
 
 MULTILINE = 'two lines <b>and a tag</b>\nthe second & "quoted"\n\nafter a blank line'
@@ -158,6 +146,7 @@ def test_a_multi_line_text_preview_keeps_its_line_breaks(tmp_path):
     assert re.search(r"white-space:\s*pre-wrap", rule), rule
 
 
+@pytest.mark.slow
 def test_a_multi_line_text_preview_renders_on_several_lines(tmp_path):
     from alice.report.page import STYLE
     from alice.report.previews import Gallery
@@ -165,7 +154,7 @@ def test_a_multi_line_text_preview_renders_on_several_lines(tmp_path):
     figure = Gallery(tmp_path, lambda modality, item: item).html("text", 0, MULTILINE, "a caption")
     page = tmp_path / "page.html"
     page.write_text(f"<!doctype html><html><head><style>{STYLE}</style></head><body>{figure}</body></html>")
-    driver = _driver()
+    driver = chromium_driver()
     try:
         driver.get(page.as_uri())
         shown = driver.execute_script("return document.querySelector('p.text').innerText;")

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
 import re
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from cli_helpers import refused
+from cli_helpers import benchmark_module, refused, scene_png
 
 from alice.artifacts.ann import AnnSpec
 from alice.artifacts.indexes import write_index
 from alice.errors import AliceError
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
-ROOT = Path(__file__).resolve().parents[1]
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
 
@@ -53,32 +50,13 @@ def client(served):
         yield c
 
 
-def scene_png(ref, wanted: list[str]) -> tuple[bytes, int]:
-    """A test-split scene showing exactly ``wanted``, as PNG bytes, and its row in the image index."""
-    from PIL import Image
-
-    from alice.artifacts.indexes import Index
-
-    index = Index.open(ref / "indexes" / "image-test.safetensors")
-    vocab = json.loads((ref / "reference.json").read_text())["vocabulary"]
-    from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
-
-    split = make_dataset(DataSpec(index.meta["dataset"]["name"], index.meta["dataset"]["options"])).split("test")
-    for row in range(index.count):
-        if index.label_names(row, vocab) == wanted:
-            image = (np.clip(np.asarray(split.inputs[row]), 0, 1) * 255).round().astype(np.uint8)
-            buffer = io.BytesIO()
-            Image.fromarray(image).save(buffer, format="PNG")
-            return buffer.getvalue(), row
-    raise AssertionError(f"no test scene showing exactly {wanted}")
-
-
 def refusal(response, status: int, needle: str, client) -> None:
     """A 4xx with a one-line message naming the problem, and the server answers the next request."""
     assert response.status_code == status, (response.status_code, response.text)
     message = response.json()["error"]
-    assert needle in message and "\n" not in message and "Traceback" not in message, message
+    assert needle in message, message
+    assert "\n" not in message, message
+    assert "Traceback" not in message, message
     assert client.get("/api/health").json()["status"] == "ok"
 
 
@@ -88,16 +66,22 @@ def refusal(response, status: int, needle: str, client) -> None:
 def test_health_space_and_schema(client, served_ref):
     health = client.get("/api/health").json()
     sha = json.loads((served_ref / "reference.json").read_text())["weights"]["sha256"]
-    assert health["status"] == "ok" and health["reference_sha256"] == sha and health["indexes"] == 2
+    assert health["status"] == "ok"
+    assert health["reference_sha256"] == sha
+    assert health["indexes"] == 2
     space = client.get("/api/space").json()
-    assert space["sha256"] == sha and len(space["vocabulary"]) == 10 and space["latent_dim"] == 32
+    assert space["sha256"] == sha
+    assert len(space["vocabulary"]) == 10
+    assert space["latent_dim"] == 32
     reads = {m["name"]: m for m in space["modalities"]}
-    assert (
-        ".png" in reads["image"]["file_suffixes"] and reads["text"]["reads_text"] and not reads["image"]["reads_text"]
-    )
+    assert ".png" in reads["image"]["file_suffixes"]
+    assert reads["text"]["reads_text"]
+    assert not reads["image"]["reads_text"]
     indexes = {i["name"]: i for i in space["indexes"]}
-    assert indexes["image-test"]["kind"] == "exact" and indexes["image-test"]["preview"] == "image"
-    assert indexes["text-test"]["kind"] == "ivf" and indexes["text-test"]["preview"] == "text"
+    assert indexes["image-test"]["kind"] == "exact"
+    assert indexes["image-test"]["preview"] == "image"
+    assert indexes["text-test"]["kind"] == "ivf"
+    assert indexes["text-test"]["preview"] == "text"
     assert indexes["text-test"]["recall_at_10"] > 0.5
     schema = client.get("/openapi.json").json()
     assert {"/api/search", "/api/search/file", "/api/classify", "/api/space", "/api/health"} <= set(schema["paths"])
@@ -114,22 +98,28 @@ def test_health_space_and_schema(client, served_ref):
     assert re.fullmatch(request["properties"]["replace"]["anyOf"][0]["pattern"], "three=seven")
     assert not re.fullmatch(request["properties"]["replace"]["anyOf"][0]["pattern"], "three=three")
     page = client.get("/")
-    assert page.status_code == 200 and "ALICE search" in page.text
-    assert "http://" not in page.text and "https://" not in page.text  # nothing from the network
+    assert page.status_code == 200
+    assert "ALICE search" in page.text
+    assert "http://" not in page.text
+    assert "https://" not in page.text  # nothing from the network
 
 
 def test_text_query_finds_images_of_its_digit_with_previews(client):
     hits = 0
     for word in ("zero", "three", "seven", "nine"):
         answer = client.post("/api/search", json={"text": f"one digit: {word}", "index": "image-test", "k": 10}).json()
-        assert answer["query"]["from"] == "text" and answer["index"]["name"] == "image-test" and answer["exact"]
+        assert answer["query"]["from"] == "text"
+        assert answer["index"]["name"] == "image-test"
+        assert answer["exact"]
         scores = [r["score"] for r in answer["results"]]
-        assert len(scores) == 10 and scores == sorted(scores, reverse=True)
+        assert len(scores) == 10
+        assert scores == sorted(scores, reverse=True)
         assert set(answer["query"]["probabilities"]) == set(client.get("/api/space").json()["vocabulary"])
         hits += sum(word in r["labels"] for r in answer["results"])
     assert hits >= 12  # chance is about a fifth of 40
     picture = client.get(answer["results"][0]["preview"])
-    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    assert picture.status_code == 200
+    assert picture.headers["content-type"] == "image/png"
     assert picture.content.startswith(b"\x89PNG")
 
 
@@ -137,27 +127,36 @@ def test_an_uploaded_image_and_its_counterfactual(client, served_ref):
     png, _ = scene_png(served_ref, ["three"])
     files = {"file": ("scene.png", png, "image/png")}
     plain = client.post("/api/search/file", files=files, data={"index": "text-test", "k": "10"}).json()
-    assert plain["query"]["from"] == "image" and plain["query"]["kind"] == "file" and plain["index"]["kind"] == "ivf"
+    assert plain["query"]["from"] == "image"
+    assert plain["query"]["kind"] == "file"
+    assert plain["index"]["kind"] == "ivf"
     assert plain["results"][0]["text"]  # captions come with their text
     edited = client.post(
         "/api/search/file", files=files, data={"index": "text-test", "k": "10", "replace": "three=seven"}
     ).json()
     assert edited["query"]["replace"] == ["three", "seven"]
-    assert "seven" in edited["query"]["edited_labels"] and "three" not in edited["query"]["edited_labels"]
+    assert "seven" in edited["query"]["edited_labels"]
+    assert "three" not in edited["query"]["edited_labels"]
     sevens = lambda a: sum("seven" in r["labels"] and "three" not in r["labels"] for r in a["results"])  # noqa: E731
-    assert sevens(edited) >= 5 and sevens(edited) > sevens(plain)
+    assert sevens(edited) >= 5
+    assert sevens(edited) > sevens(plain)
     labels = client.post("/api/classify/file", files=files, data={"replace": "three=seven"}).json()["query"]
-    assert labels["labels"] == edited["query"]["labels"] and labels["edited_labels"] == edited["query"]["edited_labels"]
+    assert labels["labels"] == edited["query"]["labels"]
+    assert labels["edited_labels"] == edited["query"]["edited_labels"]
 
 
 def test_an_item_of_an_index_as_the_query_and_classify(client):
     answer = client.post("/api/search", json={"item": {"index": "image-test", "row": 5}, "index": "image-test"}).json()
-    assert answer["query"]["kind"] == "item" and answer["query"]["from"] == "image"
-    assert answer["results"][0]["row"] == 5 and answer["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
+    assert answer["query"]["kind"] == "item"
+    assert answer["query"]["from"] == "image"
+    assert answer["results"][0]["row"] == 5
+    assert answer["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
     item = client.get("/api/indexes/image-test/items/5").json()
     assert item["labels"] == answer["results"][0]["labels"]
     text = client.post("/api/classify", json={"text": "one digit: four", "replace": "four=eight"}).json()["query"]
-    assert text["from"] == "text" and "four" in text["labels"] and "eight" in text["edited_labels"]
+    assert text["from"] == "text"
+    assert "four" in text["labels"]
+    assert "eight" in text["edited_labels"]
 
 
 def test_approximate_and_exact_answers_agree(client):
@@ -165,7 +164,8 @@ def test_approximate_and_exact_answers_agree(client):
         body = {"text": f"a {word}", "index": "text-test", "k": 10}
         fast = client.post("/api/search", json=body).json()
         exact = client.post("/api/search", json={**body, "exact": True}).json()
-        assert not fast["exact"] and exact["exact"]
+        assert not fast["exact"]
+        assert exact["exact"]
         overlap = {r["row"] for r in fast["results"]} & {r["row"] for r in exact["results"]}
         assert len(overlap) >= 7, overlap
 
@@ -252,14 +252,6 @@ def test_an_index_of_another_reference_is_not_served(served_ref, tmp_path):
 # ----------------------------------------------------------------- safe to hand to strangers
 
 
-def uploads_module():
-    """benchmarks/serve_uploads.py: the PNGs it measures the server with (written a row at a time)."""
-    spec = importlib.util.spec_from_file_location("serve_uploads", ROOT / "benchmarks" / "serve_uploads.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_text_is_text_never_a_path_on_the_server(client, tmp_path):
     """A text naming a file of the server (an image there is, one there is not, a folder, a pipe) sent to the image
     adapter is refused at once, with one line that says nothing of the file; read as text, it is text."""
@@ -271,14 +263,17 @@ def test_a_text_is_text_never_a_path_on_the_server(client, tmp_path):
         for route in ("/api/classify", "/api/search"):
             t0 = time.perf_counter()
             answer = client.post(route, json={"text": str(text), "from": "image"})
-            assert time.perf_counter() - t0 < 10 and answer.status_code == 400, answer.text
+            assert time.perf_counter() - t0 < 10, answer.text
+            assert answer.status_code == 400, answer.text
             lines.add(answer.json()["error"])
     assert lines == {
         "'image' reads .png, .jpg, .jpeg, .bmp, .gif, .webp, .tif, .tiff files, not text; send a file to "
         "/api/search/file or /api/classify/file"
     }
     read = client.post("/api/classify", json={"text": str(png)}).json()["query"]
-    assert read["kind"] == "text" and read["from"] == "text" and read["shown"] == str(png)
+    assert read["kind"] == "text"
+    assert read["from"] == "text"
+    assert read["shown"] == str(png)
 
 
 def scene_png_bytes(side: int = 20) -> bytes:
@@ -296,7 +291,7 @@ def test_uploads_over_the_caps_are_refused_from_their_header(served, tmp_path):
     from alice.serve.app import create_app
     from alice.serve.spec import ServeSpec
 
-    pngs = uploads_module()
+    pngs = benchmark_module("serve_uploads")
     spec = ServeSpec(limits=InputLimits(max_pixels=200 * 200))
     with fastapi_testclient.TestClient(create_app(spec=spec, served=served)) as c:
         upload = lambda path: c.post("/api/classify/file", files={"file": (path.name, path.read_bytes())})  # noqa: E731
@@ -319,7 +314,7 @@ def test_no_request_blocks_the_others(served, tmp_path):
     from alice.serve.spec import ServeSpec
 
     spec = ServeSpec(busy_after_s=0.5, limits=InputLimits(max_pixels=100))
-    claim = uploads_module().png_claiming(tmp_path / "large.png", 5000, 5000)
+    claim = benchmark_module("serve_uploads").png_claiming(tmp_path / "large.png", 5000, 5000)
     with fastapi_testclient.TestClient(create_app(spec=spec, served=served)) as c:
         assert served._lock.acquire(timeout=60)  # another request at the models
         try:
@@ -329,7 +324,8 @@ def test_no_request_blocks_the_others(served, tmp_path):
             assert refusal_while_busy.status_code == 503, refusal_while_busy.text
             assert "the server is busy: no turn at the models within 0.5 s" in refusal_while_busy.json()["error"]
             early = c.post("/api/classify/file", files={"file": ("large.png", claim.read_bytes())})
-            assert early.status_code == 413 and "5,000 x 5,000 pixels" in early.json()["error"]
+            assert early.status_code == 413
+            assert "5,000 x 5,000 pixels" in early.json()["error"]
             assert c.get("/api/health").status_code == 200
         finally:
             served._lock.release()
@@ -344,11 +340,13 @@ def test_a_token_guards_all_but_health_and_the_page(served, served_ref, tmp_path
 
     token = "a-token-long-enough-to-guess-never"
     with fastapi_testclient.TestClient(create_app(spec=ServeSpec(token=token), served=served)) as c:
-        assert c.get("/api/health").status_code == 200 and "ALICE search" in c.get("/").text
+        assert c.get("/api/health").status_code == 200
+        assert "ALICE search" in c.get("/").text
         for headers in ({}, {"Authorization": "Bearer not-the-token-at-all-no"}, {"Authorization": token}):
             for method, path in (("GET", "/api/space"), ("GET", "/openapi.json"), ("POST", "/api/search")):
                 answer = c.request(method, path, headers=headers, json={"text": "a two"})
-                assert answer.status_code == 401 and answer.headers["www-authenticate"].startswith("Bearer")
+                assert answer.status_code == 401
+                assert answer.headers["www-authenticate"].startswith("Bearer")
                 assert "needs its token" in answer.json()["error"]
         big = c.post("/api/search/file", files={"file": ("x.png", b"\0" * (11 * 2**20))})
         assert big.status_code == 401  # refused before the upload is read

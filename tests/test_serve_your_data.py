@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import ok
-from test_your_data import _photos, _recipe
+from cli_helpers import ok, write_photos, write_recipe
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
+#: one space of three modalities on hf backbones, trained for the module: all slow
+pytestmark = pytest.mark.slow
 
 WORDS = {"cat": "a small cat", "dog": "a big dog", "cat;dog": "a cat and a dog"}
 
@@ -41,7 +42,7 @@ def _sounds(root: Path, n: int = 16) -> Path:
 @pytest.fixture(scope="module")
 def space(tmp_path_factory, tiny_vit, tiny_bert) -> Path:
     folder = tmp_path_factory.mktemp("your-space")
-    photos = _photos(folder / "photos")
+    photos = write_photos(folder / "photos")
     captions = folder / "captions.jsonl"
     with captions.open("w") as f:
         for i in range(24):
@@ -50,11 +51,11 @@ def space(tmp_path_factory, tiny_vit, tiny_bert) -> Path:
             f.write(json.dumps({"text": WORDS[labels], "labels": labels.split(";"), "split": split}) + "\n")
     sounds = _sounds(folder / "sounds")
     ref = folder / "ref"
-    image = _recipe(
+    image = write_recipe(
         folder / "r.toml", {"dataset": "image-folder", "root": str(photos)}, {"name": "hf", "model": str(tiny_vit)}
     )
     ok("reference", "build", image, "--out", ref)
-    text = _recipe(
+    text = write_recipe(
         folder / "t.toml",
         {"dataset": "text-file", "path": str(captions)},
         {"name": "hf", "model": str(tiny_bert)},
@@ -62,7 +63,7 @@ def space(tmp_path_factory, tiny_vit, tiny_bert) -> Path:
         "text",
     )
     ok("modality", "add", "text", "--reference", ref, "--recipe", text)
-    audio = _recipe(
+    audio = write_recipe(
         folder / "a.toml", {"dataset": "audio-folder", "root": str(sounds)}, {"name": "logmel"}, "modality", "audio"
     )
     ok("modality", "add", "audio", "--reference", ref, "--recipe", audio)
@@ -86,10 +87,11 @@ def test_a_space_on_hf_backbones_answers_and_shows_items_as_what_they_are(client
     facts = client.get("/api/space")
     assert facts.status_code == 200, facts.text  # hf says what it reads per instance, and the server asks it
     reads = {m["name"]: m for m in facts.json()["modalities"]}
-    assert reads["image"]["backbone"] == "hf" and ".png" in reads["image"]["file_suffixes"]
-    assert (
-        reads["text"]["reads_text"] and not reads["image"]["reads_text"] and ".wav" in reads["audio"]["file_suffixes"]
-    )
+    assert reads["image"]["backbone"] == "hf"
+    assert ".png" in reads["image"]["file_suffixes"]
+    assert reads["text"]["reads_text"]
+    assert not reads["image"]["reads_text"]
+    assert ".wav" in reads["audio"]["file_suffixes"]
     kinds = {i["name"]: i["preview"] for i in facts.json()["indexes"]}
     assert kinds == {"image-test": "image", "text-test": "text", "audio-test": "sound"}
     shown = {}
@@ -101,25 +103,35 @@ def test_a_space_on_hf_backbones_answers_and_shows_items_as_what_they_are(client
         assert preview.status_code == 200
         shown[index] = (hit, preview.headers["content-type"], preview.content)
     hit, media, data = shown["image-test"]
-    assert media == "image/png" and data.startswith(b"\x89PNG") and hit["file"].startswith("img") and not hit["text"]
+    assert media == "image/png"
+    assert data.startswith(b"\x89PNG")
+    assert hit["file"].startswith("img")
+    assert not hit["text"]
     hit, media, data = shown["audio-test"]
-    assert media == "audio/wav" and data.startswith(b"RIFF") and hit["file"].startswith("clip") and not hit["text"]
+    assert media == "audio/wav"
+    assert data.startswith(b"RIFF")
+    assert hit["file"].startswith("clip")
+    assert not hit["text"]
     hit, media, data = shown["text-test"]
-    assert media.startswith("text/plain") and data.decode() == hit["text"] in WORDS.values() and not hit["file"]
+    assert media.startswith("text/plain")
+    assert data.decode() == hit["text"] in WORDS.values()
+    assert not hit["file"]
     # an uploaded picture, read by the hf image backbone; a sound longer than --max-seconds refused from its header
     picture = (space.parent / "photos" / "img0.png").read_bytes()
     answer = client.post("/api/search/file", files={"file": ("img0.png", picture)}, data={"index": "text-test"})
-    assert answer.status_code == 200 and answer.json()["query"]["from"] == "image"
+    assert answer.status_code == 200
+    assert answer.json()["query"]["from"] == "image"
     long = client.post(
         "/api/classify/file", files={"file": ("long.wav", (space.parent / "sounds/clip0.wav").read_bytes())}
     )
-    assert long.status_code == 413 and long.json()["error"].startswith(
-        "sound long.wav lasts 0.2 s, more than the 0.1 s allowed"
-    )
+    assert long.status_code == 413
+    assert long.json()["error"].startswith("sound long.wav lasts 0.2 s, more than the 0.1 s allowed")
 
 
 def test_the_search_table_names_a_file_item_s_path(space):
     out = ok("search", space, "a big dog", "--in", "image", "-k", "3").out
-    assert "file" in out and "img2" in out and "text" not in out.split("\n", 3)[2]
+    assert "file" in out
+    assert "img2" in out
+    assert "text" not in out.split("\n", 3)[2]
     found = json.loads(ok("search", space, "a big dog", "--in", "audio", "-k", "2", "--json").out)
     assert all(r["file"].endswith(".wav") and "text" not in r for r in found["results"])

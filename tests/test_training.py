@@ -37,6 +37,7 @@ def model(latent: int = 16, hidden: int = 64, dropout: float = 0.1) -> ModelSpec
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "design",
     [
@@ -69,10 +70,13 @@ def test_sampled_interventions_remove_a_present_and_add_an_absent_annotated_clas
     rows = torch.arange(500)
     v = k.valid
     assert v.float().mean() > 0.5
-    assert (y[rows, k.remove][v] == 1).all() and (y[rows, k.add][v] == 0).all()
-    assert annotated[k.remove[v]].all() and annotated[k.add[v]].all()
+    assert (y[rows, k.remove][v] == 1).all()
+    assert (y[rows, k.add][v] == 0).all()
+    assert annotated[k.remove[v]].all()
+    assert annotated[k.add[v]].all()
     edited = k.apply_to_labels(y)
-    assert (edited[rows, k.remove][v] == 0).all() and (edited[rows, k.add][v] == 1).all()
+    assert (edited[rows, k.remove][v] == 0).all()
+    assert (edited[rows, k.add][v] == 1).all()
     assert torch.equal(edited[~v], y[~v])  # no usable intervention: labels untouched
     assert ((edited != y).sum(1)[v] == 2).all()  # exactly two classes change
     # every annotated class gets drawn: the draw is not stuck on one index
@@ -86,7 +90,8 @@ def test_masked_bce_ignores_unannotated_classes():
     loss = masked_bce(logits, target, mask)
     loss.backward()
     assert torch.allclose(loss, torch.log(torch.tensor(2.0)))
-    assert (logits.grad[:, ~mask] == 0).all() and (logits.grad[:, mask] != 0).all()
+    assert (logits.grad[:, ~mask] == 0).all()
+    assert (logits.grad[:, mask] != 0).all()
 
 
 def test_stage_two_leaves_reference_bit_identical(reference_copy, recipe_dir):
@@ -128,6 +133,7 @@ def test_stage_two_trains_only_encoder_and_decoder_even_with_partial_labels(tiny
     assert history.records[-1]["cls"] < history.records[0]["cls"]
 
 
+@pytest.mark.slow
 def test_fast_path_settings_give_the_same_losses(digits_pixels, monkeypatch):
     """bf16 autocast, fused Adam and torch.compile (the GPU fast path, run here on CPU): losses as the plain path's.
 
@@ -156,7 +162,8 @@ def test_fast_path_settings_give_the_same_losses(digits_pixels, monkeypatch):
 def _compare_fast_and_plain(digits_pixels):
     from alice.train.stages import FastPath
 
-    assert FastPath.resolve(TrainingSpec(), CPU).adam == {} and FastPath.resolve(TrainingSpec(), CPU).autocast is None
+    assert FastPath.resolve(TrainingSpec(), CPU).adam == {}
+    assert FastPath.resolve(TrainingSpec(), CPU).autocast is None
     assert FastPath.resolve(TrainingSpec(), torch.device("cuda")).adam == {"fused": True}
     assert FastPath.resolve(TrainingSpec(), torch.device("cuda")).autocast is torch.bfloat16
     runs = {}
@@ -229,6 +236,7 @@ def test_16bit_dropout_masks_keep_the_rate_the_mean_and_independence():
     assert torch.equal(drop(x), x)
 
 
+@pytest.mark.slow
 def test_dropout_mask_setting_resolves_and_trains(digits_pixels, monkeypatch):
     import functools
 

