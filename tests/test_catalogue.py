@@ -96,20 +96,20 @@ def export(work: Path) -> None:
 
 class EchoPlugin:
     @hookimpl
-    def alice_register_backbones(self, register):
-        register(_Echo)
+    def alice_register_backbones(self, registrar):
+        registrar.backbone(_Echo)
 
 
 class RaisingPlugin:
     @hookimpl
-    def alice_register_backbones(self, register):
+    def alice_register_backbones(self, registrar):
         raise RuntimeError("boom")
 
 
 class WrongKindPlugin:
     @hookimpl
-    def alice_register_backbones(self, register):
-        register(object)
+    def alice_register_backbones(self, registrar):
+        registrar.backbone(object)
 
 
 def register(*pairs) -> Callable[[], None]:
