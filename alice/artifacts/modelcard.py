@@ -204,38 +204,7 @@ def reference_card(
         stage1={"dataset": _code(recipe_data.get("dataset", "?")), "options": _code(recipe_data.get("options", {}))}
         if recipe_data
         else None,
-        data=_table(
-            ["adapter", "modality", "data set", "options", "samples", "classes annotated"],
-            [
-                [
-                    n,
-                    a.modality,
-                    _code(a.data.dataset),
-                    _code(a.data.options),
-                    _samples(a) or "–",
-                    len(a.labels.annotated),
-                ]
-                for n, a in adapters.items()
-            ],
-        )
-        if adapters
-        else None,
-        backbones=_table(
-            ["adapter", "modality", "backbone", "options", "features", "identity"],
-            [
-                [
-                    n,
-                    a.modality,
-                    _code(a.backbone.name),
-                    _code(a.backbone.options),
-                    a.backbone.feature_dim,
-                    _code(a.backbone.identity),
-                ]
-                for n, a in adapters.items()
-            ],
-        )
-        if adapters
-        else None,
+        **_adapter_tables(adapters),
         statistics=(m.statistics or {}).get("samples", "?") if m.statistics else None,
         prompt={"name": _code(prompt.get("name", "?")), "options": _code(prompt.get("options", {}))}
         if isinstance(prompt, dict)
@@ -252,6 +221,31 @@ def reference_card(
         },
         partial=_partial(m.vocabulary, adapters),
     )
+
+
+def _adapter_tables(adapters: dict[str, AdapterManifest]) -> dict[str, Any]:
+    """The reference card's tables of its adapters: the data each read, the backbone each reads it with."""
+    if not adapters:
+        return {"data": None, "backbones": None}
+    data = [
+        [n, a.modality, _code(a.data.dataset), _code(a.data.options), _samples(a) or "–", len(a.labels.annotated)]
+        for n, a in adapters.items()
+    ]
+    backbones = [
+        [
+            n,
+            a.modality,
+            _code(a.backbone.name),
+            _code(a.backbone.options),
+            a.backbone.feature_dim,
+            _code(a.backbone.identity),
+        ]
+        for n, a in adapters.items()
+    ]
+    return {
+        "data": _table(["adapter", "modality", "data set", "options", "samples", "classes annotated"], data),
+        "backbones": _table(["adapter", "modality", "backbone", "options", "features", "identity"], backbones),
+    }
 
 
 def _samples(adapter: AdapterManifest) -> str:
