@@ -213,7 +213,6 @@ def test_a_card_round_trips_through_huggingface_hub(tiny_reference, tmp_path):
             "interventions",
             "reference-space",
             "image",
-            "text",
         ],
     }
     card.save(tmp_path / "again.md")
