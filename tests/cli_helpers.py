@@ -249,8 +249,8 @@ class Troubled(DataSet):
 
 class TroubledPlugin:
     @hookimpl
-    def alice_register_datasets(self, register):
-        register(Troubled)
+    def alice_register_datasets(self, registrar):
+        registrar.dataset(Troubled)
 
 
 class EchoBackbone(Backbone):

@@ -94,20 +94,20 @@ def export(work: Path) -> None:
 
 class EchoPlugin:
     @hookimpl
-    def alice_register_backbones(self, register):
-        register(EchoBackbone)
+    def alice_register_backbones(self, registrar):
+        registrar.backbone(EchoBackbone)
 
 
 class RaisingPlugin:
     @hookimpl
-    def alice_register_backbones(self, register):
+    def alice_register_backbones(self, registrar):
         raise RuntimeError("boom")
 
 
 class WrongKindPlugin:
     @hookimpl
-    def alice_register_backbones(self, register):
-        register(object)
+    def alice_register_backbones(self, registrar):
+        registrar.backbone(object)
 
 
 def register(*pairs) -> Callable[[], None]:

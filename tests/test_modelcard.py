@@ -10,38 +10,18 @@ import pytest
 from cli_helpers import ok
 
 from alice.artifacts import ReferenceSpace
-from alice.artifacts.modelcard import adapter_card, front_matter, reference_card
+from alice.artifacts.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
+from alice.artifacts.modelcard import adapter_card, reference_card
 from alice.artifacts.verify import verify_reference
 from alice.errors import AliceError
 
 
 def parse_front_matter(text: str) -> dict:
-    """The YAML subset the cards use (``key: scalar`` and ``key:`` + ``- item`` lists), parsed by hand."""
-    m = re.match(r"\A---\n(.*?)\n---\n", text, re.S)
-    assert m, "no front matter at the top of the card"
-    meta: dict = {}
-    key = None
-    for line in m.group(1).splitlines():
-        if line.startswith("- "):
-            assert key is not None, line
-            assert isinstance(meta[key], list), line
-            meta[key].append(_scalar(line[2:]))
-        else:
-            k, _, v = line.partition(":")
-            assert re.fullmatch(r"[a-z_-]+", k), line
-            key = k
-            meta[k] = _scalar(v.strip()) if v.strip() else []
-    try:  # where PyYAML is installed, it must read the same
-        import yaml
-    except ImportError:
-        pass
-    else:
-        assert yaml.safe_load(m.group(1)) == meta
-    return meta
+    """The card's metadata, as the Hugging Face Hub's own reader (``huggingface_hub.ModelCard``) reads it."""
+    from huggingface_hub import ModelCard
 
-
-def _scalar(text: str):
-    return json.loads(text) if text.startswith('"') else text
+    assert text.startswith("---\n"), "no front matter at the top of the card"
+    return ModelCard(text).data.to_dict()
 
 
 def _eval_values(text: str) -> set[str]:
@@ -142,7 +122,7 @@ def test_adding_an_adapter_writes_its_card_and_changes_no_earlier_file(reference
         dataclasses.replace(text.manifest, name="text2"),
     )
     files = weights.files(ref.sha256, ref.reference_digest)
-    files.update(modelcard.cards(files, reference=ref.manifest.to_json()))
+    files.update(modelcard.cards(files, reference=ref.manifest))
     update_space(ref.path, {f"adapters/text2/{rel}": v for rel, v in files.items()})
     assert {p: p.read_bytes() for p in before} == before
     card = (reference_copy / "adapters" / "text2" / "README.md").read_text()
@@ -196,26 +176,64 @@ def test_a_manifest_the_card_cannot_describe_never_stops_the_artifact(reference_
     assert all(f.ok for f in verify_reference(out))
 
 
+def _reference(vocabulary: list[str], **fields) -> ReferenceManifest:
+    return ReferenceManifest("r", vocabulary, 4, [], 0.1, "global", {}, **fields)
+
+
 def test_cards_from_sparse_manifests_and_awkward_labels():
     vocab = ["cat|dog", "yes", "a: b", "#1"]
-    card = reference_card({"vocabulary": vocab}, {})
+    card = reference_card(_reference(vocab), {})
     meta = parse_front_matter(card)
     assert meta["library_name"] == "alice"
     assert "| 0 | cat\\|dog |" in card
     assert "| 2 | a: b |" in card
-    card = adapter_card(
-        {"name": "x", "modality": "sonar", "labels": {"mapping": {"Yes": "yes", "n/a": None}, "annotated": ["yes"]}},
-        {"vocabulary": vocab, "name": "r"},
+    adapter = AdapterManifest(
+        "x",
+        "sonar",
+        DataRecord("pings", {"rate": "1|2"}),
+        BackboneRecord("echo", {}, {}, 3),
+        LabelRecord(mapping={"Yes": "yes", "n/a": None}, annotated=["yes"]),
+        [8],
+        [],
     )
+    card = adapter_card(adapter, _reference(vocab))
     meta = parse_front_matter(card)
-    assert meta["tags"][-1] == "sonar"
+    assert meta["tags"] == ["alice", "multimodal", "adapter", "sonar", "backbone-echo"]
     assert "n/a" in card
-    text = front_matter({"license": "apache-2.0", "tags": ["yes", "1.0", "a: b", "no"], "empty": []})
-    assert parse_front_matter(text + "\n") == {"license": "apache-2.0", "tags": ["yes", "1.0", "a: b", "no"]}
+    assert "- Adapters x annotate only part of the vocabulary" in card
+    card = reference_card(_reference(vocab), {"x": adapter})
+    assert '| x | sonar | `pings` | `{"rate": "1\\|2"}` |' in card  # a '|' in a value does not split its cell
+
+
+def test_a_card_round_trips_through_huggingface_hub(tiny_reference, tmp_path):
+    """What the Hub's reader loads from a card is the metadata it was written with; saving it again changes nothing."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tiny_reference / "README.md")
+    assert card.data.to_dict() == {
+        "datasets": ["digits-image"],
+        "library_name": "alice",
+        "metrics": ["roc_auc", "balanced_accuracy"],
+        "tags": [
+            "alice",
+            "multimodal",
+            "multi-label-classification",
+            "interventions",
+            "reference-space",
+            "image",
+        ],
+    }
+    card.save(tmp_path / "again.md")
+    assert (tmp_path / "again.md").read_text() == (tiny_reference / "README.md").read_text()
+    licensed = ModelCard(reference_card(_reference(["a", "b"], extra={"license": "apache-2.0"}), {}))
+    assert licensed.data.license == "apache-2.0"
+    assert licensed.text.lstrip().startswith("# r: an ALICE reference space")
 
 
 def test_a_stale_eval_json_is_not_shown_as_this_references():
-    manifest = {"name": "r", "vocabulary": ["a", "b"], "weights": {"sha256": "1" * 64}}
+    from alice.artifacts.manifests import WeightsRecord
+
+    manifest = _reference(["a", "b"], weights=WeightsRecord("reference.safetensors", "1" * 64))
     evaluation = {
         "reference": {"sha256": "2" * 64},
         "modalities": {"image": {"samples": 5, "classification": {"auroc": 0.123456}}},

@@ -104,20 +104,20 @@ class Shifted(Intervention):
 
 class Faulty:
     @hookimpl
-    def alice_register_datasets(self, register):
-        register(FaultyData)
+    def alice_register_datasets(self, registrar):
+        registrar.dataset(FaultyData)
 
     @hookimpl
-    def alice_register_backbones(self, register):
-        register(FaultyNet)
+    def alice_register_backbones(self, registrar):
+        registrar.backbone(FaultyNet)
 
     @hookimpl
-    def alice_register_label_mappers(self, register):
-        register("faulty-mapper", faulty_mapper)
+    def alice_register_label_mappers(self, registrar):
+        registrar.label_mapper("faulty-mapper", faulty_mapper)
 
     @hookimpl
-    def alice_register_interventions(self, register):
-        register(Shifted)
+    def alice_register_interventions(self, registrar):
+        registrar.intervention(Shifted)
 
 
 REFERENCE = (
@@ -249,7 +249,7 @@ def test_a_reference_names_the_plugin_of_its_design_data_and_backbone_when_it_is
 
     class Broken:  # a plugin of that name that fails to load
         @hookimpl
-        def alice_register_interventions(self, register):
+        def alice_register_interventions(self, registrar):
             raise ImportError("no module named 'scipy'")
 
     register_plugin(Broken(), "faulty")
@@ -280,7 +280,7 @@ def test_an_adapter_names_the_plugin_of_its_data_set_when_it_is_gone(faulty):
 PLUGINS = {
     "loud": (  # its command hook raises: left out whole (its recipe folder too)
         "from pathlib import Path\nfrom alice.plugin import hookimpl\n\n"
-        "@hookimpl\ndef alice_register_recipe_dirs(register):\n    register(Path(__file__).parent)\n\n"
+        "@hookimpl\ndef alice_register_recipe_dirs(registrar):\n    registrar.recipe_folder(Path(__file__).parent)\n\n"
         "@hookimpl\ndef alice_register_commands(cli):\n    raise RuntimeError('no terminal')\n"
     ),
     "calm": (  # a command group whose second command fails

@@ -41,7 +41,7 @@ def test_builtin_plugins_come_through_the_entry_point_group():
 def test_a_plugin_whose_hook_raises_is_reported_and_the_rest_works(registered):
     class Broken:
         @hookimpl
-        def alice_register_backbones(self, register):
+        def alice_register_backbones(self, registrar):
             raise RuntimeError("boom")
 
     registered(Broken(), "broken-plugin")
@@ -52,11 +52,89 @@ def test_a_plugin_whose_hook_raises_is_reported_and_the_rest_works(registered):
     assert reg.backbone("pixels")  # everything else still there
 
 
-def test_two_plugins_registering_one_name_is_an_error_naming_both(registered):
-    class A:
+def test_each_hook_is_handed_a_registrar_with_one_method_per_thing(registered, tmp_path):
+    import inspect
+
+    from alice.plugin import (
+        BackboneRegistrar,
+        DataSetRegistrar,
+        InterventionRegistrar,
+        LabelMapperRegistrar,
+        RecipeFolderRegistrar,
+        hookspecs,
+    )
+
+    def mapper(source, reference, aliases=None):
+        return {s: s for s in source}
+
+    class Typed:
+        @hookimpl
+        def alice_register_backbones(self, registrar: BackboneRegistrar) -> None:
+            registrar.backbone(_Echo)
+            registrar.backbone("lazy-pixels", "alice_plugins.image.backbones:PixelBackbone")
+
+        @hookimpl
+        def alice_register_datasets(self, registrar: DataSetRegistrar) -> None:
+            registrar.dataset("echo-digits", "alice_plugins.digits.datasets:DigitsImage")
+
+        @hookimpl
+        def alice_register_label_mappers(self, registrar: LabelMapperRegistrar) -> None:
+            registrar.label_mapper("same", mapper)
+
+        @hookimpl
+        def alice_register_interventions(self, registrar: InterventionRegistrar) -> None:
+            registrar.intervention("echo-global", "alice.core.interventions:GlobalIntervention")
+
+        @hookimpl
+        def alice_register_recipe_dirs(self, registrar: RecipeFolderRegistrar) -> None:
+            registrar.recipe_folder(tmp_path)
+
+    registered(Typed(), "typed")
+    reg = plugins.get_registry()
+    assert reg.plugins["typed"].error is None
+    assert reg.plugins["typed"].provides == {
+        "backbone": ["echo", "lazy-pixels"],
+        "dataset": ["echo-digits"],
+        "label mapper": ["same"],
+        "intervention": ["echo-global"],
+        "recipe folder": [str(tmp_path)],
+    }
+    assert reg.label_mapper("same")(["a"], ["a"]) == {"a": "a"} and tmp_path in reg.recipe_dirs()
+    # every registration hook names its registrar's type, which an editor and a type checker read
+    for hook, registrar in plugins.REGISTRARS.items():
+        annotation = inspect.signature(getattr(hookspecs, hook)).parameters["registrar"].annotation
+        assert annotation == registrar.__name__ and callable(getattr(registrar, registrar.method))
+
+
+def test_the_old_register_callable_still_works_with_a_deprecation_warning(registered):
+    from alice.plugin import AliceDeprecationWarning
+
+    class Old:
         @hookimpl
         def alice_register_backbones(self, register):
             register(EchoBackbone)
+
+        @hookimpl
+        def alice_register_label_mappers(self, register):
+            register("old-mapper", "alice.plugin.defaults:map_by_name")
+
+    with pytest.warns(AliceDeprecationWarning) as warned:
+        registered(Old(), "old")
+    messages = sorted(str(w.message) for w in warned)
+    assert len(messages) == 2 and all("the `register` callable is deprecated" in m for m in messages)
+    assert "alice_register_backbones(register)" in messages[0] and "`registrar.backbone(...)`" in messages[0]
+    assert "`registrar.label_mapper(...)`" in messages[1]
+    assert {w.filename for w in warned} == {__file__}  # it points at the plugin's own code
+    reg = plugins.get_registry()
+    assert reg.plugins["old"].provides == {"backbone": ["echo"], "label mapper": ["old-mapper"]}
+    assert reg.backbone("echo").name == "echo" and reg.label_mapper("old-mapper")(["A"], ["a"]) == {"A": "a"}
+
+
+def test_two_plugins_registering_one_name_is_an_error_naming_both(registered):
+    class A:
+        @hookimpl
+        def alice_register_backbones(self, registrar):
+            registrar.backbone(_Echo)
 
     registered(A(), "plugin-a")
     registered(A(), "plugin-b")
@@ -67,8 +145,8 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both(registered):
 def test_registering_something_that_is_not_a_backbone_is_reported(registered):
     class Wrong:
         @hookimpl
-        def alice_register_backbones(self, register):
-            register(object)
+        def alice_register_backbones(self, registrar):
+            registrar.backbone(object)
 
     registered(Wrong(), "wrong-kind")
     assert "not a subclass" in plugins.get_registry().plugins["wrong-kind"].error
@@ -144,8 +222,8 @@ def test_a_plugin_with_a_misspelt_hook_is_left_out_whole_under_its_own_name(regi
 
     class Misspelt:
         @hookimpl
-        def alice_register_backbones(self, register):
-            register(EchoBackbone)
+        def alice_register_backbones(self, registrar):
+            registrar.backbone(EchoBackbone)
 
         @hookimpl
         def alice_register_dataset(self, register):  # the hook is alice_register_datasets
@@ -195,9 +273,9 @@ def test_the_old_import_paths_of_version_0_1_still_work():
 def test_a_lazy_registration_is_imported_on_first_use_and_checked_then(registered):
     class Lazy:
         @hookimpl
-        def alice_register_backbones(self, register):
-            register("lazy-echo", "cli_helpers:EchoBackbone")  # its class is named 'echo': caught on first use
-            register("ghost", "alice_no_such_module_xyz:Ghost")
+        def alice_register_backbones(self, registrar):
+            registrar.backbone("lazy-echo", "cli_helpers:EchoBackbone")  # its class is named 'echo': caught on first use
+            registrar.backbone("ghost", "alice_no_such_module_xyz:Ghost")
 
     registered(Lazy(), "lazy")
     reg = plugins.get_registry()
@@ -216,9 +294,9 @@ def test_a_lazy_registration_is_imported_on_first_use_and_checked_then(registere
 def test_a_malformed_lazy_registration_leaves_the_plugin_out_whole(registered):
     class Malformed:
         @hookimpl
-        def alice_register_datasets(self, register):
-            register("fine", "alice_plugins.digits.datasets:DigitsImage")
-            register("no-place", "alice_plugins.digits.datasets")  # no ':Class'
+        def alice_register_datasets(self, registrar):
+            registrar.dataset("fine", "alice_plugins.digits.datasets:DigitsImage")
+            registrar.dataset("no-place", "alice_plugins.digits.datasets")  # no ':Class'
 
     registered(Malformed(), "malformed")
     reg = plugins.get_registry()

@@ -382,8 +382,8 @@ def test_two_labels_onto_one_class_are_refused_or_said(tmp_path, capsys):
 
     class Mappers:
         @hookimpl
-        def alice_register_label_mappers(self, register):
-            register("singular", singular)
+        def alice_register_label_mappers(self, registrar):
+            registrar.label_mapper("singular", singular)
 
     register_plugin(Mappers(), "mappers")
     try:

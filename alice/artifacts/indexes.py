@@ -1,6 +1,6 @@
-"""The search index file: one modality's latents, pinned to the reference and adapter they came from.
+"""The search index file: one adapter's latents, pinned to the reference and adapter they came from.
 
-An index is one safetensors file, by default ``<reference>/indexes/<modality>-<split>.safetensors``:
+An index is one safetensors file, by default ``<reference>/indexes/<adapter>-<split>.safetensors``:
 
 - ``embeddings``: ``[n, latent_dim]`` float32, the items' latents E_m(x) on the unit sphere;
 - ``labels``: ``[n, classes]`` uint8, the items' labels in the reference vocabulary (optional);

@@ -46,7 +46,7 @@ def align_clip(
     ),
     loss: str = typer.Option("clip", "--loss", help="clip, or cyclip (CLIP plus cyclic consistency)."),
     modality: Optional[list[str]] = typer.Option(
-        None, "--modality", help="The two modalities (default: the two adapters)."
+        None, "--modality", help="The two adapters to pair (default: the space's two adapters)."
     ),
     steps: int = typer.Option(D.steps, "--steps", min=1),
     lr: float = typer.Option(D.lr, "--lr", help=LR_HELP),
@@ -96,7 +96,7 @@ def sweep_pairs(
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per N."),
     methods: list[str] = typer.Option(["clip", "alice+clip"], "--method", help=f"{', '.join(METHODS)} (repeat)."),
     modality: Optional[list[str]] = typer.Option(
-        None, "--modality", help="The two modalities (default: the two adapters)."
+        None, "--modality", help="The two adapters to pair (default: the space's two adapters)."
     ),
     steps: int = typer.Option(D.steps, "--steps", min=1, help="Training steps per run."),
     lr: float = typer.Option(D.lr, "--lr", help=LR_HELP),

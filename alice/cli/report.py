@@ -17,10 +17,10 @@ def report_command(
     path: Path = typer.Argument(..., help="Reference folder."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: <reference>/report)."),
     per_modality: int = typer.Option(
-        D.per_modality, "--items", min=10, help="Test items per modality in the latent map and the search examples."
+        D.per_modality, "--items", min=10, help="Test items per adapter in the latent map and the search examples."
     ),
     projection: str = typer.Option(D.projection, "--projection", help="tsne (scikit-learn) or pca."),
-    queries: int = typer.Option(D.queries, "--queries", min=1, help="Example queries per pair of modalities."),
+    queries: int = typer.Option(D.queries, "--queries", min=1, help="Example queries per pair of adapters."),
     k: int = typer.Option(D.k, "--k", "-k", min=1, help="Results shown per query."),
     seed: int = typer.Option(D.seed, "--seed"),
     seeds: int = typer.Option(

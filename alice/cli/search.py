@@ -12,7 +12,7 @@ from alice.artifacts.ann import AnnSpec
 from alice.cli.options import Device, ExpectDigest, Json, Overwrite
 from alice.tables import Table
 
-index_app = typer.Typer(help="Indexes of one modality's latents, for `alice search`.", no_args_is_help=True)
+index_app = typer.Typer(help="Indexes of one adapter's latents, for `alice search`.", no_args_is_help=True)
 
 
 @index_app.command("build")
@@ -21,7 +21,7 @@ def index_build(
     modality: str = typer.Option(..., "--modality", "-m", help="The adapter whose data set to embed (e.g. image)."),
     split: str = typer.Option("test", "--split", help="Which split of that data set: train, val or test."),
     out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Index file (default: <reference>/indexes/<modality>-<split>.safetensors)."
+        None, "--out", "-o", help="Index file (default: <reference>/indexes/<adapter>-<split>.safetensors)."
     ),
     kind: str = typer.Option(
         AnnSpec.kind, "--kind", help="exact (every item scanned per query), or an approximate FAISS index: ivf, hnsw."
@@ -117,7 +117,7 @@ def search_command(
     target: str = typer.Option(
         ...,
         "--in",
-        help="Where to search: a modality with an index (e.g. image), or an index file; FILE@sha256:HEX pins the "
+        help="Where to search: an adapter with an index (e.g. image), or an index file; FILE@sha256:HEX pins the "
         "file to the sha256 `alice index build` printed.",
     ),
     source: Optional[str] = typer.Option(
@@ -129,7 +129,7 @@ def search_command(
         help="Counterfactual query: OLD=NEW, e.g. three=seven (M_ref edits the query's latent first).",
     ),
     k: int = typer.Option(10, "--k", "-k", min=1, help="How many results."),
-    split: str = typer.Option("test", "--split", help="The index's split, when --in names a modality."),
+    split: str = typer.Option("test", "--split", help="The index's split, when --in names an adapter."),
     exact: bool = typer.Option(False, "--exact", help="Scan every item even when the index is approximate."),
     device: Optional[str] = Device,
     expect_digest: Optional[str] = ExpectDigest,

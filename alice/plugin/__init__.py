@@ -2,13 +2,17 @@
 
 ::
 
-    from alice.plugin import hookimpl, Backbone, DataSet, Split, AliceError
+    from alice.plugin import hookimpl, Backbone, BackboneRegistrar, DataSet, Split, AliceError
 
 The rest of ALICE may change between versions; these names do not. Importing
 this module is cheap (no torch, no numpy): ``Intervention`` and
 ``InterventionBatch``, which are torch modules, load on first use.
 
 - :data:`hookimpl` marks a hook implementation (hooks: :mod:`alice.plugin.hookspecs`);
+- :class:`BackboneRegistrar`, :class:`DataSetRegistrar`, :class:`LabelMapperRegistrar`,
+  :class:`InterventionRegistrar`, :class:`RecipeFolderRegistrar` are what the registration hooks are
+  handed, one method per thing registered (``registrar.backbone(...)``); :class:`AliceDeprecationWarning`
+  is what a plugin still taking the old ``register`` callable is warned with;
 - :class:`Backbone`, :class:`DataSet`, :class:`Split`, :class:`Intervention` are what
   the hooks register; ``SPLITS`` and ``PAIRED`` name the splits; :class:`Found` is what a
   data set makes of a file or folder (``alice recipe init``);
@@ -36,6 +40,14 @@ from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split, label_ke
 from alice.plugin.hookspecs import hookimpl
 from alice.plugin.limits import InputLimits, TooLarge
 from alice.plugin.manager import get_registry, register_plugin, unregister_plugin
+from alice.plugin.registrars import (
+    AliceDeprecationWarning,
+    BackboneRegistrar,
+    DataSetRegistrar,
+    InterventionRegistrar,
+    LabelMapperRegistrar,
+    RecipeFolderRegistrar,
+)
 
 if TYPE_CHECKING:
     from alice.core.interventions import Intervention, InterventionBatch
@@ -43,14 +55,20 @@ if TYPE_CHECKING:
 __all__ = [
     "PAIRED",
     "SPLITS",
+    "AliceDeprecationWarning",
     "AliceError",
     "Backbone",
+    "BackboneRegistrar",
     "DataSet",
+    "DataSetRegistrar",
     "Found",
     "InputLimits",
     "Intervention",
     "InterventionBatch",
+    "InterventionRegistrar",
+    "LabelMapperRegistrar",
     "Preview",
+    "RecipeFolderRegistrar",
     "Split",
     "TooLarge",
     "get_registry",

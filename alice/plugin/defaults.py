@@ -10,17 +10,18 @@ from __future__ import annotations
 from alice.errors import AliceError
 from alice.plugin.dataset import label_key
 from alice.plugin.hookspecs import hookimpl
+from alice.plugin.registrars import InterventionRegistrar, LabelMapperRegistrar, RecipeFolderRegistrar
 
 
 @hookimpl
-def alice_register_interventions(register):
+def alice_register_interventions(registrar: InterventionRegistrar) -> None:
     # lazily: the designs are torch modules, imported when a reference space is built or loaded
     for name, cls in (
         ("global", "GlobalIntervention"),
         ("affine", "AffineIntervention"),
         ("nonlinear", "NonLinearIntervention"),
     ):
-        register(name, f"alice.core.interventions:{cls}")
+        registrar.intervention(name, f"alice.core.interventions:{cls}")
 
 
 def map_by_name(
@@ -48,12 +49,12 @@ def map_by_name(
 
 
 @hookimpl
-def alice_register_label_mappers(register):
-    register("by-name", map_by_name)
+def alice_register_label_mappers(registrar: LabelMapperRegistrar) -> None:
+    registrar.label_mapper("by-name", map_by_name)
 
 
 @hookimpl
-def alice_register_recipe_dirs(register):
+def alice_register_recipe_dirs(registrar: RecipeFolderRegistrar) -> None:
     import alice_registry
 
-    register(alice_registry.folder())
+    registrar.recipe_folder(alice_registry.folder())

@@ -16,7 +16,7 @@ What the registry hands out is guarded (:mod:`alice.plugin.guard`): a plugin's
 code that raises while the core runs it is one line naming the plugin, the
 thing it registered and the call.
 
-A class may be registered *lazily*, by name and place: ``register("pixels",
+A class may be registered *lazily*, by name and place: ``registrar.backbone("pixels",
 "alice_plugins.image.backbones:PixelBackbone")``. Its module is imported, and
 the class checked, the first time that name is used (``Registry.get``), so
 describing what is installed (``alice plugins list``) imports no backbone and
@@ -42,19 +42,29 @@ import pluggy
 from alice.errors import AliceError
 from alice.plugin import hookspecs
 from alice.plugin.guard import LABELS, describe, guard_call, guard_class
+from alice.plugin.registrars import (
+    BackboneRegistrar,
+    DataSetRegistrar,
+    InterventionRegistrar,
+    LabelMapperRegistrar,
+    RecipeFolderRegistrar,
+    Registrar,
+    validate,
+)
 
 PROJECT = "alice"
 ENTRY_POINT_GROUP = "alice"
 DEFAULT_PLUGINS = ("alice.plugin.defaults",)
 
-# hook name -> what it registers (the kind shown to users)
-REGISTRATION_HOOKS = {
-    "alice_register_backbones": "backbone",
-    "alice_register_datasets": "dataset",
-    "alice_register_label_mappers": "label mapper",
-    "alice_register_interventions": "intervention",
-    "alice_register_recipe_dirs": "recipe folder",
+# hook name -> the registrar it is handed (its ``kind`` is what it registers, as shown to users)
+REGISTRARS: dict[str, type[Registrar]] = {
+    "alice_register_backbones": BackboneRegistrar,
+    "alice_register_datasets": DataSetRegistrar,
+    "alice_register_label_mappers": LabelMapperRegistrar,
+    "alice_register_interventions": InterventionRegistrar,
+    "alice_register_recipe_dirs": RecipeFolderRegistrar,
 }
+REGISTRATION_HOOKS = {hook: registrar.kind for hook, registrar in REGISTRARS.items()}
 #: what a plugin's command hook adds (``register_commands``), listed with the rest
 COMMAND = "command"
 
@@ -77,7 +87,7 @@ class PluginInfo:
 class Registered:
     obj: Any  # None until a lazy registration is resolved
     plugin: str
-    target: str | None = None  # "module:attribute" of a lazy registration
+    target: str | None = None  # "module:attribute" of a lazy registration (its place)
     guarded: Any = None  # what the core is handed: obj behind the guard (alice.plugin.guard)
 
 
@@ -88,12 +98,6 @@ def load_target(target: str) -> Any:
     for part in attribute.split("."):
         obj = getattr(obj, part)
     return obj
-
-
-def _check_target(target: Any) -> str:
-    if not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":")):
-        raise TypeError(f"a lazy registration names its object as 'package.module:attribute', got {target!r}")
-    return target
 
 
 class Registry:
@@ -160,7 +164,7 @@ class Registry:
                 if kind == "label mapper":
                     if not callable(obj):
                         raise TypeError(f"{obj!r} is not callable")
-                elif (found := _validate(kind, obj)) != name:
+                elif (found := validate(kind, obj)) != name:
                     raise TypeError(f"{entry.target} is named {found!r}")
                 return obj
             except Exception as exc:  # a broken plugin must not break the CLI: one line naming it
@@ -286,52 +290,16 @@ def unregister_plugin(name: str) -> None:
     _registry = None
 
 
-def _validate(kind: str, obj: Any) -> str:
-    """Return the registered object's name, or raise TypeError saying what is wrong."""
-    if kind == "recipe folder":
-        return str(obj)
-    if kind == "intervention":  # a torch module: torch is imported only for a registration of this kind
-        from alice.core.interventions import Intervention as base
-    else:
-        from alice.plugin.backbone import Backbone
-        from alice.plugin.dataset import DataSet
+def _registrations(hook_name: str, impl: pluggy.HookImpl) -> list[tuple[str, Registered]]:
+    """Call one hook implementation; what it registered, each checked for its form (raises on anything malformed).
 
-        base = {"backbone": Backbone, "dataset": DataSet}[kind]
-    if not (isinstance(obj, type) and issubclass(obj, base)):
-        raise TypeError(
-            f"registered {obj!r} as a {kind}, but it is not a subclass of {base.__module__}.{base.__name__}"
-        )
-    name = getattr(obj, "name", None)
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"{kind} class {obj.__name__} has no string attribute 'name'")
-    if kind in ("backbone", "dataset") and not isinstance(getattr(obj, "modality", None), str):
-        raise TypeError(f"{kind} class {obj.__name__} has no string attribute 'modality'")
-    return name
-
-
-def _registrations(kind: str, function: Callable) -> list[tuple[str, Registered]]:
-    """Call one hook implementation; what it registered, validated (raises on anything malformed).
-
-    A lazy registration (``register(name, "module:attribute")``) is checked for its form only;
-    the object itself when it is first used.
+    It is handed its registrar, and ``register`` (deprecated) if it names it; a lazy registration
+    (name and ``"module:attribute"``) is checked for its form only, the object itself when it is first used.
     """
-    added: list[tuple[str, Registered]] = []
-
-    def register(obj: Any, target: Any = None) -> None:
-        if kind == "label mapper":
-            if not isinstance(obj, str) or not (callable(target) or isinstance(target, str)):
-                raise TypeError("label mappers are registered as register(name, callable or 'module:function')")
-            lazy = isinstance(target, str)
-            added.append((obj, Registered(None if lazy else target, "", _check_target(target) if lazy else None)))
-        elif target is not None and kind != "recipe folder":
-            if not isinstance(obj, str) or not obj:
-                raise TypeError(f"a lazy {kind} is registered as register(name, 'module:Class'), got name {obj!r}")
-            added.append((obj, Registered(None, "", _check_target(target))))
-        else:
-            added.append((_validate(kind, obj), Registered(Path(obj) if kind == "recipe folder" else obj, "")))
-
-    function(register=register)
-    return added
+    registrar = REGISTRARS[hook_name]()
+    offered = {"registrar": registrar, "register": registrar.register}
+    impl.function(**{name: offered[name] for name in (*impl.argnames, *impl.kwargnames) if name in offered})
+    return [(r.name, Registered(r.obj, "", r.place)) for r in registrar.registrations]
 
 
 def get_registry() -> Registry:
@@ -349,7 +317,7 @@ def get_registry() -> Registry:
                 continue
             try:
                 pending.setdefault(info.name, []).extend(
-                    (kind, n, entry) for n, entry in _registrations(kind, impl.function)
+                    (kind, n, entry) for n, entry in _registrations(hook_name, impl)
                 )
             except Exception as exc:
                 info.error = f"{hook_name} failed: {describe(exc)}"

@@ -209,7 +209,7 @@ def build_report(reference_path: Path, spec: ReportSpec | None = None) -> Path:
     evaluation = _evaluation(reference, device, spec.seeds)
     space = Space.load(reference.path, device)
     vocab = space.vocabulary
-    console.info(f"sampling up to {per_modality} test items of each modality")
+    console.info(f"sampling up to {per_modality} test items of each adapter")
     items = {name: _sample(reference, name, per_modality, seed + i, device) for i, name in enumerate(names)}
     with staging_folder(final) if rel is None else scratch_beside(reference.path) as tmp:
         console.info(f"projecting {sum(len(it.z) for it in items.values())} latents ({projection})")

@@ -11,9 +11,9 @@ class ReportSpec:
     """What `alice report` shows; the defaults are the CLI's."""
 
     out: Path | None = None  # default: <reference>/report
-    per_modality: int = 300  # test items per modality in the latent map and the search examples
+    per_modality: int = 300  # test items per adapter in the latent map and the search examples
     projection: str = "tsne"  # or "pca"
-    queries: int = 3  # example queries per pair of modalities
+    queries: int = 3  # example queries per pair of adapters
     k: int = 5  # results shown per query
     seed: int = 0
     device: str = "cpu"

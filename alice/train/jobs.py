@@ -426,7 +426,7 @@ def _add_modality(
     digest = ""
     if distributed.is_main():
         files = adapter.files(reference.sha256, reference.reference_digest)
-        files.update(modelcard.cards(files, reference=reference.manifest.to_json()))  # its README.md model card
+        files.update(modelcard.cards(files, reference=reference.manifest))  # its README.md model card
         prefix = f"{ADAPTERS_FOLDER}/{name}"
         changes = {f"{prefix}/{rel}": v for rel, v in files.items()}
         digest = update_space(reference.path, changes, replace_folders=(prefix,)).digest

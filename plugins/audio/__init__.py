@@ -2,11 +2,11 @@
 (transformers). Your own sound files go through the ``files`` plugin's ``audio-folder``.
 """
 
-from alice.plugin import hookimpl
+from alice.plugin import BackboneRegistrar, hookimpl
 
 
 @hookimpl
-def alice_register_backbones(register):
+def alice_register_backbones(registrar: BackboneRegistrar) -> None:
     # by name and place: the module (and torch) is imported when a backbone is first used
-    register("logmel", "alice_plugins.audio.backbones:LogMelBackbone")
-    register("wav2vec2", "alice_plugins.audio.backbones:Wav2Vec2Backbone")
+    registrar.backbone("logmel", "alice_plugins.audio.backbones:LogMelBackbone")
+    registrar.backbone("wav2vec2", "alice_plugins.audio.backbones:Wav2Vec2Backbone")

@@ -4,14 +4,14 @@ Also adds ``alice coco sample``, which writes a small real COCO-format data set
 (photos shipped in scikit-image, annotated by hand) to try the pipeline offline.
 """
 
-from alice.plugin import hookimpl
+from alice.plugin import DataSetRegistrar, hookimpl
 
 
 @hookimpl
-def alice_register_datasets(register):
+def alice_register_datasets(registrar: DataSetRegistrar) -> None:
     # by name and place: the module (and pycocotools) is imported when a data set is first used
-    register("coco-image", "alice_plugins.coco.datasets:CocoImage")
-    register("coco-text", "alice_plugins.coco.datasets:CocoText")
+    registrar.dataset("coco-image", "alice_plugins.coco.datasets:CocoImage")
+    registrar.dataset("coco-text", "alice_plugins.coco.datasets:CocoText")
 
 
 @hookimpl

@@ -3,19 +3,19 @@
 (:mod:`alice_plugins.files.manifest`), and the backbone ``identity`` for vectors computed elsewhere.
 """
 
-from alice.plugin import hookimpl
+from alice.plugin import BackboneRegistrar, DataSetRegistrar, hookimpl
 
 
 @hookimpl
-def alice_register_datasets(register):
+def alice_register_datasets(registrar: DataSetRegistrar) -> None:
     # by name and place: the module (and torch) is imported when a data set is first used
-    register("image-folder", "alice_plugins.files.images:ImageFolder")
-    register("text-file", "alice_plugins.files.texts:TextFile")
-    register("audio-folder", "alice_plugins.files.audio:AudioFolder")
-    register("embeddings", "alice_plugins.files.vectors:Embeddings")
-    register("hf-dataset", "alice_plugins.files.hfdata:HFDataset")
+    registrar.dataset("image-folder", "alice_plugins.files.images:ImageFolder")
+    registrar.dataset("text-file", "alice_plugins.files.texts:TextFile")
+    registrar.dataset("audio-folder", "alice_plugins.files.audio:AudioFolder")
+    registrar.dataset("embeddings", "alice_plugins.files.vectors:Embeddings")
+    registrar.dataset("hf-dataset", "alice_plugins.files.hfdata:HFDataset")
 
 
 @hookimpl
-def alice_register_backbones(register):
-    register("identity", "alice_plugins.files.vectors:IdentityBackbone")
+def alice_register_backbones(registrar: BackboneRegistrar) -> None:
+    registrar.backbone("identity", "alice_plugins.files.vectors:IdentityBackbone")

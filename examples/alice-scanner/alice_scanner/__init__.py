@@ -10,25 +10,25 @@ are imported inside the hooks, so loading plugins (``alice --help``) stays fast.
 
 from pathlib import Path
 
-from alice.plugin import hookimpl
+from alice.plugin import BackboneRegistrar, DataSetRegistrar, RecipeFolderRegistrar, hookimpl
 
 RECIPES = Path(__file__).parent / "recipes"
 
 
 @hookimpl
-def alice_register_datasets(register):
+def alice_register_datasets(registrar: DataSetRegistrar) -> None:
     from alice_scanner.datasets import DigitsScanner
 
-    register(DigitsScanner)
+    registrar.dataset(DigitsScanner)
 
 
 @hookimpl
-def alice_register_backbones(register):
+def alice_register_backbones(registrar: BackboneRegistrar) -> None:
     from alice_scanner.backbones import ScannerStats
 
-    register(ScannerStats)
+    registrar.backbone(ScannerStats)
 
 
 @hookimpl
-def alice_register_recipe_dirs(register):
-    register(RECIPES)
+def alice_register_recipe_dirs(registrar: RecipeFolderRegistrar) -> None:
+    registrar.recipe_folder(RECIPES)
