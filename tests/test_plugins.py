@@ -70,7 +70,7 @@ def test_each_hook_is_handed_a_registrar_with_one_method_per_thing(registered, t
     class Typed:
         @hookimpl
         def alice_register_backbones(self, registrar: BackboneRegistrar) -> None:
-            registrar.backbone(_Echo)
+            registrar.backbone(EchoBackbone)
             registrar.backbone("lazy-pixels", "alice_plugins.image.backbones:PixelBackbone")
 
         @hookimpl
@@ -134,7 +134,7 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both(registered):
     class A:
         @hookimpl
         def alice_register_backbones(self, registrar):
-            registrar.backbone(_Echo)
+            registrar.backbone(EchoBackbone)
 
     registered(A(), "plugin-a")
     registered(A(), "plugin-b")
@@ -274,7 +274,8 @@ def test_a_lazy_registration_is_imported_on_first_use_and_checked_then(registere
     class Lazy:
         @hookimpl
         def alice_register_backbones(self, registrar):
-            registrar.backbone("lazy-echo", "cli_helpers:EchoBackbone")  # its class is named 'echo': caught on first use
+            # its class is named "echo": caught on first use
+            registrar.backbone("lazy-echo", "cli_helpers:EchoBackbone")
             registrar.backbone("ghost", "alice_no_such_module_xyz:Ghost")
 
     registered(Lazy(), "lazy")
