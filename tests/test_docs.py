@@ -14,10 +14,12 @@ compile, and the hook table must list every hook of the spec with its signature.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -218,3 +220,191 @@ def test_the_pages_plugin_imports_only_the_public_surfaces():
         if name.endswith(".py"):
             bad += third_party_imports_outside_the_surface(code, name)
     assert not bad, "\n".join(bad)
+
+
+# --- every command the docs show parses against the command line -------------------------------------------------
+
+ROOT = DOCS.parent
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), ROOT / "examples" / "alice-scanner" / "README.md"]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+#: a shell line that runs alice: typed (``$ ``, ``time ``, variables set before it, ``torchrun ... -m``) or
+#: printed as the next step (``next: ``); in a block with ``$ `` prompts only those lines are typed (the
+#: others are output); a word ending in ":" after alice is a diagram's label; toml/python blocks are not shell
+SHELL_LINE = re.compile(
+    r"^\s*(?P<prompt>\$ |next: )?(?:time )?(?:[A-Z_]+=\S* )*(?:torchrun (?:--[\w-]+ \S+ )*-m )?"
+    r"alice (?P<words>(?![\w-]+:).*)$"
+)
+INLINE = re.compile(r"`alice ([^`]+)`")
+#: fences whose lines are shell or program output, not code of another language
+SHELL_FENCES = {"", "bash", "sh", "shell", "console", "text"}
+
+
+def _page_name(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+def shown_commands() -> list[tuple[str, list[str]]]:
+    """Every alice command line in a shell or output block of the docs: (page:line, its words)."""
+    out = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for fence in FENCE.finditer(text):
+            if fence.group(1) not in SHELL_FENCES:
+                continue
+            first = text.count("\n", 0, fence.start(2)) + 1
+            lines = fence.group(2).replace("\\\n", " ").splitlines()
+            prompted = any(line.startswith("$ ") for line in lines)
+            for n, line in enumerate(lines):
+                m = SHELL_LINE.match(line)
+                if m and (m.group("prompt") or not prompted):
+                    out.append((f"{_page_name(page)}:{first + n}", shlex.split(m.group("words"), comments=True)))
+    return out
+
+
+def mentioned_commands() -> list[tuple[str, list[str]]]:
+    """Every ``alice ...`` in backticks outside the code blocks: a command named, maybe with some options."""
+    out = []
+    for page in PAGES:
+        text = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), page.read_text(encoding="utf-8"))
+        for m in INLINE.finditer(text):
+            words = m.group(1).replace("\\|", "|")
+            try:
+                split = shlex.split(words)
+            except ValueError:
+                split = words.split()
+            out.append((f"{_page_name(page)}:{text.count(chr(10), 0, m.start()) + 1}", split))
+    return out
+
+
+#: commands the docs name to show how they are refused
+REFUSED_ON_PURPOSE = {"loud": "docs/reliability.md: an unknown command while plugins failed to load"}
+
+
+def cli_root():
+    """The click command tree of ``alice`` with the plugins installed here."""
+    import typer
+
+    from alice.cli import app
+
+    return typer.main.get_command(app)
+
+
+def page_plugin_commands():
+    """The commands docs/plugins.md's own plugin registers, as a click group (its files, not an install)."""
+    import typer
+
+    spec = importlib.util.spec_from_loader("page_plugin_cli", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(files_of("plugins.md")["alice_shadow/cli.py"], "alice_shadow/cli.py", "exec"), module.__dict__)
+    group = typer.Typer()
+    group.add_typer(module.app, name="shadow")
+    return typer.main.get_command(group)
+
+
+def parse(words: list[str], root) -> str | None:
+    """None when ``alice WORDS`` parses down to one command with every argument; else click's complaint."""
+    name, command, parent = "alice", root, None
+    try:
+        while True:
+            ctx = command.make_context(name, list(words), parent=parent, resilient_parsing=False)
+            if not hasattr(command, "resolve_command"):
+                return None
+            # a group leaves its subcommand and the words after it in these two (click's own names)
+            words = [*ctx._protected_args, *ctx.args]
+            if not words:
+                return "names a command group, not a command"
+            name, command, words = command.resolve_command(ctx, words)
+            parent = ctx
+    except Exception as exc:  # click's UsageError and its kin: the message is what a user would read
+        return getattr(exc, "format_message", lambda: str(exc))()
+
+
+def options_of(command) -> set[str]:
+    return {o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")} | {"--help"}
+
+
+def resolve(words: list[str], root):
+    """The command ``alice WORDS`` names and the words after its name; a complaint instead when it names none."""
+    command, rest = root, list(words)
+    while hasattr(command, "resolve_command"):
+        while rest and rest[0].startswith("-"):
+            if rest[0].split("=")[0] not in options_of(command):
+                return f"{command.name} has no option {rest[0]}", []
+            rest.pop(0)
+        if not rest or not re.fullmatch(r"[a-z][\w-]*", rest[0]):
+            return command, rest  # the group itself (`alice --help`, `alice reference`)
+        sub = command.get_command(None, rest[0])
+        if sub is None:
+            return f"no command {rest[0]!r} under {command.name}", []
+        command, rest = sub, rest[1:]
+    return command, rest
+
+
+def test_every_command_shown_in_a_code_block_parses():
+    root, plugin = cli_root(), page_plugin_commands()
+    shown = shown_commands()
+    assert len(shown) > 90 and any("your-data.md" in where for where, _ in shown), len(shown)
+    bad = []
+    for where, words in shown:
+        tree = plugin if words[:1] == ["shadow"] else root
+        problem = parse(words, tree)
+        if problem:
+            bad.append(f"{where}: alice {shlex.join(words)}: {problem}")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_command_named_in_the_text_exists_with_the_options_it_names():
+    root, plugin = cli_root(), page_plugin_commands()
+    mentioned = mentioned_commands()
+    assert len(mentioned) > 300, len(mentioned)
+    bad = []
+    for where, words in mentioned:
+        if " ".join(words) in REFUSED_ON_PURPOSE:
+            continue
+        command, rest = resolve(words, plugin if words[:1] == ["shadow"] else root)
+        if isinstance(command, str):
+            bad.append(f"{where}: alice {' '.join(words)}: {command}")
+            continue
+        known = options_of(command)
+        for word in rest:
+            if re.match(r"--?[a-z]", word) and word.split("=")[0] not in known:
+                bad.append(f"{where}: alice {' '.join(words)}: {command.name} has no option {word}")
+    assert not bad, "\n".join(bad)
+
+
+def leaf_commands(group, path=()) -> dict[str, object]:
+    """Every command under ``group`` by its words (``reference build``), groups walked through."""
+    out = {}
+    for name in group.list_commands(None):
+        command = group.get_command(None, name)
+        if hasattr(command, "list_commands"):
+            out.update(leaf_commands(command, (*path, name)))
+        else:
+            out[" ".join((*path, name))] = command
+    return out
+
+
+def test_the_command_tables_options_match_each_commands_help():
+    """docs/cli.md: each row of the command table names every option its command takes, and no other."""
+    root = cli_root()
+    page = (DOCS / "cli.md").read_text(encoding="utf-8")
+    table = page.split("| command | what it does |")[1].split("\n\n")[0]
+    rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| `alice ")]
+    documented, bad = set(), []
+    for row in rows:
+        for span in re.findall(r"`alice ([^`]+)`", row):
+            words = span.replace("\\|", "|").split()
+            command, rest = resolve(words, root)
+            assert not isinstance(command, str), (span, command)
+            name = " ".join(w for w in words[: len(words) - len(rest)])
+            documented.add(name)
+            named = {re.sub(r"[\[\]]", "", w).split("=")[0] for w in rest}
+            named = {w for w in named if re.fullmatch(r"--?[a-z][\w-]*", w)}
+            visible = [p for p in command.params if p.opts[0].startswith("-") and not getattr(p, "hidden", False)]
+            for p in visible:
+                if not set(p.opts) & named:
+                    bad.append(f"`alice {name}` takes {'/'.join(p.opts)}, which its row does not name")
+            for word in named - options_of(command):
+                bad.append(f"`alice {name}`'s row names {word}, which it does not take")
+    assert not bad, "\n".join(bad)
+    assert documented == set(leaf_commands(root)), set(leaf_commands(root)) ^ documented
