@@ -316,7 +316,7 @@ def parse(words: list[str], root) -> str | None:
             name, command, words = command.resolve_command(ctx, words)
             parent = ctx
     except Exception as exc:  # click's UsageError and its kin: the message is what a user would read
-        return getattr(exc, "format_message", lambda: str(exc))()
+        return exc.format_message() if hasattr(exc, "format_message") else str(exc)
 
 
 def options_of(command) -> set[str]:
