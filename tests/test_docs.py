@@ -408,3 +408,146 @@ def test_the_command_tables_options_match_each_commands_help():
                 bad.append(f"`alice {name}`'s row names {word}, which it does not take")
     assert not bad, "\n".join(bad)
     assert documented == set(leaf_commands(root)), set(leaf_commands(root)) ^ documented
+
+
+# --- every path and module name the docs and the code's prose quote exists ------------------------------------------
+
+#: a path in the repository: ``alice/files.py``, ``docs/search.md#the-api``, ``plugins/digits/``, ``registry/*.toml``
+QUOTED_PATH = re.compile(
+    r"(?<![\w./-])((?:alice|docs|plugins|tests|benchmarks|examples|registry)/[\w./*<>{}-]*)(?:#([\w-]+))?"
+)
+#: a dotted name of ALICE's: ``alice.files.recover``, alice.plugin.InputLimits (not in quotes: a string is data)
+DOTTED = re.compile(r"(?<![\w.\"'/-])alice(?:\.[A-Za-z_]\w*)+")
+FROM_IMPORT = re.compile(r"^\s*from (alice(?:\.\w+)*) import \(?([\w, ]+)")
+SOURCES = ("alice", "plugins", "tests", "benchmarks", "examples")
+
+
+def prose_files() -> list[Path]:
+    """The docs, and every Python file whose docstrings and comments may name a path or a module."""
+    python = [p for folder in SOURCES for p in sorted((ROOT / folder).rglob("*.py")) if ".venv" not in p.parts]
+    return [*PAGES, ROOT / "Makefile", *python]
+
+
+def quoted_names(page: Path) -> tuple[list[tuple[int, str, str | None]], list[tuple[int, str]]]:
+    """(line, path, #anchor) and (line, dotted name) quoted on a page or in a Python file's docstrings and comments."""
+    paths, names = [], []
+    for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        paths += [(n, m.group(1), m.group(2)) for m in QUOTED_PATH.finditer(line)]
+        imported = FROM_IMPORT.match(line)
+        if imported:  # a docs page's code, or a docstring's example: every name it imports
+            if page.suffix == ".md":
+                names += [(n, f"{imported.group(1)}.{w.strip()}") for w in imported.group(2).split(",") if w.strip()]
+            continue
+        if page.suffix == ".py" and re.match(r"\s*import ", line):
+            continue
+        names += [(n, m.group(0)) for m in DOTTED.finditer(line)]
+    return paths, names
+
+
+def anchors(page: Path) -> set[str]:
+    """The #anchors of a Markdown page's headings, as GitHub makes them."""
+    headings = re.findall(r"^#+ (.+)$", FENCE.sub("", page.read_text(encoding="utf-8")), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def path_problem(path: str, anchor: str | None) -> str | None:
+    path = path.rstrip(".")
+    if any(c in path for c in "*<{"):  # a pattern (``registry/*.toml``, ``adapters/<name>/``): its folder
+        path = re.split(r"[*<{]", path)[0].rsplit("/", 1)[0]
+    if not (ROOT / path).exists():
+        return f"{path} does not exist"
+    if anchor and path.endswith(".md") and anchor not in anchors(ROOT / path):
+        return f"{path} has no heading #{anchor}"
+    return None
+
+
+def module_file(module: str) -> Path | None:
+    """The source of a dotted module name as the import system would find it in its top package, unimported."""
+    top, *parts = module.split(".")
+    spec = importlib.util.find_spec(top)  # only the top package is imported, and ``import alice`` loads no torch
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    base = Path(spec.submodule_search_locations[0]).joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _defines(module: str, chain: list[str]) -> bool | None:
+    """Whether a module's source defines ``chain`` (``Space.search``): a def, class or assignment at its top (a
+    re-export followed to its source), then inside that class; None when the source cannot say."""
+    import ast
+
+    path = module_file(module)
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    for i, part in enumerate(chain):
+        found = None
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == part:
+                found = node
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id == part for t in targets):
+                    found = node
+            elif i == 0 and isinstance(node, ast.ImportFrom) and node.module:
+                for alias in node.names:
+                    if (alias.asname or alias.name) == part:
+                        source = node.module if not node.level else _relative(module, path, node)
+                        if module_file(f"{source}.{alias.name}"):
+                            return not chain[1:] or _defines(f"{source}.{alias.name}", chain[1:])
+                        return module_file(source) is not None and _defines(source, [alias.name, *chain[1:]])
+        if found is None:
+            return None if i == 0 else False  # at the top: a module-level __getattr__ may still answer
+        if i + 1 < len(chain):
+            if not isinstance(found, ast.ClassDef):
+                return None
+            body = found.body
+    return True
+
+
+def _relative(module: str, path: Path, node) -> str:
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    base = package[: len(package) - node.level + 1]
+    return ".".join([*base, node.module])
+
+
+def name_resolves(name: str) -> bool:
+    """A dotted name is a module, or an attribute of one: read from the source when it can be (no import),
+    imported otherwise (a name a module makes on first use)."""
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        module = ".".join(parts[:cut])
+        if module_file(module) is None:
+            continue
+        chain = parts[cut:]
+        if not chain:
+            return True
+        defined = _defines(module, chain)
+        if defined is not None:
+            return defined
+        thing = importlib.import_module(module)
+        for part in chain:
+            if not hasattr(thing, part):
+                return False
+            thing = getattr(thing, part)
+        return True
+    return False
+
+
+def test_every_path_and_module_the_docs_and_docstrings_quote_exists():
+    missing, counted = [], {"paths": set(), "names": set()}
+    for page in prose_files():
+        paths, names = quoted_names(page)
+        where = _page_name(page)
+        for n, path, anchor in paths:
+            counted["paths"].add(path)
+            problem = path_problem(path, anchor)
+            if problem:
+                missing.append(f"{where}:{n}: {problem}")
+        for n, name in names:
+            counted["names"].add(name)
+            if not name_resolves(name):
+                missing.append(f"{where}:{n}: {name} is no module or attribute of one")
+    assert len(counted["paths"]) > 50 and len(counted["names"]) > 100, {k: len(v) for k, v in counted.items()}
+    assert not missing, "\n".join(missing)
