@@ -551,3 +551,37 @@ def test_every_path_and_module_the_docs_and_docstrings_quote_exists():
                 missing.append(f"{where}:{n}: {name} is no module or attribute of one")
     assert len(counted["paths"]) > 50 and len(counted["names"]) > 100, {k: len(v) for k, v in counted.items()}
     assert not missing, "\n".join(missing)
+
+
+# --- no placeholders, no notes on how the work was organised -------------------------------------------------------
+
+#: a word held for text to come: ``SERVE-START`` alone on a line, TODO, TBD, XXX, a stray ``-REAL``
+PLACEHOLDER = re.compile(r"^\s*[A-Z]+(?:-[A-Z]+)+\s*$|\bTODO\b|\bTBD\b|\bXXX\b|-REAL\b", re.M)
+#: how the work was organised, which is no part of the project: who led it, their notes, their machines
+ORGANISATION = re.compile(
+    r"\b(?:the|a|our) lead\b|\bnotes? file|\bmeasurement notes\b|\bissue #?\d|\bthe issue'?s?\b|\bhelper session"
+    r"|\bsessions? (?:that|which) (?:wrote|measured)|\bworktree|/work/|/tmp/wt",
+    re.I,
+)
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:tmp|work|home)/")
+
+
+def test_no_placeholder_is_left_in_the_docs():
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for m in PLACEHOLDER.finditer(text):
+            found.append(f"{_page_name(page)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0).strip()}")
+    assert not found, "\n".join(found)
+
+
+def test_no_doc_or_comment_speaks_of_how_the_work_was_organised():
+    found = []
+    for page in [*prose_files(), *sorted((ROOT / "registry").glob("*.toml"))]:
+        for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            if page == Path(__file__).resolve() and ("re.compile" in line or line.lstrip().startswith('r"')):
+                continue  # the patterns themselves
+            m = ORGANISATION.search(line) or (page.suffix == ".md" and MACHINE_PATH.search(line))
+            if m:
+                found.append(f"{_page_name(page)}:{n}: {m.group(0)}: {line.strip()[:120]}")
+    assert not found, "\n".join(found)
