@@ -9,6 +9,21 @@ in new processes: ``alice plugins list`` shows it with everything it registers, 
 own ``tiny-shadow`` recipe, and ``alice eval`` shows it retrieves images. The error line the page
 shows for a bug in ``datasets.py`` is checked too. The page's other Python blocks must at least
 compile, and the hook table must list every hook of the spec with its signature.
+
+The rest of the docs run too, or at least parse:
+
+- every ``alice ...`` line of a shell block in README.md and docs/*.md is resolved through the
+  command tree as click would (``make_context``, resilient parsing off), so an unknown option or a
+  missing or unquoted argument fails; every ``alice ...`` named in backticks in the text is a
+  command with the options it names; each row of docs/cli.md's command table names every option of
+  its command and none it lacks, and every command has a row;
+- the look-and-search commands the pages show against the digits space run as written on the
+  tiny space, and docs/search.md's curl examples are answered as the page shows;
+- every repository path (``alice/...``, ``docs/...#anchor``, ``plugins/...``, ``tests/...``,
+  ``benchmarks/...``) and dotted name (``alice.files.recover``) quoted in the docs, docstrings and comments
+  exists, found from the source without importing where it can be;
+- no placeholder (an all-caps ``WORD-WORD`` line, TODO, TBD, XXX, ``-REAL``) and no word on how
+  the work was organised is left in them.
 """
 
 from __future__ import annotations
@@ -20,6 +35,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -257,7 +273,9 @@ def shown_commands() -> list[tuple[str, list[str]]]:
             for n, line in enumerate(lines):
                 m = SHELL_LINE.match(line)
                 if m and (m.group("prompt") or not prompted):
-                    out.append((f"{_page_name(page)}:{first + n}", shlex.split(m.group("words"), comments=True)))
+                    words = shlex.split(m.group("words"), comments=True)
+                    words = words[:-1] if words[-1:] == ["&"] else words  # started in the background
+                    out.append((f"{_page_name(page)}:{first + n}", words))
     return out
 
 
@@ -577,7 +595,8 @@ def test_no_placeholder_is_left_in_the_docs():
 
 def test_no_doc_or_comment_speaks_of_how_the_work_was_organised():
     found = []
-    for page in [*prose_files(), *sorted((ROOT / "registry").glob("*.toml"))]:
+    other = [ROOT / "pyproject.toml", *sorted(ROOT.glob("registry/*.toml")), *sorted(ROOT.glob("alice/**/*.html"))]
+    for page in [*prose_files(), *other, *sorted(ROOT.glob("plugins/**/*.toml"))]:
         for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
             if page == Path(__file__).resolve() and ("re.compile" in line or line.lstrip().startswith('r"')):
                 continue  # the patterns themselves
@@ -585,3 +604,140 @@ def test_no_doc_or_comment_speaks_of_how_the_work_was_organised():
             if m:
                 found.append(f"{_page_name(page)}:{n}: {m.group(0)}: {line.strip()[:120]}")
     assert not found, "\n".join(found)
+
+
+# --- the search commands the docs show run, as written, on a tiny space ----------------------------------------------
+
+#: what a shown command may do to the digits space here: look and search (training and the report are
+#: the tests of those commands; the pages' commands are parsed above)
+RUNS_HERE = {("index", "build"), ("index", "list"), ("search",), ("reference", "show"), ("reference", "verify")}
+#: shown commands of those kinds that cannot run on the tiny space, and why
+NOT_HERE = {
+    "clip.wav": "the tiny space has no speech adapter; tests/test_audio.py searches with a sound file",
+}
+SPACE = "artifacts/digits-image"
+
+
+def test_the_search_commands_the_pages_show_run_on_a_tiny_space(tiny_reference, tmp_path):
+    """Each page's look-and-search commands on the digits space, in the page's order, in a folder where
+    ``artifacts/digits-image`` is a copy of the tiny space and ``scene.png`` a test scene with a three."""
+    from test_search import _scene_with
+
+    pages: dict[str, list[list[str]]] = {}
+    for where, words in shown_commands():
+        if SPACE in words and any(tuple(words[: len(k)]) == k for k in RUNS_HERE):
+            pages.setdefault(where.split(":")[0], []).append(words)
+    assert {"README.md", "docs/search.md"} <= set(pages), pages
+    ran, skipped = 0, []
+    for page, commands in pages.items():
+        work = tmp_path / page.replace("/", "-")
+        shutil.copytree(tiny_reference, work / SPACE)
+        scene, _ = _scene_with(work / SPACE, "three", work)
+        assert scene == work / "scene.png"
+        for words in commands:
+            reason = next((why for what, why in NOT_HERE.items() if what in words), None)
+            if reason:
+                skipped.append(f"{page}: alice {shlex.join(words)}: {reason}")
+                continue
+            r = alice(*words, cwd=work)
+            assert r.code == 0, f"{page}: alice {shlex.join(words)} exited {r.code}:\n{r.err[-2000:]}"
+            ran += 1
+            if words[0] == "search":
+                assert "top " in r.out and "error" not in r.err, (page, words, r.out, r.err)
+    assert ran >= 12 and len(skipped) == 1, (ran, skipped)
+
+
+# --- the server's examples answer as docs/search.md shows ------------------------------------------------------------
+
+
+def curl_examples(page: str = "search.md") -> list[tuple[list[str], str]]:
+    """Every ``$ curl ...`` line of the page's shell blocks, as its words, with the answer printed below it."""
+    out = []
+    for fence in FENCE.finditer((DOCS / page).read_text(encoding="utf-8")):
+        if fence.group(1) not in SHELL_FENCES:
+            continue
+        lines = fence.group(2).splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("$ curl "):
+                answer = []
+                for after in lines[i + 1 :]:
+                    if after.startswith("$ "):
+                        break
+                    answer.append(after)
+                words = shlex.split(line[2:], comments=True)[1:]
+                words = words[: words.index("|")] if "|" in words else words  # `| python -m json.tool`: layout
+                out.append((words, "\n".join(answer)))
+    return out
+
+
+def as_request(words: list[str], token: str, folder: Path) -> dict:
+    """A curl command line as the arguments of a TestClient request (the flags the page uses: -s -H -d -F)."""
+    request: dict = {"method": "GET", "headers": {}}
+    words = [w.replace("$ALICE_SERVE_TOKEN", token) for w in words]
+    while words:
+        word = words.pop(0)
+        if word == "-s":
+            continue
+        if word == "-H":
+            name, value = words.pop(0).split(": ", 1)
+            request["headers"][name] = value
+        elif word == "-d":
+            request["method"], request["content"] = "POST", words.pop(0)
+        elif word == "-F":
+            name, value = words.pop(0).split("=", 1)
+            request["method"] = "POST"
+            if value.startswith("@"):
+                request.setdefault("files", {})[name] = (value[1:], (folder / value[1:]).read_bytes())
+            else:
+                request.setdefault("data", {})[name] = value
+        else:
+            assert word.startswith("http://127.0.0.1:8000/"), word
+            request["url"] = word.removeprefix("http://127.0.0.1:8000")
+    return request
+
+
+def keys_of(answer) -> set[str]:
+    if isinstance(answer, dict):
+        return set(answer) | {k for v in answer.values() for k in keys_of(v)}
+    if isinstance(answer, list):
+        return {k for v in answer for k in keys_of(v)}
+    return set()
+
+
+def test_the_servers_examples_answer_as_the_page_shows(tiny_reference, tmp_path):
+    """docs/search.md's curl examples, replayed against the tiny space through FastAPI's TestClient: each is
+    answered with the status the page implies (an ``{"error": ...}`` answer is that line, refused), and every key
+    the page shows in an answer is in the real one."""
+    fastapi_testclient = pytest.importorskip("fastapi.testclient")
+    from test_search import _scene_with
+
+    from alice.search.index import build_index
+    from alice.serve.app import create_app
+    from alice.serve.spec import ServeSpec
+    from alice.serve.state import Served
+
+    space = tmp_path / SPACE
+    shutil.copytree(tiny_reference, space)
+    for modality in ("image", "text"):
+        build_index(space, modality, "test", device_name="cpu")
+    _scene_with(space, "three", tmp_path)
+    examples = curl_examples()
+    assert len(examples) >= 8, examples
+    token = "a-token-as-long-as-the-page-asks"
+    spec = ServeSpec(token=token)
+    routes = set()
+    with fastapi_testclient.TestClient(create_app(spec=spec, served=Served.load(space, spec))) as client:
+        for words, shown in examples:
+            request = as_request(words, token, tmp_path)
+            routes.add((request["method"], re.sub(r"/\d+", "/N", request["url"].split("?")[0])))
+            answer = client.request(**request)
+            if shown.startswith('{"error"'):
+                assert answer.status_code >= 400 and json.loads(shown) == answer.json(), (words, answer.text)
+                continue
+            assert answer.status_code == 200, (words, answer.status_code, answer.text)
+            if shown.startswith(("{", "[")):
+                named = set(re.findall(r'"([a-z_@0-9]+)": ?', shown))
+                assert named <= keys_of(answer.json()), (words, named - keys_of(answer.json()))
+            else:
+                assert shown.split("…")[0] in answer.text, (words, shown, answer.text[:300])
+    assert routes >= {("GET", "/api/health"), ("GET", "/api/space"), ("POST", "/api/search")}, routes
