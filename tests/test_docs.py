@@ -425,7 +425,9 @@ def test_the_command_tables_options_match_each_commands_help():
             for word in named - options_of(command):
                 bad.append(f"`alice {name}`'s row names {word}, which it does not take")
     assert not bad, "\n".join(bad)
-    assert documented == set(leaf_commands(root)), set(leaf_commands(root)) ^ documented
+    # ALICE's own commands and its built-in plugins' (a plugin another test registers is not on the page)
+    own = {n for n, c in leaf_commands(root).items() if c.callback.__module__.startswith(("alice.", "alice_plugins."))}
+    assert documented == own, own ^ documented
 
 
 # --- every path and module name the docs and the code's prose quote exists ------------------------------------------
