@@ -1,7 +1,7 @@
 """Your own files against the built-in path: the digits scenes written to disk and read back through the file data sets.
 
-    python benchmarks/parity.py --work /tmp/parity            # the demo's sizes (tens of minutes on 2 cores)
-    python benchmarks/parity.py --work /tmp/parity --small    # a few thousand scenes, a few hundred steps
+    python benchmarks/parity.py --work parity-work          # the demo's sizes (tens of minutes on 2 cores)
+    python benchmarks/parity.py --work parity-work --small  # a few thousand scenes, a few hundred steps
     python benchmarks/parity.py --work my-data --write-only   # only the files (docs/your-data.md starts here)
 
 Writes the built-in ``digits`` scenes as a user would have them: the images as PNG files with a

@@ -86,7 +86,7 @@ def test_tiny_reference_beats_chance_without_pairs(tiny_reference):
     for row in cf.values():
         assert row["queries"] > 250
         assert row["seeds"] == 2
-        # the bar, met even by this tiny space (about 14x and 9x here): at least 5x plain search
+        # the bar this search must clear, met even by this tiny space (about 14x and 9x here): at least 5x plain search
         assert row["counterfactual_exact"] >= 5 * max(row["plain_exact"], 0.01), row
         assert row["counterfactual_swap"] > 2 * row["plain_swap"], row
 

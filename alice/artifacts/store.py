@@ -101,7 +101,7 @@ def _serialise(tensors: dict[str, torch.Tensor]) -> bytes:
     """The file's bytes: the same weights always give the same bytes, hence the same sha256.
 
     One metadata key only: safetensors writes several in a random order
-    (safetensors issue #584), which would change the hash from run to run.
+    (huggingface/safetensors#584), which would change the hash from run to run.
     """
     return serialise_safetensors(tensors, metadata={"format": f"alice-{FORMAT_VERSION}"})
 

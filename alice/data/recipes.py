@@ -112,7 +112,9 @@ ALIGNMENT_LOSSES = ("conditional-mean", "class-means", "moments")
 
 @dataclass
 class AlignmentSpec:
-    """Unpaired geometric alignment with the reference's latents (docs/alignment.md); weight 0 is the paper's method.
+    """Unpaired geometric alignment with the reference's latents; weight 0 is the paper's method.
+
+    Explained in docs/how-it-works.md#stage-2-optionally-unpaired-geometric-alignment-and-search-latents.
 
     Stage 2 adds ``weight * L_align``, pulling the new modality's latents toward the statistics
     of the reference modality's training latents stored in the reference, using only the new
@@ -128,7 +130,7 @@ class AlignmentSpec:
     paper: bool = False  # true: the paper's plain method, whatever the settings above say (they are set to off)
 
 
-# the choices of each setting of how the step runs (alice.training.FastPath)
+# the choices of each setting of how the step runs (alice.train.stages.FastPath)
 FAST_PATH_CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "fp32", "bf16"),
     "optimizer": ("auto", "loop", "foreach", "fused"),

@@ -62,7 +62,7 @@ class RunState:
     modules: dict[str, torch.nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
     generators: dict[str, torch.Generator]
-    sampler: Any  # alice.training.BatchSampler
+    sampler: Any  # alice.train.stages.BatchSampler
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:

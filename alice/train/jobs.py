@@ -93,7 +93,8 @@ def statistics_record(statistics: LatentStatistics) -> dict:
         "of": "the reference modality's latents E(x) of its train split, after training",
         "samples": int(statistics.count),
         "tensors": {f"{STATISTICS_PREFIX}.{n}": list(getattr(statistics, n).shape) for n in STATISTICS},
-        "use": "stage 2's unpaired alignment (recipe table [alignment], docs/alignment.md)",
+        "use": "stage 2's unpaired alignment (recipe table [alignment]; docs/how-it-works.md"
+        "#stage-2-optionally-unpaired-geometric-alignment-and-search-latents)",
     }
 
 

@@ -85,7 +85,7 @@ def semantic_loss(
     """L_sem: the classifier must read Delta_k(y) in E(D(M_k(z))).
 
     ``k`` (drawn with ``generator`` when not given) and ``denominator`` (the
-    count of scored entries, see :func:`alice.losses.masked_bce`) let a process
+    count of scored entries, see :func:`alice.core.losses.masked_bce`) let a process
     score its slice of a global batch exactly as its share of the global loss.
     """
     if k is None:
@@ -115,7 +115,7 @@ class FastPath:
     autocast: torch.dtype | None  # None: plain fp32
     adam: dict[str, Any]  # extra torch.optim.Adam arguments
     compile_mode: str | None  # None: eager
-    dropout_mask: str = "torch"  # see alice.modules.Dropout
+    dropout_mask: str = "torch"  # see alice.core.modules.Dropout
 
     @classmethod
     def resolve(cls, t: TrainingSpec, device: torch.device) -> FastPath:
