@@ -25,17 +25,7 @@ LAYERS = [
             "alice.core",
         ],
     ),
-    (
-        "plugin",
-        [
-            "alice.plugin",
-            "alice.hookspecs",
-            "alice.backbones",
-            "alice.datasets",
-            "alice.interventions",
-            "alice.plugins",
-        ],
-    ),
+    ("plugin", ["alice.plugin"]),
     ("data", ["alice.data"]),
     ("artifacts", ["alice.artifacts"]),
     ("train", ["alice.train"]),
