@@ -34,8 +34,7 @@ import numpy as np
 import torch
 
 from alice import console
-from alice.artifacts.indexes import Index
-from alice.artifacts.store import Adapter, ReferenceSpace
+from alice.artifacts.loaded import Adapter, ReferenceSpace
 from alice.core.interventions import InterventionBatch
 from alice.data.features import check_features
 from alice.data.loading import make_backbone
@@ -45,6 +44,7 @@ from alice.plugin.backbone import Backbone
 from alice.plugin.dataset import label_key
 from alice.plugin.limits import InputLimits
 from alice.plugin.manager import get_registry
+from alice.search.indexes import Index
 
 __all__ = ["Reads", "Space", "UnannotatedReadingWarning", "Unread", "load"]
 

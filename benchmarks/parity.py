@@ -190,7 +190,7 @@ def recipes(files: dict[str, Path], sizes: dict[str, Any], seed: int = 0) -> dic
 
 def build(path: Path, pairs: dict[str, tuple[Any, Any]], which: int, seeds: int) -> dict[str, Any]:
     """One space from the built-in (0) or file (1) recipes, evaluated; returns the eval report."""
-    from alice.artifacts.store import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.evaluation.run import evaluate
     from alice.evaluation.specs import EvalSpec
     from alice.train.jobs import add_modality, build_reference

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from alice import console
-from alice.artifacts.store import ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
 from alice.data.recipes import load_recipe
 from alice.distributed import pick_device
 from alice.evaluation.baselines import post_training_baseline

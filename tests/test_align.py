@@ -53,7 +53,7 @@ def test_pairs_are_distinct_scenes_with_matching_ids():
 
 @pytest.fixture(scope="module")
 def paired(tiny_reference):
-    from alice.artifacts import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.evaluation.paired import load_for_pairing
 
     ref = ReferenceSpace.load(tiny_reference)
@@ -115,7 +115,7 @@ def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_referenc
 
 
 def test_post_training_baseline_scores_concept_algebra(tiny_reference):
-    from alice.artifacts import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.evaluation.baselines import post_training_baseline
 
     result = post_training_baseline(ReferenceSpace.load(tiny_reference), torch.device("cpu"), seeds=2)

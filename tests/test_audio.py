@@ -253,7 +253,7 @@ def test_adding_speech_trains_only_its_adapter_and_changes_no_earlier_file(refer
     # an audio file as a search query: found as the speech adapter's by its suffix
     import soundfile
 
-    from alice.artifacts.manifests import read_adapter_manifest
+    from alice.artifacts.format.manifests import read_adapter_manifest
     from alice.data.loading import make_dataset
 
     speech = make_dataset(read_adapter_manifest(reference_copy / "adapters" / "speech").modality_spec().data)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from alice.artifacts import ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
 from alice.core.metrics import (
     balanced_accuracy,
     classification_metrics,

@@ -14,7 +14,7 @@ import pytest
 from cli_helpers import alice, ok, refused
 
 import alice as alice_api
-from alice.artifacts.space import merkle_root
+from alice.artifacts.integrity.record import merkle_root
 from alice.errors import AliceError
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
@@ -123,7 +123,7 @@ def test_a_swapped_adapter_folder_is_refused_even_when_its_own_hashes_agree(spac
 
 def test_adapters_bound_to_another_reference_are_refused_after_a_consistent_rehash(space):
     """Another reference manifest is another reference digest: re-recording the space does not help."""
-    from alice.artifacts.store import update_space
+    from alice.artifacts.publish import update_space
 
     _edit_json(space / "reference.json", lambda m: m.__setitem__("name", "renamed"))
     refused("was trained against another reference", "reference", "verify", space, "--rehash")

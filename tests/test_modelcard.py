@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import ok
 
-from alice.artifacts import ReferenceSpace
+from alice.artifacts.integrity.verify import verify_reference
+from alice.artifacts.loaded import ReferenceSpace
 from alice.artifacts.modelcard import adapter_card, front_matter, reference_card
-from alice.artifacts.verify import verify_reference
 from alice.errors import AliceError
 
 
@@ -123,8 +123,8 @@ def test_eval_writes_its_tables_into_the_reference_card_and_verify_export_import
 def test_adding_an_adapter_writes_its_card_and_changes_no_earlier_file(reference_copy):
     import dataclasses
 
-    from alice.artifacts import AdapterWeights, modelcard
-    from alice.artifacts.store import update_space
+    from alice.artifacts import modelcard
+    from alice.artifacts.publish import AdapterWeights, update_space
 
     before = {p: p.read_bytes() for p in reference_copy.rglob("*") if p.is_file() and p.name != "space.json"}
     ref = ReferenceSpace.load(reference_copy)
@@ -146,7 +146,7 @@ def test_adding_an_adapter_writes_its_card_and_changes_no_earlier_file(reference
 
 
 def _again(ref: ReferenceSpace):
-    from alice.artifacts import AdapterWeights
+    from alice.artifacts.publish import AdapterWeights
 
     a = ref.load_adapter("image")
     return [AdapterWeights(a.encoder, a.decoder, a.feature_mean, a.feature_std, a.manifest)]

@@ -47,7 +47,7 @@ def test_report_writes_page_figures_and_search_grid(report):
     sources = re.findall(r'src="([^"]+)"', text)
     assert len(sources) > 20 and all((folder / s).is_file() for s in sources)
     # the reference still verifies: the report folder is derived, not part of the artifact
-    from alice.artifacts.verify import verify_reference
+    from alice.artifacts.integrity.verify import verify_reference
 
     assert all(f.ok for f in verify_reference(ref))
 

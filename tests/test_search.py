@@ -11,9 +11,9 @@ import pytest
 import torch
 from cli_helpers import alice, refused
 
-from alice.artifacts.indexes import Index, pack_strings, unpack_strings, write_index
 from alice.core.similarity import top_k
 from alice.errors import AliceError
+from alice.search.indexes import Index, pack_strings, unpack_strings, write_index
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
 
@@ -82,7 +82,7 @@ def indexed(tiny_reference, tmp_path_factory):
     """A copy of the tiny reference with an image and a text index of the test split."""
     ref = tmp_path_factory.mktemp("search") / "ref"
     shutil.copytree(tiny_reference, ref)
-    from alice.search.index import build_index
+    from alice.search.build import build_index
 
     for modality in ("image", "text"):
         build_index(ref, modality, "test", device_name="cpu")
@@ -124,7 +124,7 @@ def _scene_with(ref: Path, label: str, tmp_path: Path) -> tuple[Path, list[str]]
     """A test-split image holding ``label``, written as a PNG file; with its labels."""
     from PIL import Image
 
-    from alice.artifacts import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.data.loading import make_dataset
 
     ds = make_dataset(ReferenceSpace.load(ref).load_adapter("image").manifest.modality_spec().data)

@@ -16,9 +16,9 @@ import pytest
 import torch
 from cli_helpers import refused
 
-from alice.artifacts.ann import AnnSpec
-from alice.artifacts.indexes import write_index
 from alice.errors import AliceError
+from alice.search.ann import AnnSpec
+from alice.search.indexes import write_index
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def served_ref(tiny_reference, tmp_path_factory):
     """The tiny reference with an exact image index and an approximate (ivf) text index of the test split."""
     ref = tmp_path_factory.mktemp("serve") / "ref"
     shutil.copytree(tiny_reference, ref)
-    from alice.search.index import build_index
+    from alice.search.build import build_index
 
     build_index(ref, "image", "test", device_name="cpu")
     build_index(ref, "text", "test", device_name="cpu", approximate=AnnSpec(kind="ivf", nprobe=8))
@@ -57,7 +57,7 @@ def scene_png(ref, wanted: list[str]) -> tuple[bytes, int]:
     """A test-split scene showing exactly ``wanted``, as PNG bytes, and its row in the image index."""
     from PIL import Image
 
-    from alice.artifacts.indexes import Index
+    from alice.search.indexes import Index
 
     index = Index.open(ref / "indexes" / "image-test.safetensors")
     vocab = json.loads((ref / "reference.json").read_text())["vocabulary"]
@@ -225,7 +225,7 @@ def test_an_oversized_upload_is_refused_before_it_is_read(served, served_ref):
 
 def test_an_index_of_another_reference_is_not_served(served_ref, tmp_path):
     """In the folder: left out at start, and a request naming it is a 409 saying why. Given by hand: no start."""
-    from alice.artifacts.verify import rehash
+    from alice.artifacts.integrity.verify import rehash
     from alice.serve.app import create_app
     from alice.serve.spec import ServeSpec
     from alice.serve.state import Served

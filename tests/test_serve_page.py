@@ -20,7 +20,7 @@ import pytest
 from test_report import _driver
 from test_serve import scene_png, uploads_module
 
-from alice.artifacts.ann import AnnSpec
+from alice.search.ann import AnnSpec
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def server(request, tmp_path_factory):
     ref = Path(given) if given else tmp_path_factory.mktemp("page") / "ref"
     if not given:
         shutil.copytree(request.getfixturevalue("tiny_reference"), ref)
-        from alice.search.index import build_index
+        from alice.search.build import build_index
 
         build_index(ref, "image", "test", device_name="cpu")
         build_index(ref, "text", "test", device_name="cpu", approximate=AnnSpec(kind="hnsw"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alice.artifacts import ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
 from alice.core.interventions import AffineIntervention, GlobalIntervention, NonLinearIntervention, sample_interventions
 from alice.core.losses import masked_bce
 from alice.core.modules import state_digest

@@ -142,7 +142,7 @@ def space(tiny_reference, tmp_path_factory) -> Path:
 @bounded(150)
 @given(data=st.data())
 def test_space_json(space, tiny_reference, data):
-    from alice.artifacts.space import read_record
+    from alice.artifacts.integrity.record import read_record
 
     valid = json.loads((tiny_reference / "space.json").read_text())
     content = data.draw(
@@ -165,7 +165,7 @@ def test_reference_and_adapter_manifests(space, tiny_reference, data):
     """A manifest changed by hand in a space without space.json is read field by field: loading the space
     (``alice.load``, and ``alice reference show``'s torch-free reading) refuses it or works."""
     from alice.api import Space
-    from alice.artifacts.describe import ReferenceFacts
+    from alice.artifacts.integrity.describe import ReferenceFacts
 
     name = data.draw(st.sampled_from(["reference.json", "adapters/image/adapter.json", "adapters/text/adapter.json"]))
     original = (tiny_reference / name).read_bytes()
@@ -220,7 +220,7 @@ def test_recipes(recipe_dir, data):
 def index_bytes(tmp_path_factory) -> bytes:
     import torch
 
-    from alice.artifacts.indexes import write_index
+    from alice.search.indexes import write_index
 
     path = tmp_path_factory.mktemp("index") / "i.safetensors"
     z = torch.nn.functional.normalize(torch.randn(6, 4), dim=1)
@@ -232,7 +232,7 @@ def index_bytes(tmp_path_factory) -> bytes:
 @bounded(300)
 @given(data=st.data())
 def test_index_headers(index_bytes, tmp_path_factory, data):
-    from alice.artifacts.indexes import Index
+    from alice.search.indexes import Index
 
     header = int.from_bytes(index_bytes[:8], "little") + 8
     raw = data.draw(st.binary(max_size=64) | st.just(index_bytes), label="file")

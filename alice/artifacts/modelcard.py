@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from alice import console
-from alice.artifacts.layout import ADAPTER_MANIFEST, ADAPTERS_FOLDER, CARD, REFERENCE_MANIFEST
+from alice.artifacts.format.layout import ADAPTER_MANIFEST, ADAPTERS_FOLDER, CARD, REFERENCE_MANIFEST
 from alice.errors import AliceError
 from alice.files import read_json
 from alice.tables import Table, cell

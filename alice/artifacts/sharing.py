@@ -35,10 +35,18 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from alice import console
-from alice.artifacts.layout import DERIVED_FOLDERS, REFERENCE_MANIFEST, SPACE_RECORD
-from alice.artifacts.space import DERIVED, SpaceRecord, check_digest_text, inspect_space, read_record, record_of, role
-from alice.artifacts.store import refuse_existing
-from alice.artifacts.verify import first_problem, verify_space
+from alice.artifacts.format.layout import DERIVED_FOLDERS, REFERENCE_MANIFEST, SPACE_RECORD
+from alice.artifacts.integrity.record import (
+    DERIVED,
+    SpaceRecord,
+    check_digest_text,
+    inspect_space,
+    read_record,
+    record_of,
+    role,
+)
+from alice.artifacts.integrity.verify import first_problem, verify_space
+from alice.artifacts.publish import refuse_existing
 from alice.errors import AliceError
 from alice.files import (
     IMPORT_LIMITS,

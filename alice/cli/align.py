@@ -56,7 +56,8 @@ def align_clip(
     device: Optional[str] = Device,
 ) -> None:
     """Fine-tune two modalities' encoders with the contrastive loss on N pairs (or train them from scratch)."""
-    from alice.artifacts.store import ReferenceSpace, refuse_existing
+    from alice.artifacts.loaded import ReferenceSpace
+    from alice.artifacts.publish import refuse_existing
     from alice.distributed import pick_device
     from alice.errors import AliceError
     from alice.evaluation.paired import align
@@ -109,7 +110,7 @@ def sweep_pairs(
     device: Optional[str] = Device,
 ) -> None:
     """R@1/5/10 against the number of pairs for each method, several seeds: JSON and a PNG plot."""
-    from alice.artifacts.store import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.distributed import pick_device
     from alice.errors import AliceError
     from alice.evaluation.paired import plot, summarise, sweep

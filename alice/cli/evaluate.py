@@ -38,7 +38,7 @@ def eval_command(
     as_json: bool = Json,
 ) -> None:
     """Evaluate each adapter (classification, interventions) and pair (retrieval); write eval.json, update README.md."""
-    from alice.artifacts.store import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.data.recipes import data_overrides
     from alice.distributed import pick_device
     from alice.evaluation.baselines import post_training_baseline

@@ -43,7 +43,7 @@ def build(
 
 def _summary(path: Path) -> dict:
     """From the manifests, with every weights file re-hashed; no torch, no network built."""
-    from alice.artifacts.describe import ReferenceFacts
+    from alice.artifacts.integrity.describe import ReferenceFacts
 
     return ReferenceFacts.read(path).summary()
 
@@ -101,8 +101,8 @@ def list_references(
     as_json: bool = Json,
 ) -> None:
     """List reference recipes you can build, and reference spaces built under --root."""
-    from alice.artifacts.describe import adapter_names
-    from alice.artifacts.layout import REFERENCE_MANIFEST
+    from alice.artifacts.format.layout import REFERENCE_MANIFEST
+    from alice.artifacts.integrity.describe import adapter_names
     from alice.data.recipes import list_recipes
     from alice.plugin.manager import get_registry
 
@@ -169,8 +169,8 @@ def verify(
     as_json: bool = Json,
 ) -> None:
     """Re-hash every file against space.json and its manifest, and check each adapter belongs to this reference."""
-    from alice.artifacts.verify import rehash as record_again
-    from alice.artifacts.verify import verify_space
+    from alice.artifacts.integrity.verify import rehash as record_again
+    from alice.artifacts.integrity.verify import verify_space
 
     if rehash:
         old, record = record_again(path)

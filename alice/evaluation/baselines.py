@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from alice import console
-from alice.artifacts.store import ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
 from alice.core.interventions import sample_interventions
 from alice.core.losses import masked_bce
 from alice.core.metrics import classification_metrics, intervention_scores, youden_thresholds

@@ -20,15 +20,8 @@ import torch
 
 from alice import console
 from alice.artifacts import modelcard
-from alice.artifacts.store import (
-    Adapter,
-    AdapterWeights,
-    ReferenceSpace,
-    derived_reference_files,
-    now,
-    refuse_existing,
-    write_reference,
-)
+from alice.artifacts.loaded import Adapter, ReferenceSpace
+from alice.artifacts.publish import AdapterWeights, derived_reference_files, now, refuse_existing, write_reference
 from alice.core.alignment import SearchEncoder
 from alice.core.metrics import label_retrieval, recall_at_k
 from alice.core.modules import Encoder

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from alice.artifacts.layout import EVAL_FILE
+from alice.artifacts.format.layout import EVAL_FILE
+from alice.artifacts.loaded import Adapter, ReferenceSpace
 from alice.artifacts.modelcard import reference_card_files
-from alice.artifacts.store import Adapter, ReferenceSpace, update_space
+from alice.artifacts.publish import update_space
 from alice.core.interventions import sample_interventions
 from alice.core.metrics import (
     classification_metrics,

@@ -30,8 +30,9 @@ import torch
 from alice import console
 from alice._version import __version__
 from alice.api import Space
-from alice.artifacts.layout import EVAL_FILE, REPORT_FOLDER
-from alice.artifacts.store import ReferenceSpace, inside, scratch_beside, update_space
+from alice.artifacts.format.layout import EVAL_FILE, REPORT_FOLDER
+from alice.artifacts.loaded import ReferenceSpace
+from alice.artifacts.publish import inside, scratch_beside, update_space
 from alice.core.similarity import top_k
 from alice.distributed import pick_device
 from alice.errors import AliceError

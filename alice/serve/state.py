@@ -22,10 +22,10 @@ from typing import Any
 
 from alice import console
 from alice.api import Reads, Space, Unread
-from alice.artifacts.indexes import Index, split_pin
 from alice.errors import AliceError
 from alice.report import previews
 from alice.search import query as q
+from alice.search.indexes import Index, split_pin
 from alice.serve.spec import ServeSpec
 
 #: previews kept in memory (PNG/WAV bytes), most recently used first out last

@@ -10,20 +10,11 @@ import torch
 
 from alice import console, distributed
 from alice.artifacts import modelcard
-from alice.artifacts.describe import check_new_adapter
-from alice.artifacts.layout import ADAPTERS_FOLDER
-from alice.artifacts.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
-from alice.artifacts.store import (
-    SEARCH_MEAN,
-    STATISTICS_PREFIX,
-    AdapterWeights,
-    ReferenceSpace,
-    now,
-    reference_files,
-    refuse_existing,
-    update_space,
-    write_space,
-)
+from alice.artifacts.format.layout import ADAPTERS_FOLDER, SEARCH_MEAN, STATISTICS_PREFIX
+from alice.artifacts.format.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
+from alice.artifacts.integrity.describe import check_new_adapter
+from alice.artifacts.loaded import ReferenceSpace
+from alice.artifacts.publish import AdapterWeights, now, reference_files, refuse_existing, update_space, write_space
 from alice.core.alignment import STATISTICS, AlignmentTarget, LatentStatistics
 from alice.core.interventions import Intervention, prompt_sentences
 from alice.core.metrics import classification_metrics, youden_thresholds

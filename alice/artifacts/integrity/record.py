@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from alice import console
-from alice.artifacts.layout import (
+from alice.artifacts.format.layout import (
     ADAPTER_MANIFEST,
     ADAPTER_WEIGHTS,
     ADAPTERS_FOLDER,

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from alice.artifacts.indexes import Index
-from alice.artifacts.layout import (
+from alice.artifacts.format.layout import (
     ADAPTERS_FOLDER,
     DERIVED_FOLDERS,
     INDEX_FOLDER,
@@ -15,11 +14,13 @@ from alice.artifacts.layout import (
     REFERENCE_WEIGHTS,
     SPACE_RECORD,
 )
-from alice.artifacts.manifests import read_reference_manifest
-from alice.artifacts.space import Inspection, SpaceRecord, inspect_space, read_record
-from alice.artifacts.store import ReferenceSpace, update_space
+from alice.artifacts.format.manifests import read_reference_manifest
+from alice.artifacts.integrity.record import Inspection, SpaceRecord, inspect_space, read_record
+from alice.artifacts.loaded import ReferenceSpace
+from alice.artifacts.publish import update_space
 from alice.errors import AliceError
 from alice.files import recover
+from alice.search.indexes import Index
 
 
 @dataclass
