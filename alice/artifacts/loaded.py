@@ -219,7 +219,7 @@ class ReferenceSpace:
         if name not in self.adapter_names() or not folder.is_dir():
             known = ", ".join(self.adapter_names()) or "none"
             raise AliceError(f"reference {self.path} has no adapter {name!r} (has: {known})")
-        m = adapter_manifest(folder, self.sha256, self.reference_digest)
+        m = adapter_manifest(folder, self.reference_digest)
         known_sha = self._inspection().hashes.get(f"{ADAPTERS_FOLDER}/{name}/{m.weights.file}")
         tensors, digest = _read_weights(folder, m.weights, known_sha)
         feature_dim = m.backbone.feature_dim
@@ -259,7 +259,7 @@ class ReferenceSpace:
         """Load and verify a reference folder: every file against ``space.json``, the weights against their manifests.
 
         Refuses hidden files, symbolic links and files no record names. ``digest`` pins the space: any other
-        digest is refused (``--expect-digest``). A space written before ``space.json`` loads with a warning.
+        digest is refused (``--expect-digest``), and so is a folder without ``space.json``.
         """
         path = Path(path)
         _, inspection = open_space(path, digest)

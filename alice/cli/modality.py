@@ -50,7 +50,7 @@ def add(
             {
                 "path": str(path),
                 "manifest": read_adapter_manifest(path).metrics,
-                "digest": record.digest if record else None,
+                "digest": record.digest,
             }
         )
 

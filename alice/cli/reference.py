@@ -162,7 +162,7 @@ def verify(
     rehash: bool = typer.Option(
         False,
         "--rehash",
-        help="Record every file in space.json afresh (a space written before it, or edited documentation), "
+        help="Record every file in space.json afresh (after documentation was edited by hand), "
         "after checking the weights against their manifests.",
     ),
     expect_digest: Optional[str] = ExpectDigest,
@@ -174,7 +174,7 @@ def verify(
 
     if rehash:
         old, record = record_again(path)
-        console.info(f"recorded {path / 'space.json'}: digest {record.digest} (was {old or 'not recorded'})")
+        console.info(f"recorded {path / 'space.json'}: digest {record.digest} (was {old or 'unreadable'})")
     findings, inspection = verify_space(path, digest=expect_digest)
     bad = [f for f in findings if not f.ok]
     if as_json:

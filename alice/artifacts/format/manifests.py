@@ -201,7 +201,7 @@ class AdapterManifest:
     latent_alignment: dict[str, Any] | None = None  # stage 2's unpaired alignment (recipe [alignment]); None: off
     search: dict[str, Any] | None = None  # how search compares its latents: {"centre": true, ...}; None: as they are
     reference_sha256: str = ""
-    reference_digest: str = ""  # of reference.safetensors and reference.json (integrity.record); "": older
+    reference_digest: str = ""  # of reference.safetensors and reference.json (integrity.record)
     weights: WeightsRecord | None = None
     alice_version: str = __version__
     #: kind ("dataset", "backbone") -> the plugin that provided it: "scanner (alice-scanner==0.1.0)"; {}: older

@@ -20,7 +20,7 @@ from alice.artifacts.format.manifests import (
     read_adapter_manifest,
     read_reference_manifest,
 )
-from alice.artifacts.integrity.record import Inspection, SpaceRecord, inspect_space, warn_unrecorded
+from alice.artifacts.integrity.record import Inspection, SpaceRecord, inspect_space
 from alice.errors import AliceError
 from alice.files import recover, sha256_file
 
@@ -57,16 +57,13 @@ def open_space(path: Path, digest: str | None = None) -> tuple[ReferenceManifest
     """A reference folder's manifest and every file checked against ``space.json``: what each reader starts with.
 
     Puts back a space a killed writer left moved aside; refuses a folder that is no reference, any problem the
-    check finds (one line), and with ``digest`` any other digest (``--expect-digest``). A space written before
-    ``space.json`` is read with a warning.
+    check finds (one line, a missing ``space.json`` too), and with ``digest`` any other digest (``--expect-digest``).
     """
     path = Path(path)
     recover(path.absolute())
     manifest = reference_manifest(path)  # not a reference at all, or of another format version: say that first
     inspection = inspect_space(path)
     inspection.raise_first()
-    if inspection.record is None:
-        warn_unrecorded(path)
     inspection.check_digest(digest)
     return manifest, inspection
 
@@ -105,24 +102,20 @@ def check_new_adapter(path: Path, name: str, overwrite: bool = False) -> None:
         )
 
 
-def adapter_manifest(folder: Path, reference_sha256: str, reference_digest: str = "") -> AdapterManifest:
-    """An adapter's manifest, refused unless the adapter was trained against this reference.
-
-    An adapter written with ``space.json`` names the reference's digest (its weights and manifest), one written
-    before only the reference weights' sha256.
-    """
+def adapter_manifest(folder: Path, reference_digest: str) -> AdapterManifest:
+    """An adapter's manifest, refused unless the adapter was trained against this reference: its manifest names
+    the reference's digest (of its weights and manifest)."""
     m = read_adapter_manifest(folder)
     name = Path(folder).name
-    if m.reference_digest and reference_digest:
-        if m.reference_digest != reference_digest:
-            raise AliceError(
-                f"adapter {name!r} was trained against another reference (digest {m.reference_digest[:12]}…), "
-                f"not this one ({reference_digest[:12]}…)"
-            )
-    elif m.reference_sha256 != reference_sha256:
+    if not m.reference_digest:
         raise AliceError(
-            f"adapter {name!r} was trained against another reference "
-            f"(sha256 {m.reference_sha256[:12] or '?'}…), not this one ({reference_sha256[:12]}…)"
+            f"adapter {name!r} names no reference digest (an older ALICE wrote it): train it again with "
+            "`alice modality add`, or have the space's publisher export it again"
+        )
+    if m.reference_digest != reference_digest:
+        raise AliceError(
+            f"adapter {name!r} was trained against another reference (digest {m.reference_digest[:12]}…), "
+            f"not this one ({reference_digest[:12]}…)"
         )
     return m
 
@@ -148,7 +141,7 @@ class ReferenceFacts:
         adapters = {}
         for name in adapter_names(path, inspection.record):
             folder = f"{ADAPTERS_FOLDER}/{name}"
-            m = adapter_manifest(path / folder, sha, inspection.reference_digest)
+            m = adapter_manifest(path / folder, inspection.reference_digest)
             weights = f"{folder}/{m.weights.file}"
             adapters[name] = (m, checked_sha256(path / weights, m.weights.sha256, known.get(weights)))
         return cls(path, manifest, sha, adapters, inspection.digest, inspection.reference_digest)
