@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from alice.config.search import AnnSpec
 from alice.core.similarity import top_k
-from alice.search.ann import AnnSpec
 from alice.search.indexes import Index, write_index
 
 CHUNK = 250_000

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
+from alice.config.search import AnnSpec
 from alice.files import sha256_file
-from alice.search.ann import AnnSpec
 from alice.search.indexes import Index, write_index
 
 

@@ -62,8 +62,8 @@ def paired(tiny_reference):
 
 
 def test_clip_from_scratch_improves_retrieval_over_its_start(paired):
+    from alice.config.evaluation import PairedSpec
     from alice.evaluation.paired import fine_tune, make_encoders, retrieval_both_ways
-    from alice.evaluation.specs import PairedSpec
 
     a, b = paired
     start = retrieval_both_ways(*make_encoders("clip", a, b, seed=0), a, b)
@@ -74,8 +74,8 @@ def test_clip_from_scratch_improves_retrieval_over_its_start(paired):
 
 
 def test_alice_then_cyclip_improves_retrieval_over_alice_alone(paired):
+    from alice.config.evaluation import PairedSpec
     from alice.evaluation.paired import fine_tune, retrieval_both_ways
-    from alice.evaluation.specs import PairedSpec
 
     a, b = paired
     before = retrieval_both_ways(a.adapter.encoder, b.adapter.encoder, a, b)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from cli_helpers import alice, ok, refused
 
+from alice.config.search import AnnSpec
 from alice.errors import AliceError
-from alice.search.ann import AnnSpec
 from alice.search.header import IndexHeader
 from alice.search.indexes import Index, write_index
 

@@ -148,8 +148,8 @@ def _write_folder(root: Path, rows: list[dict], fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_audio_folder_reads_multi_label_files(tmp_path, fmt):
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
 
     rows = [
         {
@@ -168,8 +168,8 @@ def test_audio_folder_reads_multi_label_files(tmp_path, fmt):
 
 
 def test_audio_folder_bad_input_is_named(tmp_path):
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
 
     def load(**options):
         return make_dataset(DataSpec("audio-folder", {"root": str(tmp_path), **options}))
@@ -200,8 +200,8 @@ def test_audio_folder_bad_input_is_named(tmp_path):
 
 
 def test_digits_speech_pairs_with_the_image_test_scenes_and_holds_out_voices():
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
     from alice_plugins.digits.speech import TEST_VARIANTS
 
     speech = make_dataset(DataSpec("digits-speech", {"train": 50, "val": 10, "test": 20}))

@@ -73,9 +73,9 @@ def test_an_index_outside_the_space_is_pinned_or_checked_after_loading(reference
     pytest.importorskip("faiss")
     import faiss
 
+    from alice.config.serve import ServeSpec
     from alice.search.header import IndexHeader
     from alice.search.indexes import write_index
-    from alice.serve.spec import ServeSpec
     from alice.serve.state import Served
 
     ref, mine = reference_copy, tmp_path / "mine.safetensors"
@@ -114,7 +114,8 @@ def test_a_faiss_index_is_checked_part_by_part_after_loading(tmp_path):
     pytest.importorskip("faiss")
     import faiss
 
-    from alice.search.ann import AnnSpec, build, check_loaded
+    from alice.config.search import AnnSpec
+    from alice.search.ann import build, check_loaded
 
     g = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(torch.randn(2000, 16, generator=g), dim=1).numpy()

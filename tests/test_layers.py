@@ -26,6 +26,7 @@ LAYERS = [
         ],
     ),
     ("plugin", ["alice.plugin"]),
+    ("config", ["alice.config"]),  # settings: dataclasses and their checks, torch-free (see below)
     ("data", ["alice.data"]),
     # the search index file (its header, the file, its FAISS part) is a space's derived file: read by verify and by
     # alice.load, so it sits with the artifacts though it lives in alice/search/ beside what builds and queries it
@@ -207,3 +208,16 @@ def test_the_digits_public_module_names_what_the_guide_lists():
     cells = [row.split("|")[1] for row in table.splitlines()[2:]]
     listed = {a or b for cell in cells for a, b in re.findall(r"(\w+)\(|`(\w+)`", cell)}
     assert listed == set(public.__all__)
+
+
+def test_importing_the_settings_imports_no_ml_library():
+    """alice.config is read by the CLI to build its options: importing all of it loads neither torch nor numpy."""
+    import subprocess
+    import sys
+
+    names = sorted(module_name(p) for p in (ROOT / "alice" / "config").rglob("*.py"))
+    code = f"import sys; import {', '.join(names)}; print(sorted({{'torch', 'numpy'}} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
+    assert "alice.config.training" in names and "alice.config.limits" in names

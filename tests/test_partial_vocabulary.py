@@ -56,8 +56,8 @@ def nonine(tiny_reference, tmp_path_factory):
     """(folder, the output of `alice modality add`, a test image read as nine through the new adapter, its PNG)."""
     from PIL import Image
 
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
     from alice.search.build import build_index
 
     work = tmp_path_factory.mktemp("nonine")

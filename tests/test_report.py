@@ -21,8 +21,8 @@ def report(tiny_reference, tmp_path_factory):
     ref = tmp_path_factory.mktemp("report") / "ref"
     shutil.copytree(tiny_reference, ref)
     (ref / "eval.json").unlink(missing_ok=True)
+    from alice.config.report import ReportSpec
     from alice.report.page import build_report
-    from alice.report.spec import ReportSpec
 
     page = build_report(ref, ReportSpec(per_modality=80, queries=2, k=4, seeds=2))
     return ref, page

@@ -16,8 +16,8 @@ import pytest
 import torch
 from cli_helpers import refused
 
+from alice.config.search import AnnSpec
 from alice.errors import AliceError
-from alice.search.ann import AnnSpec
 from alice.search.indexes import write_index
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
@@ -61,8 +61,8 @@ def scene_png(ref, wanted: list[str]) -> tuple[bytes, int]:
 
     index = Index.open(ref / "indexes" / "image-test.safetensors")
     vocab = json.loads((ref / "reference.json").read_text())["vocabulary"]
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
 
     split = make_dataset(DataSpec(index.meta["dataset"]["name"], index.meta["dataset"]["options"])).split("test")
     for row in range(index.count):
@@ -214,8 +214,8 @@ def test_bad_requests_are_one_line_4xx_and_the_server_goes_on(client, served_ref
 
 
 def test_an_oversized_upload_is_refused_before_it_is_read(served, served_ref):
+    from alice.config.serve import ServeSpec
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
 
     png, _ = scene_png(served_ref, ["three"])
     with fastapi_testclient.TestClient(create_app(spec=ServeSpec(max_upload_bytes=len(png) // 2), served=served)) as c:
@@ -226,8 +226,8 @@ def test_an_oversized_upload_is_refused_before_it_is_read(served, served_ref):
 def test_an_index_of_another_reference_is_not_served(served_ref, tmp_path):
     """In the folder: left out at start, and a request naming it is a 409 saying why. Given by hand: no start."""
     from alice.artifacts.integrity.verify import rehash
+    from alice.config.serve import ServeSpec
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
     from alice.serve.state import Served
 
     ref = tmp_path / "ref"
@@ -292,9 +292,9 @@ def scene_png_bytes(side: int = 20) -> bytes:
 def test_uploads_over_the_caps_are_refused_from_their_header(served, tmp_path):
     """413 with one line for an image of more pixels than --max-pixels, even one Pillow itself calls a bomb; read
     from the header, so at once. One just under the cap is answered."""
+    from alice.config.serve import ServeSpec
     from alice.plugin import InputLimits
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
 
     pngs = uploads_module()
     spec = ServeSpec(limits=InputLimits(max_pixels=200 * 200))
@@ -314,9 +314,9 @@ def test_uploads_over_the_caps_are_refused_from_their_header(served, tmp_path):
 def test_no_request_blocks_the_others(served, tmp_path):
     """While another request holds the models, a query gets a 503 after the bound, not a wait without end; an upload
     is decoded outside that lock (refused for its size while the models are busy); then all goes on."""
+    from alice.config.serve import ServeSpec
     from alice.plugin import InputLimits
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
 
     spec = ServeSpec(busy_after_s=0.5, limits=InputLimits(max_pixels=100))
     claim = uploads_module().png_claiming(tmp_path / "large.png", 5000, 5000)
@@ -339,8 +339,8 @@ def test_no_request_blocks_the_others(served, tmp_path):
 def test_a_token_guards_all_but_health_and_the_page(served, served_ref, tmp_path):
     """With a token, a request without it (or with another) is a 401 before its body is read; health and the page
     answer anyone. Beyond the loopback a token (or --open) is required before anything loads."""
+    from alice.config.serve import ServeSpec
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
 
     token = "a-token-long-enough-to-guess-never"
     with fastapi_testclient.TestClient(create_app(spec=ServeSpec(token=token), served=served)) as c:

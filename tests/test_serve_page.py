@@ -20,7 +20,7 @@ import pytest
 from test_report import _driver
 from test_serve import scene_png, uploads_module
 
-from alice.search.ann import AnnSpec
+from alice.config.search import AnnSpec
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
 ROOT = Path(__file__).resolve().parents[1]

@@ -272,7 +272,7 @@ KINDS = [tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tar
 @given(data=st.data())
 def test_archive_headers(archive_members, tmp_path_factory, data):
     from alice.artifacts.sharing import import_reference
-    from alice.files import ImportLimits
+    from alice.config.limits import ImportLimits
 
     names = st.sampled_from([n for n, _ in archive_members] + ["ref/../x.json", "/abs.json", "ref/.h.json"]) | text
     buffer = io.BytesIO()

@@ -45,10 +45,9 @@ from alice.artifacts.integrity.record import (
 )
 from alice.artifacts.integrity.verify import first_problem, verify_space
 from alice.artifacts.publish import refuse_existing
+from alice.config.limits import IMPORT_LIMITS, ImportLimits
 from alice.errors import AliceError
 from alice.files import (
-    IMPORT_LIMITS,
-    ImportLimits,
     atomic_file,
     folder_lock,
     json_text,

@@ -9,8 +9,8 @@ import typer
 
 from alice import console
 from alice.cli.options import Device
-from alice.evaluation.specs import ALICE_LR_DIVISOR, LOSSES, METHODS, PairedSpec
-from alice.evaluation.specs import PAIRED_DEFAULTS as D
+from alice.config.evaluation import ALICE_LR_DIVISOR, LOSSES, METHODS, PairedSpec
+from alice.config.evaluation import PAIRED_DEFAULTS as D
 from alice.tables import Table
 
 app = typer.Typer(help="Paired fine-tuning (CLIP, CyCLIP) of an ALICE space, or from scratch.", no_args_is_help=True)

@@ -9,7 +9,7 @@ import typer
 
 from alice import console
 from alice.cli.options import Device, ExpectDigest, Json
-from alice.evaluation.specs import EVAL_DEFAULTS, PAIRED_DEFAULTS, EvalSpec, PairedSpec
+from alice.config.evaluation import EVAL_DEFAULTS, PAIRED_DEFAULTS, EvalSpec, PairedSpec
 
 
 def eval_command(

@@ -9,7 +9,7 @@ import typer
 
 from alice import console
 from alice.cli.options import Json, Overrides, Overwrite
-from alice.data.recipes import ProbeSpec
+from alice.config.modality import ProbeSpec
 
 app = typer.Typer(help="Write recipes for your own data.", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ import typer
 
 from alice import console
 from alice.cli.options import Device, ExpectDigest, Json, Overwrite
-from alice.search.ann import AnnSpec
+from alice.config.search import AnnSpec
 from alice.tables import Table
 
 index_app = typer.Typer(help="Indexes of one modality's latents, for `alice search`.", no_args_is_help=True)

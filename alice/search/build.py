@@ -10,12 +10,12 @@ from alice import console
 from alice.artifacts.format.layout import INDEX_FOLDER
 from alice.artifacts.loaded import ReferenceSpace
 from alice.artifacts.publish import inside, is_reference_folder, scratch_beside, update_space
+from alice.config.search import AnnSpec
 from alice.data.loading import make_backbone
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.files import refuse_to_replace
 from alice.plugin.dataset import SPLITS
-from alice.search.ann import AnnSpec
 from alice.search.indexes import Index, default_index_path, write_index
 
 

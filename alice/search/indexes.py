@@ -39,6 +39,7 @@ from safetensors.torch import save_file
 
 from alice._version import __version__
 from alice.artifacts.format.layout import INDEX_FOLDER
+from alice.config.search import KINDS, AnnSpec
 from alice.core.similarity import BLOCK_ROWS, top_k
 from alice.errors import AliceError
 from alice.files import atomic_file, sha256_remembered
@@ -131,7 +132,7 @@ class Index(IndexHeader):
             raise AliceError(
                 f"{path} is not a readable index: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
             ) from None
-        if header.kind not in ann.KINDS:
+        if header.kind not in KINDS:
             raise AliceError(
                 f"{path} holds an index of kind {header.kind!r}, which this ALICE does not know; upgrade alice"
             )
@@ -220,7 +221,7 @@ def write_index(
     texts: Sequence[str] | None = None,
     pair_ids: Sequence[str] | None = None,
     overwrite: bool = False,
-    approximate: ann.AnnSpec | None = None,
+    approximate: AnnSpec | None = None,
     files: Sequence[str] | None = None,
 ) -> Path:
     """Write an index file atomically: a partial file beside it, renamed into place when complete.
@@ -233,7 +234,7 @@ def write_index(
         raise AliceError(f"{path} is a folder; give the index a file name (….safetensors)")
     if path.exists() and not overwrite:
         raise AliceError(f"{path} already exists; pass --overwrite to replace it")
-    spec = approximate or ann.AnnSpec()
+    spec = approximate or AnnSpec()
     spec.check()
     tensors: dict[str, torch.Tensor] = {"embeddings": embeddings.detach().to("cpu", torch.float32).contiguous()}
     if labels is not None:

@@ -15,13 +15,14 @@ from alice.artifacts.format.manifests import AdapterManifest, BackboneRecord, Da
 from alice.artifacts.integrity.describe import check_new_adapter
 from alice.artifacts.loaded import ReferenceSpace
 from alice.artifacts.publish import AdapterWeights, now, reference_files, refuse_existing, update_space, write_space
+from alice.config.training import Recipe
 from alice.core.alignment import STATISTICS, AlignmentTarget, LatentStatistics
 from alice.core.interventions import Intervention, prompt_sentences
 from alice.core.metrics import classification_metrics, youden_thresholds
 from alice.core.modules import Classifier, Decoder, Encoder
 from alice.data.features import extract_features
 from alice.data.loading import ModalityData, load_modality, make_backbone, make_dataset
-from alice.data.recipes import Recipe, check_model_fits, model_parameters
+from alice.data.recipes import check_model_fits, model_parameters
 from alice.distributed import pick_device
 from alice.errors import AliceError, Interrupted
 from alice.files import check_writable, recover

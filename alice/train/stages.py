@@ -29,12 +29,12 @@ from typing import Any
 import torch
 
 from alice import console, distributed
+from alice.config.training import FAST_PATH_CHOICES, ModelSpec, TrainingSpec
 from alice.core.alignment import AlignmentTarget, alignment_loss
 from alice.core.interventions import Intervention, InterventionBatch, sample_interventions
 from alice.core.losses import masked_bce, reconstruction_loss
 from alice.core.modules import Classifier, Decoder, Encoder, state_digest
 from alice.data.loading import ModalityData
-from alice.data.recipes import FAST_PATH_CHOICES, ModelSpec, TrainingSpec
 from alice.errors import AliceError
 from alice.train import checkpoints
 from alice.train.checkpoints import RunState

@@ -15,7 +15,7 @@ from typing import Any
 
 from alice._version import __version__
 from alice.artifacts.format.layout import ADAPTER_MANIFEST, FORMAT_VERSION, REFERENCE_MANIFEST
-from alice.data.recipes import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
+from alice.config.modality import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
 from alice.files import read_json as read_json_file
 
