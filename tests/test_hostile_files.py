@@ -287,9 +287,9 @@ def test_sizes_beyond_memory_and_steps_beyond_the_maximum_are_refused_before_any
 
 
 def test_a_long_training_says_how_long_before_it_goes_on(capsys):
-    from alice.train import stages
+    from alice.train import loop
 
-    assert stages.estimate_line("training", 20, 0.2, 100) is None  # a short run says nothing
+    assert loop.estimate_line("training", 20, 0.2, 100) is None  # a short run says nothing
     timed = []
 
     def step(n: int) -> dict:
@@ -300,7 +300,7 @@ def test_a_long_training_says_how_long_before_it_goes_on(capsys):
         return {"rec": torch.tensor(1.0)}
 
     with pytest.raises(KeyboardInterrupt):
-        stages._loop(10**8, "training", step, dict, 0, None)
+        loop.run_steps(10**8, "training", step, dict, 0, None)
     line = next(s for s in timed[0].err.splitlines() if "for the" in s)
     assert line.startswith("training: about ") and "for the 99,999,980 steps left" in line and "ms per step" in line
     assert timed[0].out == ""  # stdout stays for --json

@@ -20,6 +20,7 @@ LAYERS = [
             "alice.errors",
             "alice.console",
             "alice.files",
+            "alice.reading",
             "alice.tables",
             "alice.distributed",
             "alice.core",

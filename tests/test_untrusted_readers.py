@@ -122,7 +122,7 @@ def flipped(raw: bytes, data, window: int | None = None) -> bytes:
     | st.integers(4300, 5000).map(lambda n: "1" * n)
 )
 def test_the_json_reader(raw):
-    from alice.files import parse_json
+    from alice.reading import parse_json
 
     one_line_or_success(parse_json, raw, "x.json")
 
@@ -201,7 +201,7 @@ def test_reference_and_adapter_manifests(space, tiny_reference, data):
 def test_recipes(recipe_dir, data):
     from alice.data.recipes import _apply_override, parse_recipe
     from alice.data.scaffold import toml_key, toml_value
-    from alice.files import parse_toml
+    from alice.reading import parse_toml
 
     valid = parse_toml((recipe_dir / "tiny-image.toml").read_text(), "tiny-image")
     doc = data.draw(mutated(valid, toml_values, HOSTILE), label="recipe")

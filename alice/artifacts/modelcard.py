@@ -26,7 +26,7 @@ from typing import Any
 from alice import console
 from alice.artifacts.format.layout import ADAPTER_MANIFEST, ADAPTERS_FOLDER, CARD, REFERENCE_MANIFEST
 from alice.errors import AliceError
-from alice.files import read_json
+from alice.reading import read_json
 from alice.tables import Table, cell
 
 # --------------------------------------------------------------------------- small helpers

@@ -61,11 +61,11 @@ from alice.files import (
     json_text,
     make_folder,
     publish_folder,
-    read_json,
     recover,
     refuse_to_replace,
     staging_folder,
 )
+from alice.reading import read_json
 
 if TYPE_CHECKING:
     from alice.artifacts.loaded import ReferenceSpace

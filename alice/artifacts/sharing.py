@@ -54,9 +54,9 @@ from alice.files import (
     make_folder,
     publish_folder,
     refuse_to_replace,
-    size_text,
     staging_folder,
 )
+from alice.reading import size_text
 
 ALLOWED_SUFFIXES = (".safetensors", ".json")
 ALLOWED_NAMES = ("README.md",)

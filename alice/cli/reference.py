@@ -12,7 +12,7 @@ from alice import console
 from alice.cli.options import ExpectDigest, Json, Overwrite, RunOptions, training_run
 from alice.config.limits import IMPORT_LIMITS, ImportLimits
 from alice.errors import AliceError
-from alice.files import parse_size, read_json, size_text
+from alice.reading import parse_size, read_json, size_text
 from alice.tables import Table
 
 app = typer.Typer(help="Build and inspect frozen reference spaces.", no_args_is_help=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alice.files import GiB
+from alice.reading import GiB
 
 
 @dataclass

@@ -23,8 +23,8 @@ from alice import console
 from alice.config.modality import BackboneSpec, DataSpec
 from alice.config.training import ALIGNMENT_LOSSES, FAST_PATH_CHOICES, STAGES, InterventionSpec, Recipe
 from alice.errors import AliceError
-from alice.files import MAX_TOML_BYTES, memory_bytes, parse_toml, size_text
 from alice.plugin.manager import get_registry
+from alice.reading import MAX_TOML_BYTES, memory_bytes, parse_toml, size_text
 
 # Tables whose unknown keys are options for a plugin rather than recipe fields.
 _OPTION_TABLES = {DataSpec: ("dataset",), BackboneSpec: ("name",)}

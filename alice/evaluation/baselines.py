@@ -23,7 +23,7 @@ from alice.core.interventions import sample_interventions
 from alice.core.losses import masked_bce
 from alice.core.metrics import classification_metrics, intervention_scores, youden_thresholds
 from alice.core.modules import Classifier, Encoder
-from alice.train.stages import BatchSampler
+from alice.train.loop import BatchSampler
 
 
 class ConceptAlgebra:

@@ -40,7 +40,8 @@ from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.evaluation.run import evaluate, save_evaluation
 from alice.evaluation.tables import evaluation_tables
-from alice.files import check_writable, publish_folder, read_json, staging_folder, write_json
+from alice.files import check_writable, publish_folder, staging_folder, write_json
+from alice.reading import read_json
 from alice.report.figures import PROJECTIONS, Items, projection_figures
 from alice.report.previews import Gallery
 from alice.tables import Table, cell

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alice.errors import AliceError
-from alice.files import parse_json
+from alice.reading import parse_json
 
 if TYPE_CHECKING:
     from alice.artifacts.integrity.describe import ReferenceFacts

@@ -28,7 +28,8 @@ from alice.errors import AliceError, Interrupted
 from alice.files import check_writable, recover
 from alice.plugin.manager import get_registry
 from alice.train import checkpoints
-from alice.train.stages import AdapterTrainer, Checkpointing, History, ReferenceTrainer, training_summary
+from alice.train.loop import Checkpointing, History
+from alice.train.stages import AdapterTrainer, ReferenceTrainer, training_summary
 
 
 def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: torch.device) -> Intervention:

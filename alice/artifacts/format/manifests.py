@@ -17,7 +17,7 @@ from alice._version import __version__
 from alice.artifacts.format.layout import ADAPTER_MANIFEST, FORMAT_VERSION, REFERENCE_MANIFEST
 from alice.config.modality import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
-from alice.files import read_json as read_json_file
+from alice.reading import read_json as read_json_file
 
 
 def read_json(path: Path, kind: str) -> dict[str, Any]:

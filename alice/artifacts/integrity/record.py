@@ -44,7 +44,8 @@ from alice.artifacts.format.layout import (
     SPACE_RECORD,
 )
 from alice.errors import AliceError
-from alice.files import read_json, sha256_file
+from alice.files import sha256_file
+from alice.reading import read_json
 
 SPACE_FORMAT, SPACE_VERSION = "alice.space", 1
 BEHAVIOUR, DOCUMENTATION, DERIVED = "files", "documentation", "derived"
