@@ -109,7 +109,7 @@ class AdapterWeights:
     def name(self) -> str:
         return self.manifest.name
 
-    def files(self, reference_sha256: str, reference_digest: str = "") -> Files:
+    def files(self, reference_sha256: str, reference_digest: str) -> Files:
         """``adapter.safetensors`` and ``adapter.json``, bound to the reference they were trained against.
 
         ``reference_digest`` (of ``reference.safetensors`` and ``reference.json``) binds the adapter to the
@@ -156,7 +156,7 @@ def reference_files(
     return files, digest
 
 
-def adapter_files_in_reference(adapter: AdapterWeights, reference_sha256: str, reference_digest: str = "") -> Files:
+def adapter_files_in_reference(adapter: AdapterWeights, reference_sha256: str, reference_digest: str) -> Files:
     return {
         f"{ADAPTERS_FOLDER}/{adapter.name}/{rel}": content
         for rel, content in adapter.files(reference_sha256, reference_digest).items()
