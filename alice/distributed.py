@@ -30,7 +30,7 @@ from datetime import timedelta
 import torch
 
 from alice.errors import AliceError
-from alice.files import memory_bytes, size_text
+from alice.reading import memory_bytes, size_text
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -4,7 +4,7 @@
     python benchmarks/ann.py --items 1000000 3000000 --kinds ivf
     python benchmarks/ann.py --items 200000 --data uniform     # the worst case: no structure at all
 
-Each size is written as a real index file (alice.artifacts.indexes.write_index, FAISS index
+Each size is written as a real index file (alice.search.indexes.write_index, FAISS index
 inside), opened and held in memory as a server holds it (``Index.open(path).load()``), and asked
 ``--queries`` (200) single queries, one at a time:
 
@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alice.artifacts.ann import AnnSpec
-from alice.artifacts.indexes import Index, write_index
+from alice.config.search import AnnSpec
 from alice.core.similarity import top_k
+from alice.search.indexes import Index, write_index
 
 CHUNK = 250_000
 

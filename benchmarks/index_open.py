@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from alice.artifacts.ann import AnnSpec
+from alice.config.search import AnnSpec
 from alice.files import sha256_file
-from alice.search import Index, write_index
+from alice.search.indexes import Index, write_index
 
 
 def unit(n: int, dim: int, seed: int) -> torch.Tensor:

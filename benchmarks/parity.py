@@ -91,8 +91,8 @@ def write_vectors(records: list[dict[str, Any]], path: Path) -> Path:
     import pyarrow.parquet as pq
     import torch
 
+    from alice.config.modality import BackboneSpec
     from alice.data.loading import make_backbone
-    from alice.data.recipes import BackboneSpec
 
     backbone, _ = make_backbone(BackboneSpec("minilm"))
     texts = [r["text"] for r in records]
@@ -131,8 +131,8 @@ def write_speech(dataset: Any, folder: Path) -> Path:
 
 def write_all(work: Path, sizes: dict[str, Any], seed: int = 0, speech: bool = True) -> dict[str, Path]:
     """Every file a user would have, from the built-in data sets at ``sizes`` (kept when written before)."""
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
 
     done = work / "complete.json"
     stamp = {"sizes": {k: sizes[k] for k in ("image", "text", "speech")}, "seed": seed, "speech": speech}
@@ -190,9 +190,9 @@ def recipes(files: dict[str, Path], sizes: dict[str, Any], seed: int = 0) -> dic
 
 def build(path: Path, pairs: dict[str, tuple[Any, Any]], which: int, seeds: int) -> dict[str, Any]:
     """One space from the built-in (0) or file (1) recipes, evaluated; returns the eval report."""
-    from alice.artifacts.store import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
+    from alice.config.evaluation import EvalSpec
     from alice.evaluation.run import evaluate
-    from alice.evaluation.specs import EvalSpec
     from alice.train.jobs import add_modality, build_reference
 
     build_reference(pairs["image"][which], path, overwrite=True)

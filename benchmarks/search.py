@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from alice.search import Index, write_index
+from alice.search.indexes import Index, write_index
 
 
 def unit(n: int, dim: int, seed: int) -> torch.Tensor:

@@ -57,8 +57,8 @@ def synthetic_index(ref: Path, items: int, kind: str, folder: Path) -> Path:
     """N rows drawn around the space's real image latents (labels copied), pinned to its reference and adapter."""
     import torch
 
-    from alice.artifacts.ann import AnnSpec
-    from alice.artifacts.indexes import Index, write_index
+    from alice.config.search import AnnSpec
+    from alice.search.indexes import Index, write_index
 
     source = Index.open(ref / "indexes" / "image-test.safetensors")
     base = torch.from_numpy(source.rows(np.arange(source.count)))

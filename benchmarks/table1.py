@@ -19,12 +19,12 @@ import json
 from pathlib import Path
 
 from alice import console
-from alice.artifacts.store import ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
+from alice.config.evaluation import EvalSpec
 from alice.data.recipes import load_recipe
 from alice.distributed import pick_device
 from alice.evaluation.baselines import post_training_baseline
 from alice.evaluation.run import evaluate, save_evaluation
-from alice.evaluation.specs import EvalSpec
 from alice.tables import Table
 from alice.train.jobs import add_modality, build_reference
 

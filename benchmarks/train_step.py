@@ -305,7 +305,7 @@ class AuthorsStep:
 
 
 def _alice_step(s: dict, design: str, device: torch.device, fast: dict, stage: int):
-    from alice.data.recipes import ModelSpec, TrainingSpec
+    from alice.config.training import ModelSpec, TrainingSpec
     from alice.train.stages import AdapterTrainer, ReferenceTrainer
 
     data = _synthetic(s, device)
@@ -344,7 +344,7 @@ def _fast_settings(variant: str, compile_step: bool, device: torch.device) -> di
 
 def _make_step(variant: str, s: dict, design: str, device: torch.device, compile_step: bool):
     """(the variant's step function, whether it runs under bf16 autocast)."""
-    from alice.data.recipes import TrainingSpec
+    from alice.config.training import TrainingSpec
     from alice.train.stages import FastPath
 
     if variant == "baseline":

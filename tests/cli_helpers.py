@@ -164,12 +164,12 @@ def scene_png(ref, wanted: list[str]) -> tuple[bytes, int]:
 
     from PIL import Image
 
-    from alice.artifacts.indexes import Index
+    from alice.search.indexes import Index
 
     index = Index.open(ref / "indexes" / "image-test.safetensors")
     vocab = json.loads((ref / "reference.json").read_text())["vocabulary"]
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
 
     split = make_dataset(DataSpec(index.meta["dataset"]["name"], index.meta["dataset"]["options"])).split("test")
     for row in range(index.count):
@@ -333,3 +333,21 @@ def wait_in_page(driver, script: str, timeout: float = 60):
         time.sleep(0.2)
     error = driver.execute_script("return document.querySelector('#error').textContent;")
     raise AssertionError(f"timed out waiting for: {script} (page error: {error!r})")
+
+
+def scene_file_with(ref: Path, label: str, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A test-split image holding ``label``, written as a PNG file; with its labels."""
+    from PIL import Image
+
+    from alice.artifacts.loaded import ReferenceSpace
+    from alice.data.loading import make_dataset
+
+    ds = make_dataset(ReferenceSpace.load(ref).load_adapter("image").manifest.modality_spec().data)
+    split = ds.split("test")
+    for i in range(len(split.inputs)):
+        names = [ds.vocabulary[c] for c in np.flatnonzero(split.labels[i])]
+        if names == [label]:
+            path = tmp_path / "scene.png"
+            Image.fromarray((np.clip(np.asarray(split.inputs[i]), 0, 1) * 255).round().astype(np.uint8)).save(path)
+            return path, names
+    raise AssertionError(f"no test scene with only {label}")

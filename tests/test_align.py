@@ -53,7 +53,7 @@ def test_pairs_are_distinct_scenes_with_matching_ids():
 
 @pytest.fixture(scope="module")
 def paired(tiny_reference):
-    from alice.artifacts import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.evaluation.paired import load_for_pairing
 
     ref = ReferenceSpace.load(tiny_reference)
@@ -63,8 +63,8 @@ def paired(tiny_reference):
 
 @pytest.mark.slow
 def test_clip_from_scratch_improves_retrieval_over_its_start(paired):
+    from alice.config.evaluation import PairedSpec
     from alice.evaluation.paired import fine_tune, make_encoders, retrieval_both_ways
-    from alice.evaluation.specs import PairedSpec
 
     a, b = paired
     start = retrieval_both_ways(*make_encoders("clip", a, b, seed=0), a, b)
@@ -76,8 +76,8 @@ def test_clip_from_scratch_improves_retrieval_over_its_start(paired):
 
 @pytest.mark.slow
 def test_alice_then_cyclip_improves_retrieval_over_alice_alone(paired):
+    from alice.config.evaluation import PairedSpec
     from alice.evaluation.paired import fine_tune, retrieval_both_ways
-    from alice.evaluation.specs import PairedSpec
 
     a, b = paired
     before = retrieval_both_ways(a.adapter.encoder, b.adapter.encoder, a, b)
@@ -117,7 +117,7 @@ def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_referenc
 
 @pytest.mark.slow
 def test_post_training_baseline_scores_concept_algebra(tiny_reference):
-    from alice.artifacts import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.evaluation.baselines import post_training_baseline
 
     result = post_training_baseline(ReferenceSpace.load(tiny_reference), torch.device("cpu"), seeds=2)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from cli_helpers import alice, ok, refused
 
-from alice.artifacts import ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
 from alice.core.alignment import AlignmentTarget, LatentStatistics, alignment_loss, centred, label_projector
 from alice.core.metrics import modality_gap
 from alice.core.modules import state_digest
@@ -111,7 +111,7 @@ def test_every_aligned_stage_two_leaves_the_reference_bit_identical(reference_co
 @pytest.mark.slow
 def test_centred_adapter_is_searched_as_declared_everywhere(aligned_copy):
     from alice.api import Space
-    from alice.artifacts.indexes import Index
+    from alice.search.indexes import Index
 
     ref = ReferenceSpace.load(aligned_copy)
     manifest = json.loads((aligned_copy / "reference.json").read_text())
@@ -158,8 +158,8 @@ def test_eval_reports_the_gap_in_eval_json_and_the_model_card(aligned_copy):
 
 def test_alignment_needs_statistics_older_references_keep_loading(reference_copy, recipe_dir):
     """A reference written before the statistics existed loads; stage 2 with alignment refuses it in one line."""
-    from alice.artifacts.manifests import ReferenceManifest, read_reference_manifest
-    from alice.artifacts.store import AdapterWeights
+    from alice.artifacts.format.manifests import ReferenceManifest, read_reference_manifest
+    from alice.artifacts.publish import AdapterWeights
     from alice.train.jobs import save_reference
 
     ref = ReferenceSpace.load(reference_copy)
@@ -242,8 +242,9 @@ def test_digit_scenes_of_up_to_nine_and_with_companions():
 @pytest.mark.slow
 def test_an_index_of_another_search_transform_or_a_malformed_one_is_refused_everywhere(aligned_copy, tmp_path):
     """One check (IndexHeader.check_against) for search, verify and index list; a bad `search` is one line."""
-    from alice.artifacts.indexes import Index, write_index
-    from alice.artifacts.verify import rehash
+    from alice.artifacts.integrity.verify import rehash
+    from alice.artifacts.publish import update_space
+    from alice.search.indexes import Index, write_index
 
     ok("index", "build", aligned_copy, "--modality", "text2")
     built = Index.open(aligned_copy / "indexes" / "text2-test.safetensors")
@@ -262,7 +263,7 @@ def test_an_index_of_another_search_transform_or_a_malformed_one_is_refused_ever
     adapter.write_text(json.dumps(data, indent=2) + "\n")
     (aligned_copy / "indexes" / "stale.safetensors").unlink()
     refused("changed after the space was written", "eval", aligned_copy)  # space.json catches it first
-    (aligned_copy / "space.json").unlink()  # as a space written before space.json: the manifest is read as it is
+    update_space(aligned_copy, {}, rehash=True)  # recorded as it is, as anyone with write access could
     refused("field 'search' must hold centre", "eval", aligned_copy)
     refused("field 'search' must hold centre", "reference", "verify", aligned_copy, "--rehash")
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from cli_helpers import alice, ok, refused
 
-from alice.artifacts.ann import AnnSpec
-from alice.artifacts.describe import IndexHeader
-from alice.artifacts.indexes import Index, write_index
+from alice.config.search import AnnSpec
 from alice.errors import AliceError
+from alice.search.header import IndexHeader
+from alice.search.indexes import Index, write_index
 
 pytest.importorskip("faiss")
 pytestmark = pytest.mark.usefixtures("recipe_dir")

@@ -28,7 +28,7 @@ def space(tiny_reference):
 @pytest.fixture(scope="module")
 def image_test(tiny_reference):
     """The image adapter's test split as `alice eval` loads it, and its raw (unstandardised) features."""
-    from alice.artifacts import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
 
     reference = ReferenceSpace.load(tiny_reference)
     adapter = reference.load_adapter("image")
@@ -76,7 +76,7 @@ def test_encode_features_equals_what_evaluation_computes(space, image_test):
 
 
 def test_encode_raw_inputs_matches_the_cached_features(space, tiny_reference):
-    from alice.artifacts import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.data.loading import make_dataset
 
     reference = ReferenceSpace.load(tiny_reference)

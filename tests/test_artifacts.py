@@ -12,7 +12,8 @@ import json
 import pytest
 import torch
 
-from alice.artifacts import AdapterWeights, ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
+from alice.artifacts.publish import AdapterWeights
 from alice.core.modules import state_digest
 from alice.data.recipes import load_recipe
 from alice.train.jobs import build_reference, save_reference
@@ -70,7 +71,7 @@ def test_manifests_carry_what_the_design_requires(tiny_reference):
 
 def test_typed_manifests_write_back_the_same_json(tiny_reference):
     """Reading a manifest into its dataclass and writing it again changes nothing, key order included."""
-    from alice.artifacts.manifests import read_adapter_manifest, read_reference_manifest
+    from alice.artifacts.format.manifests import read_adapter_manifest, read_reference_manifest
     from alice.files import json_text
 
     assert (
@@ -83,7 +84,7 @@ def test_typed_manifests_write_back_the_same_json(tiny_reference):
 
 def test_serialised_weights_are_byte_stable():
     """The same tensors always give the same file bytes (so the same seed can give the same sha256)."""
-    from alice.artifacts.store import _serialise
+    from alice.artifacts.publish import _serialise
 
     tensors = {f"layer{i}.weight": torch.randn(4, 4) for i in range(20)}
     assert len({hashlib.sha256(_serialise(tensors)).hexdigest() for _ in range(30)}) == 1

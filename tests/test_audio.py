@@ -125,8 +125,8 @@ def _write_folder(root: Path, rows: list[dict], fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_audio_folder_reads_multi_label_files(tmp_path, fmt):
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
 
     rows = [
         {
@@ -147,8 +147,8 @@ def test_audio_folder_reads_multi_label_files(tmp_path, fmt):
 
 
 def test_audio_folder_bad_input_is_named(tmp_path):
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
 
     def load(**options):
         return make_dataset(DataSpec("audio-folder", {"root": str(tmp_path), **options}))
@@ -179,8 +179,8 @@ def test_audio_folder_bad_input_is_named(tmp_path):
 
 
 def test_digits_speech_pairs_with_the_image_test_scenes_and_holds_out_voices():
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
     from alice_plugins.digits.speech import TEST_VARIANTS
 
     speech = make_dataset(DataSpec("digits-speech", {"train": 50, "val": 10, "test": 20}))
@@ -236,7 +236,7 @@ def test_adding_speech_trains_only_its_adapter_and_changes_no_earlier_file(refer
     # an audio file as a search query: found as the speech adapter's by its suffix
     import soundfile
 
-    from alice.artifacts.manifests import read_adapter_manifest
+    from alice.artifacts.format.manifests import read_adapter_manifest
     from alice.data.loading import make_dataset
 
     speech = make_dataset(read_adapter_manifest(reference_copy / "adapters" / "speech").modality_spec().data)

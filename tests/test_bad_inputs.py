@@ -212,7 +212,8 @@ def test_manifest_not_json(reference_copy):
 
 def test_adapter_of_another_reference(reference_copy, tmp_path):
     """A reference honestly re-hashed after one changed weight: the old text adapter no longer belongs to it."""
-    from alice.artifacts import AdapterWeights, ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
+    from alice.artifacts.publish import AdapterWeights
     from alice.train.jobs import save_reference
 
     ref = ReferenceSpace.load(reference_copy)
@@ -229,7 +230,7 @@ def test_adapter_of_another_reference(reference_copy, tmp_path):
     )
     shutil.copytree(reference_copy / "adapters" / "text", other / "adapters" / "text")
     refused("is an unexpected file, named by no manifest (not in space.json)", "eval", other)  # not recorded
-    from alice.artifacts.store import update_space
+    from alice.artifacts.publish import update_space
 
     update_space(other, {}, rehash=True)  # recorded by hand: the adapter still names the other reference
     refused("adapter 'text' was trained against another reference", "eval", other)

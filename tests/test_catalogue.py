@@ -79,7 +79,7 @@ def edit_json(path: Path, change: Callable[[dict], None]) -> None:
 
 def rehash(space: Path) -> None:
     """space.json rewritten to match what is there, as anyone with write access could."""
-    from alice.artifacts.store import update_space
+    from alice.artifacts.publish import update_space
 
     update_space(space, {}, rehash=True)
 
@@ -209,8 +209,8 @@ def audio_folder(work: Path) -> None:
 
 def index_file(name: str, reference: str | None = None, adapter: str | None = None, classes: int | None = None):
     def setup(work: Path) -> None:
-        from alice.artifacts import ReferenceSpace
-        from alice.artifacts.indexes import write_index
+        from alice.artifacts.loaded import ReferenceSpace
+        from alice.search.indexes import write_index
 
         ref = ReferenceSpace.load(work / "ref")
         meta = {

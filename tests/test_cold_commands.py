@@ -35,7 +35,7 @@ def imported(*args) -> tuple[str, list[str]]:
 def with_index(tiny_reference, tmp_path_factory):
     ref = tmp_path_factory.mktemp("cold") / "ref"
     shutil.copytree(tiny_reference, ref)
-    from alice.search.index import build_index
+    from alice.search.build import build_index
 
     build_index(ref, "image", "test", device_name="cpu")
     return ref

@@ -185,7 +185,7 @@ def test_adding_a_modality_killed_at_every_step(tmp_path, crash_space):
 
     def without_text(work: Path) -> None:
         prepare(work)
-        from alice.artifacts.store import update_space
+        from alice.artifacts.publish import update_space
 
         update_space(work / "space", {}, replace_folders=("adapters/text",))
 

@@ -631,7 +631,7 @@ def test_the_search_commands_the_pages_show_run_on_a_tiny_space(tiny_reference, 
     """The look-and-search commands the pages show against the digits space, each distinct one once, in the order
     they first appear (README.md's, then each page's), in a folder where ``artifacts/digits-image`` is a copy of
     the tiny space and ``scene.png`` a test scene with a three."""
-    from test_search import _scene_with
+    from cli_helpers import scene_file_with
 
     commands: dict[tuple[str, ...], str] = {}
     for where, words in shown_commands():
@@ -639,7 +639,7 @@ def test_the_search_commands_the_pages_show_run_on_a_tiny_space(tiny_reference, 
             commands.setdefault(tuple(words), where)
     assert {where.split(":")[0] for where in commands.values()} >= {"README.md", "docs/search.md"}, commands
     shutil.copytree(tiny_reference, tmp_path / SPACE)
-    assert _scene_with(tmp_path / SPACE, "three", tmp_path)[0] == tmp_path / "scene.png"
+    assert scene_file_with(tmp_path / SPACE, "three", tmp_path)[0] == tmp_path / "scene.png"
     ran, skipped = 0, []
     for words, where in commands.items():
         reason = next((why for what, why in NOT_HERE.items() if what in words), None)
@@ -716,18 +716,18 @@ def test_the_servers_examples_answer_as_the_page_shows(tiny_reference, tmp_path)
     answered with the status the page implies (an ``{"error": ...}`` answer is that line, refused), and every key
     the page shows in an answer is in the real one."""
     fastapi_testclient = pytest.importorskip("fastapi.testclient")
-    from test_search import _scene_with
+    from cli_helpers import scene_file_with
 
-    from alice.search.index import build_index
+    from alice.config.serve import ServeSpec
+    from alice.search.build import build_index
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
     from alice.serve.state import Served
 
     space = tmp_path / SPACE
     shutil.copytree(tiny_reference, space)
     for modality in ("image", "text"):
         build_index(space, modality, "test", device_name="cpu")
-    _scene_with(space, "three", tmp_path)
+    scene_file_with(space, "three", tmp_path)
     examples = curl_examples()
     assert len(examples) >= 8, examples
     token = "a-token-as-long-as-the-page-asks"

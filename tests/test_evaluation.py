@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from alice.artifacts import ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
+from alice.config.evaluation import EvalSpec
 from alice.core.metrics import (
     balanced_accuracy,
     classification_metrics,
@@ -17,7 +18,6 @@ from alice.core.metrics import (
     youden_thresholds,
 )
 from alice.evaluation.run import ALICE, NO_TRAINING, evaluate
-from alice.evaluation.specs import EvalSpec
 
 
 def test_balanced_accuracy_by_hand():

@@ -74,9 +74,9 @@ def test_an_index_outside_the_space_is_pinned_or_checked_after_loading(reference
     pytest.importorskip("faiss")
     import faiss
 
-    from alice.artifacts.describe import IndexHeader
-    from alice.artifacts.indexes import write_index
-    from alice.serve.spec import ServeSpec
+    from alice.config.serve import ServeSpec
+    from alice.search.header import IndexHeader
+    from alice.search.indexes import write_index
     from alice.serve.state import Served
 
     ref, mine = reference_copy, tmp_path / "mine.safetensors"
@@ -115,7 +115,8 @@ def test_a_faiss_index_is_checked_part_by_part_after_loading(tmp_path):
     pytest.importorskip("faiss")
     import faiss
 
-    from alice.artifacts.ann import AnnSpec, build, check_loaded
+    from alice.config.search import AnnSpec
+    from alice.search.ann import build, check_loaded
 
     g = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(torch.randn(2000, 16, generator=g), dim=1).numpy()
@@ -291,9 +292,9 @@ def test_sizes_beyond_memory_and_steps_beyond_the_maximum_are_refused_before_any
 
 
 def test_a_long_training_says_how_long_before_it_goes_on(capsys):
-    from alice.train import stages
+    from alice.train import loop
 
-    assert stages.estimate_line("training", 20, 0.2, 100) is None  # a short run says nothing
+    assert loop.estimate_line("training", 20, 0.2, 100) is None  # a short run says nothing
     timed = []
 
     def step(n: int) -> dict:
@@ -304,7 +305,7 @@ def test_a_long_training_says_how_long_before_it_goes_on(capsys):
         return {"rec": torch.tensor(1.0)}
 
     with pytest.raises(KeyboardInterrupt):
-        stages._loop(10**8, "training", step, dict, 0, None)
+        loop.run_steps(10**8, "training", step, dict, 0, None)
     line = next(s for s in timed[0].err.splitlines() if "for the" in s)
     assert line.startswith("training: about ")
     assert "for the 99,999,980 steps left" in line

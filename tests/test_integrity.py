@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
 from cli_helpers import alice, ok, refused
 
 import alice as alice_api
-from alice.artifacts.space import merkle_root
+from alice.artifacts.integrity.record import merkle_root
+from alice.artifacts.publish import update_space
 from alice.errors import AliceError
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
@@ -125,8 +127,6 @@ def test_a_swapped_adapter_folder_is_refused_even_when_its_own_hashes_agree(spac
 
 def test_adapters_bound_to_another_reference_are_refused_after_a_consistent_rehash(space):
     """Another reference manifest is another reference digest: re-recording the space does not help."""
-    from alice.artifacts.store import update_space
-
     _edit_json(space / "reference.json", lambda m: m.__setitem__("name", "renamed"))
     refused("was trained against another reference", "reference", "verify", space, "--rehash")
     update_space(space, {}, rehash=True)  # space.json rewritten to match, as someone with write access could
@@ -198,18 +198,31 @@ def test_edited_documentation_is_flagged_by_verify_and_recorded_by_rehash(space)
     ok("reference", "verify", space)
 
 
-def test_a_space_written_before_space_json_loads_with_a_warning_and_rehash_records_it(space):
-    digest = digest_of(space)
+def test_a_space_without_space_json_is_refused_in_one_line_that_says_to_rebuild_or_republish(space, tmp_path):
+    """An older ALICE wrote spaces without space.json; nothing records their files, so every reader refuses them,
+    `--rehash` and `import` too, naming the two ways out."""
     (space / "space.json").unlink()
-    r = ok("reference", "show", space)
-    assert "has no space.json" in r.err
-    assert "--rehash" in r.err
-    assert digest in r.out  # computed from the files: a pin works on older spaces too
-    alice_api.load(space, digest=digest)
-    (space / "stray.txt").write_text("x")
-    refused("unexpected file", "reference", "show", space)
-    (space / "stray.txt").unlink()
-    r = ok("reference", "verify", space, "--rehash")
-    assert f"digest {digest}" in r.err
-    assert "was not recorded" in r.err
-    assert digest_of(space) == digest
+    needle = "has no space.json, so nothing records its files (an older ALICE wrote it): rebuild it"
+    all_readers_refuse(space, needle)
+    refused(needle, "reference", "show", space)
+    refused(needle, "reference", "verify", space, "--rehash")
+    refused(needle, "reference", "export", space, "--out", tmp_path / "a.alice.tar.gz")
+    assert not (space / "space.json").exists()  # nothing recorded on the way
+    archive = tmp_path / "old.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:  # what an older `alice reference export` packed: no space.json
+        tar.add(space, arcname="ref")
+    refused(
+        "holds no space.json (an older ALICE exported it): have its publisher export it again",
+        "reference",
+        "import",
+        archive,
+        "--into",
+        tmp_path / "in",
+    )
+    assert not (tmp_path / "in" / "ref").exists()
+
+
+def test_an_adapter_that_names_no_reference_digest_is_refused(space):
+    _edit_json(space / "adapters" / "text" / "adapter.json", lambda m: m.pop("reference_digest"))
+    update_space(space, {}, rehash=True)  # recorded as it is: only the adapter's binding is missing
+    all_readers_refuse(space, "adapter 'text' names no reference digest (an older ALICE wrote it)")

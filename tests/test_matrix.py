@@ -401,7 +401,7 @@ def _auroc(probabilities: np.ndarray) -> float:
 
 @pytest.mark.parametrize("name", CELL_IDS)
 def test_python_api(api, indexed, name):
-    from alice.search import Index
+    from alice.search.indexes import Index
 
     loaded, latents = api
     (ref, _, _), _ = indexed
@@ -656,7 +656,7 @@ def exported(api, indexed, tmp_path_factory):
 
 @pytest.mark.parametrize("name", CELL_IDS)
 def test_export_import_verify(exported, api, indexed, name):
-    from alice.search import Index
+    from alice.search.indexes import Index
 
     imported, verified, space = exported
     (_, files, _), _ = indexed

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from cli_helpers import ok
 
-from alice.artifacts import ReferenceSpace
-from alice.artifacts.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
+from alice.artifacts.format.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
+from alice.artifacts.integrity.verify import verify_reference
+from alice.artifacts.loaded import ReferenceSpace
 from alice.artifacts.modelcard import adapter_card, reference_card
-from alice.artifacts.verify import verify_reference
 from alice.errors import AliceError
 
 
@@ -108,8 +108,8 @@ def test_eval_writes_its_tables_into_the_reference_card_and_verify_export_import
 def test_adding_an_adapter_writes_its_card_and_changes_no_earlier_file(reference_copy):
     import dataclasses
 
-    from alice.artifacts import AdapterWeights, modelcard
-    from alice.artifacts.store import update_space
+    from alice.artifacts import modelcard
+    from alice.artifacts.publish import AdapterWeights, update_space
 
     before = {p: p.read_bytes() for p in reference_copy.rglob("*") if p.is_file() and p.name != "space.json"}
     ref = ReferenceSpace.load(reference_copy)
@@ -132,7 +132,7 @@ def test_adding_an_adapter_writes_its_card_and_changes_no_earlier_file(reference
 
 
 def _again(ref: ReferenceSpace):
-    from alice.artifacts import AdapterWeights
+    from alice.artifacts.publish import AdapterWeights
 
     a = ref.load_adapter("image")
     return [AdapterWeights(a.encoder, a.decoder, a.feature_mean, a.feature_std, a.manifest)]
@@ -231,7 +231,7 @@ def test_a_card_round_trips_through_huggingface_hub(tiny_reference, tmp_path):
 
 
 def test_a_stale_eval_json_is_not_shown_as_this_references():
-    from alice.artifacts.manifests import WeightsRecord
+    from alice.artifacts.format.manifests import WeightsRecord
 
     manifest = _reference(["a", "b"], weights=WeightsRecord("reference.safetensors", "1" * 64))
     evaluation = {

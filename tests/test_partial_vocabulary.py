@@ -56,9 +56,9 @@ def nonine(tiny_reference, tmp_path_factory):
     """(folder, the output of `alice modality add`, a test image read as nine through the new adapter, its PNG)."""
     from PIL import Image
 
+    from alice.config.modality import DataSpec
     from alice.data.loading import make_dataset
-    from alice.data.recipes import DataSpec
-    from alice.search.index import build_index
+    from alice.search.build import build_index
 
     work = tmp_path_factory.mktemp("nonine")
     ref = work / "ref"
@@ -111,7 +111,7 @@ def test_python_api_flags_a_reading_on_a_class_the_adapter_does_not_annotate(non
     assert "nine" not in labels[0]
     with pytest.warns(UnannotatedReadingWarning):
         space.classify(z, "image-nonine")
-    from alice.artifacts.indexes import Index
+    from alice.search.indexes import Index
 
     index = Index.open(ref / "indexes" / "text-test.safetensors")
     with pytest.warns(UnannotatedReadingWarning):

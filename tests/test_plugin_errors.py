@@ -233,7 +233,7 @@ def test_every_member_the_core_calls_is_guarded():
 
 
 def test_a_reference_names_the_plugin_of_its_design_data_and_backbone_when_it_is_gone(faulty):
-    from alice.artifacts.store import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
 
     ok(*_build(faulty))
     out = faulty.parent / "out"
@@ -262,7 +262,7 @@ def test_a_reference_names_the_plugin_of_its_design_data_and_backbone_when_it_is
 
 
 def test_an_adapter_names_the_plugin_of_its_data_set_when_it_is_gone(faulty):
-    from alice.artifacts.store import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
 
     ok(*_build(faulty))
     space = ReferenceSpace.load(faulty.parent / "out")

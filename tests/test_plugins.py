@@ -244,29 +244,6 @@ def test_a_plugin_with_a_misspelt_hook_is_left_out_whole_under_its_own_name(regi
     assert "FAILED" in r.out
 
 
-def test_the_old_import_paths_of_version_0_1_still_work():
-    """Plugins written against the 0.1 docs import from these modules; each re-exports the public object itself."""
-    import alice.plugin as public
-    from alice import plugins as old_plugins
-    from alice.backbones import Backbone as OldBackbone
-    from alice.datasets import PAIRED, SPLITS
-    from alice.datasets import DataSet as OldDataSet
-    from alice.datasets import Split as OldSplit
-    from alice.hookspecs import hookimpl as old_hookimpl
-    from alice.interventions import Intervention as OldIntervention
-
-    assert (OldBackbone, OldDataSet, OldSplit, old_hookimpl) == (
-        public.Backbone,
-        public.DataSet,
-        public.Split,
-        public.hookimpl,
-    )
-    assert OldIntervention is public.Intervention
-    assert (PAIRED, SPLITS) == (public.PAIRED, public.SPLITS)
-    assert old_plugins.register_plugin is public.register_plugin
-    assert old_plugins.get_registry is public.get_registry
-
-
 # ----------------------------------------------------------------- lazy registration: by name and place
 
 

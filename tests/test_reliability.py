@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import alice, ok
 
-from alice.artifacts import ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
 from alice.errors import AliceError
 from alice.files import sha256_file
 
@@ -100,7 +100,7 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(stage, tmp
 
 def test_a_crash_while_writing_leaves_the_previous_artifact_intact(reference_copy, monkeypatch):
     """Replace a reference, crash half-way through writing: the old one still loads, no half folder does."""
-    from alice.artifacts import AdapterWeights
+    from alice.artifacts.publish import AdapterWeights
     from alice.train.jobs import save_reference
 
     before = sha256_file(reference_copy / "reference.safetensors")

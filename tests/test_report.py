@@ -17,8 +17,8 @@ def report(tiny_reference, tmp_path_factory):
     ref = tmp_path_factory.mktemp("report") / "ref"
     shutil.copytree(tiny_reference, ref)
     (ref / "eval.json").unlink(missing_ok=True)
+    from alice.config.report import ReportSpec
     from alice.report.page import build_report
-    from alice.report.spec import ReportSpec
 
     page = build_report(ref, ReportSpec(per_modality=80, queries=2, k=4, seeds=2))
     return ref, page
@@ -48,7 +48,7 @@ def test_report_writes_page_figures_and_search_grid(report):
     assert len(sources) > 20
     assert all((folder / s).is_file() for s in sources)
     # the reference still verifies: the report folder is derived, not part of the artifact
-    from alice.artifacts.verify import verify_reference
+    from alice.artifacts.integrity.verify import verify_reference
 
     assert all(f.ok for f in verify_reference(ref))
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from cli_helpers import alice, refused
+from cli_helpers import alice, refused, scene_file_with
 
-from alice.artifacts.indexes import Index, pack_strings, unpack_strings, write_index
 from alice.core.similarity import top_k
 from alice.errors import AliceError
+from alice.search.indexes import Index, pack_strings, unpack_strings, write_index
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
 
@@ -84,7 +83,7 @@ def indexed(tiny_reference, tmp_path_factory):
     """A copy of the tiny reference with an image and a text index of the test split."""
     ref = tmp_path_factory.mktemp("search") / "ref"
     shutil.copytree(tiny_reference, ref)
-    from alice.search.index import build_index
+    from alice.search.build import build_index
 
     for modality in ("image", "text"):
         build_index(ref, modality, "test", device_name="cpu")
@@ -129,26 +128,8 @@ def test_text_query_finds_images_of_its_digit(indexed):
     assert hits / 40 > 1.5 * chance, (hits, chance)
 
 
-def _scene_with(ref: Path, label: str, tmp_path: Path) -> tuple[Path, list[str]]:
-    """A test-split image holding ``label``, written as a PNG file; with its labels."""
-    from PIL import Image
-
-    from alice.artifacts import ReferenceSpace
-    from alice.data.loading import make_dataset
-
-    ds = make_dataset(ReferenceSpace.load(ref).load_adapter("image").manifest.modality_spec().data)
-    split = ds.split("test")
-    for i in range(len(split.inputs)):
-        names = [ds.vocabulary[c] for c in np.flatnonzero(split.labels[i])]
-        if names == [label]:
-            path = tmp_path / "scene.png"
-            Image.fromarray((np.clip(np.asarray(split.inputs[i]), 0, 1) * 255).round().astype(np.uint8)).save(path)
-            return path, names
-    raise AssertionError(f"no test scene with only {label}")
-
-
 def test_counterfactual_query_retrieves_the_edited_scene(indexed, tmp_path):
-    image, _ = _scene_with(indexed, "three", tmp_path)
+    image, _ = scene_file_with(indexed, "three", tmp_path)
     code, out, err = alice("search", indexed, image, "--in", "text", "-k", "10", "--json")
     assert code == 0, err
     plain = json.loads(out)

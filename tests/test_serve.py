@@ -14,9 +14,9 @@ import pytest
 import torch
 from cli_helpers import benchmark_module, refused, scene_png
 
-from alice.artifacts.ann import AnnSpec
-from alice.artifacts.indexes import write_index
+from alice.config.search import AnnSpec
 from alice.errors import AliceError
+from alice.search.indexes import write_index
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
 
@@ -28,7 +28,7 @@ def served_ref(tiny_reference, tmp_path_factory):
     """The tiny reference with an exact image index and an approximate (ivf) text index of the test split."""
     ref = tmp_path_factory.mktemp("serve") / "ref"
     shutil.copytree(tiny_reference, ref)
-    from alice.search.index import build_index
+    from alice.search.build import build_index
 
     build_index(ref, "image", "test", device_name="cpu")
     build_index(ref, "text", "test", device_name="cpu", approximate=AnnSpec(kind="ivf", nprobe=8))
@@ -214,8 +214,8 @@ def test_bad_requests_are_one_line_4xx_and_the_server_goes_on(client, served_ref
 
 
 def test_an_oversized_upload_is_refused_before_it_is_read(served, served_ref):
+    from alice.config.serve import ServeSpec
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
 
     png, _ = scene_png(served_ref, ["three"])
     with fastapi_testclient.TestClient(create_app(spec=ServeSpec(max_upload_bytes=len(png) // 2), served=served)) as c:
@@ -225,9 +225,9 @@ def test_an_oversized_upload_is_refused_before_it_is_read(served, served_ref):
 
 def test_an_index_of_another_reference_is_not_served(served_ref, tmp_path):
     """In the folder: left out at start, and a request naming it is a 409 saying why. Given by hand: no start."""
-    from alice.artifacts.verify import rehash
+    from alice.artifacts.integrity.verify import rehash
+    from alice.config.serve import ServeSpec
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
     from alice.serve.state import Served
 
     ref = tmp_path / "ref"
@@ -287,9 +287,9 @@ def scene_png_bytes(side: int = 20) -> bytes:
 def test_uploads_over_the_caps_are_refused_from_their_header(served, tmp_path):
     """413 with one line for an image of more pixels than --max-pixels, even one Pillow itself calls a bomb; read
     from the header, so at once. One just under the cap is answered."""
+    from alice.config.serve import ServeSpec
     from alice.plugin import InputLimits
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
 
     pngs = benchmark_module("serve_uploads")
     spec = ServeSpec(limits=InputLimits(max_pixels=200 * 200))
@@ -309,9 +309,9 @@ def test_uploads_over_the_caps_are_refused_from_their_header(served, tmp_path):
 def test_no_request_blocks_the_others(served, tmp_path):
     """While another request holds the models, a query gets a 503 after the bound, not a wait without end; an upload
     is decoded outside that lock (refused for its size while the models are busy); then all goes on."""
+    from alice.config.serve import ServeSpec
     from alice.plugin import InputLimits
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
 
     spec = ServeSpec(busy_after_s=0.5, limits=InputLimits(max_pixels=100))
     claim = benchmark_module("serve_uploads").png_claiming(tmp_path / "large.png", 5000, 5000)
@@ -335,8 +335,8 @@ def test_no_request_blocks_the_others(served, tmp_path):
 def test_a_token_guards_all_but_health_and_the_page(served, served_ref, tmp_path):
     """With a token, a request without it (or with another) is a 401 before its body is read; health and the page
     answer anyone. Beyond the loopback a token (or --open) is required before anything loads."""
+    from alice.config.serve import ServeSpec
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
 
     token = "a-token-long-enough-to-guess-never"
     with fastapi_testclient.TestClient(create_app(spec=ServeSpec(token=token), served=served)) as c:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import benchmark_module, chromium_driver, scene_png, wait_in_page
 
-from alice.artifacts.ann import AnnSpec
+from alice.config.search import AnnSpec
 
 #: a server process, a browser and a fuzzer: all slow
 pytestmark = [pytest.mark.usefixtures("recipe_dir"), pytest.mark.slow]
@@ -37,7 +37,7 @@ def server(request, tmp_path_factory):
     ref = Path(given) if given else tmp_path_factory.mktemp("page") / "ref"
     if not given:
         shutil.copytree(request.getfixturevalue("tiny_reference"), ref)
-        from alice.search.index import build_index
+        from alice.search.build import build_index
 
         build_index(ref, "image", "test", device_name="cpu")
         build_index(ref, "text", "test", device_name="cpu", approximate=AnnSpec(kind="hnsw"))

@@ -74,9 +74,9 @@ def space(tmp_path_factory, tiny_vit, tiny_bert) -> Path:
 
 @pytest.fixture(scope="module")
 def client(space):
+    from alice.config.serve import ServeSpec
     from alice.plugin import InputLimits
     from alice.serve.app import create_app
-    from alice.serve.spec import ServeSpec
 
     spec = ServeSpec(limits=InputLimits(max_seconds=0.1))
     with fastapi_testclient.TestClient(create_app(space, spec)) as c:

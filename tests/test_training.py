@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alice.artifacts import ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
+from alice.config.modality import BackboneSpec, DataSpec, ModalitySpec
+from alice.config.training import ModelSpec, TrainingSpec
 from alice.core.interventions import AffineIntervention, GlobalIntervention, NonLinearIntervention, sample_interventions
 from alice.core.losses import masked_bce
 from alice.core.modules import state_digest
 from alice.data.loading import load_modality
-from alice.data.recipes import BackboneSpec, DataSpec, ModalitySpec, ModelSpec, TrainingSpec
 from alice.files import sha256_file
 from alice.train.stages import AdapterTrainer, ReferenceTrainer
 
@@ -113,7 +114,7 @@ def test_stage_two_leaves_reference_bit_identical(reference_copy, recipe_dir):
 
 def test_stage_two_trains_only_encoder_and_decoder_even_with_partial_labels(tiny_reference):
     """A modality annotating 6 of 10 classes: the others are masked, C_ref and M_ref keep their bytes."""
-    from alice.data.recipes import LabelSpec
+    from alice.config.modality import LabelSpec
 
     ref = ReferenceSpace.load(tiny_reference)
     aliases = {c: "" for c in ("six", "seven", "eight", "nine")}  # no counterpart in this modality

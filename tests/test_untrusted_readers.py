@@ -123,7 +123,7 @@ def flipped(raw: bytes, data, window: int | None = None) -> bytes:
     | st.integers(4300, 5000).map(lambda n: "1" * n)
 )
 def test_the_json_reader(raw):
-    from alice.files import parse_json
+    from alice.reading import parse_json
 
     one_line_or_success(parse_json, raw, "x.json")
 
@@ -133,17 +133,25 @@ def test_the_json_reader(raw):
 
 @pytest.fixture(scope="module")
 def space(tiny_reference, tmp_path_factory) -> Path:
-    """The tiny reference, without space.json: its manifests are read as they are (an older space)."""
+    """The tiny reference without its derived folders; each test records what it changed (:func:`record_as_is`)."""
     out = tmp_path_factory.mktemp("untrusted") / "ref"
     shutil.copytree(tiny_reference, out, ignore=shutil.ignore_patterns("indexes", "report"))
-    (out / "space.json").unlink()
+    record_as_is(out)
     return out
+
+
+def record_as_is(space: Path) -> None:
+    """space.json rewritten to match the files, as anyone with write access could: the manifests are then read."""
+    from alice.artifacts.integrity.record import record_of, scan
+    from alice.files import json_text
+
+    (space / "space.json").write_text(json_text(record_of(space, scan(space)[0]).to_json()), encoding="utf-8")
 
 
 @bounded(150)
 @given(data=st.data())
 def test_space_json(space, tiny_reference, data):
-    from alice.artifacts.space import read_record
+    from alice.artifacts.integrity.record import read_record
 
     valid = json.loads((tiny_reference / "space.json").read_text())
     content = data.draw(
@@ -153,20 +161,21 @@ def test_space_json(space, tiny_reference, data):
         | st.integers(60, 3000).map(nested).map(str.encode),
         label="space.json",
     )
+    recorded = (space / "space.json").read_bytes()
     (space / "space.json").write_bytes(content)
     try:
         one_line_or_success(read_record, space)
     finally:
-        (space / "space.json").unlink()
+        (space / "space.json").write_bytes(recorded)
 
 
 @bounded(120)
 @given(data=st.data())
 def test_reference_and_adapter_manifests(space, tiny_reference, data):
-    """A manifest changed by hand in a space without space.json is read field by field: loading the space
+    """A manifest changed by hand, space.json recorded to match, is read field by field: loading the space
     (``alice.load``, and ``alice reference show``'s torch-free reading) refuses it or works."""
     from alice.api import Space
-    from alice.artifacts.describe import ReferenceFacts
+    from alice.artifacts.integrity.describe import ReferenceFacts
 
     name = data.draw(st.sampled_from(["reference.json", "adapters/image/adapter.json", "adapters/text/adapter.json"]))
     original = (tiny_reference / name).read_bytes()
@@ -176,11 +185,13 @@ def test_reference_and_adapter_manifests(space, tiny_reference, data):
         label=name,
     )
     (space / name).write_text(content)
+    record_as_is(space)
     try:
         one_line_or_success(ReferenceFacts.read, space)
         one_line_or_success(Space.load, space)
     finally:
         (space / name).write_bytes(original)
+        record_as_is(space)
 
 
 # --------------------------------------------------------------------------- recipes
@@ -191,7 +202,7 @@ def test_reference_and_adapter_manifests(space, tiny_reference, data):
 def test_recipes(recipe_dir, data):
     from alice.data.recipes import _apply_override, parse_recipe
     from alice.data.scaffold import toml_key, toml_value
-    from alice.files import parse_toml
+    from alice.reading import parse_toml
 
     valid = parse_toml((recipe_dir / "tiny-image.toml").read_text(), "tiny-image")
     doc = data.draw(mutated(valid, toml_values, HOSTILE), label="recipe")
@@ -221,7 +232,7 @@ def test_recipes(recipe_dir, data):
 def index_bytes(tmp_path_factory) -> bytes:
     import torch
 
-    from alice.artifacts.indexes import write_index
+    from alice.search.indexes import write_index
 
     path = tmp_path_factory.mktemp("index") / "i.safetensors"
     z = torch.nn.functional.normalize(torch.randn(6, 4), dim=1)
@@ -233,7 +244,7 @@ def index_bytes(tmp_path_factory) -> bytes:
 @bounded(300)
 @given(data=st.data())
 def test_index_headers(index_bytes, tmp_path_factory, data):
-    from alice.artifacts.indexes import Index
+    from alice.search.indexes import Index
 
     header = int.from_bytes(index_bytes[:8], "little") + 8
     raw = data.draw(st.binary(max_size=64) | st.just(index_bytes), label="file")
@@ -262,7 +273,7 @@ KINDS = [tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tar
 @given(data=st.data())
 def test_archive_headers(archive_members, tmp_path_factory, data):
     from alice.artifacts.sharing import import_reference
-    from alice.files import ImportLimits
+    from alice.config.limits import ImportLimits
 
     names = st.sampled_from([n for n, _ in archive_members] + ["ref/../x.json", "/abs.json", "ref/.h.json"]) | text
     buffer = io.BytesIO()

@@ -14,8 +14,8 @@ import pytest
 import torch
 from cli_helpers import benchmark_module, ok, refused, write_photos, write_png, write_recipe
 
+from alice.config.modality import BackboneSpec, DataSpec, ModalitySpec
 from alice.data.loading import load_modality, make_backbone, make_dataset
-from alice.data.recipes import BackboneSpec, DataSpec, ModalitySpec
 from alice.errors import AliceError
 from alice.plugin import DataSet, Split
 
@@ -341,8 +341,8 @@ def test_labels_are_one_class_whatever_their_case(tmp_path, capsys):
     """'Coins' in one row and 'coins' in three are one class of a reference, written as most rows write it, with a
     warning naming the row; recipe init states the rule; a plugin data set naming both spellings is refused; a
     label mapper's 'COINS' is the reference's 'coins'."""
+    from alice.config.modality import LabelSpec
     from alice.data.loading import label_mapping
-    from alice.data.recipes import LabelSpec
 
     rows = ["text,labels,split", "a,coins,train", "b,coins,val", "c,Coins,train", "d,cat; coins ,test", "e,cat,train"]
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
@@ -371,8 +371,8 @@ def test_two_labels_onto_one_class_are_refused_or_said(tmp_path, capsys):
     """A mapper sending two labels to one reference class is refused, naming them, the mapper and its plugin; so is
     an alias sending a label that is a reference class of its own onto another; an alias merging a synonym is one
     warning line. An uncovered label's refusal names the mapper and its plugin."""
+    from alice.config.modality import LabelSpec
     from alice.data.loading import label_mapping
-    from alice.data.recipes import LabelSpec
     from alice.plugin import hookimpl, register_plugin, unregister_plugin
 
     def singular(source, reference, aliases):  # 'dogs' -> 'dog' when the reference has it, in lower case
@@ -535,7 +535,7 @@ def test_recipe_init_writes_recipes_that_build_unedited(tmp_path, monkeypatch):
     label the reference lacks, dropped) from the captions; both build as written."""
     parity = benchmark_module("parity")
     sizes = {"image": (600, 100, 100), "text": (300, 100, 100)}
-    from alice.data.recipes import DataSpec as Spec
+    from alice.config.modality import DataSpec as Spec
 
     parity.write_images(
         make_dataset(Spec("digits-image", dict(zip(("train", "val", "test"), sizes["image"])))), tmp_path / "digits"

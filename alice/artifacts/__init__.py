@@ -1,26 +1,13 @@
-"""Reference spaces and adapters on disk: layout, typed manifests, loading, verification, sharing, model cards.
+"""Reference spaces and adapters on disk, one idea per module:
 
-Importing this package (or its torch-free modules: layout, manifests, describe) does not import
-torch; ``Adapter``, ``AdapterWeights`` and ``ReferenceSpace`` load :mod:`alice.artifacts.store` on first use.
+- :mod:`alice.artifacts.format`: the on-disk format: folder layout (``layout``) and typed manifests (``manifests``);
+- :mod:`alice.artifacts.integrity`: ``space.json`` and the digest (``record``), what a space says about itself
+  read without torch (``describe``), and the end-to-end check (``verify``);
+- :mod:`alice.artifacts.publish`: writing a space whole, and its next version, atomically;
+- :mod:`alice.artifacts.loaded`: a space read back: ``ReferenceSpace`` and its ``Adapter`` modules;
+- :mod:`alice.artifacts.sharing`: ``alice reference export`` and ``import``;
+- :mod:`alice.artifacts.modelcard`: the model cards.
+
+Each public name is imported from the module that defines it. Importing this package, ``format`` or ``integrity``
+does not import torch.
 """
-
-from typing import Any
-
-from alice.artifacts.layout import (  # noqa: F401
-    ADAPTER_MANIFEST,
-    ADAPTER_WEIGHTS,
-    ADAPTERS_FOLDER,
-    REFERENCE_MANIFEST,
-    REFERENCE_WEIGHTS,
-)
-from alice.artifacts.manifests import AdapterManifest, ReferenceManifest  # noqa: F401
-
-_STORE_NAMES = ("Adapter", "AdapterWeights", "ReferenceSpace")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _STORE_NAMES:
-        from alice.artifacts import store
-
-        return getattr(store, name)
-    raise AttributeError(f"module 'alice.artifacts' has no attribute {name!r}")

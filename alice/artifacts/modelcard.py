@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from alice import console
-from alice.artifacts.layout import ADAPTER_MANIFEST, ADAPTERS_FOLDER, CARD, REFERENCE_MANIFEST
-from alice.artifacts.manifests import (
+from alice.artifacts.format.layout import ADAPTER_MANIFEST, ADAPTERS_FOLDER, CARD, REFERENCE_MANIFEST
+from alice.artifacts.format.manifests import (
     AdapterManifest,
     ReferenceManifest,
     read_adapter_manifest,

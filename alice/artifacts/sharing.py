@@ -34,24 +34,29 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from alice import console
-from alice.artifacts.layout import DERIVED_FOLDERS, REFERENCE_MANIFEST, SPACE_RECORD
-from alice.artifacts.space import DERIVED, SpaceRecord, check_digest_text, inspect_space, read_record, record_of, role
-from alice.artifacts.store import refuse_existing
-from alice.artifacts.verify import first_problem, verify_space
+from alice.artifacts.format.layout import DERIVED_FOLDERS, REFERENCE_MANIFEST, SPACE_RECORD
+from alice.artifacts.integrity.record import (
+    DERIVED,
+    SpaceRecord,
+    check_digest_text,
+    inspect_space,
+    read_record,
+    role,
+)
+from alice.artifacts.integrity.verify import first_problem, verify_space
+from alice.artifacts.publish import refuse_existing
+from alice.config.limits import IMPORT_LIMITS, ImportLimits
 from alice.errors import AliceError
 from alice.files import (
-    IMPORT_LIMITS,
-    ImportLimits,
     atomic_file,
     folder_lock,
     json_text,
     make_folder,
     publish_folder,
     refuse_to_replace,
-    size_text,
     staging_folder,
 )
+from alice.reading import size_text
 
 ALLOWED_SUFFIXES = (".safetensors", ".json")
 ALLOWED_NAMES = ("README.md",)
@@ -101,11 +106,7 @@ def export_reference(path: Path, archive: Path, overwrite: bool = False) -> tupl
     make_folder(archive.parent)
     top = path.resolve().name
     members = sorted((rel for rel in inspection.files if role(rel) not in (None, DERIVED)), key=lambda r: r.encode())
-    record = SpaceRecord(
-        {rel: e for rel, e in (inspection.record.entries.items() if inspection.record else ()) if role(rel) != DERIVED}
-    )
-    if inspection.record is None:  # written before space.json: the archive carries the record of its verified files
-        record = record_of(path, {rel: inspection.files[rel] for rel in members}, inspection.hashes)
+    record = SpaceRecord({rel: e for rel, e in inspection.record.entries.items() if role(rel) != DERIVED})
     text = json_text(record.to_json()).encode("utf-8")
     with atomic_file(archive, "export") as tmp, tarfile.open(tmp, "w:gz") as tar:
         for rel in members:
@@ -259,19 +260,16 @@ def import_reference(
             make_folder(into)
             with folder_lock(into), staging_folder(final) as staging:
                 _unpack(tar, members, staging, archive, limits)
+                if not (staging / SPACE_RECORD).exists():
+                    raise AliceError(
+                        f"{archive} holds no {SPACE_RECORD} (an older ALICE exported it): have its publisher export "
+                        "it again"
+                    )
                 _drop_derived(staging)
                 problem = first_problem(verify_space(staging)[0])
                 if problem is not None:  # named as it would be once in place, not by the hidden staging folder
                     detail = problem.detail.replace(str(staging), str(final))
                     raise AliceError(f"{archive}: {problem.item}: {detail}")
-                if not (staging / SPACE_RECORD).exists():
-                    console.warn(
-                        f"{archive} holds no {SPACE_RECORD} (made by an older ALICE): "
-                        "recorded one from its verified files"
-                    )
-                    inspection = inspect_space(staging, use_record=False)
-                    record = record_of(staging, inspection.files, inspection.hashes)
-                    (staging / SPACE_RECORD).write_text(json_text(record.to_json()), encoding="utf-8")
                 found = inspect_space(staging).digest
                 if digest is not None and found != digest:
                     raise AliceError(
@@ -289,7 +287,7 @@ def import_reference(
 def _drop_derived(staging: Path) -> None:
     """A record that names derived files (a space packed by hand) keeps only what was unpacked."""
     record = read_record(staging)
-    if record is not None and any(role(rel) == DERIVED for rel in record.entries):
+    if any(role(rel) == DERIVED for rel in record.entries):
         kept = SpaceRecord({rel: e for rel, e in record.entries.items() if role(rel) != DERIVED})
         (staging / SPACE_RECORD).write_text(json_text(kept.to_json()), encoding="utf-8")
 

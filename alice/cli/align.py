@@ -9,8 +9,8 @@ import typer
 
 from alice import console
 from alice.cli.options import Device
-from alice.evaluation.specs import ALICE_LR_DIVISOR, LOSSES, METHODS, PairedSpec
-from alice.evaluation.specs import PAIRED_DEFAULTS as D
+from alice.config.evaluation import ALICE_LR_DIVISOR, LOSSES, METHODS, PairedSpec
+from alice.config.evaluation import PAIRED_DEFAULTS as D
 from alice.tables import Table
 
 app = typer.Typer(help="Paired fine-tuning (CLIP, CyCLIP) of an ALICE space, or from scratch.", no_args_is_help=True)
@@ -56,7 +56,8 @@ def align_clip(
     device: Optional[str] = Device,
 ) -> None:
     """Fine-tune two modalities' encoders with the contrastive loss on N pairs (or train them from scratch)."""
-    from alice.artifacts.store import ReferenceSpace, refuse_existing
+    from alice.artifacts.loaded import ReferenceSpace
+    from alice.artifacts.publish import refuse_existing
     from alice.distributed import pick_device
     from alice.errors import AliceError
     from alice.evaluation.paired import align
@@ -109,7 +110,7 @@ def sweep_pairs(
     device: Optional[str] = Device,
 ) -> None:
     """R@1/5/10 against the number of pairs for each method, several seeds: JSON and a PNG plot."""
-    from alice.artifacts.store import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.distributed import pick_device
     from alice.errors import AliceError
     from alice.evaluation.paired import plot, summarise, sweep

@@ -9,7 +9,7 @@ import typer
 
 from alice import console
 from alice.cli.options import Device, ExpectDigest, Json
-from alice.evaluation.specs import EVAL_DEFAULTS, PAIRED_DEFAULTS, EvalSpec, PairedSpec
+from alice.config.evaluation import EVAL_DEFAULTS, PAIRED_DEFAULTS, EvalSpec, PairedSpec
 
 
 def eval_command(
@@ -38,7 +38,7 @@ def eval_command(
     as_json: bool = Json,
 ) -> None:
     """Evaluate each adapter (classification, interventions) and pair (retrieval); write eval.json, update README.md."""
-    from alice.artifacts.store import ReferenceSpace
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.data.recipes import data_overrides
     from alice.distributed import pick_device
     from alice.evaluation.baselines import post_training_baseline

@@ -27,9 +27,9 @@ def add(
     run: RunOptions,
 ) -> None:
     """Train only this modality's encoder and decoder against the frozen C_ref and M_ref."""
-    from alice.artifacts.describe import check_new_adapter
-    from alice.artifacts.manifests import read_adapter_manifest, read_reference_manifest
-    from alice.artifacts.space import read_record
+    from alice.artifacts.format.manifests import read_adapter_manifest, read_reference_manifest
+    from alice.artifacts.integrity.describe import check_new_adapter
+    from alice.artifacts.integrity.record import read_record
     from alice.data.recipes import load_recipe, modality_recipe_for
     from alice.errors import AliceError
 
@@ -50,7 +50,7 @@ def add(
             {
                 "path": str(path),
                 "manifest": read_adapter_manifest(path).metrics,
-                "digest": record.digest if record else None,
+                "digest": record.digest,
             }
         )
 

@@ -9,7 +9,7 @@ import typer
 
 from alice import console
 from alice.cli.options import Json, Overrides, Overwrite
-from alice.data.recipes import ProbeSpec
+from alice.config.modality import ProbeSpec
 
 app = typer.Typer(help="Write recipes for your own data.", no_args_is_help=True)
 
@@ -62,8 +62,8 @@ def init(
         raise AliceError(f"{target} already exists; pass --overwrite to replace it")
     ref = None
     if reference is not None:
-        from alice.artifacts.describe import adapter_names, free_adapter_name
-        from alice.artifacts.manifests import read_reference_manifest
+        from alice.artifacts.format.manifests import read_reference_manifest
+        from alice.artifacts.integrity.describe import adapter_names, free_adapter_name
 
         if not reference.is_dir():
             raise AliceError(f"reference folder {reference} does not exist")

@@ -10,8 +10,9 @@ import typer
 
 from alice import console
 from alice.cli.options import ExpectDigest, Json, Overwrite, RunOptions, training_run
+from alice.config.limits import IMPORT_LIMITS, ImportLimits
 from alice.errors import AliceError
-from alice.files import IMPORT_LIMITS, ImportLimits, parse_size, read_json, size_text
+from alice.reading import parse_size, read_json, size_text
 from alice.tables import Table
 
 app = typer.Typer(help="Build and inspect frozen reference spaces.", no_args_is_help=True)
@@ -43,7 +44,7 @@ def build(
 
 def _summary(path: Path) -> dict:
     """From the manifests, with every weights file re-hashed; no torch, no network built."""
-    from alice.artifacts.describe import ReferenceFacts
+    from alice.artifacts.integrity.describe import ReferenceFacts
 
     return ReferenceFacts.read(path).summary()
 
@@ -101,8 +102,8 @@ def list_references(
     as_json: bool = Json,
 ) -> None:
     """List reference recipes you can build, and reference spaces built under --root."""
-    from alice.artifacts.describe import adapter_names
-    from alice.artifacts.layout import REFERENCE_MANIFEST
+    from alice.artifacts.format.layout import REFERENCE_MANIFEST
+    from alice.artifacts.integrity.describe import adapter_names
     from alice.data.recipes import list_recipes
     from alice.plugin.manager import get_registry
 
@@ -162,19 +163,19 @@ def verify(
     rehash: bool = typer.Option(
         False,
         "--rehash",
-        help="Record every file in space.json afresh (a space written before it, or edited documentation), "
+        help="Record every file in space.json afresh (after documentation was edited by hand), "
         "after checking the weights against their manifests.",
     ),
     expect_digest: Optional[str] = ExpectDigest,
     as_json: bool = Json,
 ) -> None:
     """Re-hash every file against space.json and its manifest, and check each adapter belongs to this reference."""
-    from alice.artifacts.verify import rehash as record_again
-    from alice.artifacts.verify import verify_space
+    from alice.artifacts.integrity.verify import rehash as record_again
+    from alice.artifacts.integrity.verify import verify_space
 
     if rehash:
         old, record = record_again(path)
-        console.info(f"recorded {path / 'space.json'}: digest {record.digest} (was {old or 'not recorded'})")
+        console.info(f"recorded {path / 'space.json'}: digest {record.digest} (was {old or 'unreadable'})")
     findings, inspection = verify_space(path, digest=expect_digest)
     bad = [f for f in findings if not f.ok]
     if as_json:

@@ -9,8 +9,8 @@ import typer
 
 from alice import console
 from alice.cli.options import Device
-from alice.report.spec import REPORT_DEFAULTS as D
-from alice.report.spec import ReportSpec
+from alice.config.report import REPORT_DEFAULTS as D
+from alice.config.report import ReportSpec
 
 
 def report_command(

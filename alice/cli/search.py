@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 
 from alice import console
-from alice.artifacts.ann import AnnSpec
 from alice.cli.options import Device, ExpectDigest, Json, Overwrite
+from alice.config.search import AnnSpec
 from alice.tables import Table
 
 index_app = typer.Typer(help="Indexes of one adapter's latents, for `alice search`.", no_args_is_help=True)
@@ -33,10 +33,10 @@ def index_build(
     device: Optional[str] = Device,
 ) -> None:
     """Embed one split of a modality's data set into an index file for `alice search` and `alice serve`."""
-    from alice.artifacts.indexes import PIN, Index
-    from alice.artifacts.store import inside
+    from alice.artifacts.publish import inside
     from alice.files import sha256_remembered
-    from alice.search.index import build_index
+    from alice.search.build import build_index
+    from alice.search.indexes import PIN, Index
 
     spec = AnnSpec(kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search)
     written = build_index(path, modality, split, out, overwrite, device or "auto", approximate=spec)
@@ -56,15 +56,16 @@ def index_build(
 @index_app.command("list")
 def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
     """The indexes stored in a reference folder (read from the files' headers: quick at any size)."""
-    from alice.artifacts.describe import ReferenceFacts
+    from alice.artifacts.integrity.describe import ReferenceFacts
     from alice.errors import AliceError
+    from alice.search.header import check_index_header
 
     ref = ReferenceFacts.read(path)
     rows = []
     for f in ref.index_files():
         row: dict[str, Any] = {"file": f.name}
         try:
-            header = ref.check_index(f)  # the same checks as `alice reference verify`
+            header = check_index_header(ref, f)  # the same checks as `alice reference verify`
         except AliceError as exc:
             row["status"] = str(exc)
         else:
@@ -103,7 +104,7 @@ def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_js
 
 def _index_path(ref_path: Path, target: str, split: str) -> str:
     """The index file ``--in`` names (a modality's default index, or a file), its pin (``@sha256:HEX``) kept."""
-    from alice.artifacts.indexes import PIN, default_index_path, split_pin
+    from alice.search.indexes import PIN, default_index_path, split_pin
 
     file, digest = split_pin(target)
     if not (str(file).endswith(".safetensors") or "/" in str(file)):

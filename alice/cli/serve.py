@@ -9,8 +9,8 @@ import typer
 
 from alice import console
 from alice.cli.options import Device
+from alice.config.serve import TOKEN_VARIABLE, ServeSpec, is_loopback, read_token
 from alice.plugin.limits import InputLimits
-from alice.serve.spec import TOKEN_VARIABLE, ServeSpec, is_loopback, read_token
 
 
 def serve_command(

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from alice import console
+from alice.config.modality import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.data.features import extract_features
 from alice.data.labels import LabelMapping, check_vocabulary, settle_mapping, source_aliases
-from alice.data.recipes import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
 from alice.plugin.backbone import Backbone
 from alice.plugin.dataset import DataSet, Split

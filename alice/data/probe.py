@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from alice import console
+from alice.config.modality import BackboneSpec, ProbeSpec
 from alice.core.metrics import classification_metrics
 from alice.data.features import extract_sample
 from alice.data.loading import make_backbone
-from alice.data.recipes import BackboneSpec, ProbeSpec
 from alice.errors import AliceError
 from alice.plugin.dataset import DataSet
 from alice.plugin.manager import describe, get_registry

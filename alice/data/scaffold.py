@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from alice import console
+from alice.config.modality import DataSpec, ProbeSpec
+from alice.config.training import TrainingSpec
 from alice.data.labels import CASE_RULE, uncovered_labels
 from alice.data.loading import make_backbone, make_dataset
 from alice.data.probe import Probe, find_candidates, run_probe
-from alice.data.recipes import DataSpec, ProbeSpec, TrainingSpec, _apply_override, parse_recipe
+from alice.data.recipes import _apply_override, parse_recipe
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.plugin import SPLITS, Found

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from alice import console
-from alice.artifacts.store import ReferenceSpace
+from alice.artifacts.loaded import ReferenceSpace
 from alice.core.interventions import sample_interventions
 from alice.core.losses import masked_bce
 from alice.core.metrics import classification_metrics, intervention_scores, youden_thresholds
 from alice.core.modules import Classifier, Encoder
-from alice.train.stages import BatchSampler
+from alice.train.loop import BatchSampler
 
 
 class ConceptAlgebra:

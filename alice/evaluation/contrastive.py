@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from alice.config.evaluation import LOSSES, PairedSpec
 from alice.core.modules import Encoder
-from alice.evaluation.specs import LOSSES, PairedSpec
 
 
 def clip_loss(za: torch.Tensor, zb: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:

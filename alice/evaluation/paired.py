@@ -20,22 +20,15 @@ import torch
 
 from alice import console
 from alice.artifacts import modelcard
-from alice.artifacts.store import (
-    Adapter,
-    AdapterWeights,
-    ReferenceSpace,
-    derived_reference_files,
-    now,
-    refuse_existing,
-    write_reference,
-)
+from alice.artifacts.loaded import Adapter, ReferenceSpace
+from alice.artifacts.publish import AdapterWeights, derived_reference_files, now, refuse_existing, write_reference
+from alice.config.evaluation import METHODS, PairedSpec
 from alice.core.alignment import SearchEncoder
 from alice.core.metrics import label_retrieval, recall_at_k
 from alice.core.modules import Encoder
 from alice.data.loading import ModalityData
 from alice.errors import AliceError
 from alice.evaluation.contrastive import Pairs, draw_pairs, train_pairs
-from alice.evaluation.specs import METHODS, PairedSpec
 from alice.plugin.dataset import PAIRED
 
 

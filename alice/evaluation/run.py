@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from alice.artifacts.layout import EVAL_FILE
+from alice.artifacts.format.layout import EVAL_FILE
+from alice.artifacts.loaded import Adapter, ReferenceSpace
 from alice.artifacts.modelcard import reference_card_files
-from alice.artifacts.store import Adapter, ReferenceSpace, update_space
+from alice.artifacts.publish import update_space
+from alice.config.evaluation import EvalSpec, PairedSpec
 from alice.core.interventions import sample_interventions
 from alice.core.metrics import (
     classification_metrics,
@@ -39,7 +41,6 @@ from alice.data.loading import ModalityData
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.evaluation.paired import fine_tune, fresh_encoder, load_for_pairing
-from alice.evaluation.specs import EvalSpec, PairedSpec
 from alice.evaluation.tables import evaluation_tables
 
 NO_TRAINING, ALICE = "no training", "ALICE (0 pairs)"

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from alice.console import info, warn
 from alice.errors import AliceError
-from alice.files import parse_json
 from alice.plugin.backbone import Backbone, Preview
 from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split, label_key
 from alice.plugin.hookspecs import hookimpl
@@ -48,6 +47,7 @@ from alice.plugin.registrars import (
     LabelMapperRegistrar,
     RecipeFolderRegistrar,
 )
+from alice.reading import parse_json
 
 if TYPE_CHECKING:
     from alice.core.interventions import Intervention, InterventionBatch

@@ -30,18 +30,20 @@ import torch
 from alice import console
 from alice._version import __version__
 from alice.api import Space
-from alice.artifacts.layout import EVAL_FILE, REPORT_FOLDER
-from alice.artifacts.store import ReferenceSpace, inside, scratch_beside, update_space
+from alice.artifacts.format.layout import EVAL_FILE, REPORT_FOLDER
+from alice.artifacts.loaded import ReferenceSpace
+from alice.artifacts.publish import inside, scratch_beside, update_space
+from alice.config.evaluation import EvalSpec
+from alice.config.report import ReportSpec
 from alice.core.similarity import top_k
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.evaluation.run import evaluate, save_evaluation
-from alice.evaluation.specs import EvalSpec
 from alice.evaluation.tables import evaluation_tables
-from alice.files import check_writable, publish_folder, read_json, staging_folder, write_json
+from alice.files import check_writable, publish_folder, staging_folder, write_json
+from alice.reading import read_json
 from alice.report.figures import PROJECTIONS, Items, projection_figures
 from alice.report.previews import Gallery
-from alice.report.spec import ReportSpec
 from alice.tables import Table, cell
 
 REPORT_RECORD = "report.json"

@@ -1,5 +1,5 @@
-"""Cross-modal and counterfactual search over index files (exact top-k; see :mod:`alice.artifacts.indexes`)."""
+"""Search over a reference space: the index file (``header``, read without torch; ``indexes``; its approximate
+FAISS part, ``ann``), building one from a space (``build``), and one search from query to ranked items (``query``).
 
-from alice.artifacts.indexes import Index, default_index_path, write_index  # noqa: F401
-from alice.core.similarity import top_k  # noqa: F401
-from alice.search.index import build_index  # noqa: F401
+Each public name is imported from the module that defines it.
+"""

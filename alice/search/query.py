@@ -14,10 +14,10 @@ from typing import Any
 import torch
 
 from alice.api import Space
-from alice.artifacts.indexes import Index, split_pin
-from alice.artifacts.space import DERIVED, role
-from alice.artifacts.store import inside
+from alice.artifacts.integrity.record import DERIVED, role
+from alice.artifacts.publish import inside
 from alice.errors import AliceError
+from alice.search.indexes import Index, split_pin
 
 
 def parse_replacement(text: str, what: str = "--replace") -> tuple[str, str]:

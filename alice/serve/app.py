@@ -27,10 +27,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alice import console
 from alice._version import __version__
+from alice.config.serve import ServeSpec
 from alice.errors import AliceError
 from alice.serve import routes
 from alice.serve.contract import OPEN_PATHS, constrain
-from alice.serve.spec import ServeSpec
 from alice.serve.state import HTTPProblem, Served
 
 

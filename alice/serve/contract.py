@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alice.serve.routes import WHY
+from alice.serve.schema import WHY
 from alice.serve.state import Served
 
 #: where the token is never asked for (the page asks for the token itself; a health check needs none)

@@ -22,11 +22,11 @@ from typing import Any
 
 from alice import console
 from alice.api import Reads, Space, Unread
-from alice.artifacts.indexes import Index, split_pin
+from alice.config.serve import ServeSpec
 from alice.errors import AliceError
 from alice.report import previews
 from alice.search import query as q
-from alice.serve.spec import ServeSpec
+from alice.search.indexes import Index, split_pin
 
 #: previews kept in memory (PNG/WAV bytes), most recently used first out last
 PREVIEW_CACHE = 4096
@@ -168,8 +168,8 @@ class Served:
             self._items[name] = None
             source = index.meta.get("dataset") or {}
             try:
+                from alice.config.modality import DataSpec
                 from alice.data.loading import make_dataset
-                from alice.data.recipes import DataSpec
 
                 inputs = (
                     make_dataset(DataSpec(source["name"], dict(source.get("options") or {})))

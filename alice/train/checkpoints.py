@@ -28,7 +28,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from alice.errors import AliceError
-from alice.files import FILE_MODE, hidden_sibling, publish_folder, read_json, remove_folder, staging_folder
+from alice.files import FILE_MODE, hidden_sibling, publish_folder, remove_folder, staging_folder
+from alice.reading import read_json
 
 WEIGHTS, MANIFEST = "checkpoint.safetensors", "checkpoint.json"
 

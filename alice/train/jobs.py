@@ -10,33 +10,26 @@ import torch
 
 from alice import console, distributed
 from alice.artifacts import modelcard
-from alice.artifacts.describe import check_new_adapter
-from alice.artifacts.layout import ADAPTERS_FOLDER
-from alice.artifacts.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
-from alice.artifacts.store import (
-    SEARCH_MEAN,
-    STATISTICS_PREFIX,
-    AdapterWeights,
-    ReferenceSpace,
-    now,
-    reference_files,
-    refuse_existing,
-    update_space,
-    write_space,
-)
+from alice.artifacts.format.layout import ADAPTERS_FOLDER, SEARCH_MEAN, STATISTICS_PREFIX
+from alice.artifacts.format.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
+from alice.artifacts.integrity.describe import check_new_adapter
+from alice.artifacts.loaded import ReferenceSpace
+from alice.artifacts.publish import AdapterWeights, now, reference_files, refuse_existing, update_space, write_space
+from alice.config.training import Recipe
 from alice.core.alignment import STATISTICS, AlignmentTarget, LatentStatistics
 from alice.core.interventions import Intervention, prompt_sentences
 from alice.core.metrics import classification_metrics, youden_thresholds
 from alice.core.modules import Classifier, Decoder, Encoder
 from alice.data.features import extract_features
 from alice.data.loading import ModalityData, load_modality, make_backbone, make_dataset
-from alice.data.recipes import Recipe, check_model_fits, model_parameters
+from alice.data.recipes import check_model_fits, model_parameters
 from alice.distributed import pick_device
 from alice.errors import AliceError, Interrupted
 from alice.files import check_writable, recover
 from alice.plugin.manager import get_registry
 from alice.train import checkpoints
-from alice.train.stages import AdapterTrainer, Checkpointing, History, ReferenceTrainer, training_summary
+from alice.train.loop import Checkpointing, History
+from alice.train.stages import AdapterTrainer, ReferenceTrainer, training_summary
 
 
 def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: torch.device) -> Intervention:

@@ -18,9 +18,9 @@ Search is exact by default (:func:`alice.core.similarity.top_k`): the index is r
 rows (memory-mapped by safetensors), so a 1M x 512 index is searched without ever holding a
 1M-column similarity matrix or a second copy of the index. ``benchmarks/search.py`` measures the
 time per query. An index built with ``kind="ivf"`` or ``"hnsw"`` also holds an approximate FAISS
-index (``ann.faiss``, see :mod:`alice.artifacts.ann`), which ``search`` uses unless asked for exact
+index (``ann.faiss``, see :mod:`alice.search.ann`), which ``search`` uses unless asked for exact
 results. The header alone (no tensor) is read and checked by
-:class:`alice.artifacts.describe.IndexHeader`.
+:class:`alice.search.header.IndexHeader`.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from alice._version import __version__
-from alice.artifacts import ann
-from alice.artifacts.describe import INDEX_FORMAT, INDEX_VERSION, IndexHeader
-from alice.artifacts.layout import INDEX_FOLDER
+from alice.artifacts.format.layout import INDEX_FOLDER
+from alice.config.search import KINDS, AnnSpec
 from alice.core.similarity import BLOCK_ROWS, top_k
 from alice.errors import AliceError
 from alice.files import atomic_file, sha256_remembered
+from alice.search import ann
+from alice.search.header import INDEX_FORMAT, INDEX_VERSION, IndexHeader
 
 
 def default_index_path(reference_path: Path, modality: str, split: str) -> Path:
@@ -131,7 +132,7 @@ class Index(IndexHeader):
             raise AliceError(
                 f"{path} is not a readable index: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
             ) from None
-        if header.kind not in ann.KINDS:
+        if header.kind not in KINDS:
             raise AliceError(
                 f"{path} holds an index of kind {header.kind!r}, which this ALICE does not know; upgrade alice"
             )
@@ -220,7 +221,7 @@ def write_index(
     texts: Sequence[str] | None = None,
     pair_ids: Sequence[str] | None = None,
     overwrite: bool = False,
-    approximate: ann.AnnSpec | None = None,
+    approximate: AnnSpec | None = None,
     files: Sequence[str] | None = None,
 ) -> Path:
     """Write an index file atomically: a partial file beside it, renamed into place when complete.
@@ -233,7 +234,7 @@ def write_index(
         raise AliceError(f"{path} is a folder; give the index a file name (….safetensors)")
     if path.exists() and not overwrite:
         raise AliceError(f"{path} already exists; pass --overwrite to replace it")
-    spec = approximate or ann.AnnSpec()
+    spec = approximate or AnnSpec()
     spec.check()
     tensors: dict[str, torch.Tensor] = {"embeddings": embeddings.detach().to("cpu", torch.float32).contiguous()}
     if labels is not None:

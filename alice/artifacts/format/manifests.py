@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from alice._version import __version__
-from alice.artifacts.layout import ADAPTER_MANIFEST, FORMAT_VERSION, REFERENCE_MANIFEST
-from alice.data.recipes import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
+from alice.artifacts.format.layout import ADAPTER_MANIFEST, FORMAT_VERSION, REFERENCE_MANIFEST
+from alice.config.modality import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
-from alice.files import read_json as read_json_file
+from alice.reading import read_json as read_json_file
 
 
 def read_json(path: Path, kind: str) -> dict[str, Any]:
@@ -201,7 +201,7 @@ class AdapterManifest:
     latent_alignment: dict[str, Any] | None = None  # stage 2's unpaired alignment (recipe [alignment]); None: off
     search: dict[str, Any] | None = None  # how search compares its latents: {"centre": true, ...}; None: as they are
     reference_sha256: str = ""
-    reference_digest: str = ""  # of reference.safetensors and reference.json (alice.artifacts.space); "": older
+    reference_digest: str = ""  # of reference.safetensors and reference.json (integrity.record)
     weights: WeightsRecord | None = None
     alice_version: str = __version__
     #: kind ("dataset", "backbone") -> the plugin that provided it: "scanner (alice-scanner==0.1.0)"; {}: older

@@ -19,9 +19,8 @@ sha256, in three sections:
 A reader (:func:`inspect_space`) refuses any file the record does not name,
 hidden ones included, any symbolic link, and any named file that is missing or
 whose bytes changed; ``space.json`` itself is checked against its own root. A
-space written before ``space.json`` existed loads with a warning: its files
-are checked against their manifests, its digest is computed from its files,
-and ``alice reference verify --rehash`` records it.
+folder without ``space.json`` is refused in one line: nothing records its files,
+so it is built or published again.
 """
 
 from __future__ import annotations
@@ -33,8 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alice import console
-from alice.artifacts.layout import (
+from alice.artifacts.format.layout import (
     ADAPTER_MANIFEST,
     ADAPTER_WEIGHTS,
     ADAPTERS_FOLDER,
@@ -46,7 +44,8 @@ from alice.artifacts.layout import (
     SPACE_RECORD,
 )
 from alice.errors import AliceError
-from alice.files import read_json, sha256_file
+from alice.files import sha256_file
+from alice.reading import read_json
 
 SPACE_FORMAT, SPACE_VERSION = "alice.space", 1
 BEHAVIOUR, DOCUMENTATION, DERIVED = "files", "documentation", "derived"
@@ -179,11 +178,19 @@ class SpaceRecord:
         return record
 
 
-def read_record(path: Path) -> SpaceRecord | None:
-    """A space's ``space.json``, checked against its own root; None for a space written before it existed."""
+def missing_record(path: Path) -> AliceError:
+    """The one line for a folder with a reference manifest but no ``space.json``: an older ALICE wrote it."""
+    return AliceError(
+        f"{path} has no {SPACE_RECORD}, so nothing records its files (an older ALICE wrote it): rebuild it with "
+        "`alice reference build`, or have its publisher export it again"
+    )
+
+
+def read_record(path: Path) -> SpaceRecord:
+    """A space's ``space.json``, checked against its own root; a folder without one is refused."""
     file = Path(path) / SPACE_RECORD
     if not file.exists() and not file.is_symlink():
-        return None
+        raise missing_record(path)
     if file.is_symlink() or not file.is_file():
         raise AliceError(f"{file} is not a plain file")
     return SpaceRecord.from_json(read_json(file), str(file))
@@ -252,7 +259,6 @@ def scan(path: Path) -> tuple[dict[str, int], list[Problem]]:
     return files, problems
 
 
-_warned: set[str] = set()
 #: said after a model card or eval.json that differs from its record: documentation may be edited, then recorded
 EDITED_DOCUMENTATION = " (documentation edited by hand? `alice reference verify --rehash` records it)"
 
@@ -262,7 +268,7 @@ class Inspection:
     """What a reader found: the record, the sha256 of the files it hashed, and every problem."""
 
     path: Path
-    record: SpaceRecord | None  # None: a space written before space.json
+    record: SpaceRecord | None  # None: checked without its record (``use_record=False``, what ``--rehash`` does)
     files: dict[str, int]
     hashes: dict[str, str]  # relative path -> sha256 as found (weights, manifests, documentation; derived if asked)
     problems: list[Problem]
@@ -299,7 +305,8 @@ class Inspection:
 
 
 def inspect_space(path: Path, use_record: bool = True, hash_derived: bool = False) -> Inspection:
-    """Check every file of a space against ``space.json`` (or, for an older space, against the layout's names).
+    """Check every file of a space against ``space.json`` (or, with ``use_record=False``, as ``--rehash`` does before
+    it records the files, against the layout's names alone).
 
     Weights, manifests and documentation are hashed; derived files are checked
     by size only unless ``hash_derived`` (``alice reference verify``).
@@ -346,14 +353,3 @@ def inspect_space(path: Path, use_record: bool = True, hash_derived: bool = Fals
             if rel not in files and rel not in flagged
         ]
     return Inspection(path, record, files, hashes, problems)
-
-
-def warn_unrecorded(path: Path) -> None:
-    """Once per folder: a space written before ``space.json`` loads, with this warning."""
-    if str(path) in _warned:
-        return
-    _warned.add(str(path))
-    console.warn(
-        f"{path} has no {SPACE_RECORD} (written before ALICE recorded a digest): its weights are checked against their "
-        f"manifests only; `alice reference verify --rehash {path}` records its digest"
-    )

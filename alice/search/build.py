@@ -7,15 +7,16 @@ from pathlib import Path
 import torch
 
 from alice import console
-from alice.artifacts.ann import AnnSpec
-from alice.artifacts.indexes import Index, default_index_path, write_index
-from alice.artifacts.layout import INDEX_FOLDER
-from alice.artifacts.store import ReferenceSpace, inside, is_reference_folder, scratch_beside, update_space
+from alice.artifacts.format.layout import INDEX_FOLDER
+from alice.artifacts.loaded import ReferenceSpace
+from alice.artifacts.publish import inside, is_reference_folder, scratch_beside, update_space
+from alice.config.search import AnnSpec
 from alice.data.loading import make_backbone
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.files import refuse_to_replace
 from alice.plugin.dataset import SPLITS
+from alice.search.indexes import Index, default_index_path, write_index
 
 
 def is_index(path: Path) -> bool:
@@ -39,7 +40,7 @@ def build_index(
 ) -> Path:
     """Embed one split of a modality's own data set (features from the cache) into an index file.
 
-    ``approximate`` (kind ivf or hnsw, see :mod:`alice.artifacts.ann`) adds a FAISS index of the same embeddings.
+    ``approximate`` (kind ivf or hnsw, see :mod:`alice.search.ann`) adds a FAISS index of the same embeddings.
     """
     if approximate is not None:
         approximate.check()  # a wrong setting is refused before any work

@@ -38,3 +38,7 @@ SPACE_RECORD = "space.json"
 KNOWN_EXTRA = (EVAL_FILE, CARD)
 INDEX_FOLDER, REPORT_FOLDER = "indexes", "report"
 DERIVED_FOLDERS = (INDEX_FOLDER, REPORT_FOLDER)
+#: the reference modality's latent statistics sit in reference.safetensors under this prefix (hashed with C_ref, M_ref)
+STATISTICS_PREFIX = "statistics"
+#: an adapter's own mean latent, in adapter.safetensors when its manifest declares search centring
+SEARCH_MEAN = "search.mean"

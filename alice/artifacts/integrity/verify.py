@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from alice.artifacts.indexes import Index
-from alice.artifacts.layout import (
+from alice.artifacts.format.layout import (
     ADAPTERS_FOLDER,
     DERIVED_FOLDERS,
     INDEX_FOLDER,
@@ -15,11 +14,13 @@ from alice.artifacts.layout import (
     REFERENCE_WEIGHTS,
     SPACE_RECORD,
 )
-from alice.artifacts.manifests import read_reference_manifest
-from alice.artifacts.space import Inspection, SpaceRecord, inspect_space, read_record
-from alice.artifacts.store import ReferenceSpace, update_space
+from alice.artifacts.format.manifests import read_reference_manifest
+from alice.artifacts.integrity.record import Inspection, SpaceRecord, inspect_space, missing_record, read_record
+from alice.artifacts.loaded import ReferenceSpace
+from alice.artifacts.publish import update_space
 from alice.errors import AliceError
 from alice.files import recover
+from alice.search.indexes import Index
 
 
 @dataclass
@@ -37,8 +38,8 @@ def verify_space(
 ) -> tuple[list[Finding], Inspection | None]:
     """Everything wrong with a reference folder (and one finding per item that is fine), and what was found.
 
-    ``use_record=False`` checks the folder as one written before ``space.json`` (by the layout's names and the
-    manifests alone): what ``--rehash`` does before it records the files. ``digest`` pins the space.
+    ``use_record=False`` checks the folder without its ``space.json`` (by the layout's names and the manifests
+    alone): what ``--rehash`` does before it records the files. ``digest`` pins the space.
     """
     path = Path(path)
     recover(path.absolute())
@@ -55,16 +56,6 @@ def verify_space(
         findings.insert(
             0,
             Finding(SPACE_RECORD, True, f"digest {inspection.digest}; {len(inspection.record.entries)} files recorded"),
-        )
-    elif use_record:
-        findings.insert(
-            0,
-            Finding(
-                SPACE_RECORD,
-                True,
-                f"absent (written before ALICE recorded a digest); computed digest "
-                f"{inspection.digest}; `--rehash` records it",
-            ),
         )
     if digest is not None:
         try:
@@ -105,15 +96,18 @@ def first_problem(findings: list[Finding], derived: bool = True) -> Finding | No
 
 
 def rehash(path: Path) -> tuple[str | None, SpaceRecord]:
-    """Record every file of a space afresh in ``space.json``: for a space written before it, or edited documentation.
+    """Record every file of a space afresh in ``space.json``: after documentation was edited by hand.
 
-    The folder is first checked as an unrecorded one (weights against manifests, adapters against the reference,
-    no hidden, linked or unnamed files); the old digest (None: there was no record) and the new record are returned.
+    The folder is first checked without its record (weights against manifests, adapters against the reference,
+    no hidden, linked or unnamed files); a folder without ``space.json`` is refused, since an older ALICE wrote
+    it. The old digest (None: the old record was unreadable) and the new record are returned.
     """
     path = Path(path)
     problem = first_problem(verify_space(path, use_record=False)[0], derived=False)
     if problem is not None:
         raise AliceError(f"not recording {path}: {problem.item}: {problem.detail}")
+    if not (path / SPACE_RECORD).exists():
+        raise missing_record(path)
     try:
         old = read_record(path)
     except AliceError:
