@@ -5,7 +5,7 @@
 
 `alice search` and `alice serve` check an index against the sha256 `space.json` records for it (or
 the pin given with FILE@sha256:HEX) before reading it. Each size is written as a real index file
-(alice.search.write_index) in a temporary folder, read once (into the page cache), then timed:
+(alice.search.indexes.write_index) in a temporary folder, read once (into the page cache), then timed:
 
 - "sha256": hashing the whole file (alice.files.sha256_file), what a check on every open would cost;
 - "first open": Index.open with the expected sha256, the hash remembered (alice.files.sha256_remembered);

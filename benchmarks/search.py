@@ -3,7 +3,7 @@
     python benchmarks/search.py                      # 100K and 1M random 512-d unit vectors
     python benchmarks/search.py --sizes 1000000 --queries 20
 
-Each size is written as a real index file (alice.search.write_index) in a temporary folder, then:
+Each size is written as a real index file (alice.search.indexes.write_index) in a temporary folder, then:
 
 - "open + search": what one `alice search` does after encoding its query: open the file, read
   the embeddings block by block (memory-mapped by safetensors) and keep a running top-k;

@@ -109,7 +109,7 @@ def refused(needle: str, *args, **kwargs) -> Result:
 
 
 def benchmark_module(name: str) -> ModuleType:
-    """``benchmarks/NAME.py``, imported from its path (the benchmarks are scripts, not a package)."""
+    """The script ``NAME.py`` of the benchmarks folder, imported from its path (they are scripts, not a package)."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -10,7 +10,7 @@ intended use, limits. This module only turns the manifests into the values
 the template shows; ``ModelCard.load(path).data`` reads the metadata back.
 
 Cards are written with the artifact, inside the same staging folder before
-its rename (see :func:`alice.artifacts.store.write_space`), so a crash never
+its rename (see :func:`alice.artifacts.publish.write_space`), so a crash never
 leaves a half card; ``alice eval`` rewrites the reference card with its
 test-split tables, in one step with ``eval.json``. A card is documentation:
 ``space.json`` records its sha256 (``alice reference verify`` checks it), but
@@ -378,7 +378,7 @@ def reference_card_files(
     Adapter folders without a card (artifacts written before cards existed)
     get theirs too; an adapter card is a function of its manifest alone, so an
     existing one is left as it is. The caller writes them into the space
-    (:func:`alice.artifacts.store.update_space`), together with ``eval.json``.
+    (:func:`alice.artifacts.publish.update_space`), together with ``eval.json``.
     """
     path = Path(path)
     try:

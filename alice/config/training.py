@@ -77,7 +77,7 @@ class AlignmentSpec:
     paper: bool = False  # true: the paper's plain method, whatever the settings above say (they are set to off)
 
 
-# the choices of each setting of how the step runs (alice.training.FastPath)
+# the choices of each setting of how the step runs (alice.train.stages.FastPath)
 FAST_PATH_CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "fp32", "bf16"),
     "optimizer": ("auto", "loop", "foreach", "fused"),

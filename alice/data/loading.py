@@ -91,7 +91,7 @@ def _check_labelled(
     aliased to ""). They hold none of the annotated classes, so they stay negatives of every one:
     left out of L_cls, a tiny space read most of them as a digit they do not show (docs/your-data.md).
     C_ref, trained where every sample holds a class, can only read them as some class; where that is
-    one this modality does not annotate, :meth:`alice.api.Space.warnings` flags the reading.
+    one this modality does not annotate, :meth:`alice.Space.warnings` flags the reading.
     """
     empty = int((labels.sum(1) == 0).sum())
     if empty == len(labels):

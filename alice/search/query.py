@@ -1,7 +1,7 @@
 """One search, from a query to its ranked items: what `alice search`, `alice serve` and Python share.
 
 A query is text, a file (image, sound, ...) or an item already in an index; the adapter that
-reads it is the one whose backbone declares it (:meth:`alice.api.Space.modality_of`), or the one
+reads it is the one whose backbone declares it (:meth:`alice.Space.modality_of`), or the one
 named. Its latent is classified by C_ref, optionally edited by M_ref ("replace OLD with NEW"),
 and the (edited) latent searched for in an index of any modality of the same space.
 """
@@ -82,7 +82,7 @@ def classification(space: Space, z: torch.Tensor, modality: str, edited: bool = 
     """C_ref's reading of one latent: the predicted labels, every class's probability, and ``warnings``.
 
     A warning flags a reading that rests on classes ``modality`` does not annotate
-    (:meth:`alice.api.Space.warnings`); ``edited``: the latent is the query after M_ref's edit.
+    (:meth:`alice.Space.warnings`); ``edited``: the latent is the query after M_ref's edit.
     """
     p = space.classify(z)[0].tolist()
     lines = space.warnings(z, modality)[0]
