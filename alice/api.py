@@ -24,7 +24,9 @@ saying what is wrong.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -40,9 +42,11 @@ from alice.data.loading import make_backbone
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.plugin.backbone import Backbone
+from alice.plugin.dataset import label_key
+from alice.plugin.limits import InputLimits
 from alice.plugin.manager import get_registry
 
-__all__ = ["Space", "load"]
+__all__ = ["Reads", "Space", "UnannotatedReadingWarning", "Unread", "load"]
 
 #: a class given by name ("three") or by index in the vocabulary (3)
 Label = Union[str, int]
@@ -50,6 +54,27 @@ Label = Union[str, int]
 Replacement = Union[tuple[Label, Label], Sequence[tuple[Label, Label]]]
 #: anything that becomes a float tensor: a tensor, a numpy array, nested lists
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
+
+
+class Unread(AliceError):
+    """A query of a kind no adapter of the space reads, or not the adapter named (the server answers 415 for a
+    file)."""
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What one adapter's backbone reads: its name, the file endings it reads, whether it reads text."""
+
+    backbone: str
+    file_suffixes: tuple[str, ...]
+    reads_text: bool
+
+    def describe(self) -> str:
+        """``".png, .jpg files"``, ``"text"``, ``"no queries"``."""
+        kinds = ([f"{', '.join(self.file_suffixes)} files"] if self.file_suffixes else []) + (
+            ["text"] if self.reads_text else []
+        )
+        return " and ".join(kinds) or "no queries"
 
 
 def load(path: str | Path, device: str | torch.device = "cpu", digest: str | None = None) -> Space:
@@ -63,6 +88,17 @@ def load(path: str | Path, device: str | torch.device = "cpu", digest: str | Non
     symbolic link, or an adapter was trained against another reference.
     """
     return Space.load(path, device, digest)
+
+
+class UnannotatedReadingWarning(UserWarning):
+    """C_ref reads latents of a modality as a class that modality's data set does not annotate.
+
+    The adapter never learnt what that class looks like in its modality (it was masked out of its
+    losses), so the reading is unfounded: ``labels`` leaves the class out, and a search with such a
+    latent may return that class's items. Typical cause: the data set holds a class the reference
+    lacks (aliased to ``""``), whose items C_ref can only read as one of the classes the modality
+    does not annotate. :meth:`Space.warnings` gives the lines row by row.
+    """
 
 
 def _names(items: Sequence[str], limit: int = 20) -> str:
@@ -158,7 +194,7 @@ class Space:
         adapter = self.adapter(modality)
         if modality not in self._backbones:
             spec = adapter.manifest.modality_spec().backbone
-            backbone, plugin = make_backbone(spec)
+            backbone, plugin = make_backbone(spec, adapter.manifest.plugins.get("backbone", ""))
             backbone.bind(feature_dim=self.feature_dim(modality))
             expected = adapter.manifest.backbone.identity
             if expected and _canonical(backbone.identity()) != _canonical(expected):
@@ -182,34 +218,57 @@ class Space:
         except AliceError:
             return None
 
-    def modality_of(self, query: str | Path) -> str:
-        """The adapter that reads a query: a file, the one whose backbone reads its suffix; text, the one reading text.
+    def reads(self, modality: str) -> Reads:
+        """What the modality's backbone reads, as the backbone itself declares it (``file_suffixes``,
+        ``reads_text``): an ``hf`` backbone reads what its model reads; one whose plugin is not installed reads
+        nothing."""
+        name = self.adapter(modality).manifest.backbone.name
+        if self._backbone_class(modality) is None:
+            return Reads(name, (), False)
+        backbone = self.backbone(modality)
+        return Reads(name, tuple(backbone.file_suffixes), bool(backbone.reads_text))
 
-        What a backbone reads is its own declaration (``file_suffixes``, ``reads_text``); the
-        space knows no modality by name.
+    def reader(self, suffix: str | None = None, source: str | None = None) -> str:
+        """The adapter that reads a file ending in ``suffix`` (".png"), or text (``suffix=None``).
+
+        ``source`` names it, refused unless its backbone reads that kind of query; else it is the one
+        adapter whose backbone declares it. Raises :class:`Unread` when none does (or not the named one),
+        :class:`AliceError` when several do and none is named.
         """
-        path = Path(query)
-        suffix = path.suffix.lower()
-        # the backbones themselves answer (an `hf` backbone reads what its model reads); one whose plugin is
-        # not installed reads nothing
-        by_suffix = {n: self.backbone(n) for n in self.modalities if self._backbone_class(n) is not None}
-        files = [n for n, c in by_suffix.items() if suffix and suffix in c.file_suffixes]
-        if files and not path.is_file():
-            raise AliceError(f"no file {str(query)!r}; give an existing file, or text with --from <modality>")
-        if files:
-            matching, kind = files, f"a {suffix} file"
-        else:
-            matching, kind = [n for n, c in by_suffix.items() if c.reads_text], "text"
+        kind = f"{suffix} files" if suffix else "text"
+        if source is not None:
+            reads = self.reads(source)
+            if (suffix in reads.file_suffixes) if suffix else reads.reads_text:
+                return source
+            raise Unread(f"{source!r} reads {reads.describe()}, not {kind}")
+        everything = {n: self.reads(n) for n in self.modalities}
+        matching = [n for n, r in everything.items() if ((suffix in r.file_suffixes) if suffix else r.reads_text)]
         if len(matching) == 1:
             return matching[0]
         if not matching:
-            raise AliceError(
-                f"the query is {kind}, but no adapter of this space reads {kind} ({', '.join(self.modalities)}); "
-                "choose one with --from"
-            )
-        raise AliceError(
-            f"the query is {kind} and several adapters read it ({', '.join(matching)}); choose one with --from"
-        )
+            what = "; ".join(f"{n}: {r.describe()}" for n, r in everything.items())
+            raise Unread(f"no adapter of this space reads {kind} ({what or 'no adapters'})")
+        raise AliceError(f"several adapters read {kind} ({', '.join(matching)}); name one (--from; from, in a request)")
+
+    def modality_of(self, query: str | Path) -> str:
+        """The adapter that reads a query: a file, the one whose backbone reads its suffix; text, the one reading text.
+
+        What a backbone reads is its own declaration (:meth:`reads`); the space knows no modality by name.
+        """
+        path = Path(query)
+        suffix = path.suffix.lower()
+        files = suffix and any(suffix in self.reads(n).file_suffixes for n in self.modalities)
+        if files and not path.is_file():
+            raise AliceError(f"no file {str(query)!r}; give an existing file, or text with --from <modality>")
+        try:
+            return self.reader(suffix if files else None)
+        except Unread as exc:
+            raise Unread(f"{exc}; name the adapter that reads the query with --from") from None
+
+    def read_file(self, modality: str, path: str | Path, limits: InputLimits | None = None) -> Any:
+        """One file decoded by the modality's backbone into the input ``encode`` takes, refused over ``limits``
+        (default :class:`alice.plugin.InputLimits`) before it is decoded."""
+        return self.backbone(modality).read_file(Path(path), limits or InputLimits())
 
     def preview(self, modality: str, item: Any) -> Any:
         """How a person sees one input (:data:`alice.plugin.Preview`): its backbone's word, else its text."""
@@ -300,9 +359,11 @@ class Space:
         """The top ``k`` items of ``index`` for latents ``z`` of ``modality``: ``(scores [n, k], rows [n, k])``.
 
         The index is checked against this space (``check_index``) and the query goes through
-        ``search_latents`` first, as the index's items did.
+        ``search_latents`` first, as the index's items did. Queries that C_ref reads as a class
+        ``modality`` does not annotate raise an :class:`UnannotatedReadingWarning` (:meth:`warnings`).
         """
         self.check_index(index)
+        self._warn(self.classify(z), modality)
         return index.search(self.search_latents(modality, z), k)
 
     def check_index(self, index: Index) -> None:
@@ -311,6 +372,8 @@ class Space:
             raise AliceError(
                 f"index {index.path} holds {index.modality!r} latents, a modality this space has no adapter for"
             )
+        if index.dim != self.latent_dim:
+            raise AliceError(f"index {index.path} holds {index.dim}-d latents; this space's are {self.latent_dim}-d")
         adapter = self.adapter(index.modality)
         index.check_against(self.reference.sha256, adapter.sha256, len(self.vocabulary), adapter.manifest.search or {})
 
@@ -329,26 +392,98 @@ class Space:
         return x * adapter.feature_std.to(x.device) + adapter.feature_mean.to(x.device)
 
     @torch.no_grad()
-    def classify(self, z: ArrayLike) -> torch.Tensor:
-        """Per-class probabilities ``[n, classes]``: sigmoid(C_ref(z)), classes in ``vocabulary`` order."""
-        return torch.sigmoid(self.reference.classifier(self._latents(z)))
+    def classify(self, z: ArrayLike, modality: str | None = None) -> torch.Tensor:
+        """Per-class probabilities ``[n, classes]``: sigmoid(C_ref(z)), classes in ``vocabulary`` order.
 
-    def predict(self, z: ArrayLike, modality: str | None = None) -> torch.Tensor:
+        With ``modality`` (the adapter the latents came from), rows that read as a class it does not
+        annotate raise an :class:`UnannotatedReadingWarning` (see :meth:`warnings`).
+        """
+        p = torch.sigmoid(self.reference.classifier(self._latents(z)))
+        if modality is not None:
+            self._warn(p, modality)
+        return p
+
+    def predict(self, z: ArrayLike, modality: str | None = None, warn: bool = True) -> torch.Tensor:
         """Multi-hot predictions ``[n, classes]`` (bool): ``classify(z) >= thresholds(modality)``.
 
         ``modality`` picks whose calibrated thresholds to use (default: the
         reference modality's); pass the modality the latents were encoded from.
         Classes that modality does not annotate (:meth:`annotated`) are never
-        predicted: they are False in every row.
+        predicted: they are False in every row. A row that C_ref reads as such a
+        class raises an :class:`UnannotatedReadingWarning` (``warn=False``: not).
         """
-        known = set(self.annotated(modality))
-        mask = torch.tensor([c in known for c in self.vocabulary], dtype=torch.bool, device=self.device)
-        return (self.classify(z) >= self.thresholds(modality)) & mask
+        p = self.classify(z)
+        if warn:
+            self._warn(p, modality)
+        return (p >= self.thresholds(modality)) & self._annotated_mask(modality)
 
-    def labels(self, z: ArrayLike, modality: str | None = None) -> list[list[str]]:
+    def labels(self, z: ArrayLike, modality: str | None = None, warn: bool = True) -> list[list[str]]:
         """The predicted label names of each row, in vocabulary order (see ``predict``)."""
         vocab = self.vocabulary
-        return [[vocab[c] for c in np.flatnonzero(row)] for row in self.predict(z, modality).cpu().numpy()]
+        rows = self.predict(z, modality, warn).cpu().numpy()
+        return [[vocab[c] for c in np.flatnonzero(row)] for row in rows]
+
+    def warnings(self, z: ArrayLike, modality: str | None = None) -> list[list[str]]:
+        """Per row, one line for a reading of ``z`` that rests on classes ``modality`` does not annotate ([] if none).
+
+        A row is flagged when C_ref's probability of a class the modality's data set does not
+        annotate reaches that class's threshold in the reference modality (where C_ref was
+        calibrated): C_ref reads the latent as that class, but the adapter was never taught what it
+        looks like, so ``labels`` leaves it out and a search with the latent may return its items.
+        The reference modality annotates every class: its latents are never flagged.
+        """
+        return self._unfounded(self.classify(z), modality)
+
+    def _annotated_mask(self, modality: str | None) -> torch.Tensor:
+        known = set(self.annotated(modality))
+        return torch.tensor([c in known for c in self.vocabulary], dtype=torch.bool, device=self.device)
+
+    def _unfounded(self, p: torch.Tensor, modality: str | None) -> list[list[str]]:
+        name = self.reference_modality if modality is None else modality
+        return [[self._unfounded_line(name, read)] if read else [] for read in self._unannotated_readings(p, name)]
+
+    def _unannotated_readings(self, p: torch.Tensor, name: str) -> list[list[tuple[str, float]]]:
+        """Per row, the classes ``name`` does not annotate that C_ref reads in it, most probable first."""
+        masked = ~self._annotated_mask(name)
+        if not bool(masked.any()):
+            return [[] for _ in range(p.shape[0])]
+        # where C_ref was calibrated: the reference modality's thresholds (every class annotated there)
+        cut = self.thresholds(self.reference_modality) if self.reference_modality in self.adapters else 0.5
+        over = ((p >= cut) & masked).cpu().numpy()
+        probs = p.cpu().numpy()
+        return [
+            sorted(((self.vocabulary[c], float(row[c])) for c in np.flatnonzero(flags)), key=lambda x: -x[1])
+            for row, flags in zip(probs, over)
+        ]
+
+    @staticmethod
+    def _unfounded_line(name: str, read: list[tuple[str, float]]) -> str:
+        shown = ", ".join(f"{c} (p {p:.2f})" for c, p in read[:3]) + (
+            f" and {len(read) - 3} more" if len(read) > 3 else ""
+        )
+        return (
+            f"C_ref reads this {name} input as {shown}, a class adapter {name!r} does not annotate: the reading is "
+            "unfounded (labels leave it out; search results may rest on it); the input may hold a class the "
+            "reference lacks"
+        )
+
+    def _warn(self, p: torch.Tensor, modality: str | None) -> None:
+        """One :class:`UnannotatedReadingWarning` for the rows of ``p`` read as unannotated classes (none: nothing)."""
+        name = self.reference_modality if modality is None else modality
+        readings = self._unannotated_readings(p, name)
+        flagged = [read for read in readings if read]
+        if not flagged:
+            return
+        if len(readings) == 1:
+            message = self._unfounded_line(name, flagged[0])
+        else:
+            classes = sorted({c for read in flagged for c, _ in read}, key=self.vocabulary.index)
+            message = (
+                f"C_ref reads {len(flagged)} of {len(readings)} {name} inputs as {', '.join(classes)}, which adapter "
+                f"{name!r} does not annotate: unfounded readings (labels leave them out; search results may rest on "
+                f"them); Space.warnings(z, {name!r}) gives them row by row"
+            )
+        warnings.warn(message, UnannotatedReadingWarning, stacklevel=3)
 
     @torch.no_grad()
     def intervene(
@@ -404,9 +539,9 @@ class Space:
         if isinstance(label, str):
             if label in vocab:
                 return vocab.index(label)
-            folded = {v.strip().lower(): i for i, v in enumerate(vocab)}
-            if label.strip().lower() in folded:
-                return folded[label.strip().lower()]
+            folded = {label_key(v): i for i, v in enumerate(vocab)}
+            if label_key(label) in folded:
+                return folded[label_key(label)]
         raise AliceError(f"unknown label {label!r}: the vocabulary is {_names(vocab)}")
 
     def _pairs(self, replace: Replacement, n: int) -> tuple[torch.Tensor, torch.Tensor]:

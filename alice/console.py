@@ -71,6 +71,15 @@ def table(t: Table) -> None:
     out.print(shown)
 
 
+def duration_text(seconds: float) -> str:
+    """``12`` -> ``12 s``, ``4000`` -> ``1 h 7 min``, ``1e6`` -> ``11 days 14 h``."""
+    s = int(round(seconds))
+    for unit, size, sub, sub_size in (("days", 86400, "h", 3600), ("h", 3600, "min", 60), ("min", 60, "s", 1)):
+        if s >= size:
+            return f"{s // size} {unit}" + (f" {s % size // sub_size} {sub}" if s % size >= sub_size else "")
+    return f"{s} s"
+
+
 @contextmanager
 def progress(description: str, total: int | None) -> Iterator[Task]:
     """A rich progress bar on stderr; ``task.advance(n)`` and ``task.note(text)``.

@@ -30,6 +30,7 @@ from datetime import timedelta
 import torch
 
 from alice.errors import AliceError
+from alice.files import memory_bytes, size_text
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -43,6 +44,15 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AliceError(f"device {name!r} asked for, but no CUDA device is available")
     return device
+
+
+def memory_for(device: torch.device) -> tuple[int, str]:
+    """``(bytes free for new tensors on device, those words)``: a GPU's free memory, else the machine's available."""
+    if device.type == "cuda":
+        free = int(torch.cuda.mem_get_info(device)[0])
+        return free, f"{device} has {size_text(free)} free"
+    available = memory_bytes()
+    return available, f"this machine has {size_text(available)} of memory available"
 
 
 def env_world_size() -> int:

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from alice.errors import AliceError
 
 
@@ -85,6 +87,130 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def cache_root() -> Path:
+    """ALICE's cache folder (``ALICE_CACHE_DIR``, default ``~/.cache/alice``): features, remembered hashes."""
+    return Path(os.environ.get("ALICE_CACHE_DIR") or Path.home() / ".cache" / "alice")
+
+
+#: where :func:`sha256_remembered` keeps what it hashed, and how many files it remembers
+HASHES_FILE, HASHES_KEPT = "sha256.json", 1000
+
+
+def sha256_remembered(path: Path) -> str:
+    """A large file's sha256, hashed once per version of the file: remembered in the cache folder under its device,
+    inode, size, modification and change times in nanoseconds.
+
+    Any write to the file, or a file renamed in its place, changes its change time (ctime) or its inode, and no
+    user can set a change time back, so a remembered hash is never taken for a file whose bytes changed (on file
+    systems that keep ctime to the nanosecond; on ones of coarser clocks, a write within one tick of the hashing
+    would go unseen). Search indexes are checked with it: 2 GB at 1M x 512 take seconds to hash.
+    """
+    path = Path(path).absolute()
+    st = path.stat()
+    stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    store = cache_root() / HASHES_FILE
+    try:
+        known = read_json(store)
+    except AliceError:
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    entry = known.get(str(path))
+    if isinstance(entry, dict) and entry.get("stat") == stamp and isinstance(entry.get("sha256"), str):
+        return entry["sha256"]
+    digest = sha256_file(path)
+    if path.stat().st_ctime_ns != st.st_ctime_ns:  # written while it was hashed: nothing to remember
+        return digest
+    known.pop(str(path), None)
+    known[str(path)] = {"stat": stamp, "sha256": digest}
+    try:
+        make_folder(store.parent)
+        write_json(store, dict(list(known.items())[-HASHES_KEPT:]), "hashes")
+    except (AliceError, OSError):
+        pass  # a read-only cache folder: the next open hashes again
+    return digest
+
+
+# --------------------------------------------------------------------------- reading what others wrote
+
+#: the deepest nesting of lists and tables (JSON objects) in a JSON or TOML file ALICE reads; its own nest 5 at most
+MAX_NESTING = 64
+#: the largest JSON file read whole (a manifest, space.json, eval.json): ALICE's own are kilobytes to a few MiB
+MAX_JSON_BYTES = 64 * 2**20
+#: the largest TOML text read (a recipe, a --set value): ALICE's own recipes are a few KiB
+MAX_TOML_BYTES = 4 * 2**20
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and dicts nest in ``value`` more than ``limit`` deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _too_deep(where: str, limit: int) -> AliceError:
+    return AliceError(f"{where} nests lists or tables more than {limit} levels deep; ALICE reads no such file")
+
+
+def parse_json(text: str | bytes, where: str, limit: int = MAX_NESTING, hint: str = "") -> Any:
+    """JSON that someone else wrote, as Python values; one line naming ``where`` (and ending with ``hint``) if it is
+    not JSON, or nests deeper than ``limit``. Every JSON file, header and line ALICE reads goes through here
+    (:func:`read_json` for files)."""
+    try:
+        value = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except RecursionError:
+        raise _too_deep(where, limit) from None
+    except json.JSONDecodeError as exc:
+        at = f": line {exc.lineno} column {exc.colno}" if exc.lineno > 1 or "\n" in exc.doc.rstrip() else ""
+        raise AliceError(f"{where} is not valid JSON ({exc.msg}{at}){hint}") from None
+    except ValueError as exc:  # not UTF-8; an integer of more digits than Python converts
+        raise AliceError(f"{where} is not valid JSON ({str(exc).splitlines()[0]}){hint}") from None
+    if _deeper_than(value, limit):
+        raise _too_deep(where, limit)
+    return value
+
+
+def read_json(path: Path, where: str | None = None, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file, read whole only when it is no larger than ``max_bytes`` (see :func:`parse_json`)."""
+    where = where or str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise AliceError(f"cannot read {where}: {exc.strerror or exc}") from None
+    if len(raw) > max_bytes:
+        raise AliceError(f"{where} is larger than {size_text(max_bytes)}; ALICE reads no such file")
+    return parse_json(raw, where)
+
+
+def parse_toml(text: str | bytes, where: str, limit: int = MAX_NESTING) -> dict[str, Any]:
+    """TOML that someone else wrote (a recipe, a ``--set`` value), bounded in size and nesting like :func:`parse_json`.
+
+    A syntax error is :class:`tomllib.TOMLDecodeError` and bytes that are not UTF-8 :class:`UnicodeDecodeError`,
+    for the caller to word (a recipe names the line or byte; a ``--set`` value that is no TOML is a bare string).
+    """
+    if len(text) > MAX_TOML_BYTES:
+        raise AliceError(f"{where} is larger than {size_text(MAX_TOML_BYTES)}; ALICE reads no such file")
+    text = text.decode("utf-8") if isinstance(text, bytes) else text  # not UTF-8: the caller words it
+    try:
+        value = tomllib.loads(text)
+    except RecursionError:
+        raise _too_deep(where, limit) from None
+    except tomllib.TOMLDecodeError:
+        raise
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise AliceError(f"{where} is not valid TOML ({str(exc).splitlines()[0]})") from None
+    if _deeper_than(value, limit):
+        raise _too_deep(where, limit)
+    return value
 
 
 def hidden_sibling(path: Path, suffix: str) -> Path:
@@ -338,10 +464,21 @@ IMPORT_LIMITS = ImportLimits()
 
 def size_text(n: int) -> str:
     """``17179869184`` -> ``16.0 GiB``."""
-    for unit, scale in (("GiB", GiB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    for unit, scale in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", GiB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} bytes"
+
+
+def memory_bytes(available: bool = True) -> int:
+    """This machine's memory: what is available for new allocations now (``MemAvailable``), or all of it."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if available:
+        with contextlib.suppress(OSError, ValueError), open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return min(total, int(line.split()[1]) * 1024)
+    return total
 
 
 def parse_size(text: str) -> int:

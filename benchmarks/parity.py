@@ -41,18 +41,29 @@ def _labels(row: np.ndarray, vocabulary: list[str]) -> str:
     return ";".join(vocabulary[i] for i in np.flatnonzero(row))
 
 
-def write_images(dataset: Any, folder: Path) -> Path:
-    """The scenes as 8-bit grey PNG files under ``folder`` and a ``labels.csv`` (path, labels, split, pair_id)."""
+def write_images(dataset: Any, folder: Path, splits: bool = True) -> Path:
+    """A data set's images under ``folder`` and a ``labels.csv`` (path, labels, split, pair_id): arrays (the scenes)
+    as 8-bit grey PNG files, image files (the COCO sample's photos) copied as they are. ``splits=False`` leaves the
+    split column empty, so that the image-folder draws its own."""
+    import shutil
+
     from PIL import Image
 
     lines = ["path,labels,split,pair_id"]
     for split in ("train", "val", "test"):
         s = dataset.split(split)
-        (folder / split).mkdir(parents=True, exist_ok=True)
         for i, (image, y) in enumerate(zip(s.inputs, s.labels)):
-            name = f"{split}/{i:05d}.png"
-            Image.fromarray(np.round(np.asarray(image) * 255).astype(np.uint8), mode="L").save(folder / name)
-            lines.append(f"{name},{_labels(y, dataset.vocabulary)},{split},{s.pair_ids[i] if s.pair_ids else ''}")
+            if not y.any():  # a photo showing none of the classes: a labels file lists only labelled items
+                continue
+            suffix = Path(image).suffix.lower() if isinstance(image, (str, Path)) else ".png"
+            name = f"{split}/{i:05d}{suffix}" if splits else f"{split}-{i:05d}{suffix}"
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(image, (str, Path)):
+                shutil.copyfile(image, folder / name)
+            else:
+                Image.fromarray(np.round(np.asarray(image) * 255).astype(np.uint8), mode="L").save(folder / name)
+            pair = s.pair_ids[i] if s.pair_ids and splits else ""
+            lines.append(f"{name},{_labels(y, dataset.vocabulary)},{split if splits else ''},{pair}")
     (folder / "labels.csv").write_text("\n".join(lines) + "\n")
     return folder
 

@@ -4,6 +4,10 @@
 :class:`HubBackbone` is the skeleton: a Hub id or a local folder, config first, weights later.
 ``feature_dim`` reads the model's config only (no weights); ``load`` builds the model and its own
 processor once, in eval mode. A model that cannot be found or read is a one-line error naming it.
+Nothing a model folder holds is executed: every ``from_pretrained`` passes ``trust_remote_code=False``
+(a model whose architecture is code of its own is refused), and weights are read from safetensors
+only (``use_safetensors=True``): a folder holding a pickled ``pytorch_model.bin`` is refused with
+what to do, never unpickled.
 
 :class:`HFBackbone` (registered as ``hf``) reads whatever its model reads: text through the model's
 tokenizer, images through its image processor, audio through its feature extractor. Which one is
@@ -19,10 +23,21 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from alice.plugin import AliceError, Backbone
-from alice_plugins.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, image_preview, sound_preview, waveforms
+from alice.plugin import AliceError, Backbone, InputLimits
+from alice_plugins.media import (
+    AUDIO_SUFFIXES,
+    IMAGE_SUFFIXES,
+    are_sounds,
+    are_texts,
+    image_preview,
+    image_side,
+    read_media,
+    sound_preview,
+    waveforms,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -39,8 +54,45 @@ SUB_CONFIGS = {"text": "text_config", "image": "vision_config", "audio": "audio_
 MAIN_INPUTS = {"input_ids": "text", "pixel_values": "image", "input_values": "audio", "input_features": "audio"}
 
 
+#: whether a few inputs are of each kind (what the probe of ``alice recipe init`` offers a model folder)
+READS_SAMPLE = {"text": are_texts, "image": lambda sample: image_side(sample) is not None, "audio": are_sounds}
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+#: what every ``from_pretrained`` here is given: no code from the model's folder or repository is ever run
+NO_REMOTE_CODE: dict[str, Any] = {"trust_remote_code": False}
+#: the endings of pickled weights (torch.save), which ALICE never loads
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def pickled_weights(model_id: str) -> str | None:
+    """The pickled weights file a local model folder holds in place of safetensors (None: none, or not a folder)."""
+    import os
+
+    if not os.path.isdir(model_id) or any(n.endswith(".safetensors") for n in os.listdir(model_id)):
+        return None
+    return next((n for n in sorted(os.listdir(model_id)) if n.endswith(PICKLE_SUFFIXES)), None)
+
+
+def load_refusal(what: str, model_id: str, exc: BaseException) -> AliceError:
+    """The one line for a model that cannot be loaded; one that asks to run code of its own says so."""
+    if "custom code" in str(exc) or "trust_remote_code" in str(exc):
+        return AliceError(
+            f"cannot load {what} model {model_id!r}: it needs code of its own, and ALICE never runs a model's code "
+            "(trust_remote_code is off): choose a model whose architecture transformers itself implements"
+        )
+    return AliceError(f"cannot load {what} model {model_id!r}: {_first_line(exc)}")
+
+
+def pickle_refusal(what: str, model_id: str, found: str) -> AliceError:
+    return AliceError(
+        f"cannot load {what} model {model_id!r}: it holds its weights as a pickle ({found}), which ALICE never loads "
+        "(unpickling can run code); convert it to safetensors on a machine that trusts the file "
+        "(load it there and call model.save_pretrained(folder, safe_serialization=True))"
+    )
 
 
 def _accepted(function: Any, batch: dict[str, Any]) -> dict[str, Any]:
@@ -80,9 +132,9 @@ class HubBackbone(Backbone):
             from transformers import AutoConfig
 
             try:
-                self._config = AutoConfig.from_pretrained(self.model_id, revision=self.revision)
+                self._config = AutoConfig.from_pretrained(self.model_id, revision=self.revision, **NO_REMOTE_CODE)
             except (OSError, ValueError) as exc:
-                raise AliceError(f"cannot load {self._what()} model {self.model_id!r}: {_first_line(exc)}") from None
+                raise load_refusal(self._what(), self.model_id, exc) from None
         return self._config
 
     @property
@@ -92,7 +144,9 @@ class HubBackbone(Backbone):
     def _load_processor(self) -> Any:
         import transformers
 
-        return getattr(transformers, self.processor_class).from_pretrained(self.model_id, revision=self.revision)
+        return getattr(transformers, self.processor_class).from_pretrained(
+            self.model_id, revision=self.revision, **NO_REMOTE_CODE
+        )
 
     def load(self, device: torch.device) -> tuple[Any, Any]:
         """``(model in eval mode on device, its processor)``, built on first use."""
@@ -102,11 +156,16 @@ class HubBackbone(Backbone):
 
             hf_logging.disable_progress_bar()  # ALICE shows its own progress
             hf_logging.set_verbosity_error()  # e.g. "pooler weights newly initialised": unused unless pooling = pooler
+            found = pickled_weights(self.model_id)
+            if found is not None:
+                raise pickle_refusal(self._what(), self.model_id, found)
             try:
                 self._processor = self._load_processor()
-                self._model = transformers.AutoModel.from_pretrained(self.model_id, revision=self.revision).eval()
-            except (OSError, ValueError) as exc:
-                raise AliceError(f"cannot load {self._what()} model {self.model_id!r}: {_first_line(exc)}") from None
+                self._model = transformers.AutoModel.from_pretrained(
+                    self.model_id, revision=self.revision, use_safetensors=True, **NO_REMOTE_CODE
+                ).eval()
+            except Exception as exc:  # OSError, ValueError, a damaged safetensors file: the model cannot be read
+                raise load_refusal(self._what(), self.model_id, exc) from None
         return self._model.to(device), self._processor
 
 
@@ -185,6 +244,28 @@ class HFBackbone(HubBackbone):
         kind = self.kind()
         return modality == kind or modality in ALSO_READS.get(kind, ())
 
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Each model folder given whose model reads this modality (from its config: no weights), and whose kind
+        of input the sample is. A sentence-transformers folder is left to ``sentence-transformers`` when that is
+        installed: its own modules (pooling, normalising) read it as it was trained to be used."""
+        import importlib.util
+        from pathlib import Path
+
+        own = importlib.util.find_spec("sentence_transformers") is not None
+        out = []
+        for folder in models:
+            path = Path(folder)
+            if not (path / "config.json").is_file() or (own and (path / "modules.json").is_file()):
+                continue
+            try:
+                backbone = cls(model=str(folder))
+                if backbone.reads(modality) and READS_SAMPLE[backbone.kind()](sample):
+                    out.append({"model": str(folder)})
+            except (AliceError, ValueError):  # not a model transformers knows: not a candidate
+                continue
+        return out
+
     @property
     def file_suffixes(self) -> tuple[str, ...]:
         return {"image": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES}.get(self.kind(), ())
@@ -196,6 +277,9 @@ class HFBackbone(HubBackbone):
     @property
     def processor_class(self) -> str:
         return PROCESSORS[self.kind()]
+
+    def read_file(self, path: Path, limits: InputLimits) -> Any:
+        return read_media(path, self.kind(), limits)
 
     def preview(self, item: Any) -> Any:
         kind = self.kind()
@@ -228,7 +312,7 @@ class HFBackbone(HubBackbone):
         except (OSError, ValueError, TypeError):  # a processor stored as one AutoProcessor bundle
             import transformers
 
-            bundle = transformers.AutoProcessor.from_pretrained(self.model_id, revision=self.revision)
+            bundle = transformers.AutoProcessor.from_pretrained(self.model_id, revision=self.revision, **NO_REMOTE_CODE)
             part = {"text": "tokenizer", "image": "image_processor", "audio": "feature_extractor"}[self.kind()]
             return getattr(bundle, part, bundle)
 

@@ -58,3 +58,20 @@ def test_reference_show_still_refuses_a_damaged_file(with_index, tmp_path):
     weights = copy / "adapters" / "text" / "adapter.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
     refused("does not match the sha256 in space.json", "reference", "show", copy)
+
+
+def test_a_taken_adapter_name_is_refused_before_torch_loads(tiny_reference):
+    """`alice modality add text` on a space that has a text adapter: one line naming the --name that adds it beside
+    the other, before torch (and any model) is imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "modality", "add", "text", "--reference", str(tiny_reference)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert (
+        f"error: reference {tiny_reference} already has an adapter 'text'; add this one beside it with --name text-2, "
+        "or pass --overwrite to replace it"
+    ) in done.stderr
+    assert "IMPORTED []" in done.stderr

@@ -98,3 +98,68 @@ def test_tiny_reference_beats_chance_without_pairs(tiny_reference):
         # the issue's bar, met even by this tiny space (about 14x and 9x here): at least 5x plain search
         assert row["counterfactual_exact"] >= 5 * max(row["plain_exact"], 0.01), row
         assert row["counterfactual_swap"] > 2 * row["plain_swap"], row
+
+
+@pytest.fixture(scope="module")
+def third_adapter(tiny_reference, tmp_path_factory):
+    """Evaluations of a copy of the tiny space (image, text), before and after a second text adapter.
+
+    The new adapter reads the text adapter's own data set (``--name captions``): it sorts before
+    both others, so an evaluation that seeded by adapter order would draw other baselines.
+    """
+    import shutil
+
+    from alice.data.recipes import load_recipe
+    from alice.train.jobs import add_modality
+
+    ref = tmp_path_factory.mktemp("third") / "ref"
+    shutil.copytree(tiny_reference, ref)
+    spec = EvalSpec(device="cpu", seeds=1)
+    before = evaluate(ReferenceSpace.load(ref), spec)
+    add_modality(ref, load_recipe("tiny-text", ["training.steps=20"]), name="captions")
+    after = evaluate(ReferenceSpace.load(ref), spec)
+    return before, after
+
+
+def _rows(report, method):
+    return {(r["query"], r["gallery"]): r for r in report["retrieval"] if r["method"] == method}
+
+
+def test_no_training_rows_of_a_pair_stay_when_an_adapter_is_added(third_adapter):
+    before, after = third_adapter
+    old, new = _rows(before, NO_TRAINING), _rows(after, NO_TRAINING)
+    assert set(old) == {("image", "text"), ("text", "image")}
+    for pair in old:
+        assert new[pair] == old[pair], pair  # every figure of the row, to the last digit
+    assert ("captions", "image") in new
+    # the seed is the pair's own: the same in either order, another for another pair or evaluation seed
+    from alice.evaluation.run import baseline_seed
+
+    assert baseline_seed("text", "image", 0) == baseline_seed("image", "text", 0)
+    assert len({baseline_seed("text", "image", 0), baseline_seed("captions", "image", 0)}) == 2
+    assert baseline_seed("text", "image", 0) != baseline_seed("text", "image", 1)
+
+
+def test_two_adapters_of_one_data_set_are_no_cross_modal_pair(third_adapter):
+    from alice.evaluation.tables import counterfactual_table, retrieval_table
+
+    _, after = third_adapter
+    assert after["within_data_set"] == [
+        {"a": "captions", "b": "text", "dataset": "digits-text", "left_out": "Tables 2 and 3"}
+    ]
+    pairs = {(r["query"], r["gallery"]) for r in after["retrieval"]}
+    assert pairs == {(q, g) for q in ("captions", "image", "text") for g in ("captions", "image", "text")} - {
+        ("captions", "captions"),
+        ("image", "image"),
+        ("text", "text"),
+        ("captions", "text"),
+        ("text", "captions"),
+    }
+    assert {(r["query"], r["gallery"]) for r in after["counterfactual"]} == pairs
+    for table in (retrieval_table(after), counterfactual_table(after)):
+        assert "left out, as each reads the same data set as the other (no cross-modal pair): captions and text" in (
+            table.note
+        )
+        assert not any("captions → text" in str(row[0]) or "text → captions" in str(row[0]) for row in table.rows)
+    # Table 4 keeps the pair: where two encoders put the same inputs is still worth knowing
+    assert any({r["a"], r["b"]} == {"captions", "text"} for r in after["gap"])

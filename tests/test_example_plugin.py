@@ -91,6 +91,7 @@ def test_plugin_is_found_through_its_entry_point_and_imports_lightly(plugin_site
     r = _alice("modality", "list", "--json", site=plugin_site)
     recipes = {x["name"]: x for x in json.loads(r.out)["recipes"]}
     assert recipes["digits-scanner"]["family"] == "digits" and recipes["digits-scanner"]["modality"] == "scanner"
+    assert recipes["digits-scanner"]["plugin"] == "scanner (alice-scanner==0.1.0)"  # whose recipe folder holds it
     assert (
         recipes["tiny-scanner"]["dataset"] == "digits-scanner"
         and recipes["tiny-scanner"]["backbone"] == "scanner-stats"

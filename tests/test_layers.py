@@ -168,3 +168,50 @@ def test_built_in_plugins_import_only_the_public_plugin_surface():
                 if n.startswith("alice_plugins.") and n.split(".")[1] not in (folder, *SHARED_PLUGIN_MODULES):
                     bad.append(f"{path.relative_to(ROOT)} imports another plugin's module {n}")
     assert not bad, "\n".join(bad)
+
+
+#: what a third-party plugin imports of ALICE: the plugin surface, and the digits plugin's public module
+THIRD_PARTY_SURFACE = ("alice.plugin", "alice_plugins.digits.public")
+
+
+def third_party_imports_outside_the_surface(source: str, where: str) -> list[str]:
+    """Imports of ALICE (``alice``, ``alice_plugins``) in a third-party plugin's module that are not public."""
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            used = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            m = node.module
+            parent = any(s.startswith(m + ".") for s in THIRD_PARTY_SURFACE)  # from alice_plugins.digits import public
+            used = [f"{m}.{a.name}" for a in node.names] if parent else [m]
+        else:
+            continue
+        for name in used:
+            if name.split(".")[0] in ("alice", "alice_plugins") and name not in THIRD_PARTY_SURFACE:
+                bad.append(f"{where} imports {name}")
+    return bad
+
+
+def test_the_example_plugin_imports_only_the_public_surfaces():
+    """examples/alice-scanner imports ALICE as docs/plugins.md says a plugin does (test_docs checks the page's)."""
+    bad = []
+    for path in sorted((ROOT / "examples").rglob("*.py")):
+        bad += third_party_imports_outside_the_surface(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    assert not bad, "\n".join(bad)
+    assert third_party_imports_outside_the_surface("from alice_plugins.digits import scenes", "x") == [
+        "x imports alice_plugins.digits.scenes"
+    ]
+    assert third_party_imports_outside_the_surface("from alice_plugins.digits import public as S", "x") == []
+
+
+def test_the_digits_public_module_names_what_the_guide_lists():
+    """docs/plugins.md's table of `alice_plugins.digits.public` lists its __all__, no more, no less."""
+    import re
+
+    from alice_plugins.digits import public
+
+    page = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    table = page[page.index("| name in `alice_plugins.digits.public` |") :].split("\n\n")[0]
+    cells = [row.split("|")[1] for row in table.splitlines()[2:]]
+    listed = {a or b for cell in cells for a, b in re.findall(r"(\w+)\(|`(\w+)`", cell)}
+    assert listed == set(public.__all__)

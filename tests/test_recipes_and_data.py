@@ -125,3 +125,36 @@ def test_feature_cache_extracts_once(tmp_path, monkeypatch):
     b = extract_features(Counting(), list("abcdefghijk"), **kw)
     assert a.shape == (11, 2) and torch.equal(a, b) and sum(calls) == 11
     assert len(list(tmp_path.rglob("shard-*.safetensors"))) == 2
+
+
+def test_a_probe_sample_is_extracted_once_for_the_probe_and_the_build(tmp_path, monkeypatch):
+    """The probe's sample (rows 1, 4, 9 of 11) goes into the split's cache folder; a second probe reads it, and the
+    whole split's extraction extracts only the other 8 rows, giving what a plain extraction gives."""
+    from alice.data.features import extract_features, extract_sample
+    from alice.plugin import Backbone
+
+    seen: list[str] = []
+
+    class Letters(Backbone):
+        name, modality = "letters", "text"
+
+        @property
+        def feature_dim(self):
+            return 2
+
+        def extract(self, inputs, device):
+            seen.extend(inputs)
+            return torch.tensor([[ord(c), 2.0 * ord(c)] for c in inputs])
+
+    monkeypatch.setenv("ALICE_CACHE_DIR", str(tmp_path))
+    inputs = list("abcdefghijk")
+    kw = dict(dataset_identity={"name": "d"}, split="train", device=torch.device("cpu"))
+    sample, cached = extract_sample(Letters(), inputs, [9, 1, 4], **kw)
+    assert sample[:, 0].tolist() == [ord("j"), ord("b"), ord("e")] and not cached and seen == ["b", "e", "j"]
+    again, cached = extract_sample(Letters(), inputs, [1, 9], **kw)
+    assert cached and torch.equal(again, sample[[1, 0]]) and len(seen) == 3
+    full = extract_features(Letters(), inputs, batch_size=4, shard_size=8, **kw)
+    assert sorted(seen[3:]) == sorted(set(inputs) - {"b", "e", "j"})  # the sample's rows are not extracted again
+    assert full[:, 0].tolist() == [float(ord(c)) for c in inputs]
+    _, cached = extract_sample(Letters(), inputs, [0, 10], **kw)
+    assert cached and len(seen) == 11  # the finished split serves a later probe

@@ -138,3 +138,41 @@ def test_report_keeps_an_eval_json_of_something_else(report, tmp_path):
     code, _, err = alice("report", copy, "--items", "20", "--projection", "pca", "--queries", "1", "--seeds", "1")
     assert code == 0, err
     assert (copy / "eval.json").read_text() == "[]" and (copy / "report" / "report.json").is_file()
+
+
+MULTILINE = 'two lines <b>and a tag</b>\nthe second & "quoted"\n\nafter a blank line'
+
+
+def test_a_multi_line_text_preview_keeps_its_line_breaks(tmp_path):
+    import re
+
+    from alice.report.page import STYLE
+    from alice.report.previews import Gallery
+
+    figure = Gallery(tmp_path, lambda modality, item: item).html("text", 0, MULTILINE, "a caption")
+    # escaped, and the line breaks are in the page as they are in the text
+    body = re.search(r'<p class="text">(.*?)</p>', figure, re.S).group(1)
+    assert body == "two lines &lt;b&gt;and a tag&lt;/b&gt;\nthe second &amp; &quot;quoted&quot;\n\nafter a blank line"
+    # and the page's style shows them: p.text keeps white space (pre-wrap), so the lines are not run together
+    rule = re.search(r"p\.text \{([^}]*)\}", STYLE).group(1)
+    assert re.search(r"white-space:\s*pre-wrap", rule), rule
+
+
+def test_a_multi_line_text_preview_renders_on_several_lines(tmp_path):
+    from alice.report.page import STYLE
+    from alice.report.previews import Gallery
+
+    figure = Gallery(tmp_path, lambda modality, item: item).html("text", 0, MULTILINE, "a caption")
+    page = tmp_path / "page.html"
+    page.write_text(f"<!doctype html><html><head><style>{STYLE}</style></head><body>{figure}</body></html>")
+    driver = _driver()
+    try:
+        driver.get(page.as_uri())
+        shown = driver.execute_script("return document.querySelector('p.text').innerText;")
+        # the same text with the page's own rule taken away: what the report did before keeping line breaks
+        driver.execute_script("document.querySelector('p.text').style.whiteSpace = 'normal';")
+        collapsed = driver.execute_script("return document.querySelector('p.text').innerText;")
+    finally:
+        driver.quit()
+    assert shown == MULTILINE  # innerText is the text as rendered: every line break is on the screen
+    assert "\n" not in collapsed  # white-space: normal would run the lines together

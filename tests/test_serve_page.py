@@ -1,4 +1,5 @@
-"""The search page of a real `alice serve` process, in headless Chromium: type, drop a file, apply a replace.
+"""A real `alice serve` process, with a token: its page in headless Chromium (type, drop a file, apply a replace),
+its schema fuzzed by schemathesis, and what an upload costs its memory.
 
 ``ALICE_SERVE_SCREENSHOT=path.png`` keeps a screenshot of the page after the edited search
 (docs/img/serve-page.png is one, taken on the `make demo` space; see docs/search.md).
@@ -7,10 +8,9 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,48 +18,38 @@ from pathlib import Path
 
 import pytest
 from test_report import _driver
-from test_serve import scene_png
+from test_serve import scene_png, uploads_module
 
 from alice.artifacts.ann import AnnSpec
 
 pytestmark = pytest.mark.usefixtures("recipe_dir")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "the-test-suite-s-token-for-alice-serve"
+#: the server's --max-pixels here: small, so that an upload just under it is quick to make and to read
+MAX_PIXELS = 4_000_000
 
 
 @pytest.fixture(scope="module")
-def server(tiny_reference, tmp_path_factory):
-    """`python -m alice serve` on a free port, over a copy of the tiny reference with an image and a text index."""
+def server(request, tmp_path_factory):
+    """`python -m alice serve` on a free port, over a copy of the tiny reference with an image and a text index,
+    guarded by a token (ALICE_SERVE_TOKEN) and taking images of at most MAX_PIXELS."""
     given = os.environ.get("ALICE_SERVE_REFERENCE")  # a space with an image-test and a text-test index
     ref = Path(given) if given else tmp_path_factory.mktemp("page") / "ref"
     if not given:
-        shutil.copytree(tiny_reference, ref)
+        shutil.copytree(request.getfixturevalue("tiny_reference"), ref)
         from alice.search.index import build_index
 
         build_index(ref, "image", "test", device_name="cpu")
         build_index(ref, "text", "test", device_name="cpu", approximate=AnnSpec(kind="hnsw"))
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "alice", "serve", str(ref), "--port", str(port)], stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.time() + 300
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/api/health")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            pytest.fail(f"alice serve did not start: {process.stderr.read()[-2000:]}")
-        time.sleep(0.5)
-    yield ref, f"http://127.0.0.1:{port}/"
+    uploads = uploads_module()
+    port = uploads.free_port()
+    try:
+        process = uploads.start(
+            ref, port, "--max-pixels", str(MAX_PIXELS), env={**os.environ, "ALICE_SERVE_TOKEN": TOKEN}, wait=300
+        )
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield ref, f"http://127.0.0.1:{port}/", process
     process.terminate()
     process.wait(timeout=30)
 
@@ -83,11 +73,17 @@ def _clear_results(driver) -> None:
 
 
 def test_type_a_query_drop_an_image_and_apply_a_replace(server, tmp_path):
-    ref, url = server
+    ref, url, _ = server
     driver = _driver()
     try:
         driver.get(url)
+        # 0. the server asks for its token: the page asks once, then keeps it for the tab
+        _wait(driver, "return !document.querySelector('#login').classList.contains('hidden');")
+        assert "needs its token" in driver.find_element("css selector", "#error").text
+        driver.find_element("css selector", "#token").send_keys(TOKEN)
+        driver.find_element("css selector", "#use-token").click()
         _wait(driver, "return document.querySelectorAll('#index option').length >= 2;")
+        assert driver.execute_script("return document.querySelector('#login').classList.contains('hidden');")
         assert "ALICE search" in driver.title
         # 1. type a query: images of that digit, with their pictures
         driver.execute_script("document.querySelector('#index').value = 'image-test';")
@@ -151,3 +147,34 @@ def test_type_a_query_drop_an_image_and_apply_a_replace(server, tmp_path):
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 20_000
     finally:
         driver.quit()
+
+
+def test_the_schema_holds_what_the_server_answers(server, tmp_path):
+    """schemathesis, every check, against the real server: every status it answers is declared, every request the
+    schema allows is answered (an upload's bytes aside: see tests/schemathesis.toml), every other is refused."""
+    _, url, _ = server
+    command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(ROOT / "tests" / "schemathesis.toml")]
+    command += ["run", f"{url}openapi.json", "-H", f"Authorization: Bearer {TOKEN}", "--checks", "all"]
+    command += ["--max-examples", "20", "--generation-deterministic", "--no-color"]  # deterministic: no database
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    summary = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
+    assert done.returncode == 0 and summary and summary[1] == summary[2], done.stdout[-6000:]
+    assert int(summary[1]) >= 200, summary[0]
+    print(summary[0])
+
+
+def test_what_an_upload_costs_the_server_s_memory(server, tmp_path):
+    """An image just under --max-pixels is read whole, within a bounded rise of the server's peak memory; one over it,
+    or a bomb by Pillow's own measure, is refused from its header at no cost (benchmarks/serve_uploads.py measures
+    the full-size cases)."""
+    _, url, process = server
+    uploads, port = uploads_module(), int(url.rsplit(":", 1)[1].strip("/"))
+    fits = uploads.measure(process, port, uploads.grey_png(tmp_path / "fits.png", 1999, 2000), TOKEN)
+    assert fits["status"] == 200 and fits["peak_above_idle"] < 300 * 2**20, fits
+    for path in (
+        uploads.grey_png(tmp_path / "over.png", 2001, 2000),
+        uploads.png_claiming(tmp_path / "bomb.png", 20000, 20000),
+    ):
+        refused = uploads.measure(process, port, path, TOKEN)
+        assert refused["status"] == 413 and path.name in refused["line"], refused
+        assert refused["peak_above_idle"] < 30 * 2**20, refused

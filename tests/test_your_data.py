@@ -18,6 +18,7 @@ from cli_helpers import ok, refused
 from alice.data.loading import load_modality, make_backbone, make_dataset
 from alice.data.recipes import BackboneSpec, DataSpec, ModalitySpec
 from alice.errors import AliceError
+from alice.plugin import DataSet, Split
 
 CPU = torch.device("cpu")
 ROOT = Path(__file__).resolve().parents[1]
@@ -346,8 +347,99 @@ def test_an_uncovered_label_is_one_line_naming_it_and_the_fix(reference_copy, tm
     add = ["modality", "add", "text", "--reference", reference_copy, "--recipe", recipe, "--name", "t2"]
     r = refused("label(s) 'cat', 'sevn' match no label of the reference", *add)
     assert "[labels.aliases]" in r.errors[0] and 'cat = ""' in r.errors[0]
+    assert "under label mapper 'by-name' (plugin 'alice.plugin.defaults')" in r.errors[0]
     assert not (reference_copy / "adapters" / "t2").exists()
     ok(*add, "--set", 'labels.aliases={ sevn = "seven", cat = "" }')
+
+
+class _Words(DataSet):
+    """A plugin's data set whose vocabulary is the option ``words`` (one text per word, labelled with it)."""
+
+    name, modality = "words", "text"
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = list(words)
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return self.words
+
+    def split(self, name: str) -> Split:
+        return Split([f"a {w}" for w in self.words], np.eye(len(self.words)))
+
+
+def test_labels_are_one_class_whatever_their_case(tmp_path, capsys):
+    """'Coins' in one row and 'coins' in three are one class of a reference, written as most rows write it, with a
+    warning naming the row; recipe init states the rule; a plugin data set naming both spellings is refused; a
+    label mapper's 'COINS' is the reference's 'coins'."""
+    from alice.data.loading import label_mapping
+    from alice.data.recipes import LabelSpec
+
+    rows = ["text,labels,split", "a,coins,train", "b,coins,val", "c,Coins,train", "d,cat; coins ,test", "e,cat,train"]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    ds = make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.csv")}))
+    assert ds.vocabulary == ["cat", "coins"]
+    assert ds.split("train").labels.tolist() == [[0, 1], [0, 1], [1, 0]]  # c is a coins item like a
+    warned = capsys.readouterr().err
+    assert "label 'Coins' (1 row: " in warned and "t.csv line 4) taken as 'coins' (3 rows)" in warned
+    with_option = make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.csv"), "vocabulary": ["COINS", "cat"]}))
+    assert with_option.vocabulary == ["COINS", "cat"]  # the option's spelling wins
+    with pytest.raises(AliceError, match="option vocabulary names one label twice, .cat. and .Cat."):
+        make_dataset(DataSpec("text-file", {"path": str(tmp_path / "t.csv"), "vocabulary": ["cat", "Cat", "coins"]}))
+    r = ok("recipe", "init", tmp_path / "t.csv", "--out", tmp_path / "r.toml", "--json")
+    assert json.loads(r.out)["vocabulary"] == ["cat", "coins"] and "taken as 'coins'" in r.err
+    assert "labels are compared without case or surrounding spaces" in (tmp_path / "r.toml").read_text()
+
+    with pytest.raises(AliceError, match="names one label two ways, 'Coins' and 'coins'"):
+        label_mapping(_Words(["Coins", "coins"]), LabelSpec(), None)
+    mapping = label_mapping(_Words(["Coins", "cat"]), LabelSpec(aliases={"CAT": " Dog"}), ["coins", "cat", "dog"])
+    assert mapping.mapping == {"Coins": "coins", "cat": "dog"}  # alias keys and targets matched the same way
+
+
+def test_two_labels_onto_one_class_are_refused_or_said(tmp_path, capsys):
+    """A mapper sending two labels to one reference class is refused, naming them, the mapper and its plugin; so is
+    an alias sending a label that is a reference class of its own onto another; an alias merging a synonym is one
+    warning line. An uncovered label's refusal names the mapper and its plugin."""
+    from alice.data.loading import label_mapping
+    from alice.data.recipes import LabelSpec
+    from alice.plugin import hookimpl, register_plugin, unregister_plugin
+
+    def singular(source, reference, aliases):  # 'dogs' -> 'dog' when the reference has it, in lower case
+        keys = {r.lower() for r in reference}
+        stem = {s: s.lower().removesuffix("s") for s in source}
+        return {s: (aliases[s] or None) if s in aliases else stem[s] if stem[s] in keys else None for s in source}
+
+    class Mappers:
+        @hookimpl
+        def alice_register_label_mappers(self, register):
+            register("singular", singular)
+
+    register_plugin(Mappers(), "mappers")
+    try:
+        reference = ["dog", "cat", "bird"]
+        with pytest.raises(AliceError) as refused_merge:
+            label_mapping(_Words(["dog", "dogs", "cat"]), LabelSpec("singular"), reference)
+        line = str(refused_merge.value)
+        assert "label mapper 'singular' (plugin 'mappers') sends labels 'dog' and 'dogs'" in line
+        assert "to one reference class, 'dog'" in line and 'dogs = ""' in line
+        fixed = label_mapping(_Words(["dog", "dogs", "cat"]), LabelSpec("singular", {"dogs": ""}), reference)
+        assert fixed.mapping == {"dog": "dog", "dogs": None, "cat": "cat"}
+        upper = label_mapping(_Words(["Birds"]), LabelSpec("singular"), ["BIRD", "dog"])
+        assert upper.mapping == {"Birds": "BIRD"}  # the mapper's 'bird' is the reference's 'BIRD'
+    finally:
+        unregister_plugin("mappers")
+
+    reference = ["dog", "cat", "bird"]
+    with pytest.raises(AliceError) as displaced:
+        label_mapping(_Words(["dog", "cat"]), LabelSpec(aliases={"dog": "cat"}), reference)
+    assert "the recipe's [labels.aliases] sends labels 'dog' and 'cat'" in str(displaced.value)
+    assert "'dog' is a reference class of its own, so its items would be trained as 'cat'" in str(displaced.value)
+    capsys.readouterr()
+    merged = label_mapping(_Words(["kitten", "cat"]), LabelSpec(aliases={"kitten": "cat"}), reference)
+    assert merged.mapping == {"kitten": "cat", "cat": "cat"}
+    assert "labels 'kitten' and 'cat' become one reference class, 'cat'" in capsys.readouterr().err
+    with pytest.raises(AliceError, match="under label mapper 'by-name' \\(plugin 'alice.plugin.defaults'\\)"):
+        label_mapping(_Words(["fish"]), LabelSpec(), reference)
 
 
 # ----------------------------------------------------------------------------- bad input, one line each
@@ -481,9 +573,10 @@ def test_recipe_init_writes_recipes_that_build_unedited(tmp_path, monkeypatch):
     records.append({"text": "a smudge", "labels": ["smudge"], "split": "train"})
     captions = parity.write_captions(records, tmp_path / "captions.jsonl")
     monkeypatch.chdir(tmp_path)
-    out = ok("recipe", "init", "digits", "--out", "r.toml")
+    out = ok("recipe", "init", "digits", "--out", "r.toml", "--backbone", "pixels")  # the probe: its own test
     assert "train 600, val 100, test 100" in out.err
     text = (tmp_path / "r.toml").read_text()
+    # a forced backbone takes the options it offers for these inputs: the pictures' own size
     assert 'dataset = "image-folder"' in text and 'name = "pixels"' in text and "size = 20" in text
     refused("r.toml already exists; pass --overwrite", "recipe", "init", "digits", "--out", "r.toml")
     ok("reference", "build", "r.toml", "--out", "ref")
@@ -492,6 +585,105 @@ def test_recipe_init_writes_recipes_that_build_unedited(tmp_path, monkeypatch):
     ok("modality", "add", "text", "--reference", "ref", "--recipe", "t.toml")
     report = json.loads(ok("eval", "ref", "--json", "--seeds", "1").out)
     assert report["modalities"]["text"]["classification"]["auroc"] > 0.9
+
+
+def test_recipe_init_for_a_second_caption_file_names_a_free_adapter(reference_copy, tmp_path):
+    """The space has a text adapter: recipe init's hint and the recipe's comment add the new one with --name text-2,
+    and that command works as printed."""
+    rows = [{"text": f"number {DIGITS[i % 10]}", "labels": [DIGITS[i % 10]]} for i in range(60)]
+    (tmp_path / "more.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = tmp_path / "more.toml"
+    r = ok(
+        "recipe",
+        "init",
+        tmp_path / "more.jsonl",
+        "--reference",
+        reference_copy,
+        "--out",
+        recipe,
+        "--set",
+        "training.steps=5",
+    )
+    hint = f"next: alice modality add text --reference {reference_copy} --recipe {recipe} --name text-2"
+    assert hint in r.err and "already has an adapter 'text'" in r.err
+    assert "--recipe <this file> --name text-2" in recipe.read_text()
+    ok(*hint.removeprefix("next: alice ").split())
+    assert (reference_copy / "adapters" / "text-2" / "adapter.json").is_file()
+
+
+def test_recipe_init_measures_the_backbones_and_takes_the_best(tmp_path, tiny_vit):
+    """36 small pictures, labelled by whether their left half is lighter: raw pixels and a tiny random ViT folder
+    (--model) are measured by the linear probe, the recipe takes the one with the best AUROC and carries the table
+    in its comments; a second run reads the sample's features from the cache; --backbone skips the probe."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    lines = ["path,labels,split"]
+    for i in range(36):
+        left = i % 3 == 0
+        pixels = rng.random((12, 12)) * 200
+        pixels[:, :6] += 40 if left else 0
+        Image.fromarray(pixels.astype(np.uint8), mode="L").save(tmp_path / f"p{i}.png")
+        split = "train" if i < 30 else "test" if i < 33 else "val"
+        lines.append(f"p{i}.png,{'left' if left else 'right'},{split}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    args = ["recipe", "init", tmp_path, "--out", tmp_path / "r.toml", "--json", "--overwrite"]
+    probe = ["--candidates", "pixels,hf", "--model", tiny_vit]
+    first = ok(*args, *probe)
+    result = json.loads(first.out)["probe"]
+    candidates = {c["backbone"]: c for c in result["candidates"]}
+    assert set(candidates) == {"pixels", "hf"} and result["items"] == 30 and result["folds"] == 5
+    assert candidates["hf"]["options"] == {"model": str(tiny_vit)} and candidates["pixels"]["options"] == {"size": 12}
+    assert all(0 <= c["auroc"] <= 1 and not c["cached"] for c in result["candidates"]), result
+    best = max(result["candidates"], key=lambda c: (round(c["auroc"], 3), -c["feature_dim"]))
+    assert result["candidates"][result["chosen"]] == best
+    assert json.loads(first.out)["backbone"]["name"] == best["backbone"]
+    text = (tmp_path / "r.toml").read_text()
+    assert f'name = "{best["backbone"]}"' in text and "<- chosen" in text and "# Chosen by a linear probe" in text
+    assert first.err.count("extracting a sample of train features") == 2
+
+    again = json.loads(ok(*args, *probe).out)["probe"]
+    assert all(c["cached"] for c in again["candidates"]) and again["chosen"] == result["chosen"]
+
+    forced = ok(*args, "--backbone", "hf", "--model", tiny_vit)
+    assert json.loads(forced.out)["probe"] is None and "extracting" not in forced.err
+    assert json.loads(forced.out)["backbone"] == {"name": "hf", "model": str(tiny_vit)}
+    refused("unknown backbone 'pixel'", *args, "--candidates", "pixel")
+    refused("none of minilm reads these image inputs here", *args, "--candidates", "minilm")
+    refused("--probe-items must be at least 10, got 3", *args, "--probe-items", "3")
+    lost = ok(*args, "--backbone", "pixels", "--model", tmp_path / "nowhere")
+    assert f"no installed backbone reads image data with the model folder {tmp_path / 'nowhere'}" in lost.err
+
+
+def test_images_and_sounds_over_the_caps_are_named_from_their_header(tmp_path):
+    """A picture of more pixels or a sound longer than :class:`alice.plugin.InputLimits` allow is one line naming the
+    file and its row, read from its header (nothing decoded): in `alice recipe init`, the file data sets, and a
+    backbone reading the path."""
+    import importlib.util
+
+    import soundfile
+
+    from alice.plugin import InputLimits
+    from alice_plugins.image.backbones import PixelBackbone
+
+    spec = importlib.util.spec_from_file_location("serve_uploads", ROOT / "benchmarks" / "serve_uploads.py")
+    pngs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pngs)
+    photos = _photos(tmp_path / "photos")
+    pngs.png_claiming(photos / "img5.png", 9000, 6000)  # 54 megapixels
+    line = "labels.csv line 7: image " + str(photos / "img5.png") + " is 9,000 x 6,000 pixels, more than the 50,000,000"
+    refused(line, "recipe", "init", photos, "--out", tmp_path / "r.toml")
+    with pytest.raises(AliceError, match="is 9,000 x 6,000 pixels"):
+        PixelBackbone(size=12).extract([str(photos / "img5.png")], CPU)
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    for i in range(4):
+        seconds = 61 if i == 2 else 1
+        soundfile.write(sounds / f"clip{i}.wav", np.zeros(8000 * seconds, dtype=np.float32), 8000)
+    (sounds / "labels.csv").write_text("path,labels\n" + "".join(f"clip{i}.wav,x\n" for i in range(4)))
+    long = f"labels.csv line 4: sound {sounds / 'clip2.wav'} lasts 61.0 s, more than the 60 s allowed; cut it"
+    refused(long, "recipe", "init", sounds, "--out", tmp_path / "a.toml")
+    assert InputLimits().max_seconds == 60 and not (tmp_path / "r.toml").exists()
 
 
 def test_recipe_init_refuses_what_it_cannot_read(tmp_path):

@@ -151,17 +151,106 @@ def build(embeddings: np.ndarray, spec: AnnSpec) -> BuiltAnn:
     return BuiltAnn(blob, settings)
 
 
-def load(blob: np.ndarray, settings: dict[str, Any], where: str) -> Any:
-    """The FAISS index from its bytes, after checking them against the sha256 the metadata holds."""
+def load(blob: np.ndarray, settings: dict[str, Any], where: str, kind: str, count: int, dim: int) -> Any:
+    """The FAISS index from its bytes, after checking them against the sha256 the metadata holds, and checked
+    (:func:`check_loaded`) against the ``count`` items of ``dim`` dimensions the file's embeddings hold.
+
+    The sha256 in the metadata catches damage, not an edit: whoever rewrites the bytes can rewrite it. The index
+    file as a whole is checked against ``space.json`` or a pin before this is reached
+    (:func:`alice.search.query.open_index`); every index is checked after loading, whatever its provenance.
+    """
     import numpy as np
 
     faiss = faiss_module()
     if hashlib.sha256(memoryview(np.ascontiguousarray(blob))).hexdigest() != settings.get("sha256"):
         raise AliceError(f"{where}: its FAISS index does not match the sha256 in its metadata; rebuild it")
     try:
-        return faiss.deserialize_index(np.ascontiguousarray(blob, dtype=np.uint8))
+        index = faiss.deserialize_index(np.ascontiguousarray(blob, dtype=np.uint8))
     except RuntimeError as exc:
         raise AliceError(f"{where}: its FAISS index cannot be read ({str(exc).splitlines()[0]})") from None
+    problem = check_loaded(index, kind, count, dim)
+    if problem:
+        raise AliceError(f"{where}: its FAISS index {problem}; not an index `alice index build` wrote: rebuild it")
+    return index
+
+
+def check_loaded(index: Any, kind: str, count: int, dim: int) -> str:
+    """What is wrong with a deserialised FAISS index ("" when nothing): it must be exactly what :func:`build` makes
+    (IVF or HNSW over 8-bit scalar quantisation, inner product) of ``count`` items of ``dim`` dimensions, and every
+    item id, list and graph link inside it must stay in range, so no search reads outside its arrays."""
+    import numpy as np
+
+    faiss = faiss_module()
+    if index.d != dim or index.ntotal != count:
+        return f"holds {index.ntotal} items of {index.d} dimensions, the file's embeddings {count} of {dim}"
+    if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        return "does not rank by inner product"
+    if kind == "ivf":
+        if not isinstance(index, faiss.IndexIVFScalarQuantizer):
+            return f"is {type(index).__name__}, not an IVF index over 8-bit scalar quantisation"
+        quantizer, lists = faiss.downcast_index(index.quantizer), faiss.downcast_InvertedLists(index.invlists)
+        if not isinstance(quantizer, faiss.IndexFlat) or quantizer.ntotal != index.nlist or quantizer.d != dim:
+            return "has a cluster table that does not match its clusters"
+        if type(lists) is not faiss.ArrayInvertedLists or lists.nlist != index.nlist or lists.code_size != dim:
+            return "keeps its lists in another form than in memory"
+        sq, total = index.sq, 0
+        for i in range(index.nlist):
+            n = lists.list_size(i)
+            ids = faiss.rev_swig_ptr(lists.get_ids(i), n) if n else np.zeros(0, dtype=np.int64)
+            total += n
+            if n and (ids.min() < 0 or ids.max() >= count):
+                return f"names item {int(ids.max() if ids.max() >= count else ids.min())}, outside 0 to {count - 1}"
+        if total != count:
+            return f"lists {total} items, not {count}"
+    elif kind == "hnsw":
+        if not isinstance(index, faiss.IndexHNSW):
+            return f"is {type(index).__name__}, not an HNSW index"
+        storage = faiss.downcast_index(index.storage)
+        if not isinstance(storage, faiss.IndexScalarQuantizer) or storage.ntotal != count or storage.d != dim:
+            return "stores another number or size of vectors than its graph links"
+        if storage.codes.size() != count * storage.code_size:
+            return "stores fewer vector bytes than its items need"
+        sq = storage.sq
+        problem = _check_graph(index.hnsw, count)
+        if problem:
+            return problem
+    else:
+        return f"is of kind {kind!r}"
+    if sq.qtype != faiss.ScalarQuantizer.QT_8bit or sq.trained.size() != 2 * dim or sq.code_size != dim:
+        return "is not quantised to 8 bits per dimension"
+    return ""
+
+
+def _check_graph(hnsw: Any, count: int) -> str:
+    """An HNSW graph whose every link leads to an item, at a layer that item is on ("" when so)."""
+    import numpy as np
+
+    faiss = faiss_module()
+
+    def view(vector: Any) -> np.ndarray:
+        return faiss.rev_swig_ptr(vector.data(), vector.size()) if vector.size() else np.zeros(0, dtype=np.int64)
+
+    levels, offsets, links = view(hnsw.levels), view(hnsw.offsets).astype(np.int64), view(hnsw.neighbors)
+    cumulative = faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int64)
+    if len(levels) != count or len(offsets) != count + 1 or not count:
+        return "links another number of items than it holds" if count else ""
+    if levels.min() < 1 or levels.max() >= len(cumulative) or offsets[0] != 0:
+        return "has items on layers it has no room for"
+    if not np.array_equal(np.diff(offsets), cumulative[levels]) or offsets[-1] != len(links):
+        return "has link lists of other lengths than its items' layers"
+    if len(links) and (links.min() < -1 or links.max() >= count):
+        return f"links item {int(links.max() if links.max() >= count else links.min())}, outside 0 to {count - 1}"
+    top = int(levels.max()) - 1
+    if hnsw.max_level != top or not 0 <= hnsw.entry_point < count or levels[hnsw.entry_point] - 1 != top:
+        return "enters its graph elsewhere than at its top layer"
+    for layer in range(1, top + 1):  # layer 0 holds every item; above it, a link must lead to an item on that layer
+        nodes = np.flatnonzero(levels > layer)
+        width = cumulative[layer + 1] - cumulative[layer]
+        targets = links[(offsets[nodes] + cumulative[layer])[:, None] + np.arange(width)]
+        targets = targets[targets >= 0]
+        if len(targets) and levels[targets].min() <= layer:
+            return f"links to an item at layer {layer} that is not on it"
+    return ""
 
 
 def search(
@@ -195,6 +284,8 @@ def search(
         ids = row[row >= 0]
         if not len(ids):
             continue
+        if ids.max() >= index.ntotal:  # check_loaded refuses such an index; never index past the embeddings
+            raise AliceError(f"the approximate index returned item {int(ids.max())} of {index.ntotal}; rebuild it")
         exact = rows(ids) @ q[i]
         best = np.argsort(-exact, kind="stable")[:k]
         scores[i, : len(best)], found[i, : len(best)] = exact[best], ids[best]

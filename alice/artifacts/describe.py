@@ -10,13 +10,12 @@ load with the functions here, so a check is written once.
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alice.artifacts.layout import ADAPTERS_FOLDER, INDEX_FOLDER
+from alice.artifacts.layout import ADAPTER_NAME, ADAPTERS_FOLDER, INDEX_FOLDER
 from alice.artifacts.manifests import (
     AdapterManifest,
     ReferenceManifest,
@@ -25,7 +24,7 @@ from alice.artifacts.manifests import (
 )
 from alice.artifacts.space import Inspection, SpaceRecord, inspect_space, warn_unrecorded
 from alice.errors import AliceError
-from alice.files import recover, sha256_file
+from alice.files import parse_json, recover, sha256_file
 
 INDEX_FORMAT, INDEX_VERSION = "alice.index", 1
 #: a header larger than this is not a safetensors header (safetensors itself refuses over 100 MB)
@@ -46,10 +45,25 @@ def safetensors_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str,
         raw = f.read(size)
     if len(raw) < size:
         raise ValueError("file ends inside its header")
-    header = json.loads(raw.decode("utf-8"))
+    try:
+        header = parse_json(raw, "its header")
+    except AliceError as exc:  # worded by the caller: "... is not a readable index: its header is not valid JSON"
+        raise ValueError(str(exc)) from None
     if not isinstance(header, dict):
         raise ValueError("header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("its metadata is not a table of strings")
+    for name, tensor in header.items():
+        shape, offsets = (tensor.get("shape"), tensor.get("data_offsets")) if isinstance(tensor, dict) else (None, None)
+        counts = [*shape, *offsets] if isinstance(shape, list) and isinstance(offsets, list) else [None]
+        if (
+            not isinstance(tensor.get("dtype") if isinstance(tensor, dict) else None, str)
+            or len(offsets or ()) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in counts)
+            or offsets[0] > offsets[1]
+        ):
+            raise ValueError(f"tensor {name!r} has no valid dtype, shape and data_offsets")
     return header, metadata, 8 + size
 
 
@@ -114,10 +128,7 @@ class IndexHeader:
         raw = metadata.get("alice")
         if raw is None or "embeddings" not in tensors:
             raise AliceError(f"{path} is not an ALICE index (no 'alice' metadata or no embeddings)")
-        try:
-            meta = json.loads(raw)
-        except json.JSONDecodeError:
-            raise AliceError(f"{path}: its 'alice' metadata is not JSON") from None
+        meta = parse_json(raw, f"{path}: its 'alice' metadata")
         if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
             found = meta.get("format") if isinstance(meta, dict) else meta
             raise AliceError(f"{path} is not an ALICE index (format {found!r})")
@@ -136,15 +147,21 @@ class IndexHeader:
         if len(shape) != 2:
             raise AliceError(f"{path}: embeddings must be [n, d], got shape {shape}")
         n, d = int(shape[0]), int(shape[1])
+        for key, found in (("count", n), ("latent_dim", d)):
+            if meta.get(key, found) != found:
+                raise AliceError(
+                    f"{path}: its metadata says {key} {meta[key]!r}, its embeddings have {found}; rebuild it"
+                )
+        if not isinstance(meta.get("ann", {}), dict) or not isinstance(meta.get("search") or {}, dict):
+            raise AliceError(f"{path}: its metadata's 'ann' and 'search' must be tables; rebuild it")
 
         def rows(name: str) -> int | None:
-            if name in tensors:
-                return int(tensors[name]["shape"][0])
-            if f"{name}.offsets" in tensors:
-                return int(tensors[f"{name}.offsets"]["shape"][0]) - 1
+            for key, extra in ((name, 0), (f"{name}.offsets", 1)):
+                if key in tensors:
+                    return (tensors[key]["shape"] or [0])[0] - extra
             return None
 
-        for name in ("labels", "texts", "pair_ids"):
+        for name in ("labels", "texts", "files", "pair_ids"):
             found = rows(name)
             if found is not None and found != n:
                 raise AliceError(f"{path}: {name} has {found} rows for {n} embeddings")
@@ -231,6 +248,29 @@ def adapter_names(path: Path, record: SpaceRecord | None = None) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def free_adapter_name(path: Path, name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``, ...: the first that names no adapter of the reference folder ``path``."""
+    taken = set(adapter_names(path))
+    n = 2
+    free = name
+    while free in taken or (Path(path) / ADAPTERS_FOLDER / free).exists():
+        free, n = f"{name}-{n}", n + 1
+    return free
+
+
+def check_new_adapter(path: Path, name: str, overwrite: bool = False) -> None:
+    """Refuse, before anything is loaded, an adapter name that is malformed or that the reference already has."""
+    if not ADAPTER_NAME.match(name):
+        raise AliceError(
+            f"adapter name {name!r} must be letters, digits, '.', '_' or '-' (and start with a letter or digit)"
+        )
+    if (Path(path) / ADAPTERS_FOLDER / name).exists() and not overwrite:
+        raise AliceError(
+            f"reference {path} already has an adapter {name!r}; add this one beside it with --name "
+            f"{free_adapter_name(path, name)}, or pass --overwrite to replace it"
+        )
 
 
 def adapter_manifest(folder: Path, reference_sha256: str, reference_digest: str = "") -> AdapterManifest:

@@ -5,7 +5,9 @@ An index is one safetensors file, by default ``<reference>/indexes/<modality>-<s
 - ``embeddings``: ``[n, latent_dim]`` float32, the items' latents E_m(x) on the unit sphere;
 - ``labels``: ``[n, classes]`` uint8, the items' labels in the reference vocabulary (optional);
 - ``annotated``: ``[classes]`` uint8, the classes that modality annotates;
-- ``texts.utf8`` / ``texts.offsets``: the items' text, when the inputs are strings (captions);
+- ``texts.utf8`` / ``texts.offsets``: the items' text, when the inputs are texts (captions);
+- ``files.utf8`` / ``files.offsets``: the items' files, when the inputs are file paths (an image folder),
+  which a server or a report shows as the picture or sound they are;
 - ``pair_ids.utf8`` / ``pair_ids.offsets``: the scene each item shows, when the data set names one;
 
 and one metadata entry, ``alice``, a JSON object naming the reference and adapter it was built
@@ -24,6 +26,7 @@ results. The header alone (no tensor) is read and checked by
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +43,29 @@ from alice.artifacts.describe import INDEX_FORMAT, INDEX_VERSION, IndexHeader
 from alice.artifacts.layout import INDEX_FOLDER
 from alice.core.similarity import BLOCK_ROWS, top_k
 from alice.errors import AliceError
-from alice.files import atomic_file
+from alice.files import atomic_file, sha256_remembered
 
 
 def default_index_path(reference_path: Path, modality: str, split: str) -> Path:
     return Path(reference_path) / INDEX_FOLDER / f"{modality}-{split}.safetensors"
+
+
+#: how an index file is pinned to its sha256 on the command line (Docker's image@sha256:... pin)
+PIN = "@sha256:"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def split_pin(target: str | Path) -> tuple[Path, str | None]:
+    """``FILE@sha256:HEX`` -> ``(FILE, HEX)``: an index pinned to the sha256 `alice index build` printed; a plain
+    path -> ``(path, None)``."""
+    text = str(target)
+    if PIN not in text:
+        return Path(text), None
+    path, _, digest = text.rpartition(PIN)
+    digest = digest.strip().lower()
+    if not path or not _HEX64.match(digest):
+        raise AliceError(f"a pinned index is FILE{PIN}<the 64 hex digits `alice index build` printed>, got {text!r}")
+    return Path(path), digest
 
 
 # --------------------------------------------------------------------------- strings as tensors
@@ -74,13 +95,25 @@ class Index(IndexHeader):
     labels: torch.Tensor | None = None  # [n, classes] uint8
     annotated: torch.Tensor | None = None  # [classes] bool
     texts: list[str] | None = None
+    files: list[str] | None = None
     pair_ids: list[str] | None = None
     _embeddings: torch.Tensor | None = field(default=None, repr=False)
     _ann: Any = field(default=None, repr=False)  # the FAISS index, read on first approximate search
 
     @classmethod
-    def open(cls, path: str | Path) -> Index:
-        """Read the header, labels and strings; refuse a file that is not an ALICE index."""
+    def open(cls, path: str | Path, sha256: str | None = None, source: str = "its pin") -> Index:
+        """Read the header, labels and strings; refuse a file that is not an ALICE index.
+
+        ``sha256``: the file's expected sha256 (from ``source``: ``space.json``, a pin), checked before any of its
+        bytes is read (remembered per version of the file: :func:`alice.files.sha256_remembered`).
+        """
+        if sha256 is not None and Path(path).is_file():
+            found = sha256_remembered(Path(path))
+            if found != sha256:
+                raise AliceError(
+                    f"{path} does not match the sha256 in {source} (expected {sha256[:12]}…, found {found[:12]}…): "
+                    "the index was changed or damaged; rebuild it"
+                )
         header = IndexHeader.read(path)
         path = header.path
         try:
@@ -88,15 +121,11 @@ class Index(IndexHeader):
                 keys = set(f.keys())
                 labels = f.get_tensor("labels") if "labels" in keys else None
                 annotated = f.get_tensor("annotated").bool() if "annotated" in keys else None
-                texts = (
-                    unpack_strings(f.get_tensor("texts.utf8"), f.get_tensor("texts.offsets"))
-                    if "texts.utf8" in keys
+                texts, files, pair_ids = (
+                    unpack_strings(f.get_tensor(f"{name}.utf8"), f.get_tensor(f"{name}.offsets"))
+                    if f"{name}.utf8" in keys
                     else None
-                )
-                pair_ids = (
-                    unpack_strings(f.get_tensor("pair_ids.utf8"), f.get_tensor("pair_ids.offsets"))
-                    if "pair_ids.utf8" in keys
-                    else None
+                    for name in ("texts", "files", "pair_ids")
                 )
         except Exception as exc:  # a truncated or foreign file: safetensors says what is wrong
             raise AliceError(
@@ -109,7 +138,7 @@ class Index(IndexHeader):
         if header.kind != "exact" and ann.ANN_TENSOR not in keys:
             raise AliceError(f"{path} says it holds a {header.kind} index but has no {ann.ANN_TENSOR!r}; rebuild it")
         fields = {name: getattr(header, name) for name in IndexHeader.__dataclass_fields__}
-        return cls(**fields, labels=labels, annotated=annotated, texts=texts, pair_ids=pair_ids)
+        return cls(**fields, labels=labels, annotated=annotated, texts=texts, files=files, pair_ids=pair_ids)
 
     def blocks(self, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, torch.Tensor]]:
         """``(first row, embeddings[first : first + rows])``, read from the memory-mapped file."""
@@ -136,7 +165,7 @@ class Index(IndexHeader):
         if self._ann is None:
             with safe_open(str(self.path), framework="numpy") as f:
                 blob = f.get_tensor(ann.ANN_TENSOR)
-            self._ann = ann.load(blob, self.meta.get("ann", {}), str(self.path))
+            self._ann = ann.load(blob, self.meta.get("ann", {}), str(self.path), self.kind, self.count, self.dim)
         return self._ann
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
@@ -192,10 +221,12 @@ def write_index(
     pair_ids: Sequence[str] | None = None,
     overwrite: bool = False,
     approximate: ann.AnnSpec | None = None,
+    files: Sequence[str] | None = None,
 ) -> Path:
     """Write an index file atomically: a partial file beside it, renamed into place when complete.
 
     ``approximate`` (kind ivf or hnsw) also builds a FAISS index of the embeddings into the file.
+    ``texts`` are the items' texts, ``files`` the paths of the files they were read from (one or neither).
     """
     path = Path(path)
     if path.is_dir():
@@ -209,7 +240,7 @@ def write_index(
         tensors["labels"] = (torch.as_tensor(labels).detach().cpu() > 0.5).to(torch.uint8).contiguous()
     if annotated is not None:
         tensors["annotated"] = torch.as_tensor(np.asarray(annotated, dtype=bool)).to(torch.uint8)
-    for name, strings in (("texts", texts), ("pair_ids", pair_ids)):
+    for name, strings in (("texts", texts), ("files", files), ("pair_ids", pair_ids)):
         if strings is not None:
             tensors[f"{name}.utf8"], tensors[f"{name}.offsets"] = pack_strings([str(s) for s in strings])
     header = {

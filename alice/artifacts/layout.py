@@ -23,10 +23,14 @@ without changing the digest. ``alice reference export`` leaves derived folders o
 
 from __future__ import annotations
 
+import re
+
 FORMAT_VERSION = 1
 REFERENCE_WEIGHTS, REFERENCE_MANIFEST = "reference.safetensors", "reference.json"
 ADAPTER_WEIGHTS, ADAPTER_MANIFEST = "adapter.safetensors", "adapter.json"
 ADAPTERS_FOLDER = "adapters"
+#: what an adapter may be named (its folder's name under adapters/)
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CARD = "README.md"
 EVAL_FILE = "eval.json"
 SPACE_RECORD = "space.json"

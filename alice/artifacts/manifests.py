@@ -9,7 +9,6 @@ kept in ``extra`` and written back unchanged.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,14 @@ from alice._version import __version__
 from alice.artifacts.layout import ADAPTER_MANIFEST, FORMAT_VERSION, REFERENCE_MANIFEST
 from alice.data.recipes import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
+from alice.files import read_json as read_json_file
 
 
 def read_json(path: Path, kind: str) -> dict[str, Any]:
     """A manifest file's JSON, after checking it is an ALICE ``kind`` manifest of this format version."""
     if not path.is_file():
         raise AliceError(f"{path} is missing: not an ALICE {kind} folder")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AliceError(f"{path} is not valid JSON ({exc})") from None
+    data = read_json_file(path)
     if not isinstance(data, dict) or data.get("format") != f"alice.{kind}":
         raise AliceError(f"{path} is not an ALICE {kind} manifest")
     version = data.get("format_version")
@@ -60,8 +57,31 @@ class _Fields:
     def sub(self, key: str) -> _Fields:
         return _Fields(self.data.get(key), self.where, f"{self.prefix}{key}.")
 
+    def items(self, key: str, kind: type | tuple[type, ...], default: Any = ..., positive: bool = False) -> list:
+        """A list field whose every item is of ``kind`` (a number: not true or false; ``positive``: above 0)."""
+        value = self.get(key, list, default)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        for item in value or ():
+            if (
+                not isinstance(item, kinds)
+                or (isinstance(item, bool) and bool not in kinds)
+                or (positive and item <= 0)
+            ):
+                raise AliceError(
+                    f"{self.where}: field {self.prefix + key!r} must list {'positive ' if positive else ''}"
+                    f"{' or '.join(k.__name__ for k in kinds)} values, got {str(item)[:40]!r}"
+                )
+        return value
 
-_COMMON_KEYS = {"format", "format_version", "alice_version", "name", "weights"}
+    def size(self, key: str) -> int:
+        """A field that is a size: a whole number above 0."""
+        value = self.get(key, int)
+        if value <= 0:
+            raise AliceError(f"{self.where}: field {self.prefix + key!r} must be a positive size, got {value}")
+        return value
+
+
+_COMMON_KEYS = {"format", "format_version", "alice_version", "name", "weights", "plugins"}
 _ADAPTER_KEYS = _COMMON_KEYS | {
     "modality",
     "recipe",
@@ -107,6 +127,14 @@ def _search_transform(search: dict[str, Any] | None, where: str) -> dict[str, An
             f"got {search!r}"
         )
     return search
+
+
+def _plugins(f: _Fields) -> dict[str, str]:
+    """A manifest's record of the plugins that provided what it names: kind -> plugin, both strings."""
+    plugins = f.get("plugins", dict, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in plugins.items()):
+        raise AliceError(f"{f.where}: field 'plugins' must map kinds to plugin names (strings)")
+    return dict(plugins)
 
 
 @dataclass
@@ -176,6 +204,8 @@ class AdapterManifest:
     reference_digest: str = ""  # of reference.safetensors and reference.json (alice.artifacts.space); "": older
     weights: WeightsRecord | None = None
     alice_version: str = __version__
+    #: kind ("dataset", "backbone") -> the plugin that provided it: "scanner (alice-scanner==0.1.0)"; {}: older
+    plugins: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def modality_spec(self) -> ModalitySpec:
@@ -184,6 +214,7 @@ class AdapterManifest:
             DataSpec(self.data.dataset, dict(self.data.options)),
             BackboneSpec(self.backbone.name, dict(self.backbone.options)),
             LabelSpec(self.labels.mapper, dict(self.labels.aliases)),
+            dict(self.plugins),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -209,6 +240,8 @@ class AdapterManifest:
         for key in ("latent_alignment", "search"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.plugins:
+            out["plugins"] = dict(self.plugins)
         out.update(self.extra)
         out["reference_sha256"] = self.reference_sha256
         if self.reference_digest:
@@ -224,22 +257,22 @@ class AdapterManifest:
         return cls(
             name=f.get("name", str),
             modality=f.get("modality", str),
-            data=DataRecord(d.get("dataset", str), d.get("options", dict, {}), d.get("vocabulary", list, [])),
+            data=DataRecord(d.get("dataset", str), d.get("options", dict, {}), d.items("vocabulary", str, [])),
             backbone=BackboneRecord(
                 b.get("name", str),
                 b.get("options", dict, {}),
                 b.get("identity", dict, {}),
-                b.get("feature_dim", int),
+                b.size("feature_dim"),
                 b.get("normalisation", str, ""),
             ),
             labels=LabelRecord(
                 lab.get("mapper", str, "by-name"),
                 lab.get("aliases", dict, {}),
                 lab.get("mapping", dict, {}),
-                lab.get("annotated", list, []),
+                lab.items("annotated", str, []),
             ),
-            encoder_hidden=f.get("encoder_hidden", list),
-            thresholds=f.get("thresholds", list, []),
+            encoder_hidden=f.items("encoder_hidden", int, positive=True),
+            thresholds=f.items("thresholds", (int, float), []),
             recipe=f.get("recipe", str, ""),
             created=f.get("created", str, ""),
             training=f.get("training", dict, {}),
@@ -252,6 +285,7 @@ class AdapterManifest:
             reference_digest=f.get("reference_digest", str, ""),
             weights=WeightsRecord.read(f),
             alice_version=f.get("alice_version", str, ""),
+            plugins=_plugins(f),
             extra={k: v for k, v in data.items() if k not in _ADAPTER_KEYS},
         )
 
@@ -277,6 +311,8 @@ class ReferenceManifest:
     statistics: dict[str, Any] | None = None
     weights: WeightsRecord | None = None
     alice_version: str = __version__
+    #: kind ("intervention") -> the plugin that provided it: "shadow (alice-shadow==0.1.0)"; {}: older
+    plugins: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -298,6 +334,8 @@ class ReferenceManifest:
         }
         if self.statistics is not None:
             out["statistics"] = self.statistics
+        if self.plugins:
+            out["plugins"] = dict(self.plugins)
         out.update(self.extra)
         if self.weights is not None:
             out["weights"] = asdict(self.weights)
@@ -313,8 +351,8 @@ class ReferenceManifest:
         return cls(
             name=f.get("name", str, ""),
             vocabulary=vocabulary,
-            latent_dim=f.get("latent_dim", int),
-            classifier_hidden=clf.get("hidden", list),
+            latent_dim=f.size("latent_dim"),
+            classifier_hidden=clf.items("hidden", int, positive=True),
             classifier_dropout=float(clf.get("dropout", (int, float), 0.1)),
             design=design.get("design", str),
             design_settings=design.get("settings", dict, {}),
@@ -327,6 +365,7 @@ class ReferenceManifest:
             statistics=f.get("statistics", dict, None),
             weights=WeightsRecord.read(f),
             alice_version=f.get("alice_version", str, ""),
+            plugins=_plugins(f),
             extra={k: v for k, v in data.items() if k not in _REFERENCE_KEYS},
         )
 

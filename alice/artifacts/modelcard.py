@@ -25,6 +25,8 @@ from typing import Any
 
 from alice import console
 from alice.artifacts.layout import ADAPTER_MANIFEST, ADAPTERS_FOLDER, CARD, REFERENCE_MANIFEST
+from alice.errors import AliceError
+from alice.files import read_json
 from alice.tables import Table, cell
 
 # --------------------------------------------------------------------------- small helpers
@@ -679,8 +681,8 @@ def cards(
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return read_json(path)
+    except AliceError:
         return None
 
 

@@ -134,6 +134,8 @@ def _checked_members(tar: tarfile.TarFile, archive: Path, limits: ImportLimits) 
         if len(seen) >= limits.entries:
             raise AliceError(f"{archive}: more than {limits.entries:,} entries (--max-entries); not an ALICE archive")
         p = PurePosixPath(m.name)
+        if any(ord(c) < 32 or ord(c) == 127 for c in m.name):
+            raise AliceError(f"{archive}: entry {m.name!r} has a control character in its name; not an ALICE archive")
         if p.is_absolute() or m.name.startswith(("/", "\\")) or ".." in p.parts or "\\" in m.name:
             raise AliceError(f"{archive}: entry {m.name!r} would land outside the target folder")
         if m.issym() or m.islnk():

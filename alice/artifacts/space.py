@@ -27,7 +27,6 @@ and ``alice reference verify --rehash`` records it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from alice.artifacts.layout import (
     SPACE_RECORD,
 )
 from alice.errors import AliceError
-from alice.files import sha256_file
+from alice.files import read_json, sha256_file
 
 SPACE_FORMAT, SPACE_VERSION = "alice.space", 1
 BEHAVIOUR, DOCUMENTATION, DERIVED = "files", "documentation", "derived"
@@ -187,11 +186,7 @@ def read_record(path: Path) -> SpaceRecord | None:
         return None
     if file.is_symlink() or not file.is_file():
         raise AliceError(f"{file} is not a plain file")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AliceError(f"{file} is not valid JSON ({exc})") from None
-    return SpaceRecord.from_json(data, str(file))
+    return SpaceRecord.from_json(read_json(file), str(file))
 
 
 def record_of(folder: Path, files: dict[str, int], known: dict[str, str] | None = None) -> SpaceRecord:

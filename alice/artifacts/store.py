@@ -16,16 +16,15 @@ No pickle anywhere.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -72,6 +71,7 @@ from alice.files import (
     json_text,
     make_folder,
     publish_folder,
+    read_json,
     recover,
     refuse_to_replace,
     staging_folder,
@@ -194,8 +194,8 @@ _OLD_LEFTOVER = re.compile(r"^\..+\.(checkpoint|tmp-\d+|old(-\d+)?|partial-\w+|r
 
 def _manifest_format(file: Path) -> str | None:
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(file)
+    except AliceError:
         return None
     return data.get("format") if isinstance(data, dict) else None
 
@@ -374,6 +374,45 @@ def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], what: st
         raise AliceError(f"{what} weights do not fit the manifest's architecture: {first}") from None
 
 
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _built(make: Callable[[], M], state: dict[str, torch.Tensor], what: str) -> M:
+    """The module a manifest describes (``make()``), holding the weights ``state``.
+
+    A manifest is someone else's JSON: its sizes are checked against the weights' shapes on the meta device
+    first, so sizes the file does not hold (a latent size of 10^12) are refused before anything is allocated.
+    """
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in make().state_dict().items()}
+    except (TypeError, ValueError) as exc:  # a size that is no size, a dropout above 1
+        raise AliceError(f"{what}: the manifest's settings cannot build it ({_first_line(exc)})") from None
+    except Exception:  # a module that cannot be built on the meta device: checked once built, below
+        shapes = None
+    if shapes is not None:
+        found = {k: tuple(v.shape) for k, v in state.items()}
+        wrong = sorted(set(shapes) ^ set(found)) or [k for k in sorted(shapes) if shapes[k] != found[k]]
+        if wrong:
+            k = wrong[0]
+            detail = (
+                f"{k} is {list(shapes[k])} in the manifest, {list(found[k])} in the file"
+                if k in shapes and k in found
+                else f"{k} is {'missing from the file' if k in shapes else 'in the file only'}"
+            )
+            raise AliceError(f"{what} weights do not fit the manifest's architecture: {detail}")
+    try:
+        module = make()
+    except (TypeError, ValueError, RuntimeError, MemoryError) as exc:
+        raise AliceError(f"{what}: the manifest's settings cannot build it ({_first_line(exc)})") from None
+    _load_into(module, state, what)
+    return module
+
+
 @dataclass
 class Adapter:
     """One modality's encoder and decoder, with its feature normalisation."""
@@ -503,12 +542,16 @@ class ReferenceSpace:
         known_sha = self._inspection().hashes.get(f"{ADAPTERS_FOLDER}/{name}/{m.weights.file}")
         tensors, digest = _read_weights(folder, m.weights, known_sha)
         feature_dim = m.backbone.feature_dim
-        enc, dec = (
-            Encoder(feature_dim, self.latent_dim, m.encoder_hidden),
-            Decoder(feature_dim, self.latent_dim, m.encoder_hidden),
+        enc = _built(
+            lambda: Encoder(feature_dim, self.latent_dim, m.encoder_hidden),
+            _split(tensors, "encoder"),
+            f"adapter {name!r} encoder",
         )
-        _load_into(enc, _split(tensors, "encoder"), f"adapter {name!r} encoder")
-        _load_into(dec, _split(tensors, "decoder"), f"adapter {name!r} decoder")
+        dec = _built(
+            lambda: Decoder(feature_dim, self.latent_dim, m.encoder_hidden),
+            _split(tensors, "decoder"),
+            f"adapter {name!r} decoder",
+        )
         mean, std = tensors.get("normalisation.mean"), tensors.get("normalisation.std")
         if mean is None or std is None or mean.shape != (feature_dim,) or std.shape != (feature_dim,):
             raise AliceError(f"adapter {name!r}: feature normalisation missing or not of size {feature_dim}")
@@ -547,16 +590,17 @@ class ReferenceSpace:
         m = read_reference_manifest(path)
         tensors, digest = _read_weights(path, m.weights, inspection.hashes.get(REFERENCE_WEIGHTS))
         vocab, latent = m.vocabulary, m.latent_dim
-        classifier = Classifier(len(vocab), latent, m.classifier_hidden, m.classifier_dropout)
-        _load_into(classifier, _split(tensors, "classifier"), "reference classifier")
-        design_cls = get_registry().intervention(m.design)
-        try:
-            intervention = design_cls(len(vocab), latent, **m.design_settings)
-        except TypeError as exc:
-            raise AliceError(
-                f"intervention design {m.design!r} does not accept the manifest's settings: {exc}"
-            ) from None
-        _load_into(intervention, _split(tensors, "intervention"), f"reference intervention ({m.design})")
+        classifier = _built(
+            lambda: Classifier(len(vocab), latent, m.classifier_hidden, m.classifier_dropout),
+            _split(tensors, "classifier"),
+            "reference classifier",
+        )
+        design_cls = get_registry().intervention(m.design, m.plugins.get("intervention", ""))
+        intervention = _built(
+            lambda: design_cls(len(vocab), latent, **m.design_settings),
+            _split(tensors, "intervention"),
+            f"reference intervention ({m.design})",
+        )
         for p in (*classifier.parameters(), *intervention.parameters()):
             p.requires_grad_(False)
         statistics = LatentStatistics.from_tensors(tensors, STATISTICS_PREFIX)

@@ -7,20 +7,58 @@ Command modules import torch and the training code inside their functions, so
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import traceback
 
 import typer
+from typer.core import TyperGroup
 
 from alice import console
 from alice.errors import AliceError, Interrupted
 
+#: set (to anything but "" or "0") to print the traceback behind an error line; ``alice --debug`` sets it
+DEBUG_VARIABLE = "ALICE_DEBUG"
+
+
+class _Root(TyperGroup):
+    """The root command: an unknown command names the plugins that failed to load (one may have provided it)."""
+
+    def resolve_command(self, ctx, args: list[str]):
+        if args and self.get_command(ctx, args[0]) is None:
+            from alice.plugin.manager import get_registry
+
+            failed = get_registry().failed()
+            if failed:
+                ctx.fail(
+                    f"No such command {args[0]!r}. Plugin(s) {', '.join(failed)} failed to load; see "
+                    "`alice plugins list`."
+                )
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
     name="alice",
+    cls=_Root,
     help="ALICE: one embedding space for modalities that were never paired.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(
+        False, "--debug", help=f"Print the traceback behind an error line (as {DEBUG_VARIABLE}=1 does)."
+    ),
+) -> None:
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
+
+
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
 
 
 def _build_app() -> None:
@@ -39,8 +77,7 @@ def _build_app() -> None:
     app.command("serve")(serve.serve_command)
     from alice.plugin.manager import register_commands
 
-    for problem in register_commands(app):
-        console.warn(problem)
+    register_commands(app)  # a plugin whose hook fails is left out, and `alice plugins list` says so
     _interruptible(app)
 
 
@@ -78,7 +115,13 @@ def main() -> None:
     try:
         app()
     except AliceError as exc:
-        console.error(str(exc))
+        from alice.plugin.guard import PluginError
+
+        debug = _debugging()
+        if debug:
+            traceback.print_exception(exc)
+        hint = " (alice --debug shows the traceback)" if isinstance(exc, PluginError) and not debug else ""
+        console.error(f"{exc}{hint}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.error("interrupted; nothing was written (every ALICE write is all or nothing)")

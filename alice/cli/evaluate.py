@@ -21,6 +21,9 @@ def eval_command(
     pairs: Optional[int] = typer.Option(
         None, "--pairs", min=1, help="Also train CLIP, CyCLIP and ALICE then CLIP on N pairs and add them to Table 2."
     ),
+    seed: int = typer.Option(
+        EVAL_DEFAULTS.seed, "--seed", help="Seed of the no-training baseline's random encoders (each pair's own)."
+    ),
     pair_steps: int = typer.Option(
         PAIRED_DEFAULTS.steps, "--pair-steps", min=1, help="Training steps of each --pairs method."
     ),
@@ -47,6 +50,7 @@ def eval_command(
     spec = EvalSpec(
         device=device or EVAL_DEFAULTS.device,
         seeds=seeds,
+        seed=seed,
         pairs=pairs,
         paired=PairedSpec(steps=pair_steps),
         data=shifted,

@@ -27,12 +27,13 @@ def add(
     run: RunOptions,
 ) -> None:
     """Train only this modality's encoder and decoder against the frozen C_ref and M_ref."""
+    from alice.artifacts.describe import check_new_adapter
     from alice.artifacts.manifests import read_adapter_manifest, read_reference_manifest
     from alice.artifacts.space import read_record
     from alice.data.recipes import load_recipe, modality_recipe_for
     from alice.errors import AliceError
-    from alice.train.jobs import add_modality
 
+    check_new_adapter(reference, name or modality, run.overwrite)  # before torch and any model load
     if recipe is None:
         if not reference.is_dir():
             raise AliceError(f"reference folder {reference} does not exist")
@@ -40,6 +41,8 @@ def add(
     r = load_recipe(recipe, run.overrides())
     if r.modality != modality:
         raise AliceError(f"recipe {r.name!r} adds modality {r.modality!r}, not {modality!r}")
+    from alice.train.jobs import add_modality
+
     path = add_modality(reference, r, name=name, overwrite=run.overwrite, device_name=run.device, resume=run.resume)
     if run.as_json:
         record = read_record(reference)
@@ -56,6 +59,7 @@ def add(
 def list_modalities(as_json: bool = Json) -> None:
     """List modality recipes (what `alice modality add` can use)."""
     from alice.data.recipes import list_recipes
+    from alice.plugin.manager import get_registry
 
     rows = [
         {
@@ -64,6 +68,7 @@ def list_modalities(as_json: bool = Json) -> None:
             "modality": r.modality,
             "dataset": r.data.dataset,
             "backbone": r.backbone.name,
+            "plugin": get_registry().recipe_origin(r.source),  # whose recipe folder it is in
             "description": r.description,
         }
         for r in list_recipes("modality")
@@ -74,7 +79,7 @@ def list_modalities(as_json: bool = Json) -> None:
     console.table(
         Table(
             "Modality recipes (alice modality add MODALITY --reference PATH)",
-            ["name", "family", "modality", "data set", "backbone", "description"],
+            ["name", "family", "modality", "data set", "backbone", "plugin", "description"],
             [list(r.values()) for r in rows],
         )
     )

@@ -17,7 +17,7 @@ def list_plugins(
         False, "--check", help="Also import everything registered by name (slower), to find what fails to load."
     ),
 ) -> None:
-    """List plugins, where they come from, what they provide, and any failure."""
+    """List plugins, where they come from, what they provide (commands too), and any failure."""
     from alice.plugin.manager import get_registry
 
     reg = get_registry()
@@ -49,11 +49,8 @@ def list_plugins(
         Table(
             "Plugins",
             ["plugin", "source", "status", "provides"],
-            [
-                [r["name"], r["source"], "ok" if not r["error"] else f"FAILED: {r['error']}", r["summary"] or None]
-                for r in rows
-            ],
+            [[r["name"], r["source"], "FAILED" if r["error"] else "ok", r["summary"] or None] for r in rows],
         )
     )
-    for problem in reg.problems:
+    for problem in reg.problems:  # each failure once, in its own line: the table says only FAILED
         console.warn(problem)

@@ -9,6 +9,7 @@ import typer
 
 from alice import console
 from alice.cli.options import Json, Overrides, Overwrite
+from alice.data.recipes import ProbeSpec
 
 app = typer.Typer(help="Write recipes for your own data.", no_args_is_help=True)
 
@@ -21,7 +22,20 @@ def init(
         "of texts, sound files with labels.csv, vectors (.npy, .safetensors, .parquet), or a datasets folder.",
     ),
     modality: Optional[str] = typer.Option(None, "--modality", help="The modality to read it as (or to name vectors)."),
-    backbone: Optional[str] = typer.Option(None, "--backbone", help="The backbone (default: one that suits the data)."),
+    backbone: Optional[str] = typer.Option(
+        None, "--backbone", help="The backbone, with no probe (default: the one a linear probe measures best)."
+    ),
+    models: Optional[list[str]] = typer.Option(
+        None, "--model", help="A model folder (transformers, sentence-transformers) to measure too (repeatable)."
+    ),
+    candidates: Optional[str] = typer.Option(
+        None,
+        "--candidates",
+        help="The backbones to compare, comma-separated (default: every installed one that reads the data).",
+    ),
+    probe_items: int = typer.Option(
+        ProbeSpec.items, "--probe-items", help="Training items the probe measures each backbone on."
+    ),
     reference: Optional[Path] = typer.Option(
         None,
         "--reference",
@@ -48,14 +62,34 @@ def init(
         raise AliceError(f"{target} already exists; pass --overwrite to replace it")
     ref = None
     if reference is not None:
+        from alice.artifacts.describe import adapter_names, free_adapter_name
         from alice.artifacts.manifests import read_reference_manifest
 
         if not reference.is_dir():
             raise AliceError(f"reference folder {reference} does not exist")
         m = read_reference_manifest(reference)
-        ref = {"path": str(reference), "name": m.name, "family": m.family, "vocabulary": m.vocabulary}
+        ref = {
+            "path": str(reference),
+            "name": m.name,
+            "family": m.family,
+            "vocabulary": m.vocabulary,
+            # an adapter name the space already has -> the --name a new adapter of that modality takes
+            "renamed": {n: free_adapter_name(reference, n) for n in adapter_names(reference)},
+        }
+    if probe_items < 10:
+        raise AliceError(f"--probe-items must be at least 10, got {probe_items}")
+    only = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
     found = scaffold(
-        path, target.stem, modality=modality, backbone=backbone, dataset=dataset, reference=ref, overrides=sets
+        path,
+        target.stem,
+        modality=modality,
+        backbone=backbone,
+        dataset=dataset,
+        reference=ref,
+        overrides=sets,
+        models=models,
+        candidates=only,
+        probe=ProbeSpec(items=probe_items),
     )
     write_file(target, found.text)
     if as_json:
@@ -67,9 +101,14 @@ def init(
                 "vocabulary": found.vocabulary,
                 "counts": found.counts,
                 "dropped": found.dropped,
+                "adapter": found.adapter,
+                "backbone": found.raw["backbone"],
+                "probe": found.probe.to_json() if found.probe else None,
             }
         )
         return
+    if found.probe:
+        console.table(found.probe.table())
     stage = "modality" if ref else "reference"
     console.info(
         f"wrote {target}: a {stage} recipe, data set {found.dataset} ({found.modality}), "
@@ -80,9 +119,13 @@ def init(
             f"{len(found.dropped)} label(s) not in the reference are dropped ({', '.join(found.dropped[:8])}): "
             f'aliased to "" in {target}; map them there instead if they have a counterpart'
         )
-    hint = (
-        f"alice modality add {found.modality} --reference {reference} --recipe {target}"
-        if ref
-        else f"alice reference build {target} --out artifacts/{target.stem}"
-    )
+    if ref:
+        hint = f"alice modality add {found.modality} --reference {reference} --recipe {target}"
+        if found.adapter != found.modality:
+            console.info(
+                f"{reference} already has an adapter {found.modality!r}: this one is added as {found.adapter!r}"
+            )
+            hint += f" --name {found.adapter}"
+    else:
+        hint = f"alice reference build {target} --out artifacts/{target.stem}"
     console.info(f"next: {hint}")

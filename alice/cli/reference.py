@@ -10,7 +10,8 @@ import typer
 
 from alice import console
 from alice.cli.options import ExpectDigest, Json, Overwrite, RunOptions, training_run
-from alice.files import IMPORT_LIMITS, ImportLimits, parse_size, size_text
+from alice.errors import AliceError
+from alice.files import IMPORT_LIMITS, ImportLimits, parse_size, read_json, size_text
 from alice.tables import Table
 
 app = typer.Typer(help="Build and inspect frozen reference spaces.", no_args_is_help=True)
@@ -103,6 +104,7 @@ def list_references(
     from alice.artifacts.describe import adapter_names
     from alice.artifacts.layout import REFERENCE_MANIFEST
     from alice.data.recipes import list_recipes
+    from alice.plugin.manager import get_registry
 
     recipes = [
         {
@@ -110,6 +112,7 @@ def list_references(
             "modality": r.modality,
             "dataset": r.data.dataset,
             "backbone": r.backbone.name,
+            "plugin": get_registry().recipe_origin(r.source),  # whose recipe folder it is in
             "description": r.description,
             "source": r.source,
         }
@@ -119,12 +122,12 @@ def list_references(
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if (p / REFERENCE_MANIFEST).is_file()):
             try:
-                m = json.loads((folder / REFERENCE_MANIFEST).read_text())
+                m = read_json(folder / REFERENCE_MANIFEST)
                 adapters = adapter_names(folder)
                 built.append(
                     {"path": str(folder), "name": m.get("name"), "modalities": adapters, "created": m.get("created")}
                 )
-            except (OSError, json.JSONDecodeError):
+            except (OSError, AliceError, AttributeError):
                 built.append(
                     {
                         "path": str(folder),
@@ -140,8 +143,8 @@ def list_references(
     console.table(
         Table(
             "Reference recipes (alice reference build NAME)",
-            ["name", "modality", "data set", "backbone", "description"],
-            [[r["name"], r["modality"], r["dataset"], r["backbone"], r["description"]] for r in recipes],
+            ["name", "modality", "data set", "backbone", "plugin", "description"],
+            [[r["name"], r["modality"], r["dataset"], r["backbone"], r["plugin"], r["description"]] for r in recipes],
         )
     )
     console.table(

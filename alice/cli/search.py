@@ -33,7 +33,9 @@ def index_build(
     device: Optional[str] = Device,
 ) -> None:
     """Embed one split of a modality's data set into an index file for `alice search` and `alice serve`."""
-    from alice.artifacts.indexes import Index
+    from alice.artifacts.indexes import PIN, Index
+    from alice.artifacts.store import inside
+    from alice.files import sha256_remembered
     from alice.search.index import build_index
 
     spec = AnnSpec(kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search)
@@ -46,6 +48,8 @@ def index_build(
             f"; {kind} index ({settings['factory']}), recall@10 against exact search "
             f"{settings['recall_at_10']:.3f} on {settings['recall_queries']} of its items"
         )
+    if inside(written, path) is None:  # one inside the space is checked against space.json
+        line += f"; pin it as {written}{PIN}{sha256_remembered(written)}"
     console.info(line)
 
 
@@ -97,19 +101,24 @@ def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_js
     )
 
 
-def _index_path(ref_path: Path, target: str, split: str) -> Path:
-    from alice.artifacts.indexes import default_index_path
+def _index_path(ref_path: Path, target: str, split: str) -> str:
+    """The index file ``--in`` names (a modality's default index, or a file), its pin (``@sha256:HEX``) kept."""
+    from alice.artifacts.indexes import PIN, default_index_path, split_pin
 
-    if target.endswith(".safetensors") or "/" in target:
-        return Path(target)
-    return default_index_path(ref_path, target, split)
+    file, digest = split_pin(target)
+    if not (str(file).endswith(".safetensors") or "/" in str(file)):
+        file = default_index_path(ref_path, str(file), split)
+    return f"{file}{PIN}{digest}" if digest else str(file)
 
 
 def search_command(
     path: Path = typer.Argument(..., help="Reference folder."),
     query: str = typer.Argument(..., help="Text, or an image or audio file."),
     target: str = typer.Option(
-        ..., "--in", help="Where to search: a modality with an index (e.g. image), or an index file."
+        ...,
+        "--in",
+        help="Where to search: a modality with an index (e.g. image), or an index file; FILE@sha256:HEX pins the "
+        "file to the sha256 `alice index build` printed.",
     ),
     source: Optional[str] = typer.Option(
         None, "--from", help="The adapter that reads the query (default: by the query's kind)."
@@ -147,7 +156,8 @@ def search_command(
     if not result["results"]:
         console.info(f"index {index.path} holds no items")
         return
-    columns = ["rank", "score", "labels", "text" if index.texts else "item"]
+    # an item is shown as what it is: its text, the file it was read from, else its row (and scene)
+    columns = ["rank", "score", "labels", "text" if index.texts else "file" if index.files else "item"]
     console.table(
         Table(
             f"top {len(result['results'])} of {index.count:,} {index.modality} items",
@@ -157,7 +167,7 @@ def search_command(
                     r["rank"],
                     r["score"],
                     ", ".join(r["labels"]),
-                    r.get("text") or f"#{r['row']}" + (f" ({r['pair_id']})" if "pair_id" in r else ""),
+                    r.get("text") or r.get("file") or f"#{r['row']}" + (f" ({r['pair_id']})" if "pair_id" in r else ""),
                 ]
                 for r in result["results"]
             ],

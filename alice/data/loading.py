@@ -15,7 +15,7 @@ import torch
 
 from alice import console
 from alice.data.features import extract_features
-from alice.data.labels import LabelMapping, check_vocabulary, uncovered_labels, uncovered_message
+from alice.data.labels import LabelMapping, check_vocabulary, settle_mapping, source_aliases
 from alice.data.recipes import BackboneSpec, DataSpec, LabelSpec, ModalitySpec
 from alice.errors import AliceError
 from alice.plugin.backbone import Backbone
@@ -26,28 +26,19 @@ from alice.plugin.manager import get_registry
 Normalisation = Union[Literal["train", "none"], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _built(kind: str, name: str, cls: type, options: dict) -> object:
-    """An instance of a registered class from a recipe's options; a wrong option is one line naming it."""
-    try:
-        return cls(**options)
-    except TypeError as exc:  # an option the class does not take
-        text = str(exc)
-        if "unexpected keyword argument" in text:
-            text = "unknown option " + text.split("unexpected keyword argument", 1)[1].strip()
-        raise AliceError(f"{kind} {name!r}: {text}") from None
-    except ValueError as exc:
-        raise AliceError(f"{kind} {name!r}: {exc}") from None
+def make_backbone(spec: BackboneSpec, origin: str = "") -> tuple[Backbone, str]:
+    """The backbone a spec names, built from its options, and the plugin that provides it.
 
-
-def make_backbone(spec: BackboneSpec) -> tuple[Backbone, str]:
-    """The backbone a spec names, and the plugin that provides it."""
+    ``origin``: the plugin a manifest says it came from, named if it is missing. A bad option is
+    one line naming the backbone (the registry's guard, :mod:`alice.plugin.guard`).
+    """
     reg = get_registry()
-    backbone = _built("backbone", spec.name, reg.backbone(spec.name), spec.options)
-    return backbone, reg.provider("backbone", spec.name)
+    return reg.backbone(spec.name, origin)(**spec.options), reg.provider("backbone", spec.name)
 
 
-def make_dataset(spec: DataSpec) -> DataSet:
-    return _built("data set", spec.dataset, get_registry().dataset(spec.dataset), spec.options)
+def make_dataset(spec: DataSpec, origin: str = "") -> DataSet:
+    """The data set a spec names, built from its options (``origin`` as for :func:`make_backbone`)."""
+    return get_registry().dataset(spec.dataset, origin)(**spec.options)
 
 
 @dataclass
@@ -91,50 +82,48 @@ def _check_split(split: Split, dataset: DataSet, name: str) -> None:
         raise AliceError(f"data set {dataset.name!r} ({name}): labels must be 0 or 1")
 
 
-def _check_labelled(labels: np.ndarray, dataset: DataSet, name: str) -> None:
-    """Refuse a split where no sample has a label we can use; report (and keep) unlabelled samples."""
+def _check_labelled(
+    labels: np.ndarray, unmapped: np.ndarray, mapping: LabelMapping, dataset: DataSet, name: str
+) -> None:
+    """Refuse a split where no sample has a label we can use; report samples without one (kept as negatives).
+
+    ``unmapped`` marks the samples whose every label maps to nothing (classes the reference lacks,
+    aliased to ""). They hold none of the annotated classes, so they stay negatives of every one:
+    left out of L_cls, a tiny space read most of them as a digit they do not show (docs/your-data.md).
+    C_ref, trained where every sample holds a class, can only read them as some class; where that is
+    one this modality does not annotate, :meth:`alice.api.Space.warnings` flags the reading.
+    """
     empty = int((labels.sum(1) == 0).sum())
     if empty == len(labels):
         raise AliceError(f"data set {dataset.name!r} ({name}): no sample has any label in the reference vocabulary")
-    if empty:
+    outside = int(unmapped.sum())
+    if empty > outside:
         console.warn(
-            f"data set {dataset.name!r} ({name}): {empty} of {len(labels)} samples have no label; kept as negatives "
-            "for every annotated class"
+            f"data set {dataset.name!r} ({name}): {empty - outside} of {len(labels)} samples have no label; kept as "
+            "negatives for every annotated class"
+        )
+    if outside:
+        dropped = sorted(s for s, t in mapping.mapping.items() if t is None)
+        shown = ", ".join(dropped[:8]) + (f" and {len(dropped) - 8} more" if len(dropped) > 8 else "")
+        console.warn(
+            f"data set {dataset.name!r} ({name}): {outside} of {len(labels)} samples have only labels the reference "
+            f"lacks ({shown}); kept as negatives for every annotated class: C_ref may read such inputs as a class "
+            "this modality does not annotate, a reading flagged when queried"
         )
 
 
 def label_mapping(dataset: DataSet, labels: LabelSpec, reference_vocabulary: list[str] | None) -> LabelMapping:
     """The data set's labels in the reference vocabulary (its own vocabulary when there is no reference yet)."""
     vocab = list(dataset.vocabulary)
-    unknown = [a for a in labels.aliases if a not in vocab]
-    if unknown:  # a typo in an alias would otherwise leave its label mapped by name, or not at all, silently
-        raise AliceError(
-            f"labels.aliases names {unknown[0]!r}, which is no label of data set {dataset.name!r} "
-            f"(its labels: {', '.join(vocab[:20])}{' …' if len(vocab) > 20 else ''})"
-        )
+    aliases = source_aliases(vocab, labels.aliases, dataset.name)
     check_vocabulary(vocab, dataset.name)
     if reference_vocabulary is None:
         return LabelMapping({c: c for c in vocab}, vocab)
-    mapper = get_registry().label_mapper(labels.mapper)
-    try:
-        raw = mapper(vocab, list(reference_vocabulary), aliases=labels.aliases)
-    except AliceError:
-        raise
-    except Exception as exc:
-        raise AliceError(f"label mapper {labels.mapper!r} failed: {exc}") from None
-    if not isinstance(raw, dict):
-        raise AliceError(f"label mapper {labels.mapper!r} returned {type(raw).__name__}, not a dict")
-    uncovered = uncovered_labels(vocab, raw, labels.aliases)
-    if uncovered:
-        raise AliceError(uncovered_message(dataset.name, uncovered, list(reference_vocabulary)))
-    bad = {t for t in raw.values() if t is not None and t not in reference_vocabulary}
-    if bad:
-        raise AliceError(
-            f"label mapper {labels.mapper!r} mapped onto labels outside the reference vocabulary: {sorted(bad)}"
-        )
-    mapping = LabelMapping(raw, list(reference_vocabulary))
-    mapping.check(dataset.name)
-    return mapping
+    registry = get_registry()
+    mapper = registry.label_mapper(labels.mapper)  # guarded: a mapper that raises names its plugin
+    answer = mapper(vocab, list(reference_vocabulary), aliases=aliases)
+    plugin = registry.provider("label mapper", labels.mapper)
+    return settle_mapping(answer, vocab, list(reference_vocabulary), aliases, labels.mapper, plugin, dataset.name)
 
 
 def load_modality(
@@ -153,8 +142,8 @@ def load_modality(
     "none" (features as they are), or a stored ``(mean, std)`` (evaluation of a
     trained adapter).
     """
-    dataset = make_dataset(spec.data)
-    backbone, plugin = make_backbone(spec.backbone)
+    dataset = make_dataset(spec.data, spec.plugins.get("dataset", ""))
+    backbone, plugin = make_backbone(spec.backbone, spec.plugins.get("backbone", ""))
     if not backbone.reads(dataset.modality):
         raise AliceError(
             f"backbone {backbone.name!r} reads {backbone.modality} but data set {dataset.name!r} holds "
@@ -177,7 +166,8 @@ def load_modality(
             plugin=plugin,
         )
         mapped = mapping.apply(split.labels, vocab)
-        _check_labelled(mapped, dataset, name)
+        unmapped = (split.labels.sum(1) > 0) & (mapped.sum(1) == 0)
+        _check_labelled(mapped, unmapped, mapping, dataset, name)
         out.labels[name] = torch.as_tensor(mapped)
         out.pair_ids[name] = split.pair_ids
         out.splits[name] = split

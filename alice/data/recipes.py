@@ -22,6 +22,7 @@ import tomllib
 
 from alice import console
 from alice.errors import AliceError
+from alice.files import MAX_TOML_BYTES, memory_bytes, parse_toml, size_text
 from alice.plugin.manager import get_registry
 
 STAGES = ("reference", "modality")
@@ -52,6 +53,8 @@ class ModalitySpec:
     data: DataSpec
     backbone: BackboneSpec
     labels: LabelSpec = field(default_factory=LabelSpec)
+    #: kind ("dataset", "backbone") -> the plugin an adapter manifest says provided it, for messages when missing
+    plugins: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +94,16 @@ class TrainingSpec:
     )
     compile: str = "off"  # torch.compile the step: "off", "default", "reduce-overhead" (CUDA graphs), "max-autotune"
     dropout_mask: str = "auto"  # classifier dropout masks. auto: "16bit" when compiled on CPU, else "torch"
+
+
+@dataclass
+class ProbeSpec:
+    """How ``alice recipe init`` measures candidate backbones (:mod:`alice.data.probe`); the defaults of its options."""
+
+    items: int = 300  # training items drawn, seeded, for the probe (all of them when the split is smaller)
+    folds: int = 5  # each item is scored by a probe fitted on the other folds (fewer folds than items, never)
+    seed: int = 0  # draws the sample and its folds
+    ridge: float = 0.1  # the ridge classifier's strength, in units of the sample's mean Gram eigenvalue
 
 
 #: what stage 2's L_align compares a new modality's latents with (alice.core.alignment.LOSSES)
@@ -277,6 +290,11 @@ def parse_recipe(raw: dict[str, Any], name: str, source: str = "", quiet: bool =
         _check_values(recipe)
     except AliceError as exc:
         raise AliceError(f"recipe {recipe.name!r}: {exc}") from None
+    # feature size and classes unknown yet: a lower bound, against all of this machine's memory (a GPU's is
+    # checked before training, alice.train.jobs)
+    lower = model_parameters(recipe, latent_dim=1 if recipe.stage == "modality" else None)
+    total = memory_bytes(available=False)
+    check_model_fits(recipe, lower, (total, f"this machine has {size_text(total)} of memory"), at_least=True)
     for label, known in FAST_PATH_CHOICES.items():
         value = getattr(t, label)
         if value not in known:
@@ -303,6 +321,11 @@ def parse_recipe(raw: dict[str, Any], name: str, source: str = "", quiet: bool =
             )
     return recipe
 
+
+#: the most training steps a recipe may ask for: 1,000 times the paper's 100,000 (days of training at any size)
+MAX_STEPS = 100_000_000
+#: the largest whole number a recipe may hold anywhere (torch, numpy and the seeds take 64-bit integers)
+MAX_INT = 2**63 - 1
 
 #: settings that must be above zero, and at zero or above (every number must also be finite)
 POSITIVE = ("training.steps", "training.batch_size", "training.lr", "model.latent_dim")
@@ -335,10 +358,16 @@ def _numbers(value: Any, where: str) -> Iterator[tuple[str, Any]]:
 
 def _check_values(recipe: Recipe) -> None:
     """Finite numbers everywhere; sizes positive, weights not negative, each named by its field."""
+    if recipe.training.steps > MAX_STEPS:
+        raise AliceError(
+            f"training.steps must be at most {MAX_STEPS:,} (the paper trains 100,000), got {recipe.training.steps:,}"
+        )
     found = dict(_numbers(recipe, ""))
     for where, value in found.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise AliceError(f"{where} must be a finite number, got {value}")
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise AliceError(f"{where} must be a number of at most 19 digits (below 2**63), got {value}")
     for where in POSITIVE:
         if found[where] <= 0:
             raise AliceError(f"{where} must be positive, got {found[where]}")
@@ -353,6 +382,48 @@ def _check_values(recipe: Recipe) -> None:
         dropout = recipe.model.classifier_dropout
         raise AliceError(f"model.classifier_dropout must be at least 0 and below 1, got {dropout}")
     _check_design_settings(recipe.intervention)
+
+
+def mlp_parameters(sizes: list[int]) -> int:
+    """The weights and biases of :func:`alice.core.modules.mlp` over layer ``sizes``, counted without building it."""
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def model_parameters(recipe: Recipe, feature_dim: int = 1, classes: int = 1, latent_dim: int | None = None) -> int:
+    """What a recipe trains besides its intervention: E and D, and for a reference C (``latent_dim``: the
+    reference's, for a modality recipe). The defaults of 1 give a lower bound before the data is known."""
+    m, latent = recipe.model, latent_dim or recipe.model.latent_dim
+    n = mlp_parameters([feature_dim, *m.encoder_hidden, latent]) + mlp_parameters(
+        [latent, *reversed(m.encoder_hidden), feature_dim]
+    )
+    return n + (mlp_parameters([latent, *m.classifier_hidden, classes]) if recipe.stage == "reference" else 0)
+
+
+def check_model_fits(
+    recipe: Recipe,
+    parameters: int,
+    memory: tuple[int, str],
+    at_least: bool = False,
+    intervention: bool = False,
+) -> None:
+    """Refuse, before anything is allocated, a model whose training needs more than ``memory`` (bytes, and the
+    words for them: "this machine has 16.0 GiB of memory"): float32 weights and gradients, and Adam's moments.
+    ``intervention``: the count includes the intervention's parameters (its settings are named too)."""
+    per_parameter = 4 * (2 + (3 if recipe.training.amsgrad else 2))
+    if parameters * per_parameter <= memory[0]:
+        return
+    m = recipe.model
+    sizes = [f"model.encoder_hidden {m.encoder_hidden}"]
+    if recipe.stage == "reference":
+        sizes = [f"model.latent_dim {m.latent_dim}", *sizes, f"model.classifier_hidden {m.classifier_hidden}"]
+        if intervention:
+            sizes += [f"intervention.{k} {v}" for k, v in recipe.intervention.settings.items() if isinstance(v, int)]
+    raise AliceError(
+        f"recipe {recipe.name!r}: the model's sizes ({', '.join(sizes)}) make {'at least ' if at_least else ''}"
+        f"{parameters:,} parameters, {size_text(4 * parameters)} of float32 weights and about "
+        f"{size_text(per_parameter * parameters)} to train them (weights, gradients, Adam's moments); {memory[1]}: "
+        "choose smaller sizes"
+    )
 
 
 def _check_design_settings(spec: InterventionSpec) -> None:
@@ -376,7 +447,8 @@ def search_path() -> list[Path]:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            return parse_toml(f.read(MAX_TOML_BYTES + 1), f"recipe {path}")
     except tomllib.TOMLDecodeError as exc:
         raise AliceError(f"recipe {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -397,7 +469,8 @@ def find_recipe(name_or_path: str) -> Path:
         if candidate.is_file():
             return candidate
     known = ", ".join(sorted(r.name for r in list_recipes())) or "none"
-    raise AliceError(f"unknown recipe {name_or_path!r} (known: {known})")
+    # a plugin that failed to load registered no recipe folder: its recipes are missing too
+    raise AliceError(f"unknown recipe {name_or_path!r} (known: {known}){get_registry().missing_hint()}")
 
 
 def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
@@ -414,7 +487,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         raise AliceError(f"--set expects section.key=value, got {item!r}")
     key, text = item.split("=", 1)
     try:
-        value = tomllib.loads(f"v = {text}")["v"]
+        value = parse_toml(f"v = {text}", f"--set {key}")["v"]
     except tomllib.TOMLDecodeError:
         value = text  # a bare word is a string
     node = raw

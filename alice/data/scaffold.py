@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alice.data.labels import uncovered_labels
+from alice import console
+from alice.data.labels import CASE_RULE, uncovered_labels
 from alice.data.loading import make_backbone, make_dataset
-from alice.data.recipes import DataSpec, TrainingSpec, _apply_override, parse_recipe
+from alice.data.probe import Probe, find_candidates, run_probe
+from alice.data.recipes import DataSpec, ProbeSpec, TrainingSpec, _apply_override, parse_recipe
+from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.plugin import SPLITS, Found
 from alice.plugin.manager import get_registry
@@ -39,6 +42,8 @@ class Scaffold:
     vocabulary: list[str]
     counts: dict[str, int]
     dropped: list[str]
+    adapter: str = ""  # a modality recipe's adapter name: its modality, or a free one when the space has that
+    probe: Probe | None = None  # the backbones measured, when several read the data and none was forced
 
 
 def recipe_name(path: Path) -> str:
@@ -107,13 +112,60 @@ def _sizes(n_train: int) -> tuple[int, int]:
     return batch, max(300, min(3000, round(20 * n_train / batch / 100) * 100))
 
 
-def _sample(dataset: Any) -> str:
+def _first_inputs(dataset: Any, n: int = 4) -> list[Any]:
+    """A few training inputs: what the backbones are shown to say whether they read them."""
     try:
-        item = dataset.split("train").inputs[0]
-    except (AliceError, IndexError):
+        inputs = dataset.split("train").inputs
+    except AliceError:
+        return []
+    return [inputs[i] for i in range(min(n, len(inputs)))]
+
+
+def _sample(inputs: list[Any]) -> str:
+    if not inputs:
         return ""
+    item = inputs[0]
     text = str(item) if isinstance(item, (str, Path)) else type(item).__name__
     return text if len(text) <= 100 else text[:97] + "..."
+
+
+def choose_backbone(
+    data: Any,
+    found: Found,
+    inputs: list[Any],
+    backbone: str | None,
+    models: list[str] | None,
+    only: list[str] | None,
+    spec: ProbeSpec | None,
+) -> tuple[str, dict[str, Any], Probe | None, str]:
+    """The backbone of the recipe, its options, the probe that chose it (if one ran) and a comment saying how.
+
+    ``backbone`` forces one (no probe; its options are what it offers for these inputs, e.g. ``pixels``' size).
+    Otherwise every installed backbone that reads the inputs is a candidate (``only`` narrows them); two or more
+    are measured by :func:`run_probe`. With none, the data set's own suggestion is taken.
+    """
+    if backbone:
+        offered = find_candidates(data.modality, inputs, models, only=[backbone])
+        return backbone, dict(offered[0].spec.options) if offered else {}, None, "given with --backbone"
+    offered = find_candidates(data.modality, inputs, models, only)
+    if only and not offered:
+        raise AliceError(
+            f"none of {', '.join(only)} reads these {data.modality} inputs here; name others with --candidates, or "
+            "give one with --backbone"
+        )
+    if len(offered) == 1:
+        c = offered[0]
+        return c.spec.name, dict(c.spec.options), None, "the only installed backbone that reads these inputs"
+    if not offered:
+        return found.backbone, dict(found.backbone_options), None, f"the data set's suggestion ({found.backbone})"
+    probe = run_probe(data, offered, spec, pick_device("auto"))
+    if probe.chosen is None:
+        console.warn(
+            f"no backbone could be measured on this data ({'; '.join(c.label + ': ' + c.error for c in offered)}); "
+            f"taking the data set's suggestion, {found.backbone}"
+        )
+        return found.backbone, dict(found.backbone_options), probe, f"the data set's suggestion ({found.backbone})"
+    return probe.chosen.spec.name, dict(probe.chosen.spec.options), probe, ""
 
 
 def scaffold(
@@ -124,17 +176,30 @@ def scaffold(
     dataset: str | None = None,
     reference: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
+    models: list[str] | None = None,
+    candidates: list[str] | None = None,
+    probe: ProbeSpec | None = None,
 ) -> Scaffold:
     """A recipe for ``path`` named ``name`` (default: the file or folder's): a reference recipe, or with
-    ``reference`` (``{"path", "name", "family", "vocabulary"}``) a modality recipe for that reference space."""
+    ``reference`` (``{"path", "name", "family", "vocabulary"}``, and ``"renamed"``: the adapter names the space
+    has, each with the free name a new adapter of that modality takes) a modality recipe for that reference space.
+
+    The backbone is measured (:func:`choose_backbone`): ``models`` are model folders to measure too, ``candidates``
+    the backbones to compare (default: every installed one that reads the data), ``probe`` how.
+    """
     if not path.exists():
         raise AliceError(f"{path} does not exist")
     title = name or recipe_name(path)
     name, found = find_dataset(path, modality, dataset)
-    data = make_dataset(DataSpec(name, dict(found.options)))
+    options = {"data": {"dataset": name, **found.options}}
+    for item in overrides or []:  # --set data.KEY=VALUE: the data set is read with it, as the recipe will read it
+        if item.strip().startswith("data."):
+            _apply_override(options, item)
+    data = make_dataset(DataSpec(name, {k: v for k, v in options["data"].items() if k != "dataset"}))
     vocab = list(data.vocabulary)
     counts = {s: len(data.split(s).inputs) for s in SPLITS}
-    b_name, b_options = (backbone, {}) if backbone else (found.backbone, dict(found.backbone_options))
+    inputs = _first_inputs(data)
+    b_name, b_options, measured, how = choose_backbone(data, found, inputs, backbone, models, candidates, probe)
     stage = "modality" if reference else "reference"
     family = reference["family"] if reference else title
     raw: dict[str, Any] = {
@@ -178,8 +243,10 @@ def scaffold(
             f"backbone {built.name!r} reads {built.modality}, not {data.modality} (data set {name!r}); choose another "
             "with --backbone"
         )
-    text = _render(raw, path, title, name, data, vocab, counts, dropped, reference, _sample(data))
-    return Scaffold(text, raw, name, data.modality, vocab, counts, dropped)
+    adapter = reference.get("renamed", {}).get(data.modality, data.modality) if reference else ""
+    chosen = measured.comment() if measured is not None and measured.chosen is not None else [f"# Backbone: {how}."]
+    text = _render(raw, path, title, name, data, vocab, counts, dropped, reference, _sample(inputs), adapter, chosen)
+    return Scaffold(text, raw, name, data.modality, vocab, counts, dropped, adapter, measured)
 
 
 def _render(
@@ -193,6 +260,8 @@ def _render(
     dropped: list[str],
     reference: dict[str, Any] | None,
     sample: str,
+    adapter: str,
+    chosen: list[str],
 ) -> str:
     """The recipe as commented TOML: what was found on top, a word on each table."""
     shown = ", ".join(vocab[:12]) + (f" and {len(vocab) - 12} more" if len(vocab) > 12 else "")
@@ -200,13 +269,17 @@ def _render(
     lines = [
         f"# {title}: a {raw['stage']} recipe written by `alice recipe init {path}`.",
         f"# Data set {name} ({raw['modality']}): {raw['description']}.",
-        f"# {len(vocab)} labels: {shown}.",
+        f"# {len(vocab)} labels ({CASE_RULE}): {shown}.",
         f"# Items: {sizes}." + (f" A sample: {sample}" if sample else ""),
     ]
     if reference:
+        named = f" --name {adapter}" if adapter != raw["modality"] else ""
         lines.append(
             f"# Add it:   alice modality add {raw['modality']} --reference {reference['path']} --recipe <this file>"
+            + named
         )
+        if named:
+            lines.append(f"# (the space already has an adapter {raw['modality']!r}; --name adds this one beside it)")
     else:
         lines.append(f"# Build it: alice reference build <this file> --out artifacts/{title}")
     lines += ["# Paths are read from the folder alice runs in.", ""]
@@ -226,7 +299,7 @@ def _render(
             continue
         body = dict(raw[table])
         aliases = body.pop("aliases", None) if table == "labels" else None
-        lines += ["", f"# {comments[table]}", f"[{table}]"]
+        lines += [""] + (chosen if table == "backbone" else []) + [f"# {comments[table]}", f"[{table}]"]
         lines += [f"{toml_key(key)} = {toml_value(value)}" for key, value in body.items()]
         if table == "labels":
             matched = [c for c in vocab if c not in dropped]

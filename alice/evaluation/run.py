@@ -3,12 +3,16 @@
 Each adapter's own data set is loaded from its manifest (features from the
 cache), its val split calibrates per-class thresholds (Youden's J) and its
 test split is scored. Retrieval pairs two modalities through the pair ids of
-their test splits, which training never sees. The no-training baseline
-encodes with freshly initialised encoders of the same architecture.
+their test splits, which training never sees; two adapters reading the same
+data set (the same inputs, the same test split) are no cross-modal pair and
+are left out of Tables 2 and 3 (``within_data_set`` says which). The
+no-training baseline encodes with freshly initialised encoders of the same
+architecture, seeded by the pair of modalities and ``EvalSpec.seed`` alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,7 +49,7 @@ NO_TRAINING, ALICE = "no training", "ALICE (0 pairs)"
 class Encoded:
     adapter: Adapter
     data: ModalityData
-    z: dict[str, torch.Tensor]  # method -> test latents as search compares them
+    z: dict[str, torch.Tensor]  # ALICE -> test latents as search compares them
     annotated: np.ndarray
     latent: torch.Tensor  # ALICE's test latents E(x) as C_ref reads them (before any search transform)
 
@@ -174,6 +178,33 @@ def _counterfactual_row(
     return row
 
 
+def baseline_seed(a: str, b: str, seed: int) -> int:
+    """The seed of the no-training baseline's random encoders for modalities ``a`` and ``b`` (in either order).
+
+    From the two names and the evaluation seed only: the baseline rows of a pair stay the same when
+    an adapter is added to or removed from the space.
+    """
+    first, second = sorted((a, b))
+    digest = hashlib.sha256(f"no-training:{seed}:{first}:{second}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # 63 bits: any torch generator takes it
+
+
+@torch.no_grad()
+def _untrained_latents(encoded: dict[str, Encoded], a: str, b: str, seed: int) -> dict[str, torch.Tensor]:
+    """Test latents of ``a`` and ``b`` under freshly initialised encoders, one per modality, seeded by the pair."""
+    torch.manual_seed(baseline_seed(a, b, seed))
+    out = {}
+    for name in sorted((a, b)):  # drawn in one order whichever is the query
+        e = encoded[name]
+        out[name] = fresh_encoder(e.adapter).eval()(e.data.features["test"])
+    return out
+
+
+def same_data(a: ModalityData, b: ModalityData) -> bool:
+    """Whether two adapters read the same data set, with the same options: the same inputs, the same test split."""
+    return a.dataset.name == b.dataset.name and a.dataset.identity() == b.dataset.identity()
+
+
 def _gap_rows(encoded: dict[str, Encoded]) -> list[dict[str, Any]]:
     """Table 4: the modality gap of every two modalities' test latents, as search compares them.
 
@@ -237,39 +268,53 @@ def evaluate(reference: ReferenceSpace, spec: EvalSpec | None = None) -> dict[st
     }
     if spec.data:
         report["data_options"] = dict(spec.data)
-    for i, name in enumerate(names):
+    for name in names:
         adapter = reference.load_adapter(name).to(device)
         data = adapter.load_data(("val", "test"), device, spec.data)
         report["modalities"][name] = _classification_and_interventions(reference, adapter, data, spec.seeds)
-        torch.manual_seed(1_000 + i)  # a different random encoder per modality
-        random_encoder = fresh_encoder(adapter).eval()
         with torch.no_grad():
             latent = adapter.encode(data.features["test"])
-            z = {ALICE: adapter.search_latents(latent), NO_TRAINING: random_encoder(data.features["test"])}
-        encoded[name] = Encoded(adapter, data, z, data.mapping.annotated, latent)
-    for qa, ga in itertools.permutations(names, 2):
+        encoded[name] = Encoded(adapter, data, {ALICE: adapter.search_latents(latent)}, data.mapping.annotated, latent)
+    # two adapters of one data set (two backbones of the same captions, say) are not two modalities: each query's
+    # own input is in the gallery, so retrieval would score how alike two encoders read it, not a cross-modal search
+    within = [(a, b) for a, b in itertools.combinations(names, 2) if same_data(encoded[a].data, encoded[b].data)]
+    if within:
+        report["within_data_set"] = [
+            {"a": a, "b": b, "dataset": encoded[a].data.dataset.name, "left_out": "Tables 2 and 3"} for a, b in within
+        ]
+    left_out = {frozenset(p) for p in within}
+    cross = [(a, b) for a, b in itertools.permutations(names, 2) if frozenset((a, b)) not in left_out]
+    untrained: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    for qa, ga in cross:
         q, g = encoded[qa], encoded[ga]
         pq, pg = q.data.pair_ids["test"], g.data.pair_ids["test"]
         if not pq or not pg or not set(pq) & set(pg):
             continue
         both = q.annotated & g.annotated
         method_name, n_aligned = _method(q.adapter, g.adapter)
+        pair = tuple(sorted((qa, ga)))
+        if pair not in untrained:
+            untrained[pair] = _untrained_latents(encoded, qa, ga, spec.seed)
+        z = {NO_TRAINING: untrained[pair], ALICE: {qa: q.z[ALICE], ga: g.z[ALICE]}}  # method -> modality -> latents
         for method in (NO_TRAINING, ALICE):
             label, n = (method, 0) if method == NO_TRAINING else (method_name, n_aligned)
+            zq, zg = z[method][qa], z[method][ga]
             report["retrieval"].append(
-                _retrieval_row(qa, ga, label, n, q.z[method], g.z[method], q.data, g.data, both, spec.block_scenes)
+                _retrieval_row(qa, ga, label, n, zq, zg, q.data, g.data, both, spec.block_scenes)
             )
     report["gap"] = _gap_rows(encoded)
     report["counterfactual"] = [
         _counterfactual_row(reference, qa, ga, encoded[qa], encoded[ga], spec.seeds)
-        for qa, ga in itertools.permutations(names, 2)
+        for qa, ga in cross
         if (encoded[qa].annotated & encoded[ga].annotated).sum() >= 2
     ]
     if spec.pairs:
         paired = spec.paired or PairedSpec()
         report["paired_settings"] = {**asdict(paired), "pairs": spec.pairs}
         for qa, ga in itertools.combinations(names, 2):
-            if set(encoded[qa].data.pair_ids["test"]) & set(encoded[ga].data.pair_ids["test"]):
+            if frozenset((qa, ga)) not in left_out and set(encoded[qa].data.pair_ids["test"]) & set(
+                encoded[ga].data.pair_ids["test"]
+            ):
                 report["retrieval"].extend(
                     _paired_rows(reference, (qa, ga), spec.pairs, paired, device, spec.block_scenes)
                 )

@@ -49,6 +49,7 @@ class EvalSpec:
     device: str = "auto"
     seeds: int = 5  # random intervention draws to average over
     block_scenes: int = 1000  # scenes per block of the authors' 1K-block retrieval protocol
+    seed: int = 0  # the no-training baseline's random encoders: each pair's seed derives from this and its two names
     pairs: int | None = None  # also train CLIP, CyCLIP and ALICE then CLIP on this many pairs (Table 2)
     paired: PairedSpec | None = None  # their settings (default: PairedSpec())
     # data set options replacing the adapters' own for the val and test splits (`--set data.KEY=VALUE`): a shifted

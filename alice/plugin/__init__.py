@@ -12,10 +12,16 @@ this module is cheap (no torch, no numpy): ``Intervention`` and
 - :class:`Backbone`, :class:`DataSet`, :class:`Split`, :class:`Intervention` are what
   the hooks register; ``SPLITS`` and ``PAIRED`` name the splits; :class:`Found` is what a
   data set makes of a file or folder (``alice recipe init``);
+- :func:`label_key` is how labels are compared (case and surrounding spaces ignored);
 - :class:`AliceError` is the error to raise for a user's mistake (one line, no traceback);
+- :func:`parse_json` reads JSON a user or someone else wrote (a labels file's line, an annotation
+  file), bounded in nesting, with one line for anything that is not JSON;
+- :class:`InputLimits` caps the images and sounds a reader decodes (check the header first), and
+  :class:`TooLarge` is the error for a file over them;
 - :func:`warn` and :func:`info` print a warning (a skipped file, say) or a status line the way the CLI does;
 - :func:`register_plugin` / :func:`unregister_plugin` register a plugin object in a
-  test or a notebook, :func:`get_registry` shows what is registered.
+  test or a notebook, :func:`get_registry` shows what is registered (each class behind
+  the guard of :mod:`alice.plugin.guard`: a subclass whose failures name the plugin).
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from alice.console import info, warn
 from alice.errors import AliceError
+from alice.files import parse_json
 from alice.plugin.backbone import Backbone, Preview
-from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split
+from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split, label_key
 from alice.plugin.hookspecs import hookimpl
+from alice.plugin.limits import InputLimits, TooLarge
 from alice.plugin.manager import get_registry, register_plugin, unregister_plugin
 
 if TYPE_CHECKING:
@@ -39,13 +47,17 @@ __all__ = [
     "Backbone",
     "DataSet",
     "Found",
+    "InputLimits",
     "Intervention",
     "InterventionBatch",
     "Preview",
     "Split",
+    "TooLarge",
     "get_registry",
     "hookimpl",
     "info",
+    "label_key",
+    "parse_json",
     "register_plugin",
     "unregister_plugin",
     "warn",

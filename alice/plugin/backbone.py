@@ -7,7 +7,10 @@ ALICE never trains a backbone: features are extracted once, cached
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+from alice.plugin.limits import InputLimits
 
 if TYPE_CHECKING:  # torch and numpy are imported by backbones when they run, not when plugins load
     import numpy as np
@@ -61,6 +64,18 @@ class Backbone:
         (no weights)."""
         return modality == self.modality or modality in self.also_reads
 
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The option sets under which this backbone would read ``sample`` here, each one candidate that
+        ``alice recipe init`` measures.
+
+        ``sample`` is a few inputs of a data set of ``modality``; ``models`` are the model folders the user
+        named (``--model``). A candidate must work with nothing to download (weights installed, or a folder on
+        disk): the probe extracts features of a few hundred items with each. Keep this cheap (no weights; a
+        config file at most). Default: none, so a backbone takes part only by saying it reads such inputs.
+        """
+        return []
+
     def bind(self, *, inputs: Sequence[Any] | None = None, feature_dim: int | None = None) -> None:
         """Told, before any extraction, what this backbone will read.
 
@@ -80,6 +95,16 @@ class Backbone:
     def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
         """Return float32 features ``[len(inputs), feature_dim]`` for one batch."""
         raise NotImplementedError
+
+    def read_file(self, path: Path, limits: InputLimits) -> Any:
+        """One file ending in one of ``file_suffixes``, decoded into an input ``extract`` takes.
+
+        Refuse a file whose header says it is over ``limits`` with :class:`alice.plugin.TooLarge`
+        before decoding it, and one that cannot be read with :class:`AliceError`. The server decodes
+        an upload here, outside the lock its models run under. By default the path itself, which
+        ``extract`` reads.
+        """
+        return str(path)
 
     def preview(self, item: Any) -> Preview:
         """How a person sees one input (see :data:`Preview`); by default its text."""

@@ -17,6 +17,16 @@ SPLITS = ("train", "val", "test")
 PAIRED = "paired"
 
 
+def label_key(label: str) -> str:
+    """How two labels are compared everywhere in ALICE: case and surrounding spaces ignored.
+
+    ``"Coins"``, ``"coins"`` and ``" coins "`` are one label: one class of a reference, and one match
+    for a reference label in a modality's label mapping. A data set should give each label one
+    spelling (the file data sets take the most frequent one, and say so).
+    """
+    return label.strip().casefold()
+
+
 @dataclass
 class Split:
     """One split of a data set, in the data set's own label vocabulary.

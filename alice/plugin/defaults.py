@@ -8,6 +8,7 @@ loading plugins never imports torch.
 from __future__ import annotations
 
 from alice.errors import AliceError
+from alice.plugin.dataset import label_key
 from alice.plugin.hookspecs import hookimpl
 
 
@@ -25,24 +26,24 @@ def alice_register_interventions(register):
 def map_by_name(
     source: list[str], reference: list[str], aliases: dict[str, str] | None = None
 ) -> dict[str, str | None]:
-    """Map labels with the same name (case and surrounding spaces ignored).
+    """Map labels with the same name (:func:`label_key`: case and surrounding spaces ignored).
 
     ``aliases`` (from the recipe's ``[labels.aliases]`` table) maps a source
     label to a reference label explicitly, or to ``""`` for "no counterpart".
     A label that matches nothing and has no alias is left out of the result,
     which ALICE refuses, naming it.
     """
-    by_key = {r.strip().lower(): r for r in reference}
+    by_key = {label_key(r): r for r in reference}
     aliases = aliases or {}
     out: dict[str, str | None] = {}
     for label in source:
         if label in aliases:
             target = aliases[label] or None
-            if target is not None and target not in reference:
+            if target is not None and label_key(target) not in by_key:
                 raise AliceError(f"label alias {label!r} -> {target!r}: {target!r} is not in the reference vocabulary")
-            out[label] = target
-        elif label.strip().lower() in by_key:
-            out[label] = by_key[label.strip().lower()]
+            out[label] = None if target is None else by_key[label_key(target)]
+        elif label_key(label) in by_key:
+            out[label] = by_key[label_key(label)]
     return out
 
 

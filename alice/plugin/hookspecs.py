@@ -77,5 +77,7 @@ def alice_register_recipe_dirs(register: Callable) -> None:
 def alice_register_commands(cli) -> None:
     """Add commands to the CLI.
 
-    :param cli: the root :class:`typer.Typer` application; add commands or sub-apps to it.
+    :param cli: a :class:`typer.Typer` application of the plugin's own; add commands or sub-apps
+        to it. They join the root ``alice`` application when the hook returns; a hook that raises,
+        or adds a command whose name is taken, leaves its plugin out whole.
     """

@@ -7,10 +7,14 @@ same way: a module with ``alice_*`` hook implementations (see
 through the entry-point group ``alice``.
 
 A plugin is one unit: if it fails to import, implements a hook that does not
-exist (a misspelt name), raises in any of its hooks, or registers something
-malformed, it is left out whole, nothing it registered is kept, and
-``alice plugins list`` and every "unknown ..." error name it. The rest of the
-CLI keeps working.
+exist (a misspelt name), raises in any of its hooks (its command hook
+included), or registers something malformed, it is left out whole, nothing it
+registered is kept, and ``alice plugins list`` and every "unknown ..." error
+name it. The rest of the CLI keeps working.
+
+What the registry hands out is guarded (:mod:`alice.plugin.guard`): a plugin's
+code that raises while the core runs it is one line naming the plugin, the
+thing it registered and the call.
 
 A class may be registered *lazily*, by name and place: ``register("pixels",
 "alice_plugins.image.backbones:PixelBackbone")``. Its module is imported, and
@@ -37,6 +41,7 @@ import pluggy
 
 from alice.errors import AliceError
 from alice.plugin import hookspecs
+from alice.plugin.guard import LABELS, describe, guard_call, guard_class
 
 PROJECT = "alice"
 ENTRY_POINT_GROUP = "alice"
@@ -50,6 +55,8 @@ REGISTRATION_HOOKS = {
     "alice_register_interventions": "intervention",
     "alice_register_recipe_dirs": "recipe folder",
 }
+#: what a plugin's command hook adds (``register_commands``), listed with the rest
+COMMAND = "command"
 
 
 @dataclass
@@ -58,6 +65,12 @@ class PluginInfo:
     source: str  # "core", "entry point (<dist>==<version>)" or "registered at run time"
     error: str | None = None
     provides: dict[str, list[str]] = field(default_factory=dict)
+    distribution: str = ""  # "<dist>==<version>" of an entry-point plugin
+
+    @property
+    def origin(self) -> str:
+        """How a manifest records this plugin: ``scanner (alice-scanner==0.1.0)``, or its name alone."""
+        return f"{self.name} ({self.distribution})" if self.distribution else self.name
 
 
 @dataclass
@@ -65,6 +78,7 @@ class Registered:
     obj: Any  # None until a lazy registration is resolved
     plugin: str
     target: str | None = None  # "module:attribute" of a lazy registration
+    guarded: Any = None  # what the core is handed: obj behind the guard (alice.plugin.guard)
 
 
 def load_target(target: str) -> Any:
@@ -86,7 +100,7 @@ class Registry:
     """Everything the loaded plugins registered, by kind and name."""
 
     def __init__(self, plugins: dict[str, PluginInfo]) -> None:
-        self.items: dict[str, dict[str, Registered]] = {kind: {} for kind in REGISTRATION_HOOKS.values()}
+        self.items: dict[str, dict[str, Registered]] = {kind: {} for kind in (*REGISTRATION_HOOKS.values(), COMMAND)}
         self.conflicts: dict[tuple[str, str], list[str]] = {}
         self.unresolved: dict[tuple[str, str], str] = {}  # lazy registrations that failed to resolve: why
         self.plugins = plugins
@@ -97,7 +111,12 @@ class Registry:
     def failed(self) -> list[str]:
         return [p.name for p in self.plugins.values() if p.error]
 
-    def get(self, kind: str, name: str) -> Any:
+    def get(self, kind: str, name: str, origin: str = "") -> Any:
+        """The registered ``kind`` called ``name``, guarded: a failure in its code names its plugin.
+
+        ``origin`` is where a manifest or a recipe says it comes from (``scanner
+        (alice-scanner==0.1.0)``); an unknown name then says whether that plugin is missing or failed.
+        """
         if (kind, name) in self.conflicts:
             who = " and ".join(repr(p) for p in self.conflicts[(kind, name)])
             raise AliceError(
@@ -105,13 +124,33 @@ class Registry:
             )
         if name not in self.items[kind]:
             known = ", ".join(self.names(kind)) or "none"
-            failed = self.failed()
-            hint = f"; plugin(s) {', '.join(failed)} failed to load, see `alice plugins list`" if failed else ""
-            raise AliceError(f"unknown {kind} {name!r} (known: {known}){hint}")
+            raise AliceError(f"unknown {LABELS.get(kind, kind)} {name!r} (known: {known}){self.missing_hint(origin)}")
         entry = self.items[kind][name]
         if entry.target is not None and entry.obj is None:
             entry.obj = self._resolve(kind, name, entry)
-        return entry.obj
+        if entry.guarded is None:
+            entry.guarded = self._guarded(kind, name, entry)
+        return entry.guarded
+
+    @staticmethod
+    def _guarded(kind: str, name: str, entry: Registered) -> Any:
+        if kind == "label mapper":
+            return guard_call(entry.obj, entry.plugin, f"{LABELS[kind]} {name!r}")
+        if kind in ("recipe folder", COMMAND):  # a folder is data; a command is guarded where it is added
+            return entry.obj
+        return guard_class(kind, name, entry.plugin, entry.obj)
+
+    def missing_hint(self, origin: str = "") -> str:
+        """Why a name may be unknown: the plugin ``origin`` names is not installed or failed, or some plugin failed."""
+        plugin = origin.split(" (", 1)[0]
+        if plugin:
+            info = self.plugins.get(plugin)
+            if info is None:
+                return f"; it comes from plugin {origin}, which is not installed: install it"
+            if info.error:
+                return f"; it comes from plugin {origin}, which failed to load: {info.error}"
+        failed = self.failed()
+        return f"; plugin(s) {', '.join(failed)} failed to load, see `alice plugins list`" if failed else ""
 
     def _resolve(self, kind: str, name: str, entry: Registered) -> Any:
         """Import a lazily registered object and check it as an eager registration is checked."""
@@ -143,21 +182,32 @@ class Registry:
     def provider(self, kind: str, name: str) -> str:
         return self.items[kind][name].plugin
 
+    def origin(self, kind: str, name: str) -> str:
+        """Where ``name`` comes from, as a manifest records it: ``scanner (alice-scanner==0.1.0)``."""
+        return self.plugins[self.provider(kind, name)].origin
+
     # kind-specific lookups, for readability at the call sites
-    def backbone(self, name: str):
-        return self.get("backbone", name)
+    def backbone(self, name: str, origin: str = ""):
+        return self.get("backbone", name, origin)
 
-    def dataset(self, name: str):
-        return self.get("dataset", name)
+    def dataset(self, name: str, origin: str = ""):
+        return self.get("dataset", name, origin)
 
-    def label_mapper(self, name: str) -> Callable:
-        return self.get("label mapper", name)
+    def label_mapper(self, name: str, origin: str = "") -> Callable:
+        return self.get("label mapper", name, origin)
 
-    def intervention(self, name: str):
-        return self.get("intervention", name)
+    def intervention(self, name: str, origin: str = ""):
+        return self.get("intervention", name, origin)
 
     def recipe_dirs(self) -> list[Path]:
         return [r.obj for r in self.items["recipe folder"].values()]
+
+    def recipe_origin(self, path: str | Path) -> str:
+        """The plugin whose recipe folder holds the recipe file ``path`` ("" for a folder of ALICE_RECIPE_PATH)."""
+        folder = Path(path).parent
+        return next(
+            (self.origin("recipe folder", n) for n, r in self.items["recipe folder"].items() if r.obj == folder), ""
+        )
 
     @property
     def problems(self) -> list[str]:
@@ -170,12 +220,7 @@ class Registry:
 _manager: pluggy.PluginManager | None = None
 _registry: Registry | None = None
 _infos: dict[str, PluginInfo] = {}
-
-
-def describe(exc: BaseException) -> str:
-    """``TypeName: first line of the message``: how a plugin's failure is shown."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+_commands: dict[str, list[str]] = {}  # plugin -> the commands its hook added to the CLI
 
 
 def _add(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> None:
@@ -203,8 +248,8 @@ def plugin_manager() -> pluggy.PluginManager:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if allowed is not None and ep.name not in allowed:
             continue
-        dist = f"{ep.dist.name}=={ep.dist.version}" if ep.dist else "unknown distribution"
-        info = PluginInfo(ep.name, f"entry point ({dist})")
+        dist = f"{ep.dist.name}=={ep.dist.version}" if ep.dist else ""
+        info = PluginInfo(ep.name, f"entry point ({dist or 'unknown distribution'})", distribution=dist)
         if pm.has_plugin(ep.name) or ep.name in _infos:
             _infos.setdefault(
                 f"{ep.name} ({ep.value})", info
@@ -237,6 +282,7 @@ def unregister_plugin(name: str) -> None:
     if pm.has_plugin(name):
         pm.unregister(name=name)
     _infos.pop(name, None)
+    _commands.pop(name, None)
     _registry = None
 
 
@@ -294,7 +340,7 @@ def get_registry() -> Registry:
     if _registry is not None:
         return _registry
     pm = plugin_manager()
-    infos = {name: PluginInfo(i.name, i.source, i.error) for name, i in _infos.items()}
+    infos = {name: PluginInfo(i.name, i.source, i.error, distribution=i.distribution) for name, i in _infos.items()}
     pending: dict[str, list[tuple[str, str, Registered]]] = {}  # plugin -> (kind, name, registration)
     for hook_name, kind in REGISTRATION_HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -307,6 +353,9 @@ def get_registry() -> Registry:
                 )
             except Exception as exc:
                 info.error = f"{hook_name} failed: {describe(exc)}"
+    for plugin, names in _commands.items():  # what each plugin's command hook added (when the CLI ran it)
+        if plugin in infos and not infos[plugin].error:
+            pending.setdefault(plugin, []).extend((COMMAND, n, Registered(None, "")) for n in names)
     reg = Registry(infos)
     for plugin, items in pending.items():
         if infos[plugin].error:
@@ -322,16 +371,60 @@ def get_registry() -> Registry:
     return reg
 
 
-def register_commands(cli: Any) -> list[str]:
-    """Let plugins add CLI commands; returns problems (one line each). A failed plugin adds none."""
-    pm = plugin_manager()
-    problems = []
-    for impl in pm.hook.alice_register_commands.get_hookimpls():
+def register_commands(cli: Any) -> None:
+    """Let plugins add CLI commands to ``cli``, each through an application of its own.
+
+    A plugin's hook adds its commands to a fresh ``typer.Typer``; they reach ``cli`` only when the
+    hook returns and takes no name that is already a command. A hook that raises, or takes a name
+    already taken, leaves its plugin out whole (``alice plugins list`` shows it failed, and nothing
+    it registers elsewhere is kept). Every command callback a plugin adds is guarded.
+    """
+    import typer
+    from typer.main import get_command_name, get_group
+
+    global _registry
+    # the core's commands, named as typer names them (building the whole command tree would cost 30 ms)
+    taken = {c.name or get_command_name(c.callback.__name__) for c in cli.registered_commands if c.callback}
+    taken |= {g.name for g in cli.registered_groups if isinstance(g.name, str)}
+    for impl in plugin_manager().hook.alice_register_commands.get_hookimpls():
         info = _infos.get(impl.plugin_name)
-        if info is not None and info.error:
+        if info is None or info.error:
             continue
+        own = typer.Typer()
         try:
-            impl.function(cli=cli)
+            impl.function(cli=own)
+            names = list(get_group(own).commands)
         except Exception as exc:
-            problems.append(f"plugin {impl.plugin_name!r}: alice_register_commands failed: {describe(exc)}")
-    return problems
+            info.error = f"alice_register_commands failed: {describe(exc)}"
+            _registry = None
+            continue
+        clash = sorted(taken.intersection(names))
+        if clash:
+            info.error = f"alice_register_commands adds command(s) {', '.join(clash)}, which already exist"
+            _registry = None
+            continue
+        _guard_commands(own, info.name, "")
+        cli.registered_commands.extend(own.registered_commands)
+        cli.registered_groups.extend(own.registered_groups)
+        taken.update(names)
+        _commands[info.name] = names
+        _registry = None
+
+
+def _guard_commands(group: Any, plugin: str, prefix: str) -> None:
+    """Every callback of a plugin's typer application (and of its sub-applications) behind the guard."""
+    from typer.main import get_command_name
+
+    for command in group.registered_commands:
+        if command.callback is not None:
+            name = f"{prefix}{command.name or get_command_name(command.callback.__name__)}"
+            command.callback = guard_call(command.callback, plugin, f"{LABELS['command']} {name!r}")
+    for sub in group.registered_groups:
+        if sub.typer_instance is None:
+            continue
+        name = sub.name if isinstance(sub.name, str) else sub.typer_instance.info.name
+        where = f"{prefix}{name} " if isinstance(name, str) else prefix
+        info = sub.typer_instance.registered_callback
+        if info is not None and info.callback is not None:
+            info.callback = guard_call(info.callback, plugin, f"{LABELS['command']} {where.strip()!r}")
+        _guard_commands(sub.typer_instance, plugin, where)

@@ -21,7 +21,6 @@ not at all.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from alice.errors import AliceError
 from alice.evaluation.run import evaluate, save_evaluation
 from alice.evaluation.specs import EvalSpec
 from alice.evaluation.tables import evaluation_tables
-from alice.files import check_writable, publish_folder, staging_folder, write_json
+from alice.files import check_writable, publish_folder, read_json, staging_folder, write_json
 from alice.report.figures import PROJECTIONS, Items, projection_figures
 from alice.report.previews import Gallery
 from alice.report.spec import ReportSpec
@@ -75,8 +74,8 @@ def _evaluation(reference: ReferenceSpace, device: torch.device, seeds: int) -> 
     stored: Any = None
     if path.is_file():
         try:
-            stored = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            stored = read_json(path)
+        except AliceError:
             stored = None
     if (
         isinstance(stored, dict)
@@ -181,7 +180,8 @@ th:first-child, td:first-child { text-align: left; }
 figure { margin: 0; width: 110px; font-size: 0.75em; }
 figure img { display: block; max-width: 100px; image-rendering: pixelated; border: 1px solid #ddd; }
 figure audio { width: 100px; height: 24px; }
-p.text { margin: 0; padding: 0.3em; background: #fafafa; border: 1px solid #ddd; min-height: 3em; }
+p.text { margin: 0; padding: 0.3em; background: #fafafa; border: 1px solid #ddd; min-height: 3em;
+         white-space: pre-wrap; overflow-wrap: anywhere; }
 img.figure { max-width: 100%; border: 1px solid #ddd; }
 code { background: #f3f3f3; padding: 0 0.2em; }
 """
@@ -277,6 +277,6 @@ Counterfactual rows edit the query first with M_ref (through the query modality'
 def is_report(folder: Path) -> bool:
     """A folder `alice report` wrote: its report.json names a reference (an index.html alone is not enough)."""
     try:
-        return isinstance(json.loads((folder / REPORT_RECORD).read_text()).get("reference_sha256"), str)
-    except (OSError, ValueError, AttributeError):
+        return isinstance(read_json(folder / REPORT_RECORD).get("reference_sha256"), str)
+    except (AliceError, AttributeError):
         return False

@@ -109,6 +109,7 @@ class Gallery:
                     f'<audio controls src="{stem}.wav"></audio>'
                 )
             else:
+                # escaped, its line breaks kept: the page's style shows p.text with white-space: pre-wrap
                 body = f'<p class="text">{html.escape(str(preview))}</p>'
             self._done[key] = body
         return f"<figure>{self._done[key]}<figcaption>{html.escape(caption)}</figcaption></figure>"

@@ -11,6 +11,7 @@ from alice.artifacts.ann import AnnSpec
 from alice.artifacts.indexes import Index, default_index_path, write_index
 from alice.artifacts.layout import INDEX_FOLDER
 from alice.artifacts.store import ReferenceSpace, inside, is_reference_folder, scratch_beside, update_space
+from alice.data.loading import make_backbone
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.files import refuse_to_replace
@@ -71,7 +72,10 @@ def build_index(
             chunks.append(adapter.search_latents(adapter.encode(feats[lo : lo + batch_size])).cpu())
             bar.advance(min(batch_size, feats.shape[0] - lo))
     inputs = data.inputs(split)
-    texts = list(inputs) if len(inputs) and isinstance(inputs[0], str) else None
+    strings = list(inputs) if len(inputs) and isinstance(inputs[0], str) else None
+    # strings are texts, or the paths of the files the backbone reads (an image folder): its word says which
+    as_text = strings is not None and _reads_text(adapter)
+    texts, files = (strings, None) if as_text else (None, strings)
     source = adapter.manifest.data
     meta = {
         "modality": modality,
@@ -83,7 +87,17 @@ def build_index(
     }
     content = (torch.cat(chunks), meta, data.labels[split], data.mapping.annotated, texts, data.pair_ids[split])
     if rel is None:
-        return write_index(out, *content, overwrite, approximate)
+        return write_index(out, *content, overwrite, approximate, files)
     with scratch_beside(ref.path) as tmp:  # an index inside the space comes with the space's next version
-        update_space(ref.path, {rel: write_index(tmp / out.name, *content, approximate=approximate)})
+        update_space(ref.path, {rel: write_index(tmp / out.name, *content, approximate=approximate, files=files)})
     return out
+
+
+def _reads_text(adapter) -> bool:
+    """Whether the adapter's backbone reads text (its strings are texts, not file paths); a backbone whose plugin
+    is not installed here cannot say, and its strings are kept as texts."""
+    try:
+        backbone, _ = make_backbone(adapter.manifest.modality_spec().backbone)
+    except AliceError:
+        return True
+    return bool(backbone.reads_text)

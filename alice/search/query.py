@@ -14,7 +14,9 @@ from typing import Any
 import torch
 
 from alice.api import Space
-from alice.artifacts.indexes import Index
+from alice.artifacts.indexes import Index, split_pin
+from alice.artifacts.space import DERIVED, role
+from alice.artifacts.store import inside
 from alice.errors import AliceError
 
 
@@ -27,9 +29,33 @@ def parse_replacement(text: str, what: str = "--replace") -> tuple[str, str]:
 
 
 def open_index(space: Space, path: str | Path) -> Index:
-    """An index file, refused unless it was built with this space's reference and its adapter of that modality."""
-    index = Index.open(path)
+    """An index file, refused unless its bytes are the ones expected and it was built with this space's reference
+    and its adapter of that modality.
+
+    ``path`` may be pinned, ``FILE@sha256:HEX``; an index inside the space is checked against the sha256
+    ``space.json`` records for it. Either check runs before any byte of the file is parsed. An index neither
+    pinned nor recorded (a file of your own beside the space) is checked after loading: its header, and an
+    approximate index's every item id and link, against the embeddings it holds.
+    """
+    file, expected = split_pin(path)
+    source = "its pin"
+    rel = inside(file, space.path)
+    record = space.reference.inspection.record if space.reference.inspection is not None else None
+    if rel is not None and record is not None and file.exists():  # a missing one: Index.open says "no index at"
+        entry = record.entries.get(rel)
+        if entry is None or role(rel) != DERIVED:
+            raise AliceError(
+                f"{file} lies inside reference {space.path}, whose space.json names no index there; "
+                "build one with `alice index build`"
+            )
+        if expected is None:
+            expected, source = entry.sha256, "space.json"
+    index = Index.open(file, expected, source)
     space.check_index(index)  # before any query's backbone is built
+    reads = space.reads(index.modality)
+    if index.texts is not None and index.files is None and reads.file_suffixes and not reads.reads_text:
+        # an index written before files were kept apart holds an image folder's paths as its "texts"
+        index.files, index.texts = index.texts, None
     return index
 
 
@@ -52,19 +78,25 @@ def item_latent(index: Index, row: int) -> torch.Tensor:
     return torch.from_numpy(index.rows([row]).copy())
 
 
-def classification(space: Space, z: torch.Tensor, modality: str) -> dict[str, Any]:
-    """C_ref's reading of one latent: the predicted labels and every class's probability."""
+def classification(space: Space, z: torch.Tensor, modality: str, edited: bool = False) -> dict[str, Any]:
+    """C_ref's reading of one latent: the predicted labels, every class's probability, and ``warnings``.
+
+    A warning flags a reading that rests on classes ``modality`` does not annotate
+    (:meth:`alice.api.Space.warnings`); ``edited``: the latent is the query after M_ref's edit.
+    """
     p = space.classify(z)[0].tolist()
+    lines = space.warnings(z, modality)[0]
     return {
-        "labels": space.labels(z, modality)[0],
+        "labels": space.labels(z, modality, warn=False)[0],
         "probabilities": {label: round(float(x), 4) for label, x in zip(space.vocabulary, p)},
+        "warnings": [f"after the edit, {w}" for w in lines] if edited else lines,
     }
 
 
 def edit(space: Space, z: torch.Tensor, modality: str, replace: tuple[str, str]) -> tuple[torch.Tensor, list[str], str]:
     """M_ref's "replace OLD with NEW": ``(edited latent, [OLD, NEW] as spelt in the vocabulary, a warning or "")``."""
     old, new = (space.vocabulary[space.label_index(x)] for x in replace)
-    present = space.labels(z, modality)[0]
+    present = space.labels(z, modality, warn=False)[0]
     warning = ""
     if old not in present:
         warning = (
@@ -77,7 +109,8 @@ def edit(space: Space, z: torch.Tensor, modality: str, replace: tuple[str, str])
 def ranked(
     space: Space, index: Index, z: torch.Tensor, k: int, exact: bool = False, modality: str | None = None
 ) -> list[dict[str, Any]]:
-    """The top ``k`` items of ``index`` for one latent: rank, row, score, labels, and text or pair id where stored.
+    """The top ``k`` items of ``index`` for one latent: rank, row, score, labels, and text, file or pair id where
+    stored.
 
     ``modality``: the adapter that read ``z``, whose search transform it goes through first, as the index's
     items did (None: ``z`` is a search latent already, an index item's).
@@ -92,6 +125,7 @@ def ranked(
             "score": round(float(s), 4),
             "labels": index.label_names(int(i), space.vocabulary),
             **({"text": index.texts[int(i)]} if index.texts else {}),
+            **({"file": index.files[int(i)]} if index.files else {}),
             **({"pair_id": index.pair_ids[int(i)]} if index.pair_ids else {}),
         }
         for r, (s, i) in enumerate(zip(scores[0].tolist(), rows[0].tolist()))
@@ -122,13 +156,12 @@ def search(
         "items": index.count,
         "query_labels": seen["labels"],
         "query_probabilities": seen["probabilities"],
-        "warnings": [],
+        "warnings": seen["warnings"],
     }
     if replace is not None:
         z, result["replace"], warning = edit(space, z, modality, replace)
-        edited = classification(space, z, modality)
+        edited = classification(space, z, modality, edited=True)
         result["edited_labels"], result["edited_probabilities"] = edited["labels"], edited["probabilities"]
-        if warning:
-            result["warnings"].append(warning)
+        result["warnings"] += ([warning] if warning else []) + edited["warnings"]
     result["results"] = ranked(space, index, z, k, exact, modality)
     return result

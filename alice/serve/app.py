@@ -1,4 +1,4 @@
-"""The ASGI application: the page, the JSON API, one-line errors, and a cap on what a request may upload.
+"""The ASGI application: the page, the JSON API, one-line errors, the token, and a cap on what a request may upload.
 
 ::
 
@@ -7,11 +7,16 @@
     # uvicorn.run(app, host="127.0.0.1", port=8000), which is what `alice serve` does
 
 FastAPI's interactive documentation pages (``/docs``, ``/redoc``) are switched off: they load
-their scripts from a CDN, and nothing here comes from the network. The schema is ``/openapi.json``.
+their scripts from a CDN, and nothing here comes from the network. The schema is ``/openapi.json``
+(:mod:`alice.serve.contract`). With a token (``ServeSpec.token``), every request but the page
+and ``/api/health`` must carry ``Authorization: Bearer <token>``, compared in constant time;
+any other is a 401 before its body is read.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 from importlib import resources
 from pathlib import Path
 
@@ -24,26 +29,44 @@ from alice import console
 from alice._version import __version__
 from alice.errors import AliceError
 from alice.serve import routes
+from alice.serve.contract import OPEN_PATHS, constrain
 from alice.serve.spec import ServeSpec
 from alice.serve.state import HTTPProblem, Served
 
 
-def problem(status: int, message: str) -> JSONResponse:
+def problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one shape of every refusal: ``{"error": "one line"}``."""
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
 
 
-class UploadCap:
-    """Refuse a request body larger than ``limit`` bytes with 413, by its Content-Length or as it arrives."""
+def authorized(headers: dict[bytes, bytes], token: str) -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>``, compared in constant time."""
+    scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token.encode("utf-8"))
 
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
+
+class Gate:
+    """In front of the application: a 401 for a request without the token (when there is one), then a 413 for a
+    request body larger than ``limit`` bytes, by its Content-Length or as it arrives."""
+
+    def __init__(self, app, limit: int, token: str | None = None) -> None:
+        self.app, self.limit, self.token = app, limit, token
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        if self.token is not None and scope.get("path") not in OPEN_PATHS and not authorized(headers, self.token):
+            refused = problem(
+                401,
+                "this server needs its token: send Authorization: Bearer <token> (the page asks for it)",
+                {"WWW-Authenticate": 'Bearer realm="alice"'},
+            )
+            return await refused(scope, receive, send)
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         too_big = f"the request is larger than this server accepts ({self.limit:,} bytes; see --max-upload-mb)"
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await problem(413, too_big)(scope, receive, send)
         seen, started = 0, False
@@ -80,21 +103,34 @@ def page() -> str:
 
 def create_app(path: str | Path | None = None, spec: ServeSpec | None = None, served: Served | None = None) -> FastAPI:
     """The application over one space: loaded from ``path`` here, or ``served`` as already loaded."""
-    spec = spec or ServeSpec()
-    served = served or Served.load(path, spec)
+    spec = spec or (served.spec if served is not None else ServeSpec())
+    spec.check()  # a server beyond the loopback without a token is refused before anything loads
+    if served is None:
+        served = Served.load(path, spec)
+    elif served.spec is not spec:  # the same space and indexes, served with other settings
+        served = dataclasses.replace(served, spec=spec)
     app = FastAPI(
         title="ALICE search",
         version=__version__,
         description=(
             f"Search and counterfactual queries over the ALICE space {served.space.reference.manifest.name!r} "
-            f"(reference sha256 {served.space.reference.sha256[:12]}…). Every refusal is a 4xx whose body is "
-            '{"error": "one line"}.'
+            f"(reference sha256 {served.space.reference.sha256[:12]}…). Every refusal is a 4xx (a 503 when the "
+            'server is busy) whose body is {"error": "one line"}; each route lists the statuses it answers.'
         ),
         docs_url=None,
         redoc_url=None,
     )
     app.state.served = served
     app.include_router(routes.router)
+    generated = app.openapi
+
+    def openapi() -> dict:
+        if not getattr(app.state, "constrained", False):
+            constrain(generated(), served)  # FastAPI keeps the schema it generated; constrained once, in place
+            app.state.constrained = True
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
@@ -112,21 +148,24 @@ def create_app(path: str | Path | None = None, spec: ServeSpec | None = None, se
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
-        return problem(422, f"{where or 'request'}: {first.get('msg', 'invalid request')}")
+        message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+        return problem(422, f"{where}: {message}" if where else message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, exc.detail if isinstance(exc.detail, str) else "request refused")
+        # a 405 keeps its Allow header: the methods the path answers
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        return problem(exc.status_code, message, dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
         console.error(f"{request.method} {request.url.path}: {type(exc).__name__}: {exc}")
         return problem(500, f"internal error ({type(exc).__name__}); the server goes on, see its log")
 
-    return ServedApp(app, spec.max_upload_bytes)
+    return ServedApp(app, spec.max_upload_bytes, spec.token)
 
 
-class ServedApp(UploadCap):
+class ServedApp(Gate):
     """The FastAPI application behind the upload cap; ``.app`` is the FastAPI object, ``.state`` its state."""
 
     @property

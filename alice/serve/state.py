@@ -1,9 +1,12 @@
-"""What a server holds: one space, its backbones and its indexes, loaded once, and the one lock that guards them.
+"""What a server holds: one space, its backbones and its indexes, loaded once, and the locks that guard them.
 
 Requests run in FastAPI's thread pool; encoding, intervening and searching go through
 :meth:`Served.work`, one request at a time (a tokenizer or a lazily built model is not safe to
-share between threads, and two cores gain nothing from running two queries at once). Health
-and the description of the space answer without the lock.
+share between threads, and two cores gain nothing from running two queries at once). An upload
+is decoded before that, through :meth:`Served.decoding` (one at a time, so that two large
+images never sit in memory at once), so a slow file never holds the models. A request that
+gets neither turn within ``busy_after_s`` is a 503, never a wait without end. Health and the
+description of the space answer without either.
 """
 
 from __future__ import annotations
@@ -18,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from alice import console
-from alice.api import Space
-from alice.artifacts.indexes import Index
+from alice.api import Reads, Space, Unread
+from alice.artifacts.indexes import Index, split_pin
 from alice.errors import AliceError
-from alice.plugin.manager import get_registry
 from alice.report import previews
 from alice.search import query as q
 from alice.serve.spec import ServeSpec
@@ -31,7 +33,8 @@ PREVIEW_CACHE = 4096
 
 
 class HTTPProblem(AliceError):
-    """A refused request with its HTTP status (404 not found, 409 not served, 413 too large, 415 unsupported file)."""
+    """A refused request with its HTTP status (404 not found, 409 not served, 413 too large, 415 unsupported file,
+    503 busy)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -48,6 +51,7 @@ class Served:
     refused: dict[str, str]
     started: float = field(default_factory=time.time)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _decoding: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _items: dict[str, Any] = field(default_factory=dict, repr=False)  # index name -> its data set's inputs, or None
     _kinds: dict[str, str | None] = field(default_factory=dict, repr=False)  # index name -> how its items are shown
     _previews: OrderedDict = field(default_factory=OrderedDict, repr=False)
@@ -67,6 +71,8 @@ class Served:
         for file, explicit in [(f, False) for f in folder] + [(Path(f), True) for f in spec.indexes]:
             name = file.name.removesuffix(".safetensors")
             try:
+                if explicit:  # FILE@sha256:HEX: pinned to its sha256
+                    name = split_pin(file)[0].name.removesuffix(".safetensors")
                 if name in indexes or name in refused:
                     raise AliceError(f"two index files are named {name!r}; rename one")
                 indexes[name] = q.open_index(space, file).load()
@@ -82,9 +88,26 @@ class Served:
 
     @contextmanager
     def work(self) -> Iterator[None]:
-        """One request's encoding and search at a time."""
-        with self._lock:
+        """One request's encoding and search at a time; a 503 after ``busy_after_s`` without a turn."""
+        with self._turn(self._lock, "the models"):
             yield
+
+    @contextmanager
+    def decoding(self) -> Iterator[None]:
+        """One upload (or item preview) decoded at a time, outside the models' lock; a 503 after ``busy_after_s``."""
+        with self._turn(self._decoding, "decoding"):
+            yield
+
+    @contextmanager
+    def _turn(self, lock: threading.Lock, what: str) -> Iterator[None]:
+        if not lock.acquire(timeout=self.spec.busy_after_s):
+            raise HTTPProblem(
+                503, f"the server is busy: no turn at {what} within {self.spec.busy_after_s:g} s; try again shortly"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
 
     # ------------------------------------------------------------------ lookups that answer a request or refuse it
 
@@ -108,37 +131,33 @@ class Served:
             )
         return name
 
-    def reads(self) -> dict[str, dict[str, Any]]:
-        """What each modality's backbone reads, as it declares it (file endings, text)."""
-        out = {}
-        for name in self.space.modalities:
-            adapter = self.space.adapter(name)
-            cls = get_registry().backbone(adapter.manifest.backbone.name)
-            out[name] = {
-                "backbone": adapter.manifest.backbone.name,
-                "file_suffixes": list(cls.file_suffixes),
-                "reads_text": bool(cls.reads_text),
-            }
-        return out
+    def reads(self) -> dict[str, Reads]:
+        """What each modality's backbone reads, as the backbone instance declares it (:meth:`Space.reads`)."""
+        return {name: self.space.reads(name) for name in self.space.modalities}
+
+    def text_modality(self, source: str | None) -> str:
+        """The modality that reads a text query: the named one if its backbone reads text, else the one that does.
+
+        A text is only ever text here: it never names a file on the server's disk.
+        """
+        if source is not None:
+            self.modality(source)
+        try:
+            return self.space.reader(None, source)
+        except Unread as exc:
+            raise HTTPProblem(400, f"{exc}; send a file to /api/search/file or /api/classify/file") from None
 
     def file_modality(self, filename: str, source: str | None) -> str:
         """The modality that reads an uploaded file: the named one, else the one whose backbone reads its ending."""
-        suffix = Path(filename or "").suffix.lower()
-        reads = self.reads()
         if source is not None:
-            name = self.modality(source)
-            if suffix not in reads[name]["file_suffixes"]:
-                raise HTTPProblem(415, f"{name!r} reads {_endings(reads[name])}, not {suffix or 'a file without one'}")
-            return name
-        matching = [n for n, r in reads.items() if suffix and suffix in r["file_suffixes"]]
-        if not matching:
-            what = "; ".join(f"{n}: {_endings(r)}" for n, r in reads.items() if r["file_suffixes"]) or "no files"
-            raise HTTPProblem(415, f"no modality of this space reads {suffix or 'a file without an ending'} ({what})")
-        if len(matching) > 1:
-            raise HTTPProblem(
-                400, f"several modalities read {suffix} files ({', '.join(matching)}); choose one with from"
-            )
-        return matching[0]
+            self.modality(source)
+        suffix = Path(filename or "").suffix.lower()
+        if not suffix:
+            raise HTTPProblem(415, f"the uploaded file {filename!r} has no ending (.png, .wav, ...) saying what it is")
+        try:
+            return self.space.reader(suffix, source)
+        except Unread as exc:
+            raise HTTPProblem(415, str(exc)) from None
 
     # ------------------------------------------------------------------ previews
 
@@ -163,17 +182,33 @@ class Served:
                 console.info(f"index {name!r}: no previews ({type(exc).__name__}: {exc})")
         return self._items[name]
 
+    def _shown(self, name: str, row: int) -> Any:
+        """How one item of an index looks (:data:`alice.plugin.Preview`): its text, or its backbone's preview of its
+        file or of its input in the data set."""
+        index = self.indexes[name]
+        if index.texts is not None:
+            return index.texts[row]
+        if index.files is not None:
+            return self.space.preview(index.modality, index.files[row])
+        inputs = self._inputs(name)
+        if inputs is None:
+            raise HTTPProblem(404, f"index {name!r} has no previews (its data set is not available here)")
+        return self.space.preview(index.modality, inputs[row])
+
     def preview_kind(self, name: str) -> str | None:
         """How an index's items are shown (``image``, ``sound``, ``text``), or None without previews."""
         if name not in self._kinds:
             index = self.indexes[name]
-            inputs = None if index.texts is not None else self._inputs(name)
+            self._kinds[name] = None
             if index.texts is not None:
                 self._kinds[name] = "text"
-            elif inputs is None or not index.count:
-                self._kinds[name] = None
-            else:
-                self._kinds[name] = previews.kind(self.space.preview(index.modality, inputs[0]))
+            elif index.count:
+                try:
+                    self._kinds[name] = previews.kind(self._shown(name, 0))
+                except HTTPProblem:  # its data set is not available here (said when it was read)
+                    pass
+                except (AliceError, OSError, ValueError) as exc:  # a nicety: a missing file leaves previews out
+                    console.info(f"index {name!r}: no previews ({exc})")
         return self._kinds[name]
 
     def preview(self, name: str, row: int) -> tuple[bytes, str]:
@@ -181,17 +216,16 @@ class Served:
         index = self.index(name)
         if not 0 <= row < index.count:
             raise HTTPProblem(404, f"index {name!r} has rows 0 to {index.count - 1}, not {row}")
+        if self.preview_kind(name) is None:
+            raise HTTPProblem(404, f"index {name!r} has no previews (its items are not available here)")
         key = (name, row)
         if key in self._previews:
             self._previews.move_to_end(key)
             return self._previews[key]
-        if index.texts is not None:
-            shown: Any = index.texts[row]
-        else:
-            inputs = self._inputs(name)
-            if inputs is None:
-                raise HTTPProblem(404, f"index {name!r} has no previews (its data set is not available here)")
-            shown = self.space.preview(index.modality, inputs[row])
+        try:
+            shown = self._shown(name, row)
+        except (AliceError, OSError, ValueError) as exc:  # a file moved or changed since the index was built
+            raise HTTPProblem(404, f"item {row} of index {name!r} cannot be shown: {exc}") from None
         kind = previews.kind(shown)
         if kind == "image":
             out = (previews.thumbnail_png(shown), "image/png")
@@ -203,7 +237,3 @@ class Served:
         if len(self._previews) > PREVIEW_CACHE:
             self._previews.popitem(last=False)
         return out
-
-
-def _endings(reads: dict[str, Any]) -> str:
-    return ", ".join(reads["file_suffixes"]) or "no files"

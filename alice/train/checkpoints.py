@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from alice.errors import AliceError
-from alice.files import FILE_MODE, hidden_sibling, publish_folder, remove_folder, staging_folder
+from alice.files import FILE_MODE, hidden_sibling, publish_folder, read_json, remove_folder, staging_folder
 
 WEIGHTS, MANIFEST = "checkpoint.safetensors", "checkpoint.json"
 
@@ -50,8 +50,8 @@ def adapter_checkpoint_folder(space: Path, name: str) -> Path:
 def saved_step(folder: Path) -> int | None:
     """The step of the checkpoint in ``folder``, or None when there is none (or it cannot be read)."""
     try:
-        return int(json.loads((Path(folder) / MANIFEST).read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(read_json(Path(folder) / MANIFEST)["step"])
+    except (AliceError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -139,7 +139,7 @@ def load(
     if not (folder / MANIFEST).is_file():
         return None
     try:
-        meta = json.loads((folder / MANIFEST).read_text())
+        meta = read_json(folder / MANIFEST)
         tensors = load_file(str(folder / WEIGHTS))
     except Exception as exc:
         raise AliceError(f"checkpoint {folder} is damaged ({type(exc).__name__}); delete it to start over") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 
 from alice import console, distributed
 from alice.artifacts import modelcard
+from alice.artifacts.describe import check_new_adapter
 from alice.artifacts.layout import ADAPTERS_FOLDER
 from alice.artifacts.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
 from alice.artifacts.store import (
@@ -30,15 +30,13 @@ from alice.core.metrics import classification_metrics, youden_thresholds
 from alice.core.modules import Classifier, Decoder, Encoder
 from alice.data.features import extract_features
 from alice.data.loading import ModalityData, load_modality, make_backbone, make_dataset
-from alice.data.recipes import Recipe
+from alice.data.recipes import Recipe, check_model_fits, model_parameters
 from alice.distributed import pick_device
 from alice.errors import AliceError, Interrupted
 from alice.files import check_writable, recover
 from alice.plugin.manager import get_registry
 from alice.train import checkpoints
 from alice.train.stages import AdapterTrainer, Checkpointing, History, ReferenceTrainer, training_summary
-
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: torch.device) -> Intervention:
@@ -51,10 +49,7 @@ def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: tor
         if not prompt_backbone.reads_text:
             raise AliceError(f"intervention.prompt_backbone {prompt_backbone.name!r} does not read text")
         settings.setdefault("prompt_dim", prompt_backbone.feature_dim)
-    try:
-        module = design(len(vocabulary), recipe.model.latent_dim, **settings)
-    except (TypeError, ValueError) as exc:
-        raise AliceError(f"intervention design {spec.design!r}: {exc}") from None
+    module = design(len(vocabulary), recipe.model.latent_dim, **settings)  # a bad setting: one line (the guard)
     if module.uses_prompts:
         if prompt_backbone is None:
             raise AliceError(
@@ -140,6 +135,7 @@ def _adapter_manifest(
     name: str, recipe: Recipe, data: ModalityData, thresholds: np.ndarray, training: dict, metrics: dict
 ) -> AdapterManifest:
     standardised = recipe.model.standardise_features
+    registry = get_registry()
     return AdapterManifest(
         name=name,
         modality=data.modality,
@@ -169,6 +165,10 @@ def _adapter_manifest(
         training=training,
         metrics={"val": metrics},
         samples={split: int(x.shape[0]) for split, x in data.features.items()},
+        plugins={
+            "dataset": registry.origin("dataset", recipe.data.dataset),
+            "backbone": registry.origin("backbone", recipe.backbone.name),
+        },
     )
 
 
@@ -232,6 +232,27 @@ def _load(recipe: Recipe, vocabulary: list[str] | None, device: torch.device) ->
     return data
 
 
+def _intervention_parameters(recipe: Recipe, classes: int) -> int | None:
+    """Parameters and buffers of the recipe's intervention, built on the meta device (nothing allocated); None
+    when the design cannot be built there (its own construction says why, later)."""
+    spec = recipe.intervention
+    try:
+        with torch.device("meta"):
+            module = get_registry().intervention(spec.design)(classes, recipe.model.latent_dim, **spec.settings)
+        return sum(t.numel() for t in (*module.parameters(), *module.buffers()))
+    except Exception:
+        return None
+
+
+def _check_memory(recipe: Recipe, data: ModalityData, device: torch.device, latent_dim: int | None = None) -> None:
+    """Refuse a model whose training cannot fit the device's free memory, now that the feature size and the
+    classes are known and before any module is built (the recipe's lower bound was checked when it was read)."""
+    classes = len(data.mapping.reference)
+    parameters = model_parameters(recipe, data.feature_dim, classes, latent_dim)
+    extra = _intervention_parameters(recipe, classes) if recipe.stage == "reference" else None
+    check_model_fits(recipe, parameters + (extra or 0), distributed.memory_for(device), intervention=extra is not None)
+
+
 def _interrupted(folder: Path) -> Interrupted:
     """What Ctrl-C during a training run says: where --resume would go on from."""
     step = checkpoints.saved_step(folder)
@@ -272,6 +293,7 @@ def _build_reference(
     checkpointing = _checkpointing(recipe, folder, resume, overwrite, "reference")
     console.info(f"building reference space {recipe.name!r} on {device}{_processes()}")
     data = _load(recipe, None, device)
+    _check_memory(recipe, data, device)
     vocab = data.dataset.vocabulary
     torch.manual_seed(recipe.training.seed)  # M's initial weights, like E, D, C's, follow the seed
     intervention = _intervention_from_recipe(recipe, vocab, device)
@@ -296,6 +318,7 @@ def _build_reference(
         training={k: v for k, v in training.items() if k != "history"},
         metrics={"val": metrics},
         statistics=statistics_record(statistics),
+        plugins={"intervention": get_registry().origin("intervention", recipe.intervention.design)},
     )
     adapter = _adapter_weights(
         data.modality, recipe, data, (encoder, decoder), statistics.mean, thresholds, training, metrics
@@ -360,18 +383,11 @@ def add_modality(
     """Stage 2: train only this modality's E and D against the frozen C_ref and M_ref, and add its adapter folder."""
     if recipe.stage != "modality":
         raise AliceError(f"recipe {recipe.name!r} is a {recipe.stage} recipe; use `alice reference build` with it")
-    reference = ReferenceSpace.load(reference_dir)
     name = name or recipe.modality
-    if not ADAPTER_NAME.match(name):
-        raise AliceError(
-            f"adapter name {name!r} must be letters, digits, '.', '_' or '-' (and start with a letter or digit)"
-        )
+    check_new_adapter(Path(reference_dir), name, overwrite)  # before anything loads
+    reference = ReferenceSpace.load(reference_dir)
     existing = reference.path / ADAPTERS_FOLDER / name
     if existing.exists():
-        if not overwrite:
-            raise AliceError(
-                f"reference {reference.path} already has an adapter {name!r}; pass --overwrite to replace it"
-            )
         refuse_existing(existing, overwrite, "adapter")
     check_writable(reference.path.absolute())  # the space is published anew beside its old version
     _check_modality(recipe)
@@ -397,6 +413,7 @@ def _add_modality(
     checkpointing = _checkpointing(recipe, folder, resume, overwrite, f"modality:{reference.sha256}")
     console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen){_processes()}")
     data = _load(recipe, reference.vocabulary, device)
+    _check_memory(recipe, data, device, reference.latent_dim)
     alignment = _alignment(reference, recipe, data, device)
     trainer = AdapterTrainer(
         data, reference.classifier, reference.intervention, recipe.model, recipe.training, device, alignment

@@ -207,6 +207,23 @@ class Checkpointing:
     fingerprint: str = ""  # of the run's settings; a checkpoint of other settings is refused
 
 
+#: the first steps are timed for an estimate of the whole run: this many, or this many seconds, whichever first
+ESTIMATE_STEPS, ESTIMATE_SECONDS = 20, 5.0
+#: a run estimated to take longer than this says so before it goes on (a status line; the bar shows it too)
+LONG_RUN_SECONDS = 120.0
+
+
+def estimate_line(description: str, timed_steps: int, seconds: float, left: int) -> str | None:
+    """What a long run says once its first steps are timed (None: a short run, said nothing of)."""
+    per_step = seconds / max(1, timed_steps)
+    if per_step * left < LONG_RUN_SECONDS:
+        return None
+    return (
+        f"{description}: about {console.duration_text(per_step * left)} for the {left:,} steps left "
+        f"({per_step * 1000:.1f} ms per step over the first {timed_steps}); Ctrl-C stops it"
+    )
+
+
 def _loop(
     steps: int,
     description: str,
@@ -232,10 +249,20 @@ def _loop(
             console.info(f"resuming from the checkpoint at step {done}")
     seconds_before = history.seconds
     start = time.perf_counter()
+    estimated = False
     with console.progress(description, steps) as bar:
         bar.advance(first - 1)
         for step in range(first, steps + 1):
             losses = step_fn(step)
+            if not estimated and (
+                step - first + 1 >= ESTIMATE_STEPS or time.perf_counter() - start >= ESTIMATE_SECONDS or step == steps
+            ):
+                estimated = True
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()  # queued GPU work is timed too
+                line = estimate_line(description, step - first + 1, time.perf_counter() - start, steps - step)
+                if line:
+                    console.info(line)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
             count += 1

@@ -4,14 +4,15 @@ wav2vec2 (transformers)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from alice.plugin import Backbone
+from alice.plugin import Backbone, InputLimits
 from alice_plugins.hub import HFBackbone
-from alice_plugins.media import AUDIO_SUFFIXES, sound_preview, waveforms
+from alice_plugins.media import AUDIO_SUFFIXES, Waveform, are_sounds, read_media, sound_preview, waveforms
 
 
 def torchaudio_available() -> bool:
@@ -28,6 +29,9 @@ class AudioBackbone(Backbone):
     modality = "audio"
     also_reads = ("speech",)
     file_suffixes = AUDIO_SUFFIXES
+
+    def read_file(self, path: Path, limits: InputLimits) -> Waveform:
+        return read_media(path, "audio", limits)
 
     def preview(self, item: Any) -> tuple[np.ndarray, int]:
         return sound_preview(item)
@@ -85,6 +89,12 @@ class LogMelBackbone(AudioBackbone):
     @property
     def feature_dim(self) -> int:
         return self.n_mels * (2 + self.segments)
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Any sounds: no weights to install."""
+        reads = modality == cls.modality or modality in cls.also_reads
+        return [{}] if reads and are_sounds(sample) else []
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -172,6 +182,10 @@ class Wav2Vec2Backbone(AudioBackbone, HFBackbone):
 
     def __init__(self, model: str | None = None, revision: str | None = None) -> None:
         super().__init__(model=model, pooling="mean", modality="audio", revision=revision)
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return []  # its default model is on the Hub; a model folder given to the probe is measured as hf
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model_id, "revision": self.revision}

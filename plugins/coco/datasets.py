@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from alice.plugin import PAIRED, SPLITS, AliceError, DataSet, Split, warn
+from alice.plugin import PAIRED, SPLITS, AliceError, DataSet, Split, parse_json, warn
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,8 @@ def _read(path: str, mtime: float, kind: str):
     from pycocotools.coco import COCO
 
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise AliceError(f"COCO {kind} file {path} is not valid JSON ({exc})") from None
+        with open(path, "rb") as f:
+            data = parse_json(f.read(), f"COCO {kind} file {path}")
     except OSError as exc:
         raise AliceError(f"cannot read COCO {kind} file {path}: {exc.strerror}") from None
     need = ("images", "annotations") + (("categories",) if kind == "instances" else ())

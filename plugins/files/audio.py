@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alice.plugin import AliceError, Found
+from alice.plugin import AliceError, Found, InputLimits, TooLarge
 from alice_plugins.files.manifest import LabelledRows, Row, file_rows, find_manifest, read_manifest, read_records
-from alice_plugins.media import AUDIO_SUFFIXES
+from alice_plugins.media import AUDIO_SUFFIXES, check_sound
 
 
 class AudioFolder(LabelledRows):
     """Your audio files with labels: a manifest (:mod:`alice_plugins.files.manifest`: columns ``path``,
     ``labels``, optional ``split`` and ``pair_id``) named by ``labels``. Paths are relative to
     ``root``. Without a ``split`` column, a seeded ``val_fraction`` and ``test_fraction`` of the rows
-    become val and test."""
+    become val and test. Every file's header is read when the first split is made: one soundfile cannot open, or
+    longer than :class:`alice.plugin.InputLimits` allow, is named with its row before any feature is extracted."""
 
     name = "audio-folder"
     modality = "audio"
@@ -35,8 +36,19 @@ class AudioFolder(LabelledRows):
         self._options(**split_options)
         self.source = self.labels_file
         self._set_rows(file_rows(read_manifest(self.labels_file, "path", self.name), self.root, self.name, "audio"))
+        self._checked = False
 
     def inputs(self, rows: list[Row]) -> list[str]:
+        if not self._checked:  # every split's files, when the first split is made: a bad test clip stops a build
+            limits = InputLimits()
+            for r in self.rows:
+                try:
+                    check_sound(r.item, limits, f"sound {r.item}")
+                except TooLarge as exc:
+                    raise TooLarge(f"audio-folder: {r.where}: {exc}") from None
+                except ValueError as exc:
+                    raise AliceError(f"audio-folder: {r.where}: {exc}; replace the file, or leave it out") from None
+            self._checked = True
         return [str(r.item) for r in rows]
 
     def default_pair_id(self, row: Row) -> str:

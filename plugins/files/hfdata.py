@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from alice.plugin import AliceError, Found
+from alice.plugin import AliceError, Found, InputLimits
 from alice_plugins.files.manifest import (
     SPLIT_NAMES,
     LabelledRows,
@@ -18,6 +18,7 @@ from alice_plugins.files.manifest import (
     parse_pair_id,
     parse_split,
 )
+from alice_plugins.media import read_audio, read_image
 
 #: split names data sets use, as ALICE names them
 SPLIT_SYNONYMS = {"validation": "val", "valid": "val", "dev": "val", "eval": "val"}
@@ -152,14 +153,18 @@ class Column(Sequence):
         return self._convert(self.data[self.indices[i]][self.column])
 
     def _convert(self, value: Any) -> Any:
-        if self.kind == "audio":  # Audio(decode=False): {"bytes", "path"}; read here, with soundfile
+        if self.kind in ("audio", "image"):  # Audio/Image(decode=False): {"bytes", "path"}; read here, header first
             import io
 
-            import soundfile
-
             source = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
-            samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
-            return samples.mean(axis=1), int(rate)
+            name = f"{value.get('path') or '(bytes)'} in hf-dataset column {self.column!r}"
+            if self.kind == "image":
+                return read_image(source, InputLimits(), name)
+            try:
+                wave = read_audio(source, InputLimits(), name)
+            except ValueError as exc:
+                raise AliceError(str(exc)) from None
+            return wave.samples, wave.sample_rate
         if self.kind == "embeddings":
             import numpy as np
 
@@ -252,8 +257,9 @@ class HFDataset(LabelledRows):
             self.test_fraction = 0.0 if "test" in have else self.test_fraction
         order = list(parts)
         data = [parts[k] for k in order]
-        if self.kind == "audio":
-            data = [d.cast_column(self.column, datasets.Audio(decode=False)) for d in data]
+        if self.kind in ("audio", "image"):  # decoded by Column, within InputLimits, not by datasets
+            feature = datasets.Audio(decode=False) if self.kind == "audio" else datasets.Image(decode=False)
+            data = [d.cast_column(self.column, feature) for d in data]
         self.data = data[0] if len(data) == 1 else datasets.concatenate_datasets(data)
         rows = []
         for key, part in zip(order, data):

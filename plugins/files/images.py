@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from alice.plugin import AliceError, Found
+from alice.plugin import AliceError, Found, InputLimits, TooLarge
 from alice_plugins.files.manifest import (
     SPLIT_NAMES,
     LabelledRows,
@@ -17,7 +17,7 @@ from alice_plugins.files.manifest import (
     read_manifest,
     read_records,
 )
-from alice_plugins.media import IMAGE_SUFFIXES
+from alice_plugins.media import IMAGE_SUFFIXES, open_image
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -38,7 +38,8 @@ class ImageFolder(LabelledRows):
       name (single-label); ``train/``, ``val/``, ``test/`` above the class folders fix the splits.
 
     Every image is opened (header and checksums, not decoded) when the first split is made, so a
-    missing or unreadable file, in any split, is named with its row before any feature is extracted.
+    missing or unreadable file, or one of more pixels than :class:`alice.plugin.InputLimits` allow, in
+    any split, is named with its row before any feature is extracted.
     """
 
     name = "image-folder"
@@ -101,15 +102,16 @@ class ImageFolder(LabelledRows):
         return [str(r.item) for r in rows]
 
     def _check(self, rows: list[Row]) -> None:
-        from PIL import Image
-
+        limits = InputLimits()
         for r in rows:
+            where = f"{r.where}: " if r.where != str(r.item) else ""  # a class folder's file is its own name
             try:
-                with Image.open(r.item) as im:
+                with open_image(r.item, limits, f"image-folder: {where}image {r.item}") as im:
                     im.verify()
+            except TooLarge:
+                raise
             except Exception as exc:  # Pillow raises many kinds (UnidentifiedImageError, SyntaxError, OSError)
                 text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                where = f"{r.where}: " if r.where != str(r.item) else ""  # a class folder's file is its own name
                 raise AliceError(
                     f"image-folder: {where}cannot read image {r.item} ({text}); replace the file, or leave it out"
                 ) from None

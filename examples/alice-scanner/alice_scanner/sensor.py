@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 CHANNELS = 8  # photodiodes on the bar
-CANVAS = 20  # the digit scenes are 20x20 (alice_plugins.digits.scenes.CANVAS)
+CANVAS = 20  # the digit scenes are 20x20 (alice_plugins.digits.public.CANVAS)
 APERTURE_ROWS = 1.2  # Gaussian sigma of each photodiode across rows, in px
 APERTURE_COLS = 0.6  # ... and along the sweep (motion blur), in px
 SPEED = (0.35, 0.45)  # px per tick
