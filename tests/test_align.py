@@ -9,7 +9,7 @@ import pytest
 import torch
 from cli_helpers import ok, refused
 
-from alice.evaluation.contrastive import clip_loss, cyclip_loss, draw_pairs
+from alice.evaluation.contrastive import Pairs, clip_loss, cyclip_loss, draw_pairs, split_holdout
 
 
 def _lse(*xs):
@@ -51,6 +51,18 @@ def test_pairs_are_distinct_scenes_with_matching_ids():
         draw_pairs(pa, pb, 51, seed=0)
 
 
+def test_held_out_pairs_are_a_seeded_share_apart_from_the_training_ones():
+    pairs = Pairs(torch.arange(10.0)[:, None], -torch.arange(10.0)[:, None])
+    train, held = split_holdout(pairs, 0.2, seed=3)
+    assert held.a.shape[0] == 2 and train.a.shape[0] == 8
+    assert torch.equal(train.b, -train.a) and torch.equal(held.b, -held.a)  # pairs stay pairs
+    assert sorted(torch.cat([train.a, held.a]).flatten().tolist()) == list(range(10))
+    assert torch.equal(split_holdout(pairs, 0.2, seed=3)[1].a, held.a)
+    assert split_holdout(pairs, 0.0, seed=3) == (pairs, None)
+    with pytest.raises(ValueError, match="too few"):
+        split_holdout(Pairs(pairs.a[:2], pairs.b[:2]), 0.2, seed=0)
+
+
 @pytest.fixture(scope="module")
 def paired(tiny_reference):
     from alice.artifacts.loaded import ReferenceSpace
@@ -89,6 +101,36 @@ def test_alice_then_cyclip_improves_retrieval_over_alice_alone(paired):
     )  # the loaded adapter was copied, not trained
 
 
+def test_early_stopping_keeps_the_start_when_tuning_only_hurts(paired):
+    from alice.config.evaluation import PairedSpec
+    from alice.evaluation.paired import fine_tune, retrieval_both_ways
+
+    a, b = paired
+    start = retrieval_both_ways(a.adapter.search_encoder(), b.adapter.search_encoder(), a, b)
+    # a learning rate far too high: every step leaves the held-out pairs worse off than the start
+    spec = PairedSpec(steps=100, lr=300.0, batch_size=128, seed=0, holdout=0.2, patience=0)
+    ea, eb, run = fine_tune("alice+clip", a, b, 500, spec)
+    assert run["best_step"] == 0
+    assert run["held_out"] == 100
+    assert len(run["held_out_curve"]) == 3
+    assert min(run["held_out_curve"][1:]) > run["held_out_curve"][0]
+    assert retrieval_both_ways(ea, eb, a, b) == start
+    # without held-out pairs the same run keeps its last step, and that is worse
+    _, _, last = fine_tune("alice+clip", a, b, 500, PairedSpec(steps=100, lr=300.0, batch_size=128, holdout=0.0))
+    assert "best_step" not in last
+    assert len(last["loss_curve"]) == 2
+
+
+def test_early_stopping_stops_once_the_held_out_loss_stalls(paired):
+    from alice.config.evaluation import PairedSpec
+    from alice.evaluation.paired import fine_tune
+
+    a, b = paired
+    _, _, run = fine_tune("alice+clip", a, b, 500, PairedSpec(steps=1000, lr=300.0, batch_size=128, patience=100))
+    assert run["best_step"] == 0
+    assert len(run["loss_curve"]) == 2  # checked at 50 and 100, then stopped
+
+
 @pytest.mark.slow
 def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_reference, tmp_path):
     from alice.files import sha256_file
@@ -100,6 +142,15 @@ def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_referenc
     assert m["alignment"]["method"] == "alice+clip"
     assert m["alignment"]["pairs"] == 200
     assert m["alignment"]["lr"] == pytest.approx(1e-5)
+    assert m["alignment"]["holdout"] == 0.2
+    assert m["alignment"]["held_out"] == 40
+    assert 0 <= m["alignment"]["best_step"] <= 50
+    refused("too few", "align", "clip", tiny_reference, "--pairs", "2", "--out", tmp_path / "two")
+    assert not (tmp_path / "two").exists()
+    ok("align", "clip", tiny_reference, "--pairs", "2", "--holdout", "0", "--steps", "5", "--out", tmp_path / "two")
+    m = json.loads((tmp_path / "two" / "adapters" / "image" / "adapter.json").read_text())
+    assert m["alignment"]["holdout"] == 0
+    assert "best_step" not in m["alignment"]
     r = ok("eval", out, "--seeds", "1", "--json", "--baselines", "--pairs", "100", "--pair-steps", "20")
     report = json.loads(r.out)
     methods = {(row["method"], row["pairs"]) for row in report["retrieval"]}
@@ -139,6 +190,8 @@ def test_sweep_command_writes_json_and_plot(tiny_reference, tmp_path):
         "2",
         "--steps",
         "30",
+        "--holdout",
+        "0.5",
         "--out",
         tmp_path,
     )
@@ -148,7 +201,17 @@ def test_sweep_command_writes_json_and_plot(tiny_reference, tmp_path):
         ("alice+clip", 200),
         ("ALICE only", 0),
         ("no training", 0),
+        ("label-set ceiling", 0),
     }
+    assert report["settings"]["holdout_from_alice"] == 0.5
+    assert {(r["method"], r["pairs"], r.get("held_out")) for r in report["rows"] if r["pairs"]} == {
+        ("clip", 50, None),
+        ("clip", 200, None),
+        ("alice+clip", 50, 25),
+        ("alice+clip", 200, 100),
+    }
+    ceiling = next(s for s in report["summary"] if s["method"] == "label-set ceiling")
+    assert ceiling["label_exact"] == 1.0 and ceiling["R@10"] >= ceiling["R@1"] > 0
     assert all(s["seeds"] == 2 for s in report["summary"] if s["pairs"])
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     refused("asked for 999999 pairs", "sweep", "pairs", tiny_reference, "--pairs", "999999", "--out", tmp_path / "no")

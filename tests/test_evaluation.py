@@ -13,6 +13,7 @@ from alice.core.metrics import (
     classification_metrics,
     intervention_scores,
     label_retrieval,
+    label_set_ceiling,
     recall_at_k,
     recall_at_k_blocks,
     youden_thresholds,
@@ -54,6 +55,19 @@ def test_recall_at_k_counts_any_item_of_the_scene():
     assert r == {"R@1": 0.5, "R@2": 1.0}
     blocks = recall_at_k_blocks(zq, ["a", "b"], zg, ["b", "c", "a"], block_scenes=1, ks=(1,))
     assert blocks["R@1"] == 1.0  # each block holds one scene only
+
+
+def test_label_set_ceiling_by_hand():
+    # classes 0 and 1 annotated, class 2 not (ignored): scenes s1, s2, s3 read as {0}, s4 as {1}
+    yg = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 1], [0, 1, 0.0]])
+    pg = ["s1", "s2", "s3", "s4"]
+    # s1: 3 gallery items share {0}, one of them its scene; s4: alone with {1}; s5: no gallery item with {0, 1};
+    # s2 asked as {1}: the items with {1} hold none of its scene
+    yq = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 1, 0.0]])
+    r = label_set_ceiling(yq, ["s1", "s4", "s5", "s2"], yg, pg, np.array([True, True, False]), ks=(1, 2, 5))
+    assert r["R@1"] == pytest.approx((1 / 3 + 1) / 4)
+    assert r["R@2"] == pytest.approx((1 - (2 / 3) * (1 / 2) + 1) / 4)  # 1 - C(2, 2) / C(3, 2) for s1
+    assert r["R@5"] == pytest.approx(2 / 4)  # k beyond the group: certain where the scene is in it
 
 
 def test_intervention_scores_only_count_entries_right_before():

@@ -17,6 +17,11 @@ app = typer.Typer(help="Paired fine-tuning (CLIP, CyCLIP) of an ALICE space, or 
 sweep_app = typer.Typer(help="Sweeps over settings.", no_args_is_help=True)
 
 LR_HELP = f"Learning rate from scratch; from ALICE it is {ALICE_LR_DIVISOR}x smaller."
+HOLDOUT_HELP = (
+    "From ALICE: share of the N pairs held out to keep the step with the lowest loss on them, the start included "
+    "(0: train on all N, keep the last step)."
+)
+PATIENCE_HELP = "From ALICE: stop once the held-out loss has not improved for this many steps (0: never stop early)."
 
 
 def _names(reference, modalities: Optional[list[str]]) -> tuple[str, str]:
@@ -52,6 +57,8 @@ def align_clip(
     lr: float = typer.Option(D.lr, "--lr", help=LR_HELP),
     batch_size: int = typer.Option(D.batch_size, "--batch-size", min=2),
     seed: int = typer.Option(D.seed, "--seed"),
+    holdout: float = typer.Option(D.holdout, "--holdout", min=0.0, max=0.9, help=HOLDOUT_HELP),
+    patience: int = typer.Option(D.patience, "--patience", min=0, help=PATIENCE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     device: Optional[str] = Device,
 ) -> None:
@@ -73,7 +80,7 @@ def align_clip(
         names,
         method,
         pairs,
-        PairedSpec(steps, lr, batch_size, seed),
+        PairedSpec(steps, lr, batch_size, seed, holdout, patience),
         pick_device(device or "auto"),
         out,
         overwrite,
@@ -102,6 +109,8 @@ def sweep_pairs(
     steps: int = typer.Option(D.steps, "--steps", min=1, help="Training steps per run."),
     lr: float = typer.Option(D.lr, "--lr", help=LR_HELP),
     batch_size: int = typer.Option(D.batch_size, "--batch-size", min=2),
+    holdout: float = typer.Option(D.holdout, "--holdout", min=0.0, max=0.9, help=HOLDOUT_HELP),
+    patience: int = typer.Option(D.patience, "--patience", min=0, help=PATIENCE_HELP),
     out: Optional[Path] = typer.Option(
         None,
         "--out",
@@ -127,7 +136,7 @@ def sweep_pairs(
         sorted(set(pairs)),
         list(range(seeds)),
         methods,
-        PairedSpec(steps, lr, batch_size),
+        PairedSpec(steps, lr, batch_size, holdout=holdout, patience=patience),
         pick_device(device or "auto"),
     )
     report["summary"] = summarise(report)

@@ -15,6 +15,8 @@ METHODS = {
     "alice+cyclip": (True, "cyclip"),
 }
 LOSSES = ("clip", "cyclip")
+#: paired training records its loss, and checks the held-out pairs, every this many steps
+CHECK_EVERY = 50
 
 
 @dataclass
@@ -25,10 +27,19 @@ class PairedSpec:
     lr: float = 1e-3  # from scratch; from ALICE it is lr / ALICE_LR_DIVISOR
     batch_size: int = 256
     seed: int = 0
+    # from ALICE: this share of the N pairs is held out, and the step (0, the start, included) with the lowest
+    # contrastive loss on them is kept, checked every CHECK_EVERY steps; 0 trains on all N and keeps the last step
+    holdout: float = 0.2
+    patience: int = 250  # stop once the held-out loss has not improved for this many steps (0: run every step)
 
     def lr_for(self, method: str) -> float:
         from_alice, _ = METHODS[method]
         return self.lr / ALICE_LR_DIVISOR if from_alice else self.lr
+
+    def holdout_for(self, method: str) -> float:
+        """The held-out share: early stopping guards a start worth keeping, so training from scratch uses every pair."""
+        from_alice, _ = METHODS[method]
+        return self.holdout if from_alice else 0.0
 
 
 @dataclass

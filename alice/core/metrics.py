@@ -142,6 +142,42 @@ def recall_at_k(
     return {f"R@{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
 
 
+def label_set_ceiling(
+    yq: np.ndarray,
+    pq: list[str],
+    yg: np.ndarray,
+    pg: list[str],
+    annotated: np.ndarray,
+    ks: tuple[int, ...] = (1, 5, 10),
+) -> dict[str, float]:
+    """The best R@k any search that sees only label sets can expect: ties broken at random.
+
+    Such a search ranks the gallery items with exactly the query's label set (over ``annotated``
+    classes) first, in random order. A query with ``G`` of them, ``c`` of which show its scene
+    (same pair id, so any caption of an image counts, as in :func:`recall_at_k`), finds one in
+    its top k with probability ``1 - C(G - c, k) / C(G, k)`` (1 once k >= G - c + 1); the mean
+    over queries. Label exact retrieval is 1 for it by construction.
+    """
+    a = annotated.astype(bool)
+    keys_g = [row.tobytes() for row in (yg[:, a] > 0.5)]
+    groups: dict[bytes, list[str]] = {}
+    for key, p in zip(keys_g, pg):
+        groups.setdefault(key, []).append(p)
+    hits = {k: [] for k in ks}
+    for row, p in zip(yq[:, a] > 0.5, pq):
+        same = groups.get(row.tobytes(), [])
+        G, c = len(same), sum(1 for x in same if x == p)
+        for k in ks:
+            if c == 0:
+                hits[k].append(0.0)
+                continue
+            miss = 1.0  # probability that the first k of G shuffled items hold none of the c hits
+            for i in range(min(k, G)):
+                miss *= max(G - c - i, 0) / (G - i)
+            hits[k].append(1.0 - miss)
+    return {f"R@{k}": float(np.mean(v)) if v else float("nan") for k, v in hits.items()}
+
+
 def recall_at_k_blocks(
     zq: torch.Tensor,
     pq: list[str],

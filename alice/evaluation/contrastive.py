@@ -10,20 +10,24 @@
   the 0.25 weights were tuned.
 
 ``alice align clip`` fine-tunes the two encoders of an ALICE artifact this
-way (learning rate 100x smaller than from scratch by default), or trains the
-same encoder architecture from scratch for comparison (:mod:`alice.evaluation.paired`).
+way (learning rate 100x smaller than from scratch by default, a share of the
+pairs held out to keep the best step, the start included, so that a few pairs
+cannot pull the space below where it began), or trains the same encoder
+architecture from scratch for comparison (:mod:`alice.evaluation.paired`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alice.config.evaluation import LOSSES, PairedSpec
+from alice.config.evaluation import CHECK_EVERY, LOSSES, PairedSpec
 from alice.core.modules import Encoder
 
 
@@ -73,10 +77,46 @@ def draw_pairs(pair_a: list[str], pair_b: list[str], n: int, seed: int) -> tuple
     return ia, ib
 
 
+def split_holdout(pairs: Pairs, share: float, seed: int) -> tuple[Pairs, Pairs | None]:
+    """Hold out ``share`` of the pairs (at least 2, seeded) to choose the step by; the rest train. ``share`` 0: none."""
+    if share <= 0:
+        return pairs, None
+    n = pairs.a.shape[0]
+    k = max(2, round(n * share))
+    if n - k < 1:
+        raise ValueError(f"{n} pairs are too few to hold {share:g} of them out: use at least 3, or holdout 0")
+    order = torch.as_tensor(np.random.default_rng(seed + 1).permutation(n), device=pairs.a.device)
+    held, kept = order[:k], order[k:]
+    return Pairs(pairs.a[kept], pairs.b[kept]), Pairs(pairs.a[held], pairs.b[held])
+
+
+@torch.no_grad()
+def held_out_loss(encoder_a: Encoder, encoder_b: Encoder, held: Pairs) -> float:
+    """The contrastive loss on the held-out pairs, all in one batch, at the starting temperature (1/0.07)."""
+    encoder_a.eval()
+    encoder_b.eval()
+    value = clip_loss(encoder_a(held.a), encoder_b(held.b), torch.tensor(math.log(1 / 0.07), device=held.a.device))
+    encoder_a.train()
+    encoder_b.train()
+    return value.item()
+
+
 def train_pairs(
-    encoder_a: Encoder, encoder_b: Encoder, pairs: Pairs, loss: str, lr: float, spec: PairedSpec
-) -> list[float]:
-    """Train both encoders (and the temperature) on the pairs at rate ``lr``; returns the loss every 50 steps."""
+    encoder_a: Encoder,
+    encoder_b: Encoder,
+    pairs: Pairs,
+    loss: str,
+    lr: float,
+    spec: PairedSpec,
+    held: Pairs | None = None,
+) -> dict[str, Any]:
+    """Train both encoders (and the temperature) on the pairs at rate ``lr``; the record of the run.
+
+    With ``held`` pairs, the encoders end at the step (0, the start, included) with the lowest loss on them,
+    checked every :data:`CHECK_EVERY` steps; training stops early once that has not improved for
+    ``spec.patience`` steps. The record: ``loss_curve`` (the training loss every :data:`CHECK_EVERY` steps),
+    and with ``held`` also ``held_out`` (their number), ``held_out_curve`` (step 0 first) and ``best_step``.
+    """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     device = pairs.a.device
@@ -89,7 +129,11 @@ def train_pairs(
     fn = clip_loss if loss == "clip" else cyclip_loss
     encoder_a.train()
     encoder_b.train()
-    curve, running = [], 0.0
+    record: dict[str, Any] = {"loss_curve": []}
+    if held is not None:
+        best = (held_out_loss(encoder_a, encoder_b, held), 0, _state(encoder_a, encoder_b))
+        record.update(held_out=int(held.a.shape[0]), held_out_curve=[best[0]])
+    running = 0.0
     for step in range(1, steps + 1):
         idx = torch.randperm(n, generator=gen, device=device)[: min(batch_size, n)]
         value = fn(encoder_a(pairs.a[idx]), encoder_b(pairs.b[idx]), log_scale)
@@ -97,9 +141,24 @@ def train_pairs(
         value.backward()
         opt.step()
         running += value.item()
-        if step % 50 == 0:
-            curve.append(running / 50)
+        if step % CHECK_EVERY == 0:
+            record["loss_curve"].append(running / CHECK_EVERY)
             running = 0.0
+            if held is not None:
+                score = held_out_loss(encoder_a, encoder_b, held)
+                record["held_out_curve"].append(score)
+                if score < best[0]:
+                    best = (score, step, _state(encoder_a, encoder_b))
+                elif spec.patience and step - best[1] >= spec.patience:
+                    break
+    if held is not None:
+        encoder_a.load_state_dict(best[2][0])
+        encoder_b.load_state_dict(best[2][1])
+        record["best_step"] = best[1]
     encoder_a.eval()
     encoder_b.eval()
-    return curve
+    return record
+
+
+def _state(encoder_a: Encoder, encoder_b: Encoder) -> tuple[dict, dict]:
+    return copy.deepcopy(encoder_a.state_dict()), copy.deepcopy(encoder_b.state_dict())

@@ -24,12 +24,17 @@ from alice.artifacts.loaded import Adapter, ReferenceSpace
 from alice.artifacts.publish import AdapterWeights, derived_reference_files, now, refuse_existing, write_reference
 from alice.config.evaluation import METHODS, PairedSpec
 from alice.core.alignment import SearchEncoder
-from alice.core.metrics import label_retrieval, recall_at_k
+from alice.core.metrics import label_retrieval, label_set_ceiling, recall_at_k
 from alice.core.modules import Encoder
 from alice.data.loading import ModalityData
 from alice.errors import AliceError
-from alice.evaluation.contrastive import Pairs, draw_pairs, train_pairs
+from alice.evaluation.contrastive import Pairs, draw_pairs, split_holdout, train_pairs
 from alice.plugin.dataset import PAIRED
+
+#: the sweep's row of the best any search that sees only label sets can expect (ties among them at random)
+CEILING = "label-set ceiling"
+#: how the plot draws each zero-pair row: colour and line style
+ZERO_PAIR_LINES = {"no training": ("grey", "--"), "ALICE only": ("black", "--"), CEILING: ("tab:green", ":")}
 
 
 @dataclass
@@ -86,16 +91,36 @@ def retrieval_both_ways(ea: torch.nn.Module, eb: torch.nn.Module, a: Side, b: Si
     return out
 
 
+def ceiling_both_ways(a: Side, b: Side) -> dict[str, dict[str, float]]:
+    """The best R@k a search that sees only label sets can expect on the test splits, both ways (label exact 1)."""
+    both = a.data.mapping.annotated & b.data.mapping.annotated
+    out = {}
+    for q, g in ((a, b), (b, a)):
+        yq, yg = q.data.labels["test"].cpu().numpy(), g.data.labels["test"].cpu().numpy()
+        pq, pg = q.data.pair_ids["test"], g.data.pair_ids["test"]
+        out[f"{q.name} -> {g.name}"] = {
+            "label_exact": 1.0,
+            **label_set_ceiling(yq, pq, yg, pg, both),
+            "gallery_size": len(pg),
+        }
+    return out
+
+
 def fine_tune(
     method: str, a: Side, b: Side, n_pairs: int, spec: PairedSpec
-) -> tuple[torch.nn.Module, torch.nn.Module, list[float]]:
-    """Train one method on ``n_pairs`` pairs drawn from the paired splits (seeded by ``spec.seed``)."""
+) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]]:
+    """Train one method on ``n_pairs`` pairs drawn from the paired splits (seeded by ``spec.seed``).
+
+    From ALICE, ``spec.holdout`` of the pairs are held out to choose the step by (the start included); the
+    record of the run is :func:`~alice.evaluation.contrastive.train_pairs`'s.
+    """
     _, loss = METHODS[method]
     ia, ib = draw_pairs(a.data.pair_ids[PAIRED], b.data.pair_ids[PAIRED], n_pairs, spec.seed)
     pairs = Pairs(a.data.features[PAIRED][torch.as_tensor(ia)], b.data.features[PAIRED][torch.as_tensor(ib)])
+    train, held = split_holdout(pairs, spec.holdout_for(method), spec.seed)
     ea, eb = make_encoders(method, a, b, spec.seed)
-    curve = train_pairs(ea, eb, pairs, loss, spec.lr_for(method), spec)
-    return ea, eb, curve
+    record = train_pairs(ea, eb, train, loss, spec.lr_for(method), spec, held)
+    return ea, eb, record
 
 
 def align(
@@ -115,9 +140,9 @@ def align(
     refuse_existing(out, overwrite)
     a, b = load_for_pairing(reference, names[0], device), load_for_pairing(reference, names[1], device)
     try:
-        ea, eb, curve = fine_tune(method, a, b, n_pairs, spec)
+        ea, eb, run = fine_tune(method, a, b, n_pairs, spec)
     except ValueError as exc:
-        raise AliceError(str(exc)) from None
+        raise AliceError(f"--pairs {n_pairs}: {exc}") from None
     record = {
         "method": method,
         "pairs": n_pairs,
@@ -125,10 +150,12 @@ def align(
         "steps": spec.steps,
         "lr": spec.lr_for(method),
         "batch_size": spec.batch_size,
+        "holdout": spec.holdout_for(method),
+        "patience": spec.patience,
         "partner": None,
         "from_reference": reference.sha256,
         "created": now(),
-        "loss_curve": curve,
+        **run,
     }
     adapters = []
     for side, encoder, partner in ((a, ea, b.name), (b, eb, a.name)):
@@ -173,20 +200,18 @@ def sweep(
             "seed": None,
             "results": retrieval_both_ways(a.adapter.search_encoder(), b.adapter.search_encoder(), a, b),
         },
+        {"method": CEILING, "pairs": 0, "seed": None, "results": ceiling_both_ways(a, b)},
     ]
     runs = [(m, n, s) for m in methods for n in pair_counts for s in seeds]
     start = time.perf_counter()
     with console.progress("paired fine-tuning sweep", len(runs)) as bar:
         for method, n, seed in runs:
-            ea, eb, curve = fine_tune(method, a, b, n, replace(spec, seed=seed))
+            try:
+                ea, eb, run = fine_tune(method, a, b, n, replace(spec, seed=seed))
+            except ValueError as exc:
+                raise AliceError(f"--pairs {n}: {exc}") from None
             rows.append(
-                {
-                    "method": method,
-                    "pairs": n,
-                    "seed": seed,
-                    "loss_curve": curve,
-                    "results": retrieval_both_ways(ea, eb, a, b),
-                }
+                {"method": method, "pairs": n, "seed": seed, **run, "results": retrieval_both_ways(ea, eb, a, b)}
             )
             bar.note(f"{method} N={n} seed={seed}")
             bar.advance()
@@ -201,6 +226,8 @@ def sweep(
             "lr_scratch": spec.lr,
             "lr_from_alice": spec.lr_for("alice+clip"),
             "batch_size": spec.batch_size,
+            "holdout_from_alice": spec.holdout_for("alice+clip"),
+            "patience": spec.patience,
         },
         "paired_split_size": available,
         "seconds": round(time.perf_counter() - start, 1),
@@ -248,13 +275,9 @@ def plot(report: dict[str, Any], path: Path) -> Path:
                 ax.fill_between(x, y - e, y + e, alpha=0.2)
             for s in summary:
                 if s["pairs"] == 0 and s["direction"] == direction:
-                    ax.axhline(
-                        s[k],
-                        linestyle="--",
-                        linewidth=1,
-                        color="grey" if s["method"] == "no training" else "black",
-                        label=f"{s['method']} (0 pairs)",
-                    )
+                    colour, style = ZERO_PAIR_LINES.get(s["method"], ("black", "--"))
+                    label = s["method"] if s["method"] == CEILING else f"{s['method']} (0 pairs)"
+                    ax.axhline(s[k], linestyle=style, linewidth=1, color=colour, label=label)
             ax.set_xscale("log")
             ax.set_xlabel("pairs")
             ax.set_title(f"{direction}: {k}")
