@@ -305,7 +305,7 @@ def test_resume_with_other_settings(tmp_path, monkeypatch):
             "is not safetensors, JSON or README.md",
         ),
         ([tar_file("a/reference.json"), tar_file("b/reference.json")], "expected one top folder"),
-        ([tar_file("ref/reference.json", b"{not json")], "not valid JSON"),
+        ([tar_file("ref/space.json", b"{not json"), tar_file("ref/reference.json")], "not valid JSON"),
     ],
     ids=["dotdot", "absolute", "symlink", "python-file", "two-tops", "bad-json"],
 )
