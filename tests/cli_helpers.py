@@ -18,6 +18,7 @@ import contextlib
 import importlib.util
 import io
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -351,3 +352,9 @@ def scene_file_with(ref: Path, label: str, tmp_path: Path) -> tuple[Path, list[s
             Image.fromarray((np.clip(np.asarray(split.inputs[i]), 0, 1) * 255).round().astype(np.uint8)).save(path)
             return path, names
     raise AssertionError(f"no test scene with only {label}")
+
+
+def ctrl_c_heard() -> None:
+    """In a child before it runs: Ctrl-C (SIGINT) back to its default, so the child's Python turns it into
+    KeyboardInterrupt even when the suite itself was started with SIGINT ignored (a shell's ``cmd &``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

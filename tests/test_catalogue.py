@@ -28,7 +28,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import EchoBackbone, Result, TroubledPlugin, alice, ok, tampered_copy, tar_archive, tar_file, tar_link
+from cli_helpers import (
+    EchoBackbone,
+    Result,
+    TroubledPlugin,
+    alice,
+    ctrl_c_heard,
+    ok,
+    tampered_copy,
+    tar_archive,
+    tar_file,
+    tar_link,
+)
 
 from alice.plugin import hookimpl
 from alice.plugin import manager as plugins
@@ -424,7 +435,12 @@ def test_every_row_has_a_case():
 
 def _run_interrupted(n: int, words: list[str], work: Path) -> Result:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "alice", *words], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "alice", *words],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_heard,
     )
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)

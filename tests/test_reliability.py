@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import alice, ok
+from cli_helpers import alice, ctrl_c_heard, ok
 
 from alice.artifacts.loaded import ReferenceSpace
 from alice.errors import AliceError
@@ -26,6 +26,7 @@ def _start(args, env=None):
         stderr=subprocess.PIPE,
         text=True,
         env=env or dict(os.environ),
+        preexec_fn=ctrl_c_heard,
     )
 
 
