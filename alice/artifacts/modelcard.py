@@ -189,9 +189,18 @@ def _training_section(training: dict[str, Any], heading: str) -> list[str]:
     final = _get(training, "final", default={}) or {}
     if final:
         out += ["Final losses (train, and val where named):", "", _table(list(final), [list(final.values())]), ""]
+    out += curve_lines(training)
     if not settings and not facts and not final:
         out += ["Not recorded in the manifest.", ""]
     return out
+
+
+def curve_lines(training: dict[str, Any]) -> list[str]:
+    """The training curves' picture, where the manifest's ``training.history`` names one (``history.png``)."""
+    curve = _get(training, "history", "curve")
+    if not isinstance(curve, str) or not curve:
+        return []
+    return [f"![Training curves: loss terms and the validation figure against steps]({curve})", ""]
 
 
 def _val_metrics(m: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from alice import console
-from alice.cli.options import Device
+from alice.cli.options import Device, LogDir, Trackers
 from alice.evaluation.specs import ALICE_LR_DIVISOR, LOSSES, METHODS, PairedSpec
 from alice.evaluation.specs import PAIRED_DEFAULTS as D
 from alice.tables import Table
@@ -54,16 +54,20 @@ def align_clip(
     seed: int = typer.Option(D.seed, "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     device: Optional[str] = Device,
+    trackers: Optional[list[str]] = Trackers,
+    log_dir: Optional[str] = LogDir,
 ) -> None:
     """Fine-tune two modalities' encoders with the contrastive loss on N pairs (or train them from scratch)."""
     from alice.artifacts.store import ReferenceSpace, refuse_existing
     from alice.distributed import pick_device
     from alice.errors import AliceError
     from alice.evaluation.paired import align
+    from alice.train.history import Trackers as Reporting
 
     if loss not in LOSSES:
         raise AliceError(f"unknown loss {loss!r} (known: {', '.join(LOSSES)})")
     refuse_existing(out, overwrite)
+    reporting = Reporting.of(trackers or [], log_dir)  # an unknown tracker: refused before any work
     method = loss if scratch else f"alice+{loss}"
     ref = ReferenceSpace.load(path)
     names = _names(ref, modality)
@@ -76,6 +80,7 @@ def align_clip(
         pick_device(device or "auto"),
         out,
         overwrite,
+        reporting,
     )
     console.table(
         Table(

@@ -85,6 +85,7 @@ class TrainingSpec:
     seed: int = 0
     device: str = "auto"  # auto: cuda when present, else cpu
     eval_every: int = 1000  # validation losses every N steps (0: only at the end)
+    log_every: int = 0  # a point of the run's history every N steps (0: about 250 points a run)
     checkpoint_every: int = 1000  # save a resumable checkpoint every N steps (0: never)
     extract_batch_size: int = 0  # 0: the backbone's own default
     # how the step runs (docs/performance.md); the defaults leave CPU arithmetic as it always was
@@ -128,6 +129,14 @@ class AlignmentSpec:
     paper: bool = False  # true: the paper's plain method, whatever the settings above say (they are set to off)
 
 
+@dataclass
+class LoggingSpec:
+    """Where a training run is reported as it runs (the ``[logging]`` table; ``--tracker``, ``--log-dir``)."""
+
+    trackers: list[str] = field(default_factory=list)  # registered trackers ("tensorboard", a plugin's)
+    dir: str = ""  # the folder they log under ("": runs, when trackers are named)
+
+
 # the choices of each setting of how the step runs (alice.training.FastPath)
 FAST_PATH_CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "fp32", "bf16"),
@@ -151,6 +160,7 @@ class Recipe:
     intervention: InterventionSpec = field(default_factory=InterventionSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     alignment: AlignmentSpec = field(default_factory=AlignmentSpec)
+    logging: LoggingSpec = field(default_factory=LoggingSpec)
     source: str = ""  # file it was read from
 
     @property
@@ -335,6 +345,7 @@ NON_NEGATIVE = (
     "training.sem_weight",
     "training.seed",
     "training.eval_every",
+    "training.log_every",
     "training.checkpoint_every",
     "training.extract_batch_size",
 )

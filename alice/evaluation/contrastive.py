@@ -17,6 +17,7 @@ same encoder architecture from scratch for comparison (:mod:`alice.evaluation.pa
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 
 from alice.core.modules import Encoder
 from alice.evaluation.specs import LOSSES, PairedSpec
+from alice.train.history import log_every
 
 
 def clip_loss(za: torch.Tensor, zb: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -74,9 +76,13 @@ def draw_pairs(pair_a: list[str], pair_b: list[str], n: int, seed: int) -> tuple
 
 
 def train_pairs(
-    encoder_a: Encoder, encoder_b: Encoder, pairs: Pairs, loss: str, lr: float, spec: PairedSpec
-) -> list[float]:
-    """Train both encoders (and the temperature) on the pairs at rate ``lr``; returns the loss every 50 steps."""
+    encoder_a: Encoder, encoder_b: Encoder, pairs: Pairs, loss: str, lr: float, spec: PairedSpec, trackers=None
+) -> list[dict[str, float]]:
+    """Train both encoders (and the temperature) on the pairs at rate ``lr``; returns the run's history points.
+
+    A point every ``log_every(spec)`` steps (:mod:`alice.train.history`): the mean ``loss`` since the previous
+    point, ``lr`` and the learned ``temperature``; ``trackers`` receive each with its steps/s.
+    """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     device = pairs.a.device
@@ -89,17 +95,28 @@ def train_pairs(
     fn = clip_loss if loss == "clip" else cyclip_loss
     encoder_a.train()
     encoder_b.train()
-    curve, running = [], 0.0
+    every = log_every(spec)
+    points: list[dict[str, float]] = []
+    running, window = 0.0, (0, time.perf_counter())
     for step in range(1, steps + 1):
         idx = torch.randperm(n, generator=gen, device=device)[: min(batch_size, n)]
         value = fn(encoder_a(pairs.a[idx]), encoder_b(pairs.b[idx]), log_scale)
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()
-        running += value.item()
-        if step % 50 == 0:
-            curve.append(running / 50)
-            running = 0.0
+        running += value.detach()
+        if step % every == 0 or step == steps:
+            point = {
+                "step": step,
+                "loss": float(running) / (step - window[0]),
+                "lr": lr,
+                "temperature": float(1 / log_scale.detach().exp()),
+            }
+            points.append(point)
+            now = time.perf_counter()
+            if trackers is not None:
+                trackers.log(step, {**point, "steps_per_second": (step - window[0]) / max(now - window[1], 1e-9)})
+            running, window = 0.0, (step, now)
     encoder_a.eval()
     encoder_b.eval()
-    return curve
+    return points

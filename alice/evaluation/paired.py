@@ -20,6 +20,9 @@ import torch
 
 from alice import console
 from alice.artifacts import modelcard
+from alice.artifacts.curves import curve_files
+from alice.artifacts.history import read as read_history
+from alice.artifacts.layout import CURVE_FILE, HISTORY_FILE
 from alice.artifacts.store import (
     Adapter,
     AdapterWeights,
@@ -37,6 +40,8 @@ from alice.errors import AliceError
 from alice.evaluation.contrastive import Pairs, draw_pairs, train_pairs
 from alice.evaluation.specs import METHODS, PairedSpec
 from alice.plugin.dataset import PAIRED
+from alice.plugin.tracker import Run
+from alice.train.history import Trackers, history_bytes, job_settings, log_every
 
 
 @dataclass
@@ -94,15 +99,15 @@ def retrieval_both_ways(ea: torch.nn.Module, eb: torch.nn.Module, a: Side, b: Si
 
 
 def fine_tune(
-    method: str, a: Side, b: Side, n_pairs: int, spec: PairedSpec
-) -> tuple[torch.nn.Module, torch.nn.Module, list[float]]:
+    method: str, a: Side, b: Side, n_pairs: int, spec: PairedSpec, trackers: Trackers | None = None
+) -> tuple[torch.nn.Module, torch.nn.Module, list[dict[str, float]]]:
     """Train one method on ``n_pairs`` pairs drawn from the paired splits (seeded by ``spec.seed``)."""
     _, loss = METHODS[method]
     ia, ib = draw_pairs(a.data.pair_ids[PAIRED], b.data.pair_ids[PAIRED], n_pairs, spec.seed)
     pairs = Pairs(a.data.features[PAIRED][torch.as_tensor(ia)], b.data.features[PAIRED][torch.as_tensor(ib)])
     ea, eb = make_encoders(method, a, b, spec.seed)
-    curve = train_pairs(ea, eb, pairs, loss, spec.lr_for(method), spec)
-    return ea, eb, curve
+    points = train_pairs(ea, eb, pairs, loss, spec.lr_for(method), spec, trackers)
+    return ea, eb, points
 
 
 def align(
@@ -114,28 +119,58 @@ def align(
     device: torch.device,
     out: Path,
     overwrite: bool = False,
+    trackers: Trackers | None = None,
 ) -> dict[str, dict[str, float]]:
     """Fine-tune two adapters on ``n_pairs`` pairs and write ``out``: this reference byte for byte, two new adapters.
 
-    Returns the test retrieval of the fine-tuned encoders, both ways.
+    Each adapter's ``history.jsonl`` is its old one with this run added. Returns the test retrieval of the
+    fine-tuned encoders, both ways.
     """
     refuse_existing(out, overwrite)
+    trackers = trackers or Trackers([], Path("runs"))
     a, b = load_for_pairing(reference, names[0], device), load_for_pairing(reference, names[1], device)
-    try:
-        ea, eb, curve = fine_tune(method, a, b, n_pairs, spec)
-    except ValueError as exc:
-        raise AliceError(str(exc)) from None
+    settings = {"method": method, "pairs": n_pairs, **vars(spec), "lr": spec.lr_for(method)}
+    space = {"path": str(reference.path), "reference_sha256": reference.sha256, "digest": reference.digest}
+    run = Run("align", " and ".join(names), space, settings, spec.steps, label=f"{Path(out).name}/{'+'.join(names)}")
+    with trackers.running(run):
+        try:
+            ea, eb, points = fine_tune(method, a, b, n_pairs, spec, trackers)
+        except ValueError as exc:
+            raise AliceError(str(exc)) from None
+        _write_aligned(reference, (a, b), (ea, eb), points, settings, out, overwrite)
+        results = retrieval_both_ways(ea.to(device), eb.to(device), a, b)
+        trackers.end({"status": "finished", "retrieval": results})
+    return results
+
+
+def _write_aligned(
+    reference: ReferenceSpace,
+    sides: tuple[Side, Side],
+    encoders: tuple[torch.nn.Module, torch.nn.Module],
+    points: list[dict[str, float]],
+    settings: dict[str, Any],
+    out: Path,
+    overwrite: bool,
+) -> None:
+    """``out``: the reference byte for byte, and the two fine-tuned adapters with their histories."""
+    (a, b), (ea, eb) = sides, encoders
+    method, n_pairs, spec = (
+        settings["method"],
+        settings["pairs"],
+        PairedSpec(settings["steps"], settings["lr"], settings["batch_size"], settings["seed"]),
+    )
+    job = job_settings("align", f"{method}, {n_pairs} pairs", spec.steps, log_every(spec), 0)
     record = {
         "method": method,
         "pairs": n_pairs,
         "seed": spec.seed,
         "steps": spec.steps,
-        "lr": spec.lr_for(method),
+        "lr": spec.lr,
         "batch_size": spec.batch_size,
         "partner": None,
         "from_reference": reference.sha256,
         "created": now(),
-        "loss_curve": curve,
+        "history": {"file": HISTORY_FILE, "curve": CURVE_FILE, "points": len(points), "every": log_every(spec)},
     }
     adapters = []
     for side, encoder, partner in ((a, ea, b.name), (b, eb, a.name)):
@@ -146,14 +181,21 @@ def align(
         search_mean = adapter.search_mean
         if not isinstance(encoder, SearchEncoder):  # an encoder of its own (from scratch): no transform of the old one
             manifest.search, search_mean = None, None
+        before = read_history(adapter.path / HISTORY_FILE)
         weights = AdapterWeights(
-            inner.cpu(), adapter.decoder.cpu(), adapter.feature_mean, adapter.feature_std, manifest, search_mean
+            inner.cpu(),
+            adapter.decoder.cpu(),
+            adapter.feature_mean,
+            adapter.feature_std,
+            manifest,
+            search_mean,
+            history_bytes(job, points, before),
         )
         adapters.append(weights)
     files = derived_reference_files(reference, adapters)
     files.update(modelcard.cards(files, design_description=reference.intervention.description))
+    files.update(curve_files(files))
     write_reference(out, files, overwrite)
-    return retrieval_both_ways(ea.to(device), eb.to(device), a, b)
 
 
 def sweep(
@@ -185,13 +227,13 @@ def sweep(
     start = time.perf_counter()
     with console.progress("paired fine-tuning sweep", len(runs)) as bar:
         for method, n, seed in runs:
-            ea, eb, curve = fine_tune(method, a, b, n, replace(spec, seed=seed))
+            ea, eb, points = fine_tune(method, a, b, n, replace(spec, seed=seed))
             rows.append(
                 {
                     "method": method,
                     "pairs": n,
                     "seed": seed,
-                    "loss_curve": curve,
+                    "history": points,
                     "results": retrieval_both_ways(ea, eb, a, b),
                 }
             )

@@ -9,8 +9,9 @@ this module is cheap (no torch, no numpy): ``Intervention`` and
 ``InterventionBatch``, which are torch modules, load on first use.
 
 - :data:`hookimpl` marks a hook implementation (hooks: :mod:`alice.plugin.hookspecs`);
-- :class:`Backbone`, :class:`DataSet`, :class:`Split`, :class:`Intervention` are what
-  the hooks register; ``SPLITS`` and ``PAIRED`` name the splits; :class:`Found` is what a
+- :class:`Backbone`, :class:`DataSet`, :class:`Split`, :class:`Intervention`, :class:`Tracker` are what
+  the hooks register (a tracker is told of a training :class:`Run`); ``SPLITS`` and ``PAIRED`` name the
+  splits; :class:`Found` is what a
   data set makes of a file or folder (``alice recipe init``);
 - :func:`label_key` is how labels are compared (case and surrounding spaces ignored);
 - :class:`AliceError` is the error to raise for a user's mistake (one line, no traceback);
@@ -36,6 +37,7 @@ from alice.plugin.dataset import PAIRED, SPLITS, DataSet, Found, Split, label_ke
 from alice.plugin.hookspecs import hookimpl
 from alice.plugin.limits import InputLimits, TooLarge
 from alice.plugin.manager import get_registry, register_plugin, unregister_plugin
+from alice.plugin.tracker import Run, Tracker
 
 if TYPE_CHECKING:
     from alice.core.interventions import Intervention, InterventionBatch
@@ -51,8 +53,10 @@ __all__ = [
     "Intervention",
     "InterventionBatch",
     "Preview",
+    "Run",
     "Split",
     "TooLarge",
+    "Tracker",
     "get_registry",
     "hookimpl",
     "info",

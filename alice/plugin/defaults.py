@@ -1,4 +1,5 @@
-"""The core's own plugin: the paper's intervention designs, the by-name label mapper, the built-in recipes.
+"""The core's own plugin: the paper's intervention designs, the by-name label mapper, the built-in recipes,
+the TensorBoard tracker.
 
 Registered through the same hooks as every other plugin (``DEFAULT_PLUGINS``
 in :mod:`alice.plugin.manager`). Heavy imports happen inside the hooks, so
@@ -57,3 +58,9 @@ def alice_register_recipe_dirs(register):
     import alice_registry
 
     register(alice_registry.folder())
+
+
+@hookimpl
+def alice_register_trackers(register):
+    # lazily: the tensorboard package is imported only by a run that logs to it
+    register("tensorboard", "alice.plugin.tensorboard:TensorBoardTracker")

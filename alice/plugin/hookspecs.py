@@ -74,6 +74,17 @@ def alice_register_recipe_dirs(register: Callable) -> None:
 
 
 @hookspec
+def alice_register_trackers(register: Callable) -> None:
+    """Register trackers: places a training run reports its losses and validation figures to as it runs.
+
+    :param register: call ``register(cls)`` with a subclass of :class:`alice.plugin.Tracker`
+        (class attribute ``name``), or ``register(name, "package.module:Class")`` to import it
+        (and its library) only when a run uses it. ALICE calls ``cls(directory)``, then
+        ``start(run)``, ``log(step, values)`` at each point and ``end(outcome)``.
+    """
+
+
+@hookspec
 def alice_register_commands(cli) -> None:
     """Add commands to the CLI.
 

@@ -54,6 +54,7 @@ REGISTRATION_HOOKS = {
     "alice_register_label_mappers": "label mapper",
     "alice_register_interventions": "intervention",
     "alice_register_recipe_dirs": "recipe folder",
+    "alice_register_trackers": "tracker",
 }
 #: what a plugin's command hook adds (``register_commands``), listed with the rest
 COMMAND = "command"
@@ -199,6 +200,9 @@ class Registry:
     def intervention(self, name: str, origin: str = ""):
         return self.get("intervention", name, origin)
 
+    def tracker(self, name: str):
+        return self.get("tracker", name)
+
     def recipe_dirs(self) -> list[Path]:
         return [r.obj for r in self.items["recipe folder"].values()]
 
@@ -295,8 +299,9 @@ def _validate(kind: str, obj: Any) -> str:
     else:
         from alice.plugin.backbone import Backbone
         from alice.plugin.dataset import DataSet
+        from alice.plugin.tracker import Tracker
 
-        base = {"backbone": Backbone, "dataset": DataSet}[kind]
+        base = {"backbone": Backbone, "dataset": DataSet, "tracker": Tracker}[kind]
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise TypeError(
             f"registered {obj!r} as a {kind}, but it is not a subclass of {base.__module__}.{base.__name__}"

@@ -29,15 +29,18 @@ from typing import Any
 import torch
 
 from alice import console, distributed
+from alice.artifacts.layout import CURVE_FILE, HISTORY_FILE
 from alice.core.alignment import AlignmentTarget, alignment_loss
 from alice.core.interventions import Intervention, InterventionBatch, sample_interventions
 from alice.core.losses import masked_bce, reconstruction_loss
+from alice.core.metrics import mean_auroc
 from alice.core.modules import Classifier, Decoder, Encoder, state_digest
 from alice.data.loading import ModalityData
 from alice.data.recipes import FAST_PATH_CHOICES, ModelSpec, TrainingSpec
 from alice.errors import AliceError
 from alice.train import checkpoints
 from alice.train.checkpoints import RunState
+from alice.train.history import Trackers, log_every
 
 
 class BatchSampler:
@@ -61,10 +64,12 @@ class BatchSampler:
 
 @dataclass
 class History:
-    """Losses recorded during training (train: running mean since the last record)."""
+    """What a run recorded: its points (train losses: running means since the previous point) and its timing."""
 
     records: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    log_every: int = 0
+    timing: list[list[float]] = field(default_factory=list)  # [step, steps/s since the previous point]
 
     def last(self) -> dict[str, float]:
         return self.records[-1] if self.records else {}
@@ -197,6 +202,21 @@ def validation_losses(
     return {f"val_{k}": v / x.shape[0] for k, v in totals.items()}
 
 
+@torch.no_grad()
+def validation_auroc(data: ModalityData, encoder, classifier, chunk: int = 4096) -> float:
+    """Mean AUROC over annotated classes on the val split (NaN when no class has both outcomes)."""
+    modes = [m.training for m in (encoder, classifier)]
+    encoder.eval(), classifier.eval()
+    x = data.features["val"]
+    probs = torch.cat(
+        [torch.sigmoid(classifier(encoder(x[lo : lo + chunk]))).float().cpu() for lo in range(0, x.shape[0], chunk)]
+    )
+    for m, mode in zip((encoder, classifier), modes):
+        m.train(mode)
+    labels = data.labels["val"].cpu().numpy()
+    return mean_auroc(probs.numpy(), labels, data.mapping.annotated)
+
+
 @dataclass
 class Checkpointing:
     """Where and how often a run saves checkpoints, and whether it resumes from one."""
@@ -233,9 +253,15 @@ def _loop(
     run: RunState,
     checkpointing: Checkpointing | None = None,
     log_every: int = 50,
+    trackers: Trackers | None = None,
 ) -> History:
-    """Run ``step_fn(step) -> dict of loss tensors`` with progress, recording losses and checkpoints."""
-    history = History()
+    """Run ``step_fn(step) -> dict of loss tensors`` with progress, recording losses and checkpoints.
+
+    Every ``log_every`` steps (and at the last) a point: the mean of each loss since the previous point,
+    the learning rate, and at each ``eval_every`` the validation figures; ``trackers`` receive each point
+    with its steps/s.
+    """
+    history = History(log_every=log_every)
     sums: dict[str, torch.Tensor] = {}
     count, first = 0, 1
     if checkpointing is not None and checkpointing.resume:
@@ -245,11 +271,14 @@ def _loop(
         else:
             done, sums, count, saved = restored
             history.records, history.seconds = saved["records"], saved["seconds"]
+            history.timing = saved.get("timing", [])
             first = done + 1
             console.info(f"resuming from the checkpoint at step {done}")
     seconds_before = history.seconds
     start = time.perf_counter()
     estimated = False
+    optimizer = next(iter(run.optimizers.values()))
+    window = (first - 1, start)  # the step and time of the previous point: steps/s between points
     with console.progress(description, steps) as bar:
         bar.advance(first - 1)
         for step in range(first, steps + 1):
@@ -271,10 +300,16 @@ def _loop(
                 means = {k: float(v) / count for k, v in distributed.mean_over_ranks(sums).items()}
                 if not all(map(_finite, means.values())):
                     raise AliceError(f"training diverged at step {step} (losses {means}); try a lower training.lr")
-                record: dict[str, float] = {"step": step, **means}
+                now = time.perf_counter()
+                rate = (step - window[0]) / max(now - window[1], 1e-9)
+                window = (step, now)
+                record: dict[str, float] = {"step": step, **means, "lr": float(optimizer.param_groups[0]["lr"])}
                 if (step == steps or (eval_every and step % eval_every == 0)) and distributed.is_main():
                     record.update(validate())  # the weights are the same on every process: rank 0 reports
                 history.records.append(record)
+                history.timing.append([step, round(rate, 2)])
+                if trackers is not None:
+                    trackers.log(step, {**record, "steps_per_second": rate})
                 bar.note(" ".join(f"{k} {v:.4f}" for k, v in means.items()))
                 sums, count = {}, 0
             if (
@@ -291,7 +326,7 @@ def _loop(
                     step,
                     sums,
                     count,
-                    {"records": history.records, "seconds": seconds},
+                    {"records": history.records, "seconds": seconds, "timing": history.timing},
                     checkpointing.fingerprint,
                 )
             bar.advance()
@@ -365,14 +400,27 @@ class _Trainer:
         modules = (self.encoder, self.decoder, self.classifier, self.intervention)
         return semantic_loss(z, y, self.annotated, *modules, None, k, denominator)
 
-    def run(self, description: str, checkpointing: Checkpointing | None) -> History:
-        """``training.steps`` steps (from a checkpoint's when resuming), with validation losses and checkpoints."""
+    def run(self, description: str, checkpointing: Checkpointing | None, trackers: Trackers | None = None) -> History:
+        """``training.steps`` steps (from a checkpoint's when resuming), with validation figures and checkpoints."""
         t = self.t
 
         def validate() -> dict[str, float]:
-            return validation_losses(self.data, self.encoder, self.decoder, self.classifier, self.intervention, t.seed)
+            figures = validation_losses(
+                self.data, self.encoder, self.decoder, self.classifier, self.intervention, t.seed
+            )
+            return {**figures, "val_auroc": validation_auroc(self.data, self.encoder, self.classifier)}
 
-        return _loop(t.steps, description, self.step, validate, t.eval_every, self.run_state(), checkpointing)
+        return _loop(
+            t.steps,
+            description,
+            self.step,
+            validate,
+            t.eval_every,
+            self.run_state(),
+            checkpointing,
+            log_every(t),
+            trackers,
+        )
 
 
 class ReferenceTrainer(_Trainer):
@@ -447,10 +495,10 @@ class ReferenceTrainer(_Trainer):
         )
 
     def train(
-        self, checkpointing: Checkpointing | None = None
+        self, checkpointing: Checkpointing | None = None, trackers: Trackers | None = None
     ) -> tuple[Encoder, Decoder, Classifier, Intervention, History]:
         """Stage 1: E, D, C and M of the reference modality, in eval mode, and the loss history."""
-        history = self.run("training reference space", checkpointing)
+        history = self.run("training reference space", checkpointing, trackers)
         modules = (self.encoder, self.decoder, self.classifier, self.intervention)
         for m in modules:
             m.eval()
@@ -529,9 +577,11 @@ class AdapterTrainer(_Trainer):
             {"encoder": self.encoder, "decoder": self.decoder}, {"main": self.opt}, {"batches": self.gen}, self.sampler
         )
 
-    def train(self, checkpointing: Checkpointing | None = None) -> tuple[Encoder, Decoder, History]:
+    def train(
+        self, checkpointing: Checkpointing | None = None, trackers: Trackers | None = None
+    ) -> tuple[Encoder, Decoder, History]:
         """Stage 2: the new modality's E_m and D_m in eval mode, and the losses; C_ref and M_ref checked unchanged."""
-        history = self.run(f"training {self.data.modality} adapter", checkpointing)
+        history = self.run(f"training {self.data.modality} adapter", checkpointing, trackers)
         if state_digest(self.classifier, self.intervention) != self.frozen_before:
             raise AssertionError("C_ref or M_ref changed during stage 2; this is a bug in ALICE")
         return self.encoder.eval(), self.decoder.eval(), history
@@ -544,5 +594,15 @@ def training_summary(t: TrainingSpec, history: History, device: torch.device) ->
         "seconds": round(history.seconds, 2),
         "steps_per_second": round(t.steps / history.seconds, 2) if history.seconds else None,
         "final": history.last(),
-        "history": history.records,
+        # the curves themselves are in the adapter's history.jsonl; the steps/s between its points are here
+        "history": {
+            "file": HISTORY_FILE,
+            "curve": CURVE_FILE,
+            "points": len(history.records),
+            "every": history.log_every,
+        },
+        "timing": {
+            "at_step": [int(s) for s, _ in history.timing],
+            "steps_per_second": [r for _, r in history.timing],
+        },
     }
