@@ -171,3 +171,16 @@ def test_history_file_round_trips_and_refuses_malformed_lines():
             decode(bad, "h")
     with pytest.raises(AliceError, match="integer step"):
         decode(b'{"job": "x"}\n{"step": "1", "rec": 0.1}\n', "h")
+
+
+def test_align_adds_its_job_to_both_adapters_histories(logged, tmp_path):
+    ok("align", "clip", logged / "space", "--pairs", "20", "--steps", "4", "--batch-size", "8", "--out", tmp_path / "a")
+    for adapter in ("image", "text"):
+        before = jobs_of(logged / "space", adapter)
+        jobs = jobs_of(tmp_path / "a", adapter)
+        assert [j.settings["job"] for j in jobs] == [before[0].settings["job"], "align"]
+        assert jobs[0].points == before[0].points  # the stage's own curve is kept as it was
+        assert [p["step"] for p in jobs[1].points] == [1, 2, 3, 4] and {"loss", "lr", "temperature"} <= set(
+            jobs[1].points[0]
+        )
+    ok("reference", "verify", tmp_path / "a")

@@ -40,6 +40,17 @@ def history_rows(path: Path) -> list[dict]:
     return rows
 
 
+def _draw(spaces: list[Path], folder: Path, everything: bool) -> list[str]:
+    """The curve figures of ``spaces`` in ``folder``: every job's, or (``everything`` false) those of the jobs
+    that more than one space holds."""
+    from alice.files import check_writable
+    from alice.report.curves import draw, matched
+
+    check_writable(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [str(draw(c, folder / c.file)) for c in matched(spaces) if everything or len(c.jobs) > 1]
+
+
 def _table(title: str, rows: list[dict]) -> Table:
     def figures(v: dict | None) -> list:
         if not v:
@@ -58,9 +69,17 @@ def _table(title: str, rows: list[dict]) -> Table:
 
 
 @app.command("show")
-def show(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
+def show(
+    path: Path = typer.Argument(..., help="Reference folder."),
+    figures: Optional[Path] = typer.Option(
+        None, "--figures", help="Also draw each job's curves (the report's figures) into this folder."
+    ),
+    as_json: bool = Json,
+) -> None:
     """Each training job a space records: its points, and its validation figure at the end and at its best."""
     rows = history_rows(path)
+    if figures is not None:
+        _draw([path], figures, everything=True)
     if as_json:
         console.print_json(rows)
         return
@@ -77,16 +96,13 @@ def compare(
 ) -> None:
     """Overlay the training curves of the same jobs in several spaces: one PNG per job, one line style per space."""
     from alice.errors import AliceError
-    from alice.files import check_writable
-    from alice.report.curves import draw, labels_for, matched
+    from alice.report.curves import labels_for
 
     if len(spaces) < 2:
         raise AliceError("name two spaces to compare (alice runs compare A B)")
     rows = {label: history_rows(p) for label, p in zip(labels_for(spaces), spaces)}
     folder = Path(out or "runs-compare")
-    check_writable(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [str(draw(c, folder / c.file)) for c in matched(spaces) if len(c.jobs) > 1 or len(spaces) == 1]
+    written = _draw(spaces, folder, everything=False)
     if as_json:
         console.print_json({"figures": written, "spaces": rows})
         return
