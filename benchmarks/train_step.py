@@ -4,6 +4,7 @@
     python benchmarks/train_step.py                      # more steps; cpu, and cuda when present
     python benchmarks/train_step.py --sizes digits paper --designs nonlinear --steps 20 --device cuda --compile
     python benchmarks/train_step.py --logging-cost 7 --sizes digits --designs global --steps 500
+    python benchmarks/train_step.py --point-cost 300    # what one history point costs each tracker
 
 Rows, per device, size and intervention design, each measured in its own
 child process (so each row's peak memory is its own):
@@ -374,6 +375,30 @@ def logging_cost(s: dict, design: str, steps: int, rounds: int) -> dict:
     }
 
 
+def point_cost(points: int) -> dict:
+    """Milliseconds one point costs each built-in tracker (``Trackers.log``), median and mean over ``points``."""
+    import tempfile
+    from pathlib import Path
+
+    from alice.plugin.tracker import Run
+    from alice.train.history import Trackers
+
+    values = {"rec": 0.5, "cls": 0.4, "sem": 0.3, "lr": 1e-3, "steps_per_second": 40.0}
+    out = {}
+    with tempfile.TemporaryDirectory() as logs:
+        for name in ("tensorboard", "mlflow"):
+            trackers = Trackers([name], Path(logs))
+            trackers.start(Run("reference build", "bench", {}, {}, points, label=f"bench/{name}"))
+            times = []
+            for step in range(1, points + 1):
+                start = time.perf_counter()
+                trackers.log(step, {"step": step, **values})
+                times.append((time.perf_counter() - start) * 1000)
+            trackers.end({"status": "finished"})
+            out[name] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times)}
+    return out
+
+
 def _stage(variant: str) -> int:
     return 2 if variant == "alice-stage2" else 1
 
@@ -590,6 +615,7 @@ def main() -> None:
     p.add_argument(
         "--logging-cost", type=int, default=0, metavar="ROUNDS", help="measure logging on against off instead"
     )
+    p.add_argument("--point-cost", type=int, default=0, metavar="POINTS", help="measure one point's cost per tracker")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-interleaved", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -600,6 +626,10 @@ def main() -> None:
         print(json.dumps(measure_interleaved(json.loads(args.child_interleaved))), flush=True)
         return
     steps = args.steps or (5 if args.quick else 20)
+    if args.point_cost:
+        for name, r in point_cost(args.point_cost).items():
+            print(f"{name}: {r['median_ms']:.3f} ms per point (median), {r['mean_ms']:.3f} ms (mean)")
+        return
     if args.logging_cost:
         r = logging_cost(SIZES[args.sizes[0]], args.designs[0], steps, args.logging_cost)
         print(
