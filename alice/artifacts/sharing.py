@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from alice import console
-from alice.artifacts.layout import DERIVED_FOLDERS, REFERENCE_MANIFEST, SPACE_RECORD
+from alice.artifacts.layout import CARD, CURVE_FILE, DERIVED_FOLDERS, HISTORY_FILE, REFERENCE_MANIFEST, SPACE_RECORD
 from alice.artifacts.space import DERIVED, SpaceRecord, check_digest_text, inspect_space, read_record, record_of, role
 from alice.artifacts.store import refuse_existing
 from alice.artifacts.verify import first_problem, verify_space
@@ -54,7 +54,7 @@ from alice.files import (
 )
 
 ALLOWED_SUFFIXES = (".safetensors", ".json")
-ALLOWED_NAMES = ("README.md",)
+ALLOWED_NAMES = (CARD, HISTORY_FILE, CURVE_FILE)
 ARCHIVE_SUFFIXES = (".alice.tar.gz", ".tar.gz", ".tgz", ".tar")
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 #: what reading a broken archive raises, besides tarfile's own errors
