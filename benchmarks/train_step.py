@@ -3,6 +3,8 @@
     python benchmarks/train_step.py --quick              # paper sizes, every design, ~2 minutes on 2 CPU cores
     python benchmarks/train_step.py                      # more steps; cpu, and cuda when present
     python benchmarks/train_step.py --sizes digits paper --designs nonlinear --steps 20 --device cuda --compile
+    python benchmarks/train_step.py --logging-cost 7 --sizes digits --designs global --steps 500
+    python benchmarks/train_step.py --point-cost 300    # what one history point costs each tracker
 
 Rows, per device, size and intervention design, each measured in its own
 child process (so each row's peak memory is its own):
@@ -36,6 +38,12 @@ right before and one right after every timed step and gives the median over
 steps of the step's GFLOP/s divided by the rate of those two matmuls: the
 share of the peak measured around the step, which a machine whose speed
 drifts within a run cannot distort as much.
+
+``--logging-cost ROUNDS`` measures instead what recording a run costs: whole training runs
+(:class:`ReferenceTrainer`'s loop, progress bar included) of ``--steps`` steps, in turn with
+logging on (the default spacing, about 250 points a run, each sent to a TensorBoard tracker
+writing event files) and off (one point, at the last step; no tracker), the order alternating
+each round; it reports the median steps/s of each and their ratio.
 
 Then, per design, the **interleaved** measurement: every variant in one child
 process, one step of each in turn per round (the order rotating), each step
@@ -323,6 +331,74 @@ def _alice_step(s: dict, design: str, device: torch.device, fast: dict, stage: i
     return AdapterTrainer(data, ref.classifier, ref.intervention, model, t, device).step
 
 
+def logging_cost(s: dict, design: str, steps: int, rounds: int) -> dict:
+    """Median steps/s of whole runs with logging on and off, interleaved (see the module's docstring)."""
+    import tempfile
+    from pathlib import Path
+
+    from alice.config.training import ModelSpec, TrainingSpec
+    from alice.plugin.tracker import Run
+    from alice.train.history import Trackers
+    from alice.train.stages import ReferenceTrainer
+
+    device = torch.device("cpu")
+    data = _synthetic(s, device)
+    model = ModelSpec(
+        latent_dim=s["latent"], encoder_hidden=s["hidden"], classifier_hidden=s["c_hidden"], classifier_dropout=0.1
+    )
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    points: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as logs:
+        for r in range(rounds):
+            for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
+                t = TrainingSpec(
+                    steps=steps, batch_size=s["batch"], eval_every=0, log_every=0 if mode == "on" else steps
+                )
+                torch.manual_seed(0)
+                trainer = ReferenceTrainer(data, _intervention(design, s), model, t, device)
+                trackers = Trackers(["tensorboard"] if mode == "on" else [], Path(logs))
+                trackers.start(Run("reference build", "bench", {}, {}, steps, label=f"bench/{mode}-{r}"))
+                history = trainer.run(f"logging {mode}", None, trackers)
+                trackers.end({"status": "finished"})
+                rates[mode].append(steps / history.seconds)
+                points[mode] = len(history.records)
+                print(json.dumps({"round": r, "mode": mode, "steps_per_second": rates[mode][-1]}), file=sys.stderr)
+    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    return {
+        "steps": steps,
+        "rounds": rounds,
+        "points": points,
+        "on": on,
+        "off": off,
+        "on_vs_off": on / off,
+        "runs": rates,
+    }
+
+
+def point_cost(points: int) -> dict:
+    """Milliseconds one point costs each built-in tracker (``Trackers.log``), median and mean over ``points``."""
+    import tempfile
+    from pathlib import Path
+
+    from alice.plugin.tracker import Run
+    from alice.train.history import Trackers
+
+    values = {"rec": 0.5, "cls": 0.4, "sem": 0.3, "lr": 1e-3, "steps_per_second": 40.0}
+    out = {}
+    with tempfile.TemporaryDirectory() as logs:
+        for name in ("tensorboard", "mlflow"):
+            trackers = Trackers([name], Path(logs))
+            trackers.start(Run("reference build", "bench", {}, {}, points, label=f"bench/{name}"))
+            times = []
+            for step in range(1, points + 1):
+                start = time.perf_counter()
+                trackers.log(step, {"step": step, **values})
+                times.append((time.perf_counter() - start) * 1000)
+            trackers.end({"status": "finished"})
+            out[name] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times)}
+    return out
+
+
 def _stage(variant: str) -> int:
     return 2 if variant == "alice-stage2" else 1
 
@@ -536,6 +612,10 @@ def main() -> None:
     )
     p.add_argument("--no-interleave", action="store_true", help="leave out the interleaved measurement")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.add_argument(
+        "--logging-cost", type=int, default=0, metavar="ROUNDS", help="measure logging on against off instead"
+    )
+    p.add_argument("--point-cost", type=int, default=0, metavar="POINTS", help="measure one point's cost per tracker")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-interleaved", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -546,6 +626,21 @@ def main() -> None:
         print(json.dumps(measure_interleaved(json.loads(args.child_interleaved))), flush=True)
         return
     steps = args.steps or (5 if args.quick else 20)
+    if args.point_cost:
+        for name, r in point_cost(args.point_cost).items():
+            print(f"{name}: {r['median_ms']:.3f} ms per point (median), {r['mean_ms']:.3f} ms (mean)")
+        return
+    if args.logging_cost:
+        r = logging_cost(SIZES[args.sizes[0]], args.designs[0], steps, args.logging_cost)
+        print(
+            f"logging on: {r['on']:.1f} steps/s ({r['points']['on']} points a run), off: {r['off']:.1f} steps/s "
+            f"({r['points']['off']} point); on/off {r['on_vs_off']:.3f}, medians of {r['rounds']} runs each, "
+            f"{r['steps']} steps a run"
+        )
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(r, f, indent=1)
+        return
     warmup = args.warmup if args.warmup is not None else (2 if args.quick else 3)
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     rows, interleaved = [], []

@@ -219,8 +219,11 @@ def test_what_the_registry_hands_out_is_the_plugins_class_behind_the_guard(fault
 
 
 def test_every_member_the_core_calls_is_guarded():
-    """A member added to Backbone or DataSet must join guard.INTERFACE, or its failures would escape the guard."""
-    for kind, base in (("backbone", Backbone), ("dataset", DataSet)):
+    """A member added to Backbone, DataSet or Tracker must join guard.INTERFACE, or its failures would escape the
+    guard."""
+    from alice.plugin import Tracker
+
+    for kind, base in (("backbone", Backbone), ("dataset", DataSet), ("tracker", Tracker)):
         public = {
             n
             for n, v in vars(base).items()

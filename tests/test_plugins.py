@@ -61,6 +61,7 @@ def test_each_hook_is_handed_a_registrar_with_one_method_per_thing(registered, t
         InterventionRegistrar,
         LabelMapperRegistrar,
         RecipeFolderRegistrar,
+        TrackerRegistrar,
         hookspecs,
     )
 
@@ -89,6 +90,10 @@ def test_each_hook_is_handed_a_registrar_with_one_method_per_thing(registered, t
         def alice_register_recipe_dirs(self, registrar: RecipeFolderRegistrar) -> None:
             registrar.recipe_folder(tmp_path)
 
+        @hookimpl
+        def alice_register_trackers(self, registrar: TrackerRegistrar) -> None:
+            registrar.tracker("echo-board", "alice.plugin.tensorboard:TensorBoardTracker")
+
     registered(Typed(), "typed")
     reg = plugins.get_registry()
     assert reg.plugins["typed"].error is None
@@ -98,6 +103,7 @@ def test_each_hook_is_handed_a_registrar_with_one_method_per_thing(registered, t
         "label mapper": ["same"],
         "intervention": ["echo-global"],
         "recipe folder": [str(tmp_path)],
+        "tracker": ["echo-board"],
     }
     assert reg.label_mapper("same")(["a"], ["a"]) == {"a": "a"} and tmp_path in reg.recipe_dirs()
     # every registration hook names its registrar's type, which an editor and a type checker read
@@ -150,6 +156,17 @@ def test_registering_something_that_is_not_a_backbone_is_reported(registered):
 
     registered(Wrong(), "wrong-kind")
     assert "not a subclass" in plugins.get_registry().plugins["wrong-kind"].error
+
+
+def test_registering_something_that_is_not_a_tracker_is_reported(registered):
+    class Wrong:
+        @hookimpl
+        def alice_register_trackers(self, registrar):
+            registrar.tracker(EchoBackbone)
+
+    registered(Wrong(), "wrong-tracker")
+    error = plugins.get_registry().plugins["wrong-tracker"].error
+    assert "not a subclass of alice.plugin.tracker.Tracker" in error
 
 
 def test_an_extractor_returning_the_wrong_feature_size_names_its_plugin():

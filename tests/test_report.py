@@ -36,6 +36,9 @@ def test_report_writes_page_figures_and_search_grid(report):
     assert "Table 1" in text
     assert "Table 2" in text
     assert "Table 3" in text
+    # the training curves: one figure per job of each adapter (the reference build, the text adapter's)
+    for name in ("curves-image-reference-build-image.png", "curves-text-modality-add-text.png"):
+        assert (folder / name).stat().st_size > 5000, name
     record = json.loads((folder / "report.json").read_text())
     kinds = {(r["query"], r["gallery"], r["kind"]) for r in record["search"]}
     assert ("image", "text", "counterfactual") in kinds
@@ -69,6 +72,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         assert not broken, f"images that did not load: {broken[:5]}"
         sizes = {src: (w, h) for src, _, w, h in images}
         assert sizes["latent-map.png"][0] > 500
+        assert sizes["curves-text-modality-add-text.png"][0] > 500  # the training curves, one figure per job
         tables = driver.execute_script(
             "return Array.from(document.querySelectorAll('table caption')).map(c => c.textContent);"
         )

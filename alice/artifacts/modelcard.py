@@ -93,10 +93,13 @@ def _training(training: dict[str, Any]) -> dict[str, Any]:
     if training.get("steps_per_second") is not None:
         facts.append(f"{cell(training['steps_per_second'], 1)} steps/s")
     final = training.get("final") or {}
+    history = training.get("history")
+    curve = history.get("curve") if isinstance(history, dict) else None  # history.png, beside history.jsonl
     return {
         "settings": _settings(training.get("settings") or {}),
         "facts": facts,
         "final": _table(list(final), [list(final.values())]) if final else None,
+        "curve": curve if isinstance(curve, str) and curve else None,
     }
 
 

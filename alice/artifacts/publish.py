@@ -32,7 +32,9 @@ from alice.artifacts.format.layout import (
     ADAPTER_WEIGHTS,
     ADAPTERS_FOLDER,
     CARD,
+    CURVE_FILE,
     FORMAT_VERSION,
+    HISTORY_FILE,
     REFERENCE_MANIFEST,
     REFERENCE_WEIGHTS,
     SEARCH_MEAN,
@@ -104,6 +106,7 @@ class AdapterWeights:
     feature_std: torch.Tensor
     manifest: AdapterManifest
     search_mean: torch.Tensor | None = None  # stored as SEARCH_MEAN when the manifest declares search centring
+    history: bytes | None = None  # history.jsonl: the training curves of the jobs that trained it
 
     @property
     def name(self) -> str:
@@ -130,7 +133,10 @@ class AdapterWeights:
             reference_digest=reference_digest,
             weights=WeightsRecord(ADAPTER_WEIGHTS, hashlib.sha256(blob).hexdigest()),
         )
-        return {ADAPTER_WEIGHTS: blob, ADAPTER_MANIFEST: manifest.to_json()}
+        files: Files = {ADAPTER_WEIGHTS: blob, ADAPTER_MANIFEST: manifest.to_json()}
+        if self.history is not None:
+            files[HISTORY_FILE] = self.history
+        return files
 
 
 def _sha(value: Any) -> str:
@@ -199,10 +205,11 @@ def is_reference_folder(path: Path) -> bool:
 
 
 def is_adapter_folder(path: Path) -> bool:
-    """An adapter folder ALICE wrote: an ALICE adapter manifest, and nothing but its weights and model card."""
+    """An adapter folder ALICE wrote: an ALICE adapter manifest, and nothing but its weights, history and model
+    card."""
     path = Path(path)
     names = {p.name for p in path.iterdir()} if path.is_dir() else set()
-    own = {ADAPTER_WEIGHTS, ADAPTER_MANIFEST, CARD}
+    own = {ADAPTER_WEIGHTS, ADAPTER_MANIFEST, CARD, HISTORY_FILE, CURVE_FILE}
     return _manifest_format(path / ADAPTER_MANIFEST) == "alice.adapter" and names <= own
 
 

@@ -34,7 +34,14 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from alice.artifacts.format.layout import DERIVED_FOLDERS, REFERENCE_MANIFEST, SPACE_RECORD
+from alice.artifacts.format.layout import (
+    CARD,
+    CURVE_FILE,
+    DERIVED_FOLDERS,
+    HISTORY_FILE,
+    REFERENCE_MANIFEST,
+    SPACE_RECORD,
+)
 from alice.artifacts.integrity.record import (
     DERIVED,
     SpaceRecord,
@@ -59,7 +66,7 @@ from alice.files import (
 from alice.reading import size_text
 
 ALLOWED_SUFFIXES = (".safetensors", ".json")
-ALLOWED_NAMES = ("README.md",)
+ALLOWED_NAMES = (CARD, HISTORY_FILE, CURVE_FILE)
 ARCHIVE_SUFFIXES = (".alice.tar.gz", ".tar.gz", ".tgz", ".tar")
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 #: what reading a broken archive raises, besides tarfile's own errors

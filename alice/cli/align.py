@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from alice import console
-from alice.cli.options import Device
+from alice.cli.options import Device, LogDir, Trackers
 from alice.config.evaluation import ALICE_LR_DIVISOR, LOSSES, METHODS, PairedSpec
 from alice.config.evaluation import PAIRED_DEFAULTS as D
 from alice.tables import Table
@@ -61,6 +61,8 @@ def align_clip(
     patience: int = typer.Option(D.patience, "--patience", min=0, help=PATIENCE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     device: Optional[str] = Device,
+    trackers: Optional[list[str]] = Trackers,
+    log_dir: Optional[str] = LogDir,
 ) -> None:
     """Fine-tune two modalities' encoders with the contrastive loss on N pairs (or train them from scratch)."""
     from alice.artifacts.loaded import ReferenceSpace
@@ -68,10 +70,12 @@ def align_clip(
     from alice.distributed import pick_device
     from alice.errors import AliceError
     from alice.evaluation.paired import align
+    from alice.train.history import Trackers as Reporting
 
     if loss not in LOSSES:
         raise AliceError(f"unknown loss {loss!r} (known: {', '.join(LOSSES)})")
     refuse_existing(out, overwrite)
+    reporting = Reporting.of(trackers or [], log_dir)  # an unknown tracker: refused before any work
     method = loss if scratch else f"alice+{loss}"
     ref = ReferenceSpace.load(path)
     names = _names(ref, modality)
@@ -84,6 +88,7 @@ def align_clip(
         pick_device(device or "auto"),
         out,
         overwrite,
+        reporting,
     )
     console.table(
         Table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Optional
@@ -17,6 +18,12 @@ Overwrite = typer.Option(False, "--overwrite", help="Replace an existing artifac
 Json = typer.Option(False, "--json", help="Print JSON.")
 Resume = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint.")
 CheckpointEvery = typer.Option(None, "--checkpoint-every", help="Save a resumable checkpoint every N steps (0: never).")
+Trackers = typer.Option(
+    None, "--tracker", help="Report the run to this tracker as it goes (repeatable; `alice plugins list` names them)."
+)
+LogDir = typer.Option(
+    None, "--log-dir", help="Folder the trackers log under; alone, it logs TensorBoard event files there."
+)
 ExpectDigest = typer.Option(
     None,
     "--expect-digest",
@@ -35,14 +42,21 @@ class RunOptions:
     resume: bool = False
     checkpoint_every: Optional[int] = None
     as_json: bool = False
+    trackers: Optional[list[str]] = None
+    log_dir: Optional[str] = None
 
     def overrides(self) -> list[str]:
-        """The recipe overrides these options stand for: every --set, then --steps and --checkpoint-every."""
+        """The recipe overrides these options stand for: every --set, then --steps, --checkpoint-every, --tracker
+        and --log-dir."""
         out = list(self.sets or [])
         if self.steps is not None:
             out.append(f"training.steps={self.steps}")
         if self.checkpoint_every is not None:
             out.append(f"training.checkpoint_every={self.checkpoint_every}")
+        if self.trackers:
+            out.append(f"logging.trackers={json.dumps(list(self.trackers))}")
+        if self.log_dir is not None:
+            out.append(f"logging.dir={json.dumps(self.log_dir)}")
         return out
 
 
@@ -54,6 +68,8 @@ _RUN_OPTIONS = {
     "resume": (bool, Resume),
     "checkpoint_every": (Optional[int], CheckpointEvery),
     "as_json": (bool, Json),
+    "trackers": (Optional[list[str]], Trackers),
+    "log_dir": (Optional[str], LogDir),
 }
 assert set(_RUN_OPTIONS) == {f.name for f in fields(RunOptions)}
 

@@ -52,7 +52,10 @@ def _summary(path: Path) -> dict:
 @app.command("show")
 def show(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
     """Check a reference space's hashes and adapters against its manifests and describe them (`verify` loads them)."""
+    from alice.cli.runs import history_rows
+
     s = _summary(path)
+    s["history"] = history_rows(path)
     if as_json:
         console.print_json(s)
         return
@@ -93,6 +96,31 @@ def show(path: Path = typer.Argument(..., help="Reference folder."), as_json: bo
                 for n, a in s["adapters"].items()
             ],
         )
+    )
+    console.table(_training_table(s["history"]))
+
+
+def _training_table(rows: list[dict]) -> Table:
+    """Each training job's validation figure at its last step and at its best (from the adapters' histories)."""
+
+    def at(v: dict | None, which: str) -> str:
+        return f"{v[which]:.4f} at step {v[which + '_step']:,}" if v and isinstance(v[which], float) else "–"
+
+    return Table(
+        "Training (the curves: alice report, alice runs compare)",
+        ["adapter", "job", "points", "validation figure", "final", "best"],
+        [
+            [
+                r["adapter"],
+                r["job"],
+                r["points"],
+                (r["validation"] or {}).get("figure", "–"),
+                at(r["validation"], "final"),
+                at(r["validation"], "best"),
+            ]
+            for r in rows
+        ],
+        note="" if rows else "no training history recorded (a space written before ALICE recorded one)",
     )
 
 

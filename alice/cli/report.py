@@ -1,4 +1,4 @@
-"""``alice report``: one HTML page with the eval tables, the latent map and search examples."""
+"""``alice report``: one HTML page with the eval tables, the training curves, the latent map and search examples."""
 
 from __future__ import annotations
 
@@ -27,9 +27,15 @@ def report_command(
         D.seeds, "--seeds", min=1, help="Intervention draws, when the report has to run the evaluation itself."
     ),
     device: Optional[str] = Device,
+    compare: Optional[list[Path]] = typer.Option(
+        None, "--compare", help="Another space whose training curves are drawn over this one's (repeatable)."
+    ),
 ) -> None:
     """Write an HTML report (and its PNG figures) for a reference space: eval tables, latent map, search examples."""
     from alice.report.page import build_report
 
-    page = build_report(path, ReportSpec(out, per_modality, projection, queries, k, seed, device or D.device, seeds))
+    page = build_report(
+        path,
+        ReportSpec(out, per_modality, projection, queries, k, seed, device or D.device, seeds, tuple(compare or ())),
+    )
     console.info(f"wrote {page}")

@@ -2,7 +2,7 @@
 
 - ``modality``: what a modality reads (``DataSpec``, ``BackboneSpec``, ``LabelSpec``, ``ModalitySpec``) and how
   ``alice recipe init`` measures backbones (``ProbeSpec``);
-- ``training``: a recipe's model, intervention, training and alignment settings, and the ``Recipe`` itself;
+- ``training``: a recipe's model, intervention, training, alignment and logging settings, and the ``Recipe`` itself;
 - ``evaluation``: ``EvalSpec`` and paired fine-tuning's ``PairedSpec``;
 - ``search``: how an approximate index is built and searched (``AnnSpec``);
 - ``report``: what ``alice report`` shows (``ReportSpec``); ``serve``: ``alice serve``'s settings (``ServeSpec``);

@@ -18,6 +18,7 @@ class ReportSpec:
     seed: int = 0
     device: str = "cpu"
     seeds: int = 5  # intervention draws, when the report runs the evaluation itself
+    compare: tuple[Path, ...] = ()  # other spaces whose training curves are drawn over this one's
 
 
 REPORT_DEFAULTS = ReportSpec()

@@ -1,6 +1,6 @@
-"""A recipe's settings: the model, the intervention design, training and alignment, and the recipe that holds them
-with the modality it trains (read from TOML by :mod:`alice.data.recipes`). Plain dataclasses, their defaults written
-once."""
+"""A recipe's settings: the model, the intervention design, training, alignment and logging, and the recipe that
+holds them with the modality it trains (read from TOML by :mod:`alice.data.recipes`). Plain dataclasses, their
+defaults written once."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ class TrainingSpec:
     seed: int = 0
     device: str = "auto"  # auto: cuda when present, else cpu
     eval_every: int = 1000  # validation losses every N steps (0: only at the end)
+    log_every: int = 0  # a point of the run's history every N steps (0: about 250 points a run)
     checkpoint_every: int = 1000  # save a resumable checkpoint every N steps (0: never)
     extract_batch_size: int = 0  # 0: the backbone's own default
     # how the step runs (docs/performance.md); the defaults leave CPU arithmetic as it always was
@@ -77,6 +78,14 @@ class AlignmentSpec:
     paper: bool = False  # true: the paper's plain method, whatever the settings above say (they are set to off)
 
 
+@dataclass
+class LoggingSpec:
+    """Where a training run is reported as it runs (the ``[logging]`` table; ``--tracker``, ``--log-dir``)."""
+
+    trackers: list[str] = field(default_factory=list)  # registered trackers ("tensorboard", a plugin's)
+    dir: str = ""  # the folder they log under ("": runs, when trackers are named)
+
+
 # the choices of each setting of how the step runs (alice.train.stages.FastPath)
 FAST_PATH_CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "fp32", "bf16"),
@@ -100,6 +109,7 @@ class Recipe:
     intervention: InterventionSpec = field(default_factory=InterventionSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     alignment: AlignmentSpec = field(default_factory=AlignmentSpec)
+    logging: LoggingSpec = field(default_factory=LoggingSpec)
     source: str = ""  # file it was read from
 
     @property

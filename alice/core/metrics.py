@@ -39,22 +39,29 @@ def balanced_accuracy(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean(parts)) if parts else float("nan")
 
 
+def _scored(labels: np.ndarray, annotated: np.ndarray) -> list[int]:
+    """The annotated classes with both outcomes among ``labels`` (the only ones an AUROC exists for)."""
+    return [int(c) for c in np.flatnonzero(annotated) if 0 < labels[:, c].sum() < len(labels)]
+
+
+def mean_auroc(probs: np.ndarray, labels: np.ndarray, annotated: np.ndarray) -> float:
+    """Mean AUROC over annotated classes with both outcomes (NaN when there is none)."""
+    aurocs = [roc_auc_score(labels[:, c], probs[:, c]) for c in _scored(labels, annotated)]
+    return float(np.mean(aurocs)) if aurocs else float("nan")
+
+
 def classification_metrics(
     probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, annotated: np.ndarray
 ) -> dict[str, float]:
     """Mean AUROC, mean and min balanced accuracy over annotated classes with both outcomes."""
-    aurocs, baccs = [], []
     pred = probs >= thresholds[None, :]
-    for c in np.flatnonzero(annotated):
-        y = labels[:, c]
-        if 0 < y.sum() < len(y):
-            aurocs.append(roc_auc_score(y, probs[:, c]))
-            baccs.append(balanced_accuracy(pred[:, c].astype(float), y))
+    scored = _scored(labels, annotated)
+    baccs = [balanced_accuracy(pred[:, c].astype(float), labels[:, c]) for c in scored]
     return {
-        "auroc": float(np.mean(aurocs)) if aurocs else float("nan"),
+        "auroc": mean_auroc(probs, labels, annotated),
         "balanced_accuracy": float(np.mean(baccs)) if baccs else float("nan"),
         "balanced_accuracy_min": float(np.min(baccs)) if baccs else float("nan"),
-        "classes_scored": len(aurocs),
+        "classes_scored": len(scored),
     }
 
 

@@ -198,6 +198,7 @@ NON_NEGATIVE = (
     "training.sem_weight",
     "training.seed",
     "training.eval_every",
+    "training.log_every",
     "training.checkpoint_every",
     "training.extract_batch_size",
 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 
 from alice.config.evaluation import CHECK_EVERY, LOSSES, PairedSpec
 from alice.core.modules import Encoder
+from alice.train.history import Trackers, log_every
 
 
 def clip_loss(za: torch.Tensor, zb: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -109,13 +111,18 @@ def train_pairs(
     lr: float,
     spec: PairedSpec,
     held: Pairs | None = None,
+    trackers: Trackers | None = None,
 ) -> dict[str, Any]:
     """Train both encoders (and the temperature) on the pairs at rate ``lr``; the record of the run.
 
     With ``held`` pairs, the encoders end at the step (0, the start, included) with the lowest loss on them,
     checked every :data:`CHECK_EVERY` steps; training stops early once that has not improved for
     ``spec.patience`` steps. The record: ``loss_curve`` (the training loss every :data:`CHECK_EVERY` steps),
-    and with ``held`` also ``held_out`` (their number), ``held_out_curve`` (step 0 first) and ``best_step``.
+    and with ``held`` also ``held_out`` (their number), ``held_out_curve`` (step 0 first) and ``best_step``;
+    ``points``, the run's history (:mod:`alice.train.history`): a point every ``log_every(spec)`` steps, at each
+    check of the held-out pairs and at the last step run, with the mean ``loss`` since the previous point, ``lr``,
+    the learned ``temperature`` and, at a check, the held-out loss ``val_loss``. ``trackers`` receive each point
+    with its steps/s.
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -134,13 +141,18 @@ def train_pairs(
         best = (held_out_loss(encoder_a, encoder_b, held), 0, _state(encoder_a, encoder_b))
         record.update(held_out=int(held.a.shape[0]), held_out_curve=[best[0]])
     running = 0.0
+    every, points = log_every(spec), []
+    since, window = 0.0, (0, time.perf_counter())  # the loss summed since the previous point; its step and time
     for step in range(1, steps + 1):
         idx = torch.randperm(n, generator=gen, device=device)[: min(batch_size, n)]
         value = fn(encoder_a(pairs.a[idx]), encoder_b(pairs.b[idx]), log_scale)
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()
-        running += value.item()
+        loss_value = value.item()
+        running += loss_value
+        since += loss_value
+        score, stop = None, False
         if step % CHECK_EVERY == 0:
             record["loss_curve"].append(running / CHECK_EVERY)
             running = 0.0
@@ -150,11 +162,28 @@ def train_pairs(
                 if score < best[0]:
                     best = (score, step, _state(encoder_a, encoder_b))
                 elif spec.patience and step - best[1] >= spec.patience:
-                    break
+                    stop = True
+        if step % every == 0 or step == steps or score is not None:
+            point = {
+                "step": step,
+                "loss": since / (step - window[0]),
+                "lr": lr,
+                "temperature": float(1 / log_scale.detach().exp()),
+            }
+            if score is not None:
+                point["val_loss"] = score
+            points.append(point)
+            now = time.perf_counter()
+            if trackers is not None:
+                trackers.log(step, {**point, "steps_per_second": (step - window[0]) / max(now - window[1], 1e-9)})
+            since, window = 0.0, (step, now)
+        if stop:
+            break
     if held is not None:
         encoder_a.load_state_dict(best[2][0])
         encoder_b.load_state_dict(best[2][1])
         record["best_step"] = best[1]
+    record["points"] = points
     encoder_a.eval()
     encoder_b.eval()
     return record

@@ -20,6 +20,9 @@ import torch
 
 from alice import console
 from alice.artifacts import modelcard
+from alice.artifacts.curves import curve_files
+from alice.artifacts.format.history import read as read_history
+from alice.artifacts.format.layout import CURVE_FILE, HISTORY_FILE
 from alice.artifacts.loaded import Adapter, ReferenceSpace
 from alice.artifacts.publish import AdapterWeights, derived_reference_files, now, refuse_existing, write_reference
 from alice.config.evaluation import METHODS, PairedSpec
@@ -30,6 +33,8 @@ from alice.data.loading import ModalityData
 from alice.errors import AliceError
 from alice.evaluation.contrastive import Pairs, draw_pairs, split_holdout, train_pairs
 from alice.plugin.dataset import PAIRED
+from alice.plugin.tracker import Run
+from alice.train.history import Trackers, history_bytes, job_settings, log_every
 
 #: the sweep's row of the best any search that sees only label sets can expect (ties among them at random)
 CEILING = "label-set ceiling"
@@ -107,19 +112,19 @@ def ceiling_both_ways(a: Side, b: Side) -> dict[str, dict[str, float]]:
 
 
 def fine_tune(
-    method: str, a: Side, b: Side, n_pairs: int, spec: PairedSpec
+    method: str, a: Side, b: Side, n_pairs: int, spec: PairedSpec, trackers: Trackers | None = None
 ) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]]:
     """Train one method on ``n_pairs`` pairs drawn from the paired splits (seeded by ``spec.seed``).
 
     From ALICE, ``spec.holdout`` of the pairs are held out to choose the step by (the start included); the
-    record of the run is :func:`~alice.evaluation.contrastive.train_pairs`'s.
+    record of the run is :func:`~alice.evaluation.contrastive.train_pairs`'s (its history among it, ``points``).
     """
     _, loss = METHODS[method]
     ia, ib = draw_pairs(a.data.pair_ids[PAIRED], b.data.pair_ids[PAIRED], n_pairs, spec.seed)
     pairs = Pairs(a.data.features[PAIRED][torch.as_tensor(ia)], b.data.features[PAIRED][torch.as_tensor(ib)])
     train, held = split_holdout(pairs, spec.holdout_for(method), spec.seed)
     ea, eb = make_encoders(method, a, b, spec.seed)
-    record = train_pairs(ea, eb, train, loss, spec.lr_for(method), spec, held)
+    record = train_pairs(ea, eb, train, loss, spec.lr_for(method), spec, held, trackers)
     return ea, eb, record
 
 
@@ -132,17 +137,47 @@ def align(
     device: torch.device,
     out: Path,
     overwrite: bool = False,
+    trackers: Trackers | None = None,
 ) -> dict[str, dict[str, float]]:
     """Fine-tune two adapters on ``n_pairs`` pairs and write ``out``: this reference byte for byte, two new adapters.
 
-    Returns the test retrieval of the fine-tuned encoders, both ways.
+    Each adapter's ``history.jsonl`` is its old one with this run added; ``trackers`` are told of the run as it
+    goes. Returns the test retrieval of the fine-tuned encoders, both ways.
     """
     refuse_existing(out, overwrite)
+    trackers = trackers or Trackers([], Path("runs"))
     a, b = load_for_pairing(reference, names[0], device), load_for_pairing(reference, names[1], device)
-    try:
-        ea, eb, run = fine_tune(method, a, b, n_pairs, spec)
-    except ValueError as exc:
-        raise AliceError(f"--pairs {n_pairs}: {exc}") from None
+    settings = {"method": method, "pairs": n_pairs, **vars(spec), "lr": spec.lr_for(method)}
+    space = {"path": str(reference.path), "reference_sha256": reference.sha256, "digest": reference.digest}
+    job = Run("align", " and ".join(names), space, settings, spec.steps, label=f"{Path(out).name}/{'+'.join(names)}")
+    with trackers.running(job):
+        try:
+            ea, eb, run = fine_tune(method, a, b, n_pairs, spec, trackers)
+        except ValueError as exc:
+            raise AliceError(f"--pairs {n_pairs}: {exc}") from None
+        _write_aligned(reference, (a, b), (ea, eb), method, n_pairs, spec, run, out, overwrite)
+        results = retrieval_both_ways(ea.to(device), eb.to(device), a, b)
+        trackers.end({"status": "finished", "retrieval": results})
+    return results
+
+
+def _write_aligned(
+    reference: ReferenceSpace,
+    sides: tuple[Side, Side],
+    encoders: tuple[torch.nn.Module, torch.nn.Module],
+    method: str,
+    n_pairs: int,
+    spec: PairedSpec,
+    run: dict[str, Any],
+    out: Path,
+    overwrite: bool,
+) -> None:
+    """``out``: the reference byte for byte, and the two fine-tuned adapters with their histories."""
+    (a, b), (ea, eb) = sides, encoders
+    run = dict(run)
+    points = run.pop("points")
+    every = log_every(spec)
+    job = job_settings("align", f"{method}, {n_pairs} pairs", spec.steps, every, 0)
     record = {
         "method": method,
         "pairs": n_pairs,
@@ -156,6 +191,7 @@ def align(
         "from_reference": reference.sha256,
         "created": now(),
         **run,
+        "history": {"file": HISTORY_FILE, "curve": CURVE_FILE, "points": len(points), "every": every},
     }
     adapters = []
     for side, encoder, partner in ((a, ea, b.name), (b, eb, a.name)):
@@ -166,14 +202,21 @@ def align(
         search_mean = adapter.search_mean
         if not isinstance(encoder, SearchEncoder):  # an encoder of its own (from scratch): no transform of the old one
             manifest.search, search_mean = None, None
+        before = read_history(adapter.path / HISTORY_FILE)
         weights = AdapterWeights(
-            inner.cpu(), adapter.decoder.cpu(), adapter.feature_mean, adapter.feature_std, manifest, search_mean
+            inner.cpu(),
+            adapter.decoder.cpu(),
+            adapter.feature_mean,
+            adapter.feature_std,
+            manifest,
+            search_mean,
+            history_bytes(job, points, before),
         )
         adapters.append(weights)
     files = derived_reference_files(reference, adapters)
     files.update(modelcard.cards(files, design_description=reference.intervention.description))
+    files.update(curve_files(files))
     write_reference(out, files, overwrite)
-    return retrieval_both_ways(ea.to(device), eb.to(device), a, b)
 
 
 def sweep(

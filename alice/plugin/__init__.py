@@ -10,11 +10,12 @@ this module is cheap (no torch, no numpy): ``Intervention`` and
 
 - :data:`hookimpl` marks a hook implementation (hooks: :mod:`alice.plugin.hookspecs`);
 - :class:`BackboneRegistrar`, :class:`DataSetRegistrar`, :class:`LabelMapperRegistrar`,
-  :class:`InterventionRegistrar`, :class:`RecipeFolderRegistrar` are what the registration hooks are
-  handed, one method per thing registered (``registrar.backbone(...)``); :class:`AliceDeprecationWarning`
-  is what a plugin still taking the old ``register`` callable is warned with;
-- :class:`Backbone`, :class:`DataSet`, :class:`Split`, :class:`Intervention` are what
-  the hooks register; ``SPLITS`` and ``PAIRED`` name the splits; :class:`Found` is what a
+  :class:`InterventionRegistrar`, :class:`RecipeFolderRegistrar`, :class:`TrackerRegistrar` are what the
+  registration hooks are handed, one method per thing registered (``registrar.backbone(...)``);
+  :class:`AliceDeprecationWarning` is what a plugin still taking the old ``register`` callable is warned with;
+- :class:`Backbone`, :class:`DataSet`, :class:`Split`, :class:`Intervention`, :class:`Tracker` are what
+  the hooks register (a tracker is told of a training :class:`Run`); ``SPLITS`` and ``PAIRED`` name the
+  splits; :class:`Found` is what a
   data set makes of a file or folder (``alice recipe init``);
 - :func:`label_key` is how labels are compared (case and surrounding spaces ignored);
 - :class:`AliceError` is the error to raise for a user's mistake (one line, no traceback);
@@ -46,7 +47,9 @@ from alice.plugin.registrars import (
     InterventionRegistrar,
     LabelMapperRegistrar,
     RecipeFolderRegistrar,
+    TrackerRegistrar,
 )
+from alice.plugin.tracker import Run, Tracker
 from alice.reading import parse_json
 
 if TYPE_CHECKING:
@@ -69,8 +72,11 @@ __all__ = [
     "LabelMapperRegistrar",
     "Preview",
     "RecipeFolderRegistrar",
+    "Run",
     "Split",
     "TooLarge",
+    "Tracker",
+    "TrackerRegistrar",
     "get_registry",
     "hookimpl",
     "info",

@@ -1,4 +1,5 @@
-"""The core's own plugin: the paper's intervention designs, the by-name label mapper, the built-in recipes.
+"""The core's own plugin: the paper's intervention designs, the by-name label mapper, the built-in recipes,
+the TensorBoard tracker.
 
 Registered through the same hooks as every other plugin (``DEFAULT_PLUGINS``
 in :mod:`alice.plugin.manager`). Heavy imports happen inside the hooks, so
@@ -10,7 +11,12 @@ from __future__ import annotations
 from alice.errors import AliceError
 from alice.plugin.dataset import label_key
 from alice.plugin.hookspecs import hookimpl
-from alice.plugin.registrars import InterventionRegistrar, LabelMapperRegistrar, RecipeFolderRegistrar
+from alice.plugin.registrars import (
+    InterventionRegistrar,
+    LabelMapperRegistrar,
+    RecipeFolderRegistrar,
+    TrackerRegistrar,
+)
 
 
 @hookimpl
@@ -58,3 +64,9 @@ def alice_register_recipe_dirs(registrar: RecipeFolderRegistrar) -> None:
     import alice_registry
 
     registrar.recipe_folder(alice_registry.folder())
+
+
+@hookimpl
+def alice_register_trackers(registrar: TrackerRegistrar) -> None:
+    # lazily: the tensorboard package is imported only by a run that logs to it
+    registrar.tracker("tensorboard", "alice.plugin.tensorboard:TensorBoardTracker")

@@ -45,6 +45,7 @@ INTERFACE: dict[str, tuple[str, ...]] = {
     ),
     "dataset": ("__init__", "vocabulary", "identity", "split", "inspect"),
     "intervention": ("__init__", "setting_names", "settings", "set_prompt_embeddings", "forward"),
+    "tracker": ("__init__", "start", "log", "end"),
 }
 
 #: how each kind is named to a user
@@ -54,6 +55,7 @@ LABELS = {
     "intervention": "intervention design",
     "label mapper": "label mapper",
     "command": "command",
+    "tracker": "tracker",
 }
 
 

@@ -3,7 +3,7 @@
 Each registration hook is handed a typed registrar (:mod:`alice.plugin.registrars`)
 with one method per thing it registers: ``registrar.backbone(...)``,
 ``registrar.dataset(...)``, ``registrar.label_mapper(...)``,
-``registrar.intervention(...)``, ``registrar.recipe_folder(...)``. A class may be
+``registrar.intervention(...)``, ``registrar.recipe_folder(...)``, ``registrar.tracker(...)``. A class may be
 registered by its name and where it lives, ``registrar.backbone("name",
 "package.module:Class")``: the module is imported the first time the name is
 used, so listing plugins imports nothing heavy. Hooks are never renamed: new
@@ -29,6 +29,7 @@ from alice.plugin.registrars import (
     InterventionRegistrar,
     LabelMapperRegistrar,
     RecipeFolderRegistrar,
+    TrackerRegistrar,
 )
 
 hookspec = pluggy.HookspecMarker("alice")
@@ -102,6 +103,17 @@ def alice_register_recipe_dirs(registrar: RecipeFolderRegistrar, register: Calla
 
     :param registrar: call ``registrar.recipe_folder(path)`` with a folder.
     :param register: deprecated: the same as ``registrar.recipe_folder``.
+    """
+
+
+@hookspec
+def alice_register_trackers(registrar: TrackerRegistrar) -> None:
+    """Register trackers: places a training run reports its losses and validation figures to as it runs.
+
+    :param registrar: call ``registrar.tracker(cls)`` with a subclass of :class:`alice.plugin.Tracker`
+        (class attribute ``name``), or ``registrar.tracker(name, "package.module:Class")`` to import it
+        (and its library) only when a run uses it. ALICE calls ``cls(directory)``, then
+        ``start(run)``, ``log(step, values)`` at each point and ``end(outcome)``.
     """
 
 

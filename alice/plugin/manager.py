@@ -49,6 +49,7 @@ from alice.plugin.registrars import (
     LabelMapperRegistrar,
     RecipeFolderRegistrar,
     Registrar,
+    TrackerRegistrar,
     validate,
 )
 
@@ -63,6 +64,7 @@ REGISTRARS: dict[str, type[Registrar]] = {
     "alice_register_label_mappers": LabelMapperRegistrar,
     "alice_register_interventions": InterventionRegistrar,
     "alice_register_recipe_dirs": RecipeFolderRegistrar,
+    "alice_register_trackers": TrackerRegistrar,
 }
 REGISTRATION_HOOKS = {hook: registrar.kind for hook, registrar in REGISTRARS.items()}
 #: what a plugin's command hook adds (``register_commands``), listed with the rest
@@ -202,6 +204,9 @@ class Registry:
 
     def intervention(self, name: str, origin: str = ""):
         return self.get("intervention", name, origin)
+
+    def tracker(self, name: str):
+        return self.get("tracker", name)
 
     def recipe_dirs(self) -> list[Path]:
         return [r.obj for r in self.items["recipe folder"].values()]

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from alice.core.interventions import Intervention
     from alice.plugin.backbone import Backbone
     from alice.plugin.dataset import DataSet
+    from alice.plugin.tracker import Tracker
 
 #: a label mapper: ``mapper(source, reference, aliases=aliases)`` -> source label -> reference label or None
 LabelMapper = Callable[..., dict[str, "str | None"]]
@@ -62,8 +63,9 @@ def validate(kind: str, obj: Any) -> str:
     else:
         from alice.plugin.backbone import Backbone
         from alice.plugin.dataset import DataSet
+        from alice.plugin.tracker import Tracker
 
-        base = {"backbone": Backbone, "dataset": DataSet}[kind]
+        base = {"backbone": Backbone, "dataset": DataSet, "tracker": Tracker}[kind]
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise TypeError(
             f"registered {obj!r} as a {kind}, but it is not a subclass of {base.__module__}.{base.__name__}"
@@ -165,3 +167,18 @@ class RecipeFolderRegistrar(Registrar):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"a recipe folder is registered as a path, got {path!r}")
         self.registrations.append(Registration(str(path), Path(path)))
+
+
+class TrackerRegistrar(Registrar):
+    """Handed to ``alice_register_trackers``: register trackers, the places a training run reports to."""
+
+    kind, method = "tracker", "tracker"
+
+    @overload
+    def tracker(self, cls: type[Tracker], /) -> None: ...
+    @overload
+    def tracker(self, name: str, place: str, /) -> None: ...
+    def tracker(self, cls_or_name: Any, place: str | None = None, /) -> None:
+        """A subclass of :class:`alice.plugin.Tracker`, or its name and ``"package.module:Class"`` (which imports
+        it, and its library, only when a run logs to it)."""
+        self._add_class(cls_or_name, place)

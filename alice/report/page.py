@@ -31,6 +31,7 @@ from alice import console
 from alice._version import __version__
 from alice.api import Space
 from alice.artifacts.format.layout import EVAL_FILE, REPORT_FOLDER
+from alice.artifacts.integrity.describe import open_space
 from alice.artifacts.loaded import ReferenceSpace
 from alice.artifacts.publish import inside, scratch_beside, update_space
 from alice.config.evaluation import EvalSpec
@@ -42,6 +43,7 @@ from alice.evaluation.run import evaluate, save_evaluation
 from alice.evaluation.tables import evaluation_tables
 from alice.files import check_writable, publish_folder, staging_folder, write_json
 from alice.reading import read_json
+from alice.report.curves import draw, labels_for, matched
 from alice.report.figures import PROJECTIONS, Items, projection_figures
 from alice.report.previews import Gallery
 from alice.tables import Table, cell
@@ -189,6 +191,25 @@ code { background: #f3f3f3; padding: 0 0.2em; }
 """
 
 
+def _curves_section(spaces: list[Path], folder: Path) -> str:
+    """One figure per training job of each adapter (overlaid with the other spaces' same jobs), as HTML."""
+    for other in spaces[1:]:
+        open_space(Path(other))  # a space compared with is checked as any space read is
+    figures = matched(spaces)
+    if not figures:
+        return "<p>No training history recorded (a space written before ALICE recorded one).</p>"
+    styles = f", one line style per space: {html.escape(' vs '.join(labels_for(spaces)))}" if len(spaces) > 1 else ""
+    parts = [
+        f"<p>From each adapter's <code>history.jsonl</code>: the loss terms (log scale) and the validation figures "
+        f"against steps{styles}.</p>"
+    ]
+    for c in figures:
+        draw(c, folder / c.file)
+        alt = html.escape(f"training curves of {c.adapter}: {c.title}")
+        parts.append(f'<img class="figure" src="{c.file}" alt="{alt}">')
+    return "\n".join(parts)
+
+
 def build_report(reference_path: Path, spec: ReportSpec | None = None) -> Path:
     """Write the report folder (index.html, PNG figures, items/ and report.json); return the HTML file."""
     spec = spec or ReportSpec()
@@ -216,6 +237,7 @@ def build_report(reference_path: Path, spec: ReportSpec | None = None) -> Path:
     with staging_folder(final) if rel is None else scratch_beside(reference.path) as tmp:
         console.info(f"projecting {sum(len(it.z) for it in items.values())} latents ({projection})")
         proj = projection_figures(list(items.values()), vocab, tmp, projection, seed)
+        curves = _curves_section([reference.path, *spec.compare], tmp)
         console.info("search examples")
         grid, record = _search_grid(space, items, Gallery(tmp, space.preview), spec.queries, k, seed)
         m = reference.manifest
@@ -240,6 +262,8 @@ Labels: {html.escape(", ".join(vocab[:80]))}{"…" if len(vocab) > 80 else ""}.<
 <h2>Evaluation</h2>
 <p>From <code>eval.json</code> (written by <code>alice eval</code>), test splits.</p>
 {"".join(html_table(t) for t in evaluation_tables(evaluation))}
+<h2>Training</h2>
+{curves}
 <h2>The shared latent space</h2>
 <p>{proj["points"]} test items ({", ".join(f"{len(it.z)} {n}" for n, it in items.items())}) projected to 2-D together;
 colour: the item's first label in vocabulary order, marker: its modality.</p>

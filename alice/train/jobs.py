@@ -10,7 +10,14 @@ import torch
 
 from alice import console, distributed
 from alice.artifacts import modelcard
-from alice.artifacts.format.layout import ADAPTERS_FOLDER, SEARCH_MEAN, STATISTICS_PREFIX
+from alice.artifacts.curves import curve_files
+from alice.artifacts.format.layout import (
+    ADAPTERS_FOLDER,
+    CURVE_FILE,
+    HISTORY_FILE,
+    SEARCH_MEAN,
+    STATISTICS_PREFIX,
+)
 from alice.artifacts.format.manifests import AdapterManifest, BackboneRecord, DataRecord, LabelRecord, ReferenceManifest
 from alice.artifacts.integrity.describe import check_new_adapter
 from alice.artifacts.loaded import ReferenceSpace
@@ -27,7 +34,9 @@ from alice.distributed import pick_device
 from alice.errors import AliceError, Interrupted
 from alice.files import check_writable, recover
 from alice.plugin.manager import get_registry
+from alice.plugin.tracker import Run
 from alice.train import checkpoints
+from alice.train.history import Trackers, history_bytes, job_settings
 from alice.train.loop import Checkpointing, History
 from alice.train.stages import AdapterTrainer, ReferenceTrainer, training_summary
 
@@ -109,8 +118,10 @@ def _adapter_weights(
     thresholds: np.ndarray,
     training: dict,
     metrics: dict,
+    history: bytes | None = None,
 ) -> AdapterWeights:
-    """An adapter's weights and manifest; ``train_mean``: its mean train latent, kept when search centres on it."""
+    """An adapter's weights, manifest and history; ``train_mean``: its mean train latent, kept when search centres
+    on it."""
     manifest = _adapter_manifest(name, recipe, data, thresholds, training, metrics)
     a = recipe.alignment
     if recipe.stage == "modality" and a.weight > 0:
@@ -122,7 +133,7 @@ def _adapter_weights(
             manifest.search["mean"] = f"{SEARCH_MEAN}: this modality's mean train latent"
         if a.project:
             manifest.search["subspace"] = "the reference's label subspace, from its latent statistics"
-    return AdapterWeights(*modules, data.mean, data.std, manifest, search_mean)
+    return AdapterWeights(*modules, data.mean, data.std, manifest, search_mean, history)
 
 
 def _adapter_manifest(
@@ -180,7 +191,7 @@ def _check_modality(recipe: Recipe) -> None:
 def _checkpointing(recipe: Recipe, folder: Path, resume: bool, overwrite: bool, stage: str) -> Checkpointing:
     """Checkpoints in ``folder`` (beside the space); an interrupted run's checkpoint is kept unless asked otherwise."""
     recover(folder)  # a run killed while saving or removing a checkpoint left the previous one beside it
-    settings = recipe.to_dict()
+    settings = recipe_table(recipe)
     settings["training"] = {
         k: v for k, v in settings["training"].items() if k not in ("steps", "device", "eval_every", "checkpoint_every")
     }
@@ -202,6 +213,22 @@ def _checkpointing(recipe: Recipe, folder: Path, resume: bool, overwrite: bool, 
     return Checkpointing(
         folder, recipe.training.checkpoint_every, resume, checkpoints.fingerprint({"stage": stage, **settings})
     )
+
+
+def recipe_table(recipe: Recipe) -> dict:
+    """The recipe as a manifest and a checkpoint record it: where a run is logged to is no part of it."""
+    table = recipe.to_dict()
+    table.pop("logging", None)
+    return table
+
+
+def _job_history(job: str, name: str, recipe: Recipe, history: History) -> bytes:
+    t = recipe.training
+    return history_bytes(job_settings(job, name, t.steps, history.log_every, t.eval_every), history.records)
+
+
+def _run(job: str, name: str, recipe: Recipe, space: dict, folder: Path) -> Run:
+    return Run(job, name, space, recipe_table(recipe), recipe.training.steps, label=f"{folder.name}/{name}")
 
 
 def _processes() -> str:
@@ -272,16 +299,17 @@ def build_reference(
     recover(out)  # a replacement killed half-way: the previous space goes back first
     refuse_existing(out, overwrite)  # fail before any work, not after training
     _check_modality(recipe)
+    trackers = Trackers.of(recipe.logging.trackers, recipe.logging.dir)  # an unknown tracker: refused before work
     folder = checkpoints.checkpoint_folder(out)
     try:
         with distributed.session(pick_device(device_name or recipe.training.device)) as device:
-            return _build_reference(recipe, out, overwrite, device, resume, folder)
+            return _build_reference(recipe, out, overwrite, device, resume, folder, trackers)
     except KeyboardInterrupt:
         raise _interrupted(folder) from None
 
 
 def _build_reference(
-    recipe: Recipe, out: Path, overwrite: bool, device: torch.device, resume: bool, folder: Path
+    recipe: Recipe, out: Path, overwrite: bool, device: torch.device, resume: bool, folder: Path, trackers: Trackers
 ) -> ReferenceSpace:
     distributed.batch_slice(recipe.training.batch_size)  # refuse an uneven split before any work
     checkpointing = _checkpointing(recipe, folder, resume, overwrite, "reference")
@@ -293,7 +321,27 @@ def _build_reference(
     intervention = _intervention_from_recipe(recipe, vocab, device)
     m = recipe.model
     trainer = ReferenceTrainer(data, intervention, m, recipe.training, device)
-    encoder, decoder, classifier, intervention, history = trainer.train(checkpointing)
+    with trackers.running(_run("reference build", data.modality, recipe, {"path": str(out)}, out)):
+        encoder, decoder, classifier, intervention, history = trainer.train(checkpointing, trackers)
+        space = _write_reference(
+            recipe, out, overwrite, device, data, (encoder, decoder, classifier, intervention), history, checkpointing
+        )
+        trackers.end({"status": "finished", "digest": space.digest, "metrics": space.manifest.metrics})
+    return space
+
+
+def _write_reference(
+    recipe: Recipe,
+    out: Path,
+    overwrite: bool,
+    device: torch.device,
+    data: ModalityData,
+    modules: tuple[Encoder, Decoder, Classifier, Intervention],
+    history: History,
+    checkpointing: Checkpointing,
+) -> ReferenceSpace:
+    encoder, decoder, classifier, intervention = modules
+    m, vocab = recipe.model, data.dataset.vocabulary
     thresholds, metrics = _thresholds_and_metrics(data, encoder, classifier)
     training = training_summary(recipe.training, history, device)
     statistics = _latent_statistics(data, encoder)
@@ -308,14 +356,22 @@ def _build_reference(
         classifier_dropout=m.classifier_dropout,
         design=recipe.intervention.design,
         design_settings=intervention.settings(),
-        recipe=recipe.to_dict(),
-        training={k: v for k, v in training.items() if k != "history"},
+        recipe=recipe_table(recipe),
+        training=_from_root(training, data.modality),
         metrics={"val": metrics},
         statistics=statistics_record(statistics),
         plugins={"intervention": get_registry().origin("intervention", recipe.intervention.design)},
     )
     adapter = _adapter_weights(
-        data.modality, recipe, data, (encoder, decoder), statistics.mean, thresholds, training, metrics
+        data.modality,
+        recipe,
+        data,
+        (encoder, decoder),
+        statistics.mean,
+        thresholds,
+        training,
+        metrics,
+        _job_history("reference build", data.modality, recipe, history),
     )
     if distributed.is_main():  # one writer; the others wait for the artifact
         save_reference(out, classifier, intervention, manifest, [adapter], overwrite, statistics)
@@ -324,6 +380,12 @@ def _build_reference(
     space = ReferenceSpace.load(out)
     _done(out, metrics, history, "", space.digest)
     return space
+
+
+def _from_root(training: dict, adapter: str) -> dict:
+    """The training record as reference.json holds it: its history is in the reference modality's adapter folder."""
+    where = f"{ADAPTERS_FOLDER}/{adapter}/"
+    return {**training, "history": {**training["history"], "file": where + HISTORY_FILE, "curve": where + CURVE_FILE}}
 
 
 def save_reference(
@@ -343,6 +405,7 @@ def save_reference(
     manifest = replace(manifest, statistics=statistics_record(statistics) if statistics is not None else None)
     files, digest = reference_files(classifier, intervention, manifest, adapters, statistics)
     files.update(modelcard.cards(files, design_description=intervention.description))
+    files.update(curve_files(files))
     write_space(out, files, overwrite=overwrite)
     return digest
 
@@ -385,10 +448,11 @@ def add_modality(
         refuse_existing(existing, overwrite, "adapter")
     check_writable(reference.path.absolute())  # the space is published anew beside its old version
     _check_modality(recipe)
+    trackers = Trackers.of(recipe.logging.trackers, recipe.logging.dir)  # an unknown tracker: refused before work
     folder = checkpoints.adapter_checkpoint_folder(reference.path, name)
     try:
         with distributed.session(pick_device(device_name or recipe.training.device)) as device:
-            return _add_modality(reference, recipe, name, overwrite, device, resume, folder)
+            return _add_modality(reference, recipe, name, overwrite, device, resume, folder, trackers)
     except KeyboardInterrupt:
         raise _interrupted(folder) from None
 
@@ -401,6 +465,7 @@ def _add_modality(
     device: torch.device,
     resume: bool,
     folder: Path,
+    trackers: Trackers,
 ) -> Path:
     distributed.batch_slice(recipe.training.batch_size)
     path = reference.path / ADAPTERS_FOLDER / name
@@ -412,19 +477,51 @@ def _add_modality(
     trainer = AdapterTrainer(
         data, reference.classifier, reference.intervention, recipe.model, recipe.training, device, alignment
     )
-    encoder, decoder, history = trainer.train(checkpointing)
+    space = {"path": str(reference.path), "reference_sha256": reference.sha256, "digest": reference.digest}
+    with trackers.running(_run("modality add", name, recipe, space, reference.path)):
+        encoder, decoder, history = trainer.train(checkpointing, trackers)
+        metrics, digest = _write_adapter(
+            reference, recipe, name, data, (encoder, decoder), history, device, checkpointing
+        )
+        trackers.end({"status": "finished", "digest": digest, "metrics": {"val": metrics}})
+    _done(path, metrics, history, " through C_ref", digest)
+    return path
+
+
+def _write_adapter(
+    reference: ReferenceSpace,
+    recipe: Recipe,
+    name: str,
+    data: ModalityData,
+    modules: tuple[Encoder, Decoder],
+    history: History,
+    device: torch.device,
+    checkpointing: Checkpointing,
+) -> tuple[dict, str]:
+    """Write the new adapter into the space (rank 0); its validation metrics and the space's new digest."""
+    encoder, decoder = modules
     thresholds, metrics = _thresholds_and_metrics(data, encoder, reference.classifier)
     training = training_summary(recipe.training, history, device)
     train_mean = _train_latents(data, encoder).mean(0)
-    adapter = _adapter_weights(name, recipe, data, (encoder, decoder), train_mean, thresholds, training, metrics)
+    adapter = _adapter_weights(
+        name,
+        recipe,
+        data,
+        modules,
+        train_mean,
+        thresholds,
+        training,
+        metrics,
+        _job_history("modality add", name, recipe, history),
+    )
     digest = ""
     if distributed.is_main():
         files = adapter.files(reference.sha256, reference.reference_digest)
         files.update(modelcard.cards(files, reference=reference.manifest))  # its README.md model card
+        files.update(curve_files(files))
         prefix = f"{ADAPTERS_FOLDER}/{name}"
         changes = {f"{prefix}/{rel}": v for rel, v in files.items()}
         digest = update_space(reference.path, changes, replace_folders=(prefix,)).digest
         checkpoints.remove(checkpointing.folder)
     distributed.barrier()
-    _done(path, metrics, history, " through C_ref", digest)
-    return path
+    return metrics, digest

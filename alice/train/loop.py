@@ -13,6 +13,7 @@ from alice import console, distributed
 from alice.errors import AliceError
 from alice.train import checkpoints
 from alice.train.checkpoints import RunState
+from alice.train.history import Trackers
 
 
 class BatchSampler:
@@ -36,10 +37,12 @@ class BatchSampler:
 
 @dataclass
 class History:
-    """Losses recorded during training (train: running mean since the last record)."""
+    """What a run recorded: its points (train losses: running means since the previous point) and its timing."""
 
     records: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    log_every: int = 0
+    timing: list[list[float]] = field(default_factory=list)  # [step, steps/s since the previous point]
 
     def last(self) -> dict[str, float]:
         return self.records[-1] if self.records else {}
@@ -81,9 +84,15 @@ def run_steps(
     run: RunState,
     checkpointing: Checkpointing | None = None,
     log_every: int = 50,
+    trackers: Trackers | None = None,
 ) -> History:
-    """Run ``step_fn(step) -> dict of loss tensors`` with progress, recording losses and checkpoints."""
-    history = History()
+    """Run ``step_fn(step) -> dict of loss tensors`` with progress, recording losses and checkpoints.
+
+    Every ``log_every`` steps (and at the last) a point: the mean of each loss since the previous point,
+    the learning rate, and at each ``eval_every`` the validation figures; ``trackers`` receive each point
+    with its steps/s.
+    """
+    history = History(log_every=log_every)
     sums: dict[str, torch.Tensor] = {}
     count, first = 0, 1
     if checkpointing is not None and checkpointing.resume:
@@ -93,11 +102,14 @@ def run_steps(
         else:
             done, sums, count, saved = restored
             history.records, history.seconds = saved["records"], saved["seconds"]
+            history.timing = saved.get("timing", [])
             first = done + 1
             console.info(f"resuming from the checkpoint at step {done}")
     seconds_before = history.seconds
     start = time.perf_counter()
     estimated = False
+    optimizer = next(iter(run.optimizers.values()))
+    window = (first - 1, start)  # the step and time of the previous point: steps/s between points
     with console.progress(description, steps) as bar:
         bar.advance(first - 1)
         for step in range(first, steps + 1):
@@ -119,10 +131,16 @@ def run_steps(
                 means = {k: float(v) / count for k, v in distributed.mean_over_ranks(sums).items()}
                 if not all(map(_finite, means.values())):
                     raise AliceError(f"training diverged at step {step} (losses {means}); try a lower training.lr")
-                record: dict[str, float] = {"step": step, **means}
+                now = time.perf_counter()
+                rate = (step - window[0]) / max(now - window[1], 1e-9)
+                window = (step, now)
+                record: dict[str, float] = {"step": step, **means, "lr": float(optimizer.param_groups[0]["lr"])}
                 if (step == steps or (eval_every and step % eval_every == 0)) and distributed.is_main():
                     record.update(validate())  # the weights are the same on every process: rank 0 reports
                 history.records.append(record)
+                history.timing.append([step, round(rate, 2)])
+                if trackers is not None:
+                    trackers.log(step, {**record, "steps_per_second": rate})
                 bar.note(" ".join(f"{k} {v:.4f}" for k, v in means.items()))
                 sums, count = {}, 0
             if (
@@ -139,7 +157,7 @@ def run_steps(
                     step,
                     sums,
                     count,
-                    {"records": history.records, "seconds": seconds},
+                    {"records": history.records, "seconds": seconds, "timing": history.timing},
                     checkpointing.fingerprint,
                 )
             bar.advance()

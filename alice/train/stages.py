@@ -27,14 +27,17 @@ from typing import Any
 import torch
 
 from alice import distributed
+from alice.artifacts.format.layout import CURVE_FILE, HISTORY_FILE
 from alice.config.training import FAST_PATH_CHOICES, ModelSpec, TrainingSpec
 from alice.core.alignment import AlignmentTarget, alignment_loss
 from alice.core.interventions import Intervention, InterventionBatch, sample_interventions
 from alice.core.losses import masked_bce, reconstruction_loss
+from alice.core.metrics import mean_auroc
 from alice.core.modules import Classifier, Decoder, Encoder, state_digest
 from alice.data.loading import ModalityData
 from alice.errors import AliceError
 from alice.train.checkpoints import RunState
+from alice.train.history import Trackers, log_every
 from alice.train.loop import BatchSampler, Checkpointing, History, run_steps
 
 
@@ -165,6 +168,21 @@ def validation_losses(
     return {f"val_{k}": v / x.shape[0] for k, v in totals.items()}
 
 
+@torch.no_grad()
+def validation_auroc(data: ModalityData, encoder, classifier, chunk: int = 4096) -> float:
+    """Mean AUROC over annotated classes on the val split (NaN when no class has both outcomes)."""
+    modes = [m.training for m in (encoder, classifier)]
+    encoder.eval(), classifier.eval()
+    x = data.features["val"]
+    probs = torch.cat(
+        [torch.sigmoid(classifier(encoder(x[lo : lo + chunk]))).float().cpu() for lo in range(0, x.shape[0], chunk)]
+    )
+    for m, mode in zip((encoder, classifier), modes):
+        m.train(mode)
+    labels = data.labels["val"].cpu().numpy()
+    return mean_auroc(probs.numpy(), labels, data.mapping.annotated)
+
+
 def _global_draws(
     sampler: BatchSampler,
     y_all: torch.Tensor,
@@ -227,14 +245,27 @@ class _Trainer:
         modules = (self.encoder, self.decoder, self.classifier, self.intervention)
         return semantic_loss(z, y, self.annotated, *modules, None, k, denominator)
 
-    def run(self, description: str, checkpointing: Checkpointing | None) -> History:
-        """``training.steps`` steps (from a checkpoint's when resuming), with validation losses and checkpoints."""
+    def run(self, description: str, checkpointing: Checkpointing | None, trackers: Trackers | None = None) -> History:
+        """``training.steps`` steps (from a checkpoint's when resuming), with validation figures and checkpoints."""
         t = self.t
 
         def validate() -> dict[str, float]:
-            return validation_losses(self.data, self.encoder, self.decoder, self.classifier, self.intervention, t.seed)
+            figures = validation_losses(
+                self.data, self.encoder, self.decoder, self.classifier, self.intervention, t.seed
+            )
+            return {**figures, "val_auroc": validation_auroc(self.data, self.encoder, self.classifier)}
 
-        return run_steps(t.steps, description, self.step, validate, t.eval_every, self.run_state(), checkpointing)
+        return run_steps(
+            t.steps,
+            description,
+            self.step,
+            validate,
+            t.eval_every,
+            self.run_state(),
+            checkpointing,
+            log_every(t),
+            trackers,
+        )
 
 
 class ReferenceTrainer(_Trainer):
@@ -309,10 +340,10 @@ class ReferenceTrainer(_Trainer):
         )
 
     def train(
-        self, checkpointing: Checkpointing | None = None
+        self, checkpointing: Checkpointing | None = None, trackers: Trackers | None = None
     ) -> tuple[Encoder, Decoder, Classifier, Intervention, History]:
         """Stage 1: E, D, C and M of the reference modality, in eval mode, and the loss history."""
-        history = self.run("training reference space", checkpointing)
+        history = self.run("training reference space", checkpointing, trackers)
         modules = (self.encoder, self.decoder, self.classifier, self.intervention)
         for m in modules:
             m.eval()
@@ -391,9 +422,11 @@ class AdapterTrainer(_Trainer):
             {"encoder": self.encoder, "decoder": self.decoder}, {"main": self.opt}, {"batches": self.gen}, self.sampler
         )
 
-    def train(self, checkpointing: Checkpointing | None = None) -> tuple[Encoder, Decoder, History]:
+    def train(
+        self, checkpointing: Checkpointing | None = None, trackers: Trackers | None = None
+    ) -> tuple[Encoder, Decoder, History]:
         """Stage 2: the new modality's E_m and D_m in eval mode, and the losses; C_ref and M_ref checked unchanged."""
-        history = self.run(f"training {self.data.modality} adapter", checkpointing)
+        history = self.run(f"training {self.data.modality} adapter", checkpointing, trackers)
         if state_digest(self.classifier, self.intervention) != self.frozen_before:
             raise AssertionError("C_ref or M_ref changed during stage 2; this is a bug in ALICE")
         return self.encoder.eval(), self.decoder.eval(), history
@@ -406,5 +439,15 @@ def training_summary(t: TrainingSpec, history: History, device: torch.device) ->
         "seconds": round(history.seconds, 2),
         "steps_per_second": round(t.steps / history.seconds, 2) if history.seconds else None,
         "final": history.last(),
-        "history": history.records,
+        # the curves themselves are in the adapter's history.jsonl; the steps/s between its points are here
+        "history": {
+            "file": HISTORY_FILE,
+            "curve": CURVE_FILE,
+            "points": len(history.records),
+            "every": history.log_every,
+        },
+        "timing": {
+            "at_step": [int(s) for s, _ in history.timing],
+            "steps_per_second": [r for _, r in history.timing],
+        },
     }

@@ -9,6 +9,8 @@
         adapters/<name>/
             adapter.safetensors  E_m, D_m, feature mean and std
             adapter.json         backbone, data set, label mapping, thresholds, reference digest
+            history.jsonl        the training curves of the jobs that trained it (alice.artifacts.format.history)
+            history.png          a small picture of them, shown by the model card (documentation)
             README.md            model card (documentation)
         README.md                model card, rewritten by ``alice eval``
         eval.json                written by ``alice eval``
@@ -29,6 +31,7 @@ FORMAT_VERSION = 1
 REFERENCE_WEIGHTS, REFERENCE_MANIFEST = "reference.safetensors", "reference.json"
 ADAPTER_WEIGHTS, ADAPTER_MANIFEST = "adapter.safetensors", "adapter.json"
 ADAPTERS_FOLDER = "adapters"
+HISTORY_FILE, CURVE_FILE = "history.jsonl", "history.png"
 #: what an adapter may be named (its folder's name under adapters/)
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CARD = "README.md"

@@ -5,12 +5,13 @@ sha256, in three sections:
 
 - ``files``: what decides what the space computes: ``reference.safetensors``,
   ``reference.json`` and each adapter's ``adapter.safetensors`` and
-  ``adapter.json``. The space's **digest** is the Merkle root (RFC 6962's tree
+  ``adapter.json``, and each adapter's training history ``history.jsonl``. The space's
+  **digest** is the Merkle root (RFC 6962's tree
   hash, SHA-256) over these files' paths and sha256. The **reference digest**
   is the same root over the two reference files alone; every adapter manifest
   names it, so an adapter is bound to the reference it was trained against,
   manifest included, not only to its weights.
-- ``documentation``: the model cards (``README.md``) and ``eval.json``, which
+- ``documentation``: the model cards (``README.md``), their curve pictures (``history.png``) and ``eval.json``, which
   ``alice eval`` rewrites; hashed and checked, outside the digest, so a pinned
   digest stays valid after an evaluation.
 - ``derived``: search indexes and the report, rebuilt from the space; hashed
@@ -37,8 +38,10 @@ from alice.artifacts.format.layout import (
     ADAPTER_WEIGHTS,
     ADAPTERS_FOLDER,
     CARD,
+    CURVE_FILE,
     DERIVED_FOLDERS,
     EVAL_FILE,
+    HISTORY_FILE,
     REFERENCE_MANIFEST,
     REFERENCE_WEIGHTS,
     SPACE_RECORD,
@@ -67,9 +70,9 @@ def role(rel: str) -> str | None:
     if parts[0] == ADAPTERS_FOLDER and len(parts) == 3:
         return (
             BEHAVIOUR
-            if parts[2] in (ADAPTER_WEIGHTS, ADAPTER_MANIFEST)
+            if parts[2] in (ADAPTER_WEIGHTS, ADAPTER_MANIFEST, HISTORY_FILE)
             else DOCUMENTATION
-            if parts[2] == CARD
+            if parts[2] in (CARD, CURVE_FILE)
             else None
         )
     return DERIVED if parts[0] in DERIVED_FOLDERS else None
