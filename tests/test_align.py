@@ -130,6 +130,12 @@ def test_early_stopping_stops_once_the_held_out_loss_stalls(paired):
     _, _, run = fine_tune("alice+clip", a, b, 500, PairedSpec(steps=1000, lr=300.0, batch_size=128, patience=100))
     assert run["best_step"] == 0
     assert len(run["loss_curve"]) == 2  # checked at 50 and 100, then stopped
+    # the run's history: a point every 1000 // 250 = 4 steps and at each check, which carries the held-out loss
+    points = run["points"]
+    assert [p["step"] for p in points if "val_loss" in p] == [50, 100]
+    assert [p["val_loss"] for p in points if "val_loss" in p] == run["held_out_curve"][1:]
+    assert points[-1]["step"] == 100 and {"loss", "lr", "temperature"} <= set(points[0])
+    assert [p["step"] for p in points[:3]] == [4, 8, 12]
 
 
 @pytest.mark.slow

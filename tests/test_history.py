@@ -184,3 +184,13 @@ def test_align_adds_its_job_to_both_adapters_histories(logged, tmp_path):
             jobs[1].points[0]
         )
     ok("reference", "verify", tmp_path / "a")
+
+
+def test_an_archive_carries_the_histories_and_their_pictures(logged, tmp_path):
+    archive = tmp_path / "space.alice.tar.gz"
+    ok("reference", "export", logged / "space", "--out", archive)
+    ok("reference", "import", archive, "--into", tmp_path / "in")
+    (imported,) = (tmp_path / "in").iterdir()
+    for name in ("adapters/image/history.jsonl", "adapters/text/history.jsonl", "adapters/text/history.png"):
+        assert (imported / name).read_bytes() == (logged / "space" / name).read_bytes(), name
+    ok("reference", "verify", imported)
