@@ -70,6 +70,8 @@ def test_the_digest_is_a_merkle_root_of_paths_and_hashes(space):
         "adapters/image/adapter.json",
         "adapters/text/adapter.safetensors",
         "adapters/text/adapter.json",
+        "adapters/image/history.jsonl",  # how each adapter was trained: under the digest too
+        "adapters/text/history.jsonl",
     }
     assert record["digest"] == merkle_root(files)
     assert record["reference_digest"] == merkle_root({k: files[k] for k in ("reference.safetensors", "reference.json")})
@@ -77,6 +79,8 @@ def test_the_digest_is_a_merkle_root_of_paths_and_hashes(space):
         "README.md",
         "adapters/image/README.md",
         "adapters/text/README.md",
+        "adapters/image/history.png",
+        "adapters/text/history.png",
     }
     assert [e["path"] for e in record["derived"]] == ["indexes/image-test.safetensors"]
     manifest = json.loads((space / "adapters" / "text" / "adapter.json").read_text())

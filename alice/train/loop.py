@@ -108,7 +108,7 @@ def run_steps(
     seconds_before = history.seconds
     start = time.perf_counter()
     estimated = False
-    optimizer = next(iter(run.optimizers.values()))
+    optimizer = next(iter(run.optimizers.values()), None) if run is not None else None  # its rate goes in each point
     window = (first - 1, start)  # the step and time of the previous point: steps/s between points
     with console.progress(description, steps) as bar:
         bar.advance(first - 1)
@@ -134,7 +134,9 @@ def run_steps(
                 now = time.perf_counter()
                 rate = (step - window[0]) / max(now - window[1], 1e-9)
                 window = (step, now)
-                record: dict[str, float] = {"step": step, **means, "lr": float(optimizer.param_groups[0]["lr"])}
+                record: dict[str, float] = {"step": step, **means}
+                if optimizer is not None:
+                    record["lr"] = float(optimizer.param_groups[0]["lr"])
                 if (step == steps or (eval_every and step % eval_every == 0)) and distributed.is_main():
                     record.update(validate())  # the weights are the same on every process: rank 0 reports
                 history.records.append(record)
