@@ -160,21 +160,17 @@ def write_recipe(
 
 
 def scene_png(ref, wanted: list[str]) -> tuple[bytes, int]:
-    """A test-split scene showing exactly ``wanted``, as PNG bytes, and its row in the image index."""
-    import json
-
+    """A test-split scene of the space's image adapter showing exactly ``wanted``, as PNG bytes, and its row
+    (the row of the ``image-test`` index too, which holds the test split in order)."""
     from PIL import Image
 
-    from alice.search.indexes import Index
-
-    index = Index.open(ref / "indexes" / "image-test.safetensors")
-    vocab = json.loads((ref / "reference.json").read_text())["vocabulary"]
-    from alice.config.modality import DataSpec
+    from alice.artifacts.loaded import ReferenceSpace
     from alice.data.loading import make_dataset
 
-    split = make_dataset(DataSpec(index.meta["dataset"]["name"], index.meta["dataset"]["options"])).split("test")
-    for row in range(index.count):
-        if index.label_names(row, vocab) == wanted:
+    ds = make_dataset(ReferenceSpace.load(ref).load_adapter("image").manifest.modality_spec().data)
+    split = ds.split("test")
+    for row in range(len(split.inputs)):
+        if [ds.vocabulary[c] for c in np.flatnonzero(split.labels[row])] == wanted:
             image = (np.clip(np.asarray(split.inputs[row]), 0, 1) * 255).round().astype(np.uint8)
             buffer = io.BytesIO()
             Image.fromarray(image).save(buffer, format="PNG")
@@ -337,21 +333,10 @@ def wait_in_page(driver, script: str, timeout: float = 60):
 
 
 def scene_file_with(ref: Path, label: str, tmp_path: Path) -> tuple[Path, list[str]]:
-    """A test-split image holding ``label``, written as a PNG file; with its labels."""
-    from PIL import Image
-
-    from alice.artifacts.loaded import ReferenceSpace
-    from alice.data.loading import make_dataset
-
-    ds = make_dataset(ReferenceSpace.load(ref).load_adapter("image").manifest.modality_spec().data)
-    split = ds.split("test")
-    for i in range(len(split.inputs)):
-        names = [ds.vocabulary[c] for c in np.flatnonzero(split.labels[i])]
-        if names == [label]:
-            path = tmp_path / "scene.png"
-            Image.fromarray((np.clip(np.asarray(split.inputs[i]), 0, 1) * 255).round().astype(np.uint8)).save(path)
-            return path, names
-    raise AssertionError(f"no test scene with only {label}")
+    """A test-split image holding only ``label``, written as a PNG file; with its labels."""
+    path = tmp_path / "scene.png"
+    path.write_bytes(scene_png(ref, [label])[0])
+    return path, [label]
 
 
 def ctrl_c_heard() -> None:
