@@ -24,11 +24,17 @@ def index_build(
         None, "--out", "-o", help="Index file (default: <reference>/indexes/<modality>-<split>.safetensors)."
     ),
     kind: str = typer.Option(
-        AnnSpec.kind, "--kind", help="exact (every item scanned per query), or an approximate FAISS index: ivf, hnsw."
+        AnnSpec.kind,
+        "--kind",
+        help="exact (every item scanned per query), or an approximate FAISS index: ivf, hnsw, or ivfpq (written "
+        "streamed, for more items than memory holds: compressed codes, float16 rows on disk).",
     ),
     nlist: int = typer.Option(AnnSpec.nlist, "--nlist", help="ivf: clusters (0: about 4 sqrt(items))."),
     nprobe: int = typer.Option(AnnSpec.nprobe, "--nprobe", help="ivf: clusters scanned per query."),
     ef_search: int = typer.Option(AnnSpec.ef_search, "--ef-search", help="hnsw: candidates kept per query."),
+    pq: int = typer.Option(AnnSpec.pq, "--pq", help="ivfpq: one-byte codes per item (must divide the latent size)."),
+    opq: bool = typer.Option(AnnSpec.opq, "--opq", help="ivfpq: rotate the latents (OPQ) before coding them."),
+    rerank: int = typer.Option(AnnSpec.rerank, "--rerank", help="Candidates per result wanted, re-scored exactly."),
     overwrite: bool = Overwrite,
     device: Optional[str] = Device,
 ) -> None:
@@ -38,7 +44,7 @@ def index_build(
     from alice.files import sha256_remembered
     from alice.search.index import build_index
 
-    spec = AnnSpec(kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search)
+    spec = AnnSpec(kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search, pq=pq, opq=opq, rerank=rerank)
     written = build_index(path, modality, split, out, overwrite, device or "auto", approximate=spec)
     index = Index.open(written)
     line = f"wrote {written}: {index.count:,} {modality} items, {index.dim}-d"
