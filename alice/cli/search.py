@@ -59,6 +59,28 @@ def index_build(
     console.info(line)
 
 
+@index_app.command("export")
+def index_export(
+    index_file: str = typer.Argument(..., help="The index file to export (FILE@sha256:HEX pins it)."),
+    to: str = typer.Option(..., "--to", help="The vector database: lancedb."),
+    folder: Path = typer.Argument(..., help="The database folder to write."),
+    overwrite: bool = Overwrite,
+) -> None:
+    """Export an index's items (search latents, labels, texts or files) to a vector database."""
+    from alice.artifacts.indexes import Index, split_pin
+    from alice.errors import AliceError
+    from alice.search.export import export_lancedb
+
+    if to != "lancedb":
+        raise AliceError(f"unknown vector database {to!r} (known: lancedb)")
+    file, digest = split_pin(index_file)
+    index = Index.open(file, digest)
+    written = export_lancedb(index, folder, overwrite)
+    console.info(
+        f"wrote {written}: {index.count:,} {index.modality} items; search it with `alice search --in {written}`"
+    )
+
+
 @index_app.command("list")
 def index_list(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
     """The indexes stored in a reference folder (read from the files' headers: quick at any size)."""
@@ -112,7 +134,7 @@ def _index_path(ref_path: Path, target: str, split: str) -> str:
     from alice.artifacts.indexes import PIN, default_index_path, split_pin
 
     file, digest = split_pin(target)
-    if not (str(file).endswith(".safetensors") or "/" in str(file)):
+    if not (str(file).endswith(".safetensors") or "/" in str(file) or file.is_dir()):
         file = default_index_path(ref_path, str(file), split)
     return f"{file}{PIN}{digest}" if digest else str(file)
 

@@ -18,6 +18,7 @@ from alice.artifacts.indexes import Index, split_pin
 from alice.artifacts.space import DERIVED, role
 from alice.artifacts.store import inside
 from alice.errors import AliceError
+from alice.search.export import LanceIndex, is_export
 
 
 def parse_replacement(text: str, what: str = "--replace") -> tuple[str, str]:
@@ -38,6 +39,10 @@ def open_index(space: Space, path: str | Path) -> Index:
     approximate index's every item id and link, against the embeddings it holds.
     """
     file, expected = split_pin(path)
+    if is_export(file):  # a vector database `alice index export` wrote: the same checks against the space
+        index = LanceIndex.open_export(file)
+        space.check_index(index)
+        return index
     source = "its pin"
     rel = inside(file, space.path)
     record = space.reference.inspection.record if space.reference.inspection is not None else None
