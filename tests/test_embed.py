@@ -54,3 +54,19 @@ def test_embed_files_and_bad_requests(tiny_reference, tmp_path):
         "unknown split 'dev'", "embed", tiny_reference, "-m", "text", "--split", "dev", "-o", tmp_path / "x.parquet"
     )
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_an_ivfpq_index_from_parquet_answers_as_the_split_does(tiny_reference, tmp_path):
+    latents, out = tmp_path / "text.parquet", tmp_path / "text.safetensors"
+    ok("embed", tiny_reference, "--modality", "text", "--split", "test", "--out", latents)
+    build = ("index", "build", tiny_reference, "-m", "text", "--parquet", latents, "--out", out)
+    r = ok(*build, "--kind", "ivfpq", "--nlist", "2", "--pq", "8", "--nprobe", "2")
+    assert "pin it as" in r.err
+    found = json.loads(ok("search", tiny_reference, "one digit: five", "--in", out, "-k", "5", "--json").out)
+    assert found["kind"] == "ivfpq" and len(found["results"]) == 5 and found["results"][0]["text"]
+    exact = json.loads(ok("search", tiny_reference, "one digit: five", "--in", out, "-k", "5", "--exact", "--json").out)
+    assert [x["row"] for x in found["results"]] == [x["row"] for x in exact["results"]]
+    refused(
+        "holds 'text' latents, not 'image'", *build[:3], "-m", "image", *build[5:], "--kind", "ivfpq", "--overwrite"
+    )
+    refused("--kind ivfpq, not 'exact'", *build, "--overwrite")

@@ -35,6 +35,9 @@ def index_build(
     pq: int = typer.Option(AnnSpec.pq, "--pq", help="ivfpq: one-byte codes per item (must divide the latent size)."),
     opq: bool = typer.Option(AnnSpec.opq, "--opq", help="ivfpq: rotate the latents (OPQ) before coding them."),
     rerank: int = typer.Option(AnnSpec.rerank, "--rerank", help="Candidates per result wanted, re-scored exactly."),
+    parquet: Optional[Path] = typer.Option(
+        None, "--parquet", help="ivfpq: index the search latents of a Parquet file `alice embed` wrote (needs --out)."
+    ),
     overwrite: bool = Overwrite,
     device: Optional[str] = Device,
 ) -> None:
@@ -45,7 +48,16 @@ def index_build(
     from alice.search.index import build_index
 
     spec = AnnSpec(kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search, pq=pq, opq=opq, rerank=rerank)
-    written = build_index(path, modality, split, out, overwrite, device or "auto", approximate=spec)
+    if parquet is not None:
+        from alice.api import Space
+        from alice.errors import AliceError
+        from alice.search.embed import index_from_parquet
+
+        if out is None:
+            raise AliceError("--parquet needs --out, the index file to write beside the space")
+        written = index_from_parquet(Space.load(path, device or "cpu"), modality, parquet, out, spec, overwrite)
+    else:
+        written = build_index(path, modality, split, out, overwrite, device or "auto", approximate=spec)
     index = Index.open(written)
     line = f"wrote {written}: {index.count:,} {modality} items, {index.dim}-d"
     settings = index.meta.get("ann", {})

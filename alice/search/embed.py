@@ -175,3 +175,53 @@ def read_latents_meta(path: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != LATENTS_FORMAT or SEARCH not in schema.names:
         raise AliceError(f"{path} holds no latents `alice embed` wrote (no 'alice' metadata or no 'search' column)")
     return meta
+
+
+def index_from_parquet(
+    space: Space, modality: str, parquet: Path, out: Path, spec: Any, overwrite: bool = False, rows: int = 65_536
+) -> Path:
+    """A streamed (``ivfpq``) index of the ``search`` latents of a Parquet file ``alice embed`` wrote from this
+    space, read a batch at a time; refused when the file's reference or adapter is not this space's."""
+    from alice.artifacts.indexes import index_extras
+    from alice.artifacts.store import inside
+    from alice.search.streamed import write_streamed
+
+    _, pq = _pyarrow()
+    meta = read_latents_meta(parquet)
+    if meta.get("modality") != modality:
+        raise AliceError(f"{parquet} holds {meta.get('modality')!r} latents, not {modality!r}")
+    adapter = space.adapter(modality)
+    if meta.get("reference_sha256") != space.reference.sha256 or meta.get("adapter_sha256") != adapter.sha256:
+        raise AliceError(
+            f"{parquet} holds latents of another reference or {modality!r} adapter than this space's; embed again"
+        )
+    if spec.kind != "ivfpq":
+        raise AliceError(f"an index from Parquet is written streamed: --kind ivfpq, not {spec.kind!r}")
+    if inside(Path(out), space.path) is not None:
+        raise AliceError(f"{out} is inside the space: write an index from Parquet beside it and pin it")
+    f = pq.ParquetFile(str(parquet))
+    names = f.schema_arrow.names
+    count = f.metadata.num_rows
+    small = [c for c in ("labels", "text", "file", "pair_id") if c in names]
+    table = f.read(columns=small) if small else None
+    labels = None
+    if table is not None and "labels" in small:
+        position = {name: i for i, name in enumerate(space.vocabulary)}
+        labels = torch.zeros(count, len(position), dtype=torch.uint8)
+        for i, names_of in enumerate(table.column("labels").to_pylist()):
+            labels[i, [position[n] for n in names_of or () if n in position]] = 1
+
+    def strings(name: str) -> list[str] | None:
+        return table.column(name).to_pylist() if table is not None and name in small else None
+
+    extra = index_extras(labels, None, strings("text"), strings("pair_id"), strings("file"))
+    chunks = (b.column(0).flatten().to_numpy().reshape(b.num_rows, -1) for b in f.iter_batches(rows, columns=[SEARCH]))
+    index_meta = {
+        "modality": modality,
+        "split": meta.get("split") or "files",
+        "reference_sha256": space.reference.sha256,
+        "adapter_sha256": adapter.sha256,
+        "search": adapter.manifest.search or {},
+        "dataset": {"parquet": Path(parquet).name},
+    }
+    return write_streamed(Path(out), chunks, count, index_meta, spec, extra, overwrite)
