@@ -147,7 +147,7 @@ class LanceIndex(Index):
         k = min(k, self.count)
         scores, rows = np.zeros((len(q), k), dtype=np.float32), np.zeros((len(q), k), dtype=np.int64)
         for i, v in enumerate(q):
-            found = self._table.search(v).distance_type("dot").limit(k).select(["row"]).to_arrow()
+            found = self._table.search(v).distance_type("dot").limit(k).select(["row", "_distance"]).to_arrow()
             rows[i] = found.column("row").to_numpy()
             scores[i] = 1 - found.column("_distance").to_numpy()
         return torch.from_numpy(scores), torch.from_numpy(rows)
