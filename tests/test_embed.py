@@ -70,3 +70,46 @@ def test_an_ivfpq_index_from_parquet_answers_as_the_split_does(tiny_reference, t
         "holds 'text' latents, not 'image'", *build[:3], "-m", "image", *build[5:], "--kind", "ivfpq", "--overwrite"
     )
     refused("--kind ivfpq, not 'exact'", *build, "--overwrite")
+
+
+def test_embed_data_a_recipe_names_reads_back_as_space_encode(tiny_reference, recipe_dir, tmp_path):
+    recipe = (recipe_dir / "tiny-text.toml").read_text(encoding="utf-8")
+    recipe = recipe.replace("test = 300", "test = 40\nmax_digits = 6")
+    (tmp_path / "six-digits.toml").write_text(recipe, encoding="utf-8")
+    out = tmp_path / "six.parquet"
+    ok("embed", tiny_reference, "-m", "text", "--data", tmp_path / "six-digits.toml", "--out", out)
+    table = pq.read_table(out)
+    meta = json.loads(table.schema.metadata[b"alice"])
+    assert meta["split"] == "test" and meta["dataset"] == {
+        "name": "digits-text",
+        "options": {"train": 1500, "val": 300, "test": 40, "max_digits": 6},
+    }
+    texts = table.column("text").to_pylist()
+    assert table.num_rows == meta["count"] and 0 < table.num_rows < 300 and len(set(texts)) > 1  # not the 300 scenes
+    space = Space.load(tiny_reference)
+    raw = np.stack(table.column("latent").to_numpy(zero_copy_only=False))
+    assert np.allclose(raw, space.encode("text", texts).numpy(), atol=1e-5)
+    refused(
+        "recipe 'tiny-image' reads modality 'image', not 'text'",
+        *("embed", tiny_reference, "-m", "text", "--data", "tiny-image", "--out", tmp_path / "x.parquet"),
+    )
+    refused("embed one thing", "embed", tiny_reference, "-m", "text", "--data", "tiny-text", "--files", out, "-o", out)
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_an_index_from_another_spaces_parquet_or_a_missing_one_is_refused(tiny_reference, tmp_path):
+    latents, out = tmp_path / "text.parquet", tmp_path / "text.safetensors"
+    ok("embed", tiny_reference, "--modality", "text", "--split", "test", "--out", latents)
+    table = pq.read_table(latents)
+    meta = json.loads(table.schema.metadata[b"alice"])
+    other = tmp_path / "other.parquet"  # the same columns, written from a space of another reference
+    meta["reference_sha256"] = "0" * 64
+    pq.write_table(table.replace_schema_metadata({"alice": json.dumps(meta)}), other)
+    build = ("index", "build", tiny_reference, "-m", "text", "--kind", "ivfpq", "--nlist", "2", "--pq", "8")
+    refused(
+        "holds latents of another reference or 'text' adapter than this space's", *build, "--parquet", other, "-o", out
+    )
+    refused(
+        f"no Parquet file at {tmp_path / 'gone.parquet'}", *build, "--parquet", tmp_path / "gone.parquet", "-o", out
+    )
+    assert not out.exists()

@@ -18,6 +18,9 @@ def embed_command(
     split: Optional[str] = typer.Option(
         None, "--split", help="A split of the adapter's own data set: train, val, test."
     ),
+    data: Optional[str] = typer.Option(
+        None, "--data", help="A recipe (name or TOML path) whose data set to embed instead: its --split (test)."
+    ),
     files: Optional[list[Path]] = typer.Option(None, "--files", help="Files to embed instead (repeat the option)."),
     batch_size: int = typer.Option(1024, "--batch-size", min=1, help="Items embedded and written at once."),
     overwrite: bool = Overwrite,
@@ -29,5 +32,5 @@ def embed_command(
     from alice.search.embed import embed_to_parquet
 
     space = Space.load(path, device or "cpu", expect_digest)
-    written, rows = embed_to_parquet(space, modality, out, split, files, batch_size, overwrite)
+    written, rows = embed_to_parquet(space, modality, out, split, files, batch_size, overwrite, data)
     console.info(f"wrote {written}: {rows:,} {modality} items, columns search and latent of {space.latent_dim} floats")

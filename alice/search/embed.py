@@ -27,6 +27,7 @@ import torch
 from alice import console
 from alice._version import __version__
 from alice.api import Space
+from alice.config.modality import DataSpec
 from alice.errors import AliceError
 from alice.files import atomic_file
 from alice.plugin.dataset import SPLITS
@@ -53,12 +54,25 @@ def embed_to_parquet(
     files: Sequence[str | Path] | None = None,
     batch_size: int = 1024,
     overwrite: bool = False,
+    data: str | None = None,
 ) -> tuple[Path, int]:
-    """Write the latents of one split of ``modality``'s own data set, or of ``files``, to ``out``; ``(out, rows)``."""
+    """Write the latents of one split of ``modality``'s own data set, of the data set recipe ``data`` names
+    (its ``split``, default test), or of ``files``, to ``out``; ``(out, rows)``."""
     pa, pq = _pyarrow()
-    if (split is None) == (files is None):
-        raise AliceError("embed one thing: a split of the modality's data set (--split) or files (--files)")
+    if (split is None and data is None) == (files is None):
+        raise AliceError(
+            "embed one thing: a split of the modality's data set (--split), another data set (--data RECIPE), "
+            "or files (--files)"
+        )
     adapter = space.adapter(modality)
+    dataset = None
+    if data is not None:
+        from alice.data.recipes import load_recipe
+
+        recipe = load_recipe(data)
+        if recipe.modality != modality:
+            raise AliceError(f"recipe {recipe.name!r} reads modality {recipe.modality!r}, not {modality!r}")
+        dataset, split = recipe.data, split or "test"
     out = Path(out)
     if out.is_dir():
         raise AliceError(f"{out} is a folder; give the latents a file name (….parquet)")
@@ -67,7 +81,7 @@ def embed_to_parquet(
     if split is not None:
         if split not in SPLITS:
             raise AliceError(f"unknown split {split!r} (train, val or test)")
-        batches, total = _split_batches(space, modality, split, batch_size)
+        batches, total = _split_batches(space, modality, split, batch_size, dataset)
     else:
         paths = [str(f) for f in files]
         missing = next((p for p in paths if not Path(p).is_file()), None)
@@ -82,6 +96,7 @@ def embed_to_parquet(
         "adapter_sha256": adapter.sha256,
         "modality": modality,
         "split": split,
+        "dataset": {"name": dataset.dataset, "options": dataset.options} if dataset is not None else None,
         "search": adapter.manifest.search or {},
         "latent_dim": space.latent_dim,
         "count": total,
@@ -117,9 +132,11 @@ def _vectors(pa: Any, z: torch.Tensor) -> Any:
     return pa.FixedSizeListArray.from_arrays(flat, int(z.shape[1]))
 
 
-def _split_batches(space: Space, modality: str, split: str, batch_size: int) -> tuple[Iterator[dict], int]:
+def _split_batches(
+    space: Space, modality: str, split: str, batch_size: int, dataset: DataSpec | None = None
+) -> tuple[Iterator[dict], int]:
     adapter = space.adapter(modality)
-    data = adapter.load_data((split,), space.device)
+    data = adapter.load_data((split,), space.device, dataset=dataset)
     feats, labels = data.features[split], data.labels[split]
     inputs = data.inputs(split)
     strings = list(inputs) if len(inputs) and isinstance(inputs[0], str) else None
@@ -163,6 +180,8 @@ def _file_batches(space: Space, modality: str, paths: list[str], batch_size: int
 def read_latents_meta(path: Path) -> dict[str, Any]:
     """The ``alice`` metadata of a Parquet file of latents; refused when it is not one ``alice embed`` wrote."""
     _, pq = _pyarrow()
+    if not Path(path).is_file():
+        raise AliceError(f"no Parquet file at {path}; write one with `alice embed`")
     try:
         schema = pq.read_schema(str(path))
     except (OSError, ValueError) as exc:
