@@ -65,7 +65,8 @@ def test_an_ivfpq_index_from_parquet_answers_as_the_split_does(tiny_reference, t
     found = json.loads(ok("search", tiny_reference, "one digit: five", "--in", out, "-k", "5", "--json").out)
     assert found["kind"] == "ivfpq" and len(found["results"]) == 5 and found["results"][0]["text"]
     exact = json.loads(ok("search", tiny_reference, "one digit: five", "--in", out, "-k", "5", "--exact", "--json").out)
-    assert [x["row"] for x in found["results"]] == [x["row"] for x in exact["results"]]
+    assert {x["row"] for x in found["results"]} == {x["row"] for x in exact["results"]}  # (near-ties may swap)
+    assert np.allclose([x["score"] for x in found["results"]], [x["score"] for x in exact["results"]], atol=1e-5)
     refused(
         "holds 'text' latents, not 'image'", *build[:3], "-m", "image", *build[5:], "--kind", "ivfpq", "--overwrite"
     )

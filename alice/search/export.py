@@ -3,7 +3,7 @@
 ``alice index export INDEX --to lancedb DIR`` writes one LanceDB table, ``items``, a block of rows at a
 time: ``row`` (the item's row in the index), ``vector`` (its search latent, float32), ``labels`` (class
 numbers in the reference vocabulary), and ``text``, ``file`` or ``pair_id`` where the index has them.
-Beside it, ``alice.json`` keeps the index's metadata (reference and adapter sha256, modality, count)
+Beside it, a JSON file (``MARKER``) keeps the index's metadata (reference and adapter sha256, modality, count)
 and the sha256 of the index file exported, so ``alice search --in DIR`` refuses a database built from
 another space, as it refuses such an index.
 
@@ -137,6 +137,16 @@ class LanceIndex(Index):
 
     def load(self) -> LanceIndex:
         return self
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The search latents of some rows ``[len(ids), d]``, read from the database (an item query's own latent)."""
+        ids = [int(i) for i in np.asarray(ids).reshape(-1)]
+        if any(i < 0 or i >= self.count for i in ids):
+            raise AliceError(f"{self.path} has rows 0 to {self.count - 1}, not {ids}")
+        where = f"row IN ({', '.join(str(i) for i in sorted(set(ids)))})"
+        found = self._table.search().where(where).select(["row", "vector"]).limit(len(set(ids))).to_arrow()
+        vectors = dict(zip(found.column("row").to_pylist(), found.column("vector").to_pylist()))
+        return np.asarray([vectors[i] for i in ids], dtype=np.float32).reshape(len(ids), self.dim)
 
     def search(
         self, queries: torch.Tensor, k: int = 10, exact: bool = False, **_: Any
