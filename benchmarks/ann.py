@@ -34,6 +34,7 @@ import json
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,18 +51,31 @@ def sphere(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def draw(n: int, dim: int, data: str, seed: int, centres: np.ndarray | None) -> np.ndarray:
-    """``n`` unit vectors, made in chunks straight into one float32 array."""
+def draw_chunks(
+    n: int, dim: int, data: str, seed: int, centres: np.ndarray | None, rows: int = CHUNK
+) -> Iterator[np.ndarray]:
+    """``n`` unit vectors, ``rows`` at a time, the same for the same seed and ``rows`` (never all in memory)."""
     rng = np.random.default_rng(seed)
-    out = np.empty((n, dim), dtype=np.float32)
-    for lo in range(0, n, CHUNK):
-        m = min(CHUNK, n - lo)
+    for lo in range(0, n, rows):
+        m = min(rows, n - lo)
         noise = rng.standard_normal((m, dim), dtype=np.float32)
         if data == "uniform":
-            out[lo : lo + m] = sphere(noise)
+            yield sphere(noise)
         else:
-            out[lo : lo + m] = sphere(centres[rng.integers(0, len(centres), m)] + noise / np.sqrt(dim))
+            yield sphere(centres[rng.integers(0, len(centres), m)] + noise / np.sqrt(dim))
+
+
+def draw(n: int, dim: int, data: str, seed: int, centres: np.ndarray | None) -> np.ndarray:
+    """``n`` unit vectors, made in chunks straight into one float32 array."""
+    out = np.empty((n, dim), dtype=np.float32)
+    for lo, chunk in zip(range(0, n, CHUNK), draw_chunks(n, dim, data, seed, centres)):
+        out[lo : lo + len(chunk)] = chunk
     return out
+
+
+def centres_for(n: int, dim: int) -> np.ndarray:
+    """The n / 100 cluster centres of the ``clustered`` data."""
+    return sphere(np.random.default_rng(1).standard_normal((max(1, n // 100), dim)).astype(np.float32))
 
 
 def uptime() -> str:
@@ -77,7 +91,7 @@ def timed(fn, queries: np.ndarray, k: int) -> tuple[float, np.ndarray]:
 
 
 def bench(n: int, dim: int, kinds: list[str], data: str, queries: int, exact_queries: int, folder: Path) -> list[dict]:
-    centres = sphere(np.random.default_rng(1).standard_normal((max(1, n // 100), dim)).astype(np.float32))
+    centres = centres_for(n, dim)
     q = draw(queries, dim, data, 2, centres)
     out = []
     for kind in kinds:

@@ -20,6 +20,7 @@ from alice.artifacts.format.layout import ADAPTERS_FOLDER, REFERENCE_WEIGHTS, SE
 from alice.artifacts.format.manifests import AdapterManifest, ReferenceManifest, WeightsRecord, read_reference_manifest
 from alice.artifacts.integrity.describe import adapter_manifest, adapter_names, checked_sha256, open_space
 from alice.artifacts.integrity.record import Inspection, inspect_space
+from alice.config.modality import DataSpec
 from alice.core.alignment import LatentStatistics, SearchEncoder, label_projector, search_transform
 from alice.core.interventions import Intervention
 from alice.core.modules import Classifier, Decoder, Encoder
@@ -163,13 +164,21 @@ class Adapter:
         return self
 
     def load_data(
-        self, splits: tuple[str, ...], device: torch.device, options: dict[str, Any] | None = None
+        self,
+        splits: tuple[str, ...],
+        device: torch.device,
+        options: dict[str, Any] | None = None,
+        dataset: DataSpec | None = None,
     ) -> ModalityData:
         """Splits of this adapter's own data set (features from the cache), normalised as it was trained.
 
-        ``options`` replace data set options of its manifest (``alice eval --set data.KEY=VALUE``).
+        ``options`` replace data set options of its manifest (``alice eval --set data.KEY=VALUE``);
+        ``dataset`` replaces the data set (a recipe's ``[data]``: ``alice embed --data``), read by the same
+        backbone and mapped to the same labels.
         """
         spec = self.manifest.modality_spec()
+        if dataset is not None:
+            spec.data = DataSpec(dataset.dataset, dict(dataset.options))
         spec.data.options.update(options or {})
         return load_modality(
             spec, self.reference_vocabulary, device, splits, normalisation=(self.feature_mean, self.feature_std)

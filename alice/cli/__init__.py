@@ -62,7 +62,7 @@ def _debugging() -> bool:
 
 
 def _build_app() -> None:
-    from alice.cli import align, evaluate, modality, plugins, recipe, reference, report, runs, search, serve
+    from alice.cli import align, embed, evaluate, modality, plugins, recipe, reference, report, runs, search, serve
 
     app.add_typer(plugins.app, name="plugins")
     app.add_typer(reference.app, name="reference")
@@ -73,6 +73,7 @@ def _build_app() -> None:
     app.add_typer(align.sweep_app, name="sweep")
     app.add_typer(search.index_app, name="index")
     app.command("search")(search.search_command)
+    app.command("embed")(embed.embed_command)
     app.command("report")(report.report_command)
     app.add_typer(runs.app, name="runs")
     app.command("serve")(serve.serve_command)

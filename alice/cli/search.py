@@ -24,11 +24,20 @@ def index_build(
         None, "--out", "-o", help="Index file (default: <reference>/indexes/<adapter>-<split>.safetensors)."
     ),
     kind: str = typer.Option(
-        AnnSpec.kind, "--kind", help="exact (every item scanned per query), or an approximate FAISS index: ivf, hnsw."
+        AnnSpec.kind,
+        "--kind",
+        help="exact (every item scanned per query), or an approximate FAISS index: ivf, hnsw, or ivfpq (written "
+        "streamed, for more items than memory holds: compressed codes, float16 rows on disk).",
     ),
     nlist: int = typer.Option(AnnSpec.nlist, "--nlist", help="ivf: clusters (0: about 4 sqrt(items))."),
     nprobe: int = typer.Option(AnnSpec.nprobe, "--nprobe", help="ivf: clusters scanned per query."),
     ef_search: int = typer.Option(AnnSpec.ef_search, "--ef-search", help="hnsw: candidates kept per query."),
+    pq: int = typer.Option(AnnSpec.pq, "--pq", help="ivfpq: one-byte codes per item (must divide the latent size)."),
+    opq: bool = typer.Option(AnnSpec.opq, "--opq", help="ivfpq: rotate the latents (OPQ) before coding them."),
+    rerank: int = typer.Option(AnnSpec.rerank, "--rerank", help="Candidates per result wanted, re-scored exactly."),
+    parquet: Optional[Path] = typer.Option(
+        None, "--parquet", help="ivfpq: index the search latents of a Parquet file `alice embed` wrote (needs --out)."
+    ),
     overwrite: bool = Overwrite,
     device: Optional[str] = Device,
 ) -> None:
@@ -38,8 +47,17 @@ def index_build(
     from alice.search.build import build_index
     from alice.search.indexes import PIN, Index
 
-    spec = AnnSpec(kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search)
-    written = build_index(path, modality, split, out, overwrite, device or "auto", approximate=spec)
+    spec = AnnSpec(kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search, pq=pq, opq=opq, rerank=rerank)
+    if parquet is not None:
+        from alice.api import Space
+        from alice.errors import AliceError
+        from alice.search.embed import index_from_parquet
+
+        if out is None:
+            raise AliceError("--parquet needs --out, the index file to write beside the space")
+        written = index_from_parquet(Space.load(path, device or "cpu"), modality, parquet, out, spec, overwrite)
+    else:
+        written = build_index(path, modality, split, out, overwrite, device or "auto", approximate=spec)
     index = Index.open(written)
     line = f"wrote {written}: {index.count:,} {modality} items, {index.dim}-d"
     settings = index.meta.get("ann", {})
@@ -51,6 +69,28 @@ def index_build(
     if inside(written, path) is None:  # one inside the space is checked against space.json
         line += f"; pin it as {written}{PIN}{sha256_remembered(written)}"
     console.info(line)
+
+
+@index_app.command("export")
+def index_export(
+    index_file: str = typer.Argument(..., help="The index file to export (FILE@sha256:HEX pins it)."),
+    to: str = typer.Option(..., "--to", help="The vector database: lancedb."),
+    folder: Path = typer.Argument(..., help="The database folder to write."),
+    overwrite: bool = Overwrite,
+) -> None:
+    """Export an index's items (search latents, labels, texts or files) to a vector database."""
+    from alice.errors import AliceError
+    from alice.search.export import export_lancedb
+    from alice.search.indexes import Index, split_pin
+
+    if to != "lancedb":
+        raise AliceError(f"unknown vector database {to!r} (known: lancedb)")
+    file, digest = split_pin(index_file)
+    index = Index.open(file, digest)
+    written = export_lancedb(index, folder, overwrite)
+    console.info(
+        f"wrote {written}: {index.count:,} {index.modality} items; search it with `alice search --in {written}`"
+    )
 
 
 @index_app.command("list")
@@ -107,7 +147,7 @@ def _index_path(ref_path: Path, target: str, split: str) -> str:
     from alice.search.indexes import PIN, default_index_path, split_pin
 
     file, digest = split_pin(target)
-    if not (str(file).endswith(".safetensors") or "/" in str(file)):
+    if not (str(file).endswith(".safetensors") or "/" in str(file) or file.is_dir()):
         file = default_index_path(ref_path, str(file), split)
     return f"{file}{PIN}{digest}" if digest else str(file)
 

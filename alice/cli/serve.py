@@ -23,7 +23,7 @@ def serve_command(
         None,
         "--index",
         help="An index file to serve besides <reference>/indexes/ (repeatable); FILE@sha256:HEX pins the file to "
-        "the sha256 `alice index build` printed.",
+        "the sha256 `alice index build` printed; a folder `alice index export` wrote is served under its name.",
     ),
     max_upload_mb: float = typer.Option(
         ServeSpec.max_upload_bytes / 2**20, "--max-upload-mb", help="Largest upload accepted, in MiB."

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from alice import console
-from alice.config.search import AnnSpec
+from alice.config.search import STREAMED_KINDS, AnnSpec
 from alice.errors import AliceError
 
 #: the tensor holding the serialised FAISS index
@@ -75,6 +75,8 @@ def build(embeddings: np.ndarray, spec: AnnSpec) -> BuiltAnn:
     import numpy as np
 
     spec.check()
+    if spec.kind in STREAMED_KINDS:
+        raise AliceError(f"a {spec.kind} index is written streamed (alice.search.streamed.write_streamed)")
     faiss = faiss_module()
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     n, d = x.shape
@@ -168,6 +170,8 @@ def check_loaded(index: Any, kind: str, count: int, dim: int) -> str:
                 return f"names item {int(ids.max() if ids.max() >= count else ids.min())}, outside 0 to {count - 1}"
         if total != count:
             return f"lists {total} items, not {count}"
+    elif kind == "ivfpq":
+        return _check_ivfpq(index, count, dim)
     elif kind == "hnsw":
         if not isinstance(index, faiss.IndexHNSW):
             return f"is {type(index).__name__}, not an HNSW index"
@@ -184,6 +188,44 @@ def check_loaded(index: Any, kind: str, count: int, dim: int) -> str:
         return f"is of kind {kind!r}"
     if sq.qtype != faiss.ScalarQuantizer.QT_8bit or sq.trained.size() != 2 * dim or sq.code_size != dim:
         return "is not quantised to 8 bits per dimension"
+    return ""
+
+
+def _check_ivfpq(index: Any, count: int, dim: int) -> str:
+    """What is wrong with an IVF-PQ index, optionally behind one OPQ rotation ("" when nothing)."""
+    import numpy as np
+
+    faiss = faiss_module()
+    if isinstance(index, faiss.IndexPreTransform):
+        if index.chain.size() != 1:
+            return "transforms its queries more than once"
+        rotation = faiss.downcast_VectorTransform(index.chain.at(0))
+        if not isinstance(rotation, faiss.LinearTransform) or rotation.d_in != dim or rotation.d_out != dim:
+            return "rotates its queries otherwise than by one OPQ matrix"  # (FAISS reads one back as LinearTransform)
+        if rotation.A.size() != dim * dim or rotation.b.size() not in (0, dim) or not rotation.is_trained:
+            return "has a rotation of another size than its items"
+        index = faiss.downcast_index(index.index)
+        if index.d != dim or index.ntotal != count:
+            return f"holds {index.ntotal} items of {index.d} dimensions behind its rotation"
+    if type(index) is not faiss.IndexIVFPQ or index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        return f"is {type(index).__name__}, not an IVF index over product-quantised codes"
+    pq = index.pq
+    if pq.nbits != 8 or pq.M * pq.dsub != dim or pq.centroids.size() != pq.M * 256 * pq.dsub or not index.is_trained:
+        return "has codebooks of another size than its codes"
+    quantizer, lists = faiss.downcast_index(index.quantizer), faiss.downcast_InvertedLists(index.invlists)
+    if not isinstance(quantizer, faiss.IndexFlat) or quantizer.ntotal != index.nlist or quantizer.d != dim:
+        return "has a cluster table that does not match its clusters"
+    if type(lists) is not faiss.ArrayInvertedLists or lists.nlist != index.nlist or lists.code_size != pq.M:
+        return "keeps its lists in another form than in memory"
+    total = 0
+    for i in range(index.nlist):
+        n = lists.list_size(i)
+        ids = faiss.rev_swig_ptr(lists.get_ids(i), n) if n else np.zeros(0, dtype=np.int64)
+        total += n
+        if n and (ids.min() < 0 or ids.max() >= count):
+            return f"names item {int(ids.max() if ids.max() >= count else ids.min())}, outside 0 to {count - 1}"
+    if total != count:
+        return f"lists {total} items, not {count}"
     return ""
 
 
@@ -239,8 +281,10 @@ def search(
     faiss = faiss_module()
     q = np.ascontiguousarray(queries, dtype=np.float32)
     fetch = min(int(index.ntotal), max(k, int(settings.get("rerank", 1)) * k))
-    if kind == "ivf":
+    if kind in ("ivf", "ivfpq"):
         params = faiss.SearchParametersIVF(nprobe=int(nprobe or settings.get("nprobe", 1)))
+        if isinstance(index, faiss.IndexPreTransform):  # OPQ: the IVF settings go to the index behind the rotation
+            params = faiss.SearchParametersPreTransform(index_params=params)
     else:
         params = faiss.SearchParametersHNSW(efSearch=max(fetch, int(ef_search or settings.get("ef_search", 16))))
     _, candidates = index.search(q, fetch, params=params)

@@ -10,13 +10,14 @@ from alice import console
 from alice.artifacts.format.layout import INDEX_FOLDER
 from alice.artifacts.loaded import ReferenceSpace
 from alice.artifacts.publish import inside, is_reference_folder, scratch_beside, update_space
-from alice.config.search import AnnSpec
+from alice.config.search import STREAMED_KINDS, AnnSpec
 from alice.data.loading import make_backbone
 from alice.distributed import pick_device
 from alice.errors import AliceError
 from alice.files import refuse_to_replace
 from alice.plugin.dataset import SPLITS
-from alice.search.indexes import Index, default_index_path, write_index
+from alice.search.indexes import Index, default_index_path, index_extras, write_index
+from alice.search.streamed import write_streamed
 
 
 def is_index(path: Path) -> bool:
@@ -67,11 +68,12 @@ def build_index(
     adapter = ref.load_adapter(modality).to(device)
     data = adapter.load_data((split,), device)
     feats = data.features[split]
-    chunks = []
-    with torch.no_grad(), console.progress(f"embedding {modality} ({split})", feats.shape[0]) as bar:
-        for lo in range(0, feats.shape[0], batch_size):
-            chunks.append(adapter.search_latents(adapter.encode(feats[lo : lo + batch_size])).cpu())
-            bar.advance(min(batch_size, feats.shape[0] - lo))
+
+    def latents():  # the search latents, one batch at a time
+        with torch.no_grad():
+            for lo in range(0, feats.shape[0], batch_size):
+                yield adapter.search_latents(adapter.encode(feats[lo : lo + batch_size])).cpu()
+
     inputs = data.inputs(split)
     strings = list(inputs) if len(inputs) and isinstance(inputs[0], str) else None
     # strings are texts, or the paths of the files the backbone reads (an image folder): its word says which
@@ -86,11 +88,28 @@ def build_index(
         "search": adapter.manifest.search or {},  # the items are search latents (Adapter.search_latents)
         "dataset": {"name": source.dataset, "options": source.options},
     }
-    content = (torch.cat(chunks), meta, data.labels[split], data.mapping.annotated, texts, data.pair_ids[split])
+    if approximate is not None and approximate.kind in STREAMED_KINDS:  # latents streamed to the file
+
+        def write(path: Path, overwrite: bool = False) -> Path:
+            chunks = (z.numpy() for z in latents())
+            extra = index_extras(data.labels[split], data.mapping.annotated, texts, data.pair_ids[split], files)
+            return write_streamed(path, chunks, int(feats.shape[0]), meta, approximate, extra, overwrite)
+
+    else:
+
+        def write(path: Path, overwrite: bool = False) -> Path:
+            chunks = []
+            with console.progress(f"embedding {modality} ({split})", feats.shape[0]) as bar:
+                for chunk in latents():
+                    chunks.append(chunk)
+                    bar.advance(len(chunk))
+            content = (torch.cat(chunks), meta, data.labels[split], data.mapping.annotated, texts, data.pair_ids[split])
+            return write_index(path, *content, overwrite, approximate, files)
+
     if rel is None:
-        return write_index(out, *content, overwrite, approximate, files)
+        return write(out, overwrite)
     with scratch_beside(ref.path) as tmp:  # an index inside the space comes with the space's next version
-        update_space(ref.path, {rel: write_index(tmp / out.name, *content, approximate=approximate, files=files)})
+        update_space(ref.path, {rel: write(tmp / out.name)})
     return out
 
 

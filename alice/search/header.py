@@ -71,6 +71,7 @@ class IndexHeader:
     label_classes: int | None = None  # width of ``labels``, when the file has them
     annotated_classes: int | None = None
     embeddings_offset: int | None = None  # where the float32 embeddings start in the file (None: another dtype)
+    embeddings_dtype: str = "F32"  # F32, or F16 (an index written streamed: alice.search.streamed)
 
     @property
     def modality(self) -> str:
@@ -147,7 +148,8 @@ class IndexHeader:
             d,
             int(labels[1]) if labels and len(labels) == 2 else None,
             int(annotated[0]) if annotated else None,
-            data_start + int(embeddings["data_offsets"][0]) if embeddings.get("dtype") == "F32" else None,
+            data_start + int(embeddings["data_offsets"][0]) if embeddings.get("dtype") in ("F32", "F16") else None,
+            str(embeddings.get("dtype")),
         )
 
     def check_against(

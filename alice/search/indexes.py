@@ -39,7 +39,7 @@ from safetensors.torch import save_file
 
 from alice._version import __version__
 from alice.artifacts.format.layout import INDEX_FOLDER
-from alice.config.search import KINDS, AnnSpec
+from alice.config.search import KINDS, STREAMED_KINDS, AnnSpec
 from alice.core.similarity import BLOCK_ROWS, top_k
 from alice.errors import AliceError
 from alice.files import atomic_file, sha256_remembered
@@ -150,12 +150,16 @@ class Index(IndexHeader):
         with safe_open(str(self.path), framework="pt") as f:
             sl = f.get_slice("embeddings")
             for lo in range(0, self.count, rows):
-                yield lo, sl[lo : min(lo + rows, self.count)]
+                yield lo, sl[lo : min(lo + rows, self.count)].float()  # float16 rows (kind ivfpq) scored as float32
 
     def load(self) -> Index:
-        """Hold the embeddings (and an approximate index) in memory, for many queries in one process; returns self."""
-        with safe_open(str(self.path), framework="pt") as f:
-            self._embeddings = f.get_tensor("embeddings")
+        """Hold the embeddings (and an approximate index) in memory, for many queries in one process; returns self.
+
+        An index written streamed (kind ivfpq) keeps its embeddings on disk: only its FAISS index is loaded.
+        """
+        if self.kind not in STREAMED_KINDS:
+            with safe_open(str(self.path), framework="pt") as f:
+                self._embeddings = f.get_tensor("embeddings")
         self.approximate()
         return self
 
@@ -173,12 +177,14 @@ class Index(IndexHeader):
         """The embeddings of some rows ``[len(ids), d]``: from memory, or read from the file where they lie."""
         if self._embeddings is not None:
             return self._embeddings.numpy()[ids]
-        if self.embeddings_offset is None:  # not float32 on disk (never written so): read it whole
-            return self.load()._embeddings.numpy()[ids]
+        if self.embeddings_offset is None:  # not float32 or float16 on disk (never written so): read it whole
+            with safe_open(str(self.path), framework="pt") as f:
+                return f.get_tensor("embeddings").float().numpy()[ids]
+        dtype = np.float16 if self.embeddings_dtype == "F16" else np.float32
         mapped = np.memmap(
-            self.path, dtype=np.float32, mode="r", offset=self.embeddings_offset, shape=(self.count, self.dim)
+            self.path, dtype=dtype, mode="r", offset=self.embeddings_offset, shape=(self.count, self.dim)
         )
-        return np.asarray(mapped[np.asarray(ids)])
+        return np.asarray(mapped[np.asarray(ids)], dtype=np.float32)
 
     def search(
         self,
@@ -212,6 +218,25 @@ class Index(IndexHeader):
         return [vocabulary[c] for c in torch.nonzero(self.labels[row]).flatten().tolist()]
 
 
+def index_extras(
+    labels: torch.Tensor | None = None,
+    annotated: np.ndarray | torch.Tensor | None = None,
+    texts: Sequence[str] | None = None,
+    pair_ids: Sequence[str] | None = None,
+    files: Sequence[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The tensors an index file holds beside its embeddings: labels, the annotated classes, and the strings."""
+    tensors: dict[str, torch.Tensor] = {}
+    if labels is not None:
+        tensors["labels"] = (torch.as_tensor(labels).detach().cpu() > 0.5).to(torch.uint8).contiguous()
+    if annotated is not None:
+        tensors["annotated"] = torch.as_tensor(np.asarray(annotated, dtype=bool)).to(torch.uint8)
+    for name, strings in (("texts", texts), ("files", files), ("pair_ids", pair_ids)):
+        if strings is not None:
+            tensors[f"{name}.utf8"], tensors[f"{name}.offsets"] = pack_strings([str(s) for s in strings])
+    return tensors
+
+
 def write_index(
     path: Path,
     embeddings: torch.Tensor,
@@ -237,13 +262,7 @@ def write_index(
     spec = approximate or AnnSpec()
     spec.check()
     tensors: dict[str, torch.Tensor] = {"embeddings": embeddings.detach().to("cpu", torch.float32).contiguous()}
-    if labels is not None:
-        tensors["labels"] = (torch.as_tensor(labels).detach().cpu() > 0.5).to(torch.uint8).contiguous()
-    if annotated is not None:
-        tensors["annotated"] = torch.as_tensor(np.asarray(annotated, dtype=bool)).to(torch.uint8)
-    for name, strings in (("texts", texts), ("files", files), ("pair_ids", pair_ids)):
-        if strings is not None:
-            tensors[f"{name}.utf8"], tensors[f"{name}.offsets"] = pack_strings([str(s) for s in strings])
+    tensors.update(index_extras(labels, annotated, texts, pair_ids, files))
     header = {
         "format": INDEX_FORMAT,
         "format_version": INDEX_VERSION,

@@ -17,6 +17,7 @@ from alice.api import Space
 from alice.artifacts.integrity.record import DERIVED, role
 from alice.artifacts.publish import inside
 from alice.errors import AliceError
+from alice.search.export import LanceIndex, is_export
 from alice.search.indexes import Index, split_pin
 
 
@@ -38,6 +39,10 @@ def open_index(space: Space, path: str | Path) -> Index:
     approximate index's every item id and link, against the embeddings it holds.
     """
     file, expected = split_pin(path)
+    if is_export(file):  # a vector database `alice index export` wrote: the same checks against the space
+        index = LanceIndex.open_export(file)
+        space.check_index(index)
+        return index
     source = "its pin"
     rel = inside(file, space.path)
     record = space.reference.inspection.record if space.reference.inspection is not None else None
