@@ -16,7 +16,8 @@ import time
 import torch
 
 from alice.data.recipes import load_recipe
-from alice.train.jobs import _intervention_from_recipe, _load, _thresholds_and_metrics
+from alice.train.jobs import _intervention_from_recipe, _thresholds_and_metrics
+from alice.train.preparation import load_data
 from alice.train.stages import ReferenceTrainer
 
 
@@ -24,7 +25,7 @@ def main() -> None:
     device = torch.device("cpu")
     for spec in sys.argv[1:] or ["training.steps=1500"]:
         r = load_recipe("digits-image", [s for s in spec.split(",") if s])
-        data = _load(r, None, device)
+        data = load_data(r, None, device)
         design = _intervention_from_recipe(r, data.dataset.vocabulary, device)
         start = time.perf_counter()
         E, D, C, M, h = ReferenceTrainer(data, design, r.model, r.training, device).train()

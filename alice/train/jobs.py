@@ -28,17 +28,24 @@ from alice.core.interventions import Intervention, prompt_sentences
 from alice.core.metrics import classification_metrics, youden_thresholds
 from alice.core.modules import Classifier, Decoder, Encoder
 from alice.data.features import extract_features
-from alice.data.loading import ModalityData, load_modality, make_backbone, make_dataset
-from alice.data.recipes import check_model_fits, model_parameters
+from alice.data.loading import ModalityData, make_backbone
 from alice.distributed import pick_device
-from alice.errors import AliceError, Interrupted
+from alice.errors import AliceError
 from alice.files import check_writable, recover
 from alice.plugin.manager import get_registry
 from alice.plugin.tracker import Run
 from alice.train import checkpoints
 from alice.train.history import Trackers, history_bytes, job_settings
-from alice.train.loop import Checkpointing, History
-from alice.train.stages import AdapterTrainer, ReferenceTrainer, training_summary
+from alice.train.loop import Checkpointing, History, training_summary
+from alice.train.preparation import (
+    check_memory,
+    check_modality,
+    checkpointing_for,
+    interrupted,
+    load_data,
+    recipe_table,
+)
+from alice.train.stages import AdapterTrainer, ReferenceTrainer
 
 
 def _intervention_from_recipe(recipe: Recipe, vocabulary: list[str], device: torch.device) -> Intervention:
@@ -177,51 +184,6 @@ def _adapter_manifest(
     )
 
 
-def _check_modality(recipe: Recipe) -> None:
-    """Before any extraction: the recipe's modality is its data set's (the instance's: an option or its files may
-    say)."""
-    holds = make_dataset(recipe.data).modality
-    if holds != recipe.modality:
-        raise AliceError(
-            f"recipe {recipe.name!r} says modality {recipe.modality!r}, but data set {recipe.data.dataset!r} holds "
-            f"{holds}"
-        )
-
-
-def _checkpointing(recipe: Recipe, folder: Path, resume: bool, overwrite: bool, stage: str) -> Checkpointing:
-    """Checkpoints in ``folder`` (beside the space); an interrupted run's checkpoint is kept unless asked otherwise."""
-    recover(folder)  # a run killed while saving or removing a checkpoint left the previous one beside it
-    settings = recipe_table(recipe)
-    settings["training"] = {
-        k: v for k, v in settings["training"].items() if k not in ("steps", "device", "eval_every", "checkpoint_every")
-    }
-    saved = checkpoints.saved_step(folder)
-    if resume and saved is not None and saved > recipe.training.steps:
-        raise AliceError(
-            f"the checkpoint at {folder} is at step {saved}, beyond training.steps = {recipe.training.steps}: resume "
-            f"with --steps {saved} or more, or pass --overwrite without --resume to start over"
-        )
-    if not resume and folder.exists():
-        if not overwrite:
-            raise AliceError(
-                f"an interrupted run left a checkpoint at {folder}: pass --resume to continue it, or --overwrite to "
-                "start over"
-            )
-        if distributed.is_main():
-            checkpoints.remove(folder)
-    distributed.barrier()  # every process has looked before rank 0 writes anything
-    return Checkpointing(
-        folder, recipe.training.checkpoint_every, resume, checkpoints.fingerprint({"stage": stage, **settings})
-    )
-
-
-def recipe_table(recipe: Recipe) -> dict:
-    """The recipe as a manifest and a checkpoint record it: where a run is logged to is no part of it."""
-    table = recipe.to_dict()
-    table.pop("logging", None)
-    return table
-
-
 def _job_history(job: str, name: str, recipe: Recipe, history: History) -> bytes:
     t = recipe.training
     return history_bytes(job_settings(job, name, t.steps, history.log_every, t.eval_every), history.records)
@@ -234,52 +196,6 @@ def _run(job: str, name: str, recipe: Recipe, space: dict, folder: Path) -> Run:
 def _processes() -> str:
     n = distributed.world_size()
     return f", {n} processes, global batch split evenly" if n > 1 else ""
-
-
-def _load(recipe: Recipe, vocabulary: list[str] | None, device: torch.device) -> ModalityData:
-    data = load_modality(
-        recipe.modality_spec,
-        vocabulary,
-        device,
-        normalisation="train" if recipe.model.standardise_features else "none",
-        extract_batch_size=recipe.training.extract_batch_size,
-    )
-    n = int(data.features["train"].shape[0])
-    if recipe.training.batch_size > n:  # before any training: a batch larger than the data is drawn with repeats
-        raise AliceError(
-            f"recipe {recipe.name!r}: training.batch_size {recipe.training.batch_size} is larger than the train split "
-            f"({n} samples); use at most {n}"
-        )
-    return data
-
-
-def _intervention_parameters(recipe: Recipe, classes: int) -> int | None:
-    """Parameters and buffers of the recipe's intervention, built on the meta device (nothing allocated); None
-    when the design cannot be built there (its own construction says why, later)."""
-    spec = recipe.intervention
-    try:
-        with torch.device("meta"):
-            module = get_registry().intervention(spec.design)(classes, recipe.model.latent_dim, **spec.settings)
-        return sum(t.numel() for t in (*module.parameters(), *module.buffers()))
-    except Exception:
-        return None
-
-
-def _check_memory(recipe: Recipe, data: ModalityData, device: torch.device, latent_dim: int | None = None) -> None:
-    """Refuse a model whose training cannot fit the device's free memory, now that the feature size and the
-    classes are known and before any module is built (the recipe's lower bound was checked when it was read)."""
-    classes = len(data.mapping.reference)
-    parameters = model_parameters(recipe, data.feature_dim, classes, latent_dim)
-    extra = _intervention_parameters(recipe, classes) if recipe.stage == "reference" else None
-    check_model_fits(recipe, parameters + (extra or 0), distributed.memory_for(device), intervention=extra is not None)
-
-
-def _interrupted(folder: Path) -> Interrupted:
-    """What Ctrl-C during a training run says: where --resume would go on from."""
-    step = checkpoints.saved_step(folder)
-    if step is None:
-        return Interrupted("interrupted before the first checkpoint; nothing was written")
-    return Interrupted(f"interrupted; --resume continues from step {step}")
 
 
 def _done(path: Path, metrics: dict, history: History, through: str, digest: str) -> None:
@@ -298,24 +214,24 @@ def build_reference(
     out = Path(out).absolute()
     recover(out)  # a replacement killed half-way: the previous space goes back first
     refuse_existing(out, overwrite)  # fail before any work, not after training
-    _check_modality(recipe)
+    check_modality(recipe)
     trackers = Trackers.of(recipe.logging.trackers, recipe.logging.dir)  # an unknown tracker: refused before work
     folder = checkpoints.checkpoint_folder(out)
     try:
         with distributed.session(pick_device(device_name or recipe.training.device)) as device:
             return _build_reference(recipe, out, overwrite, device, resume, folder, trackers)
     except KeyboardInterrupt:
-        raise _interrupted(folder) from None
+        raise interrupted(folder) from None
 
 
 def _build_reference(
     recipe: Recipe, out: Path, overwrite: bool, device: torch.device, resume: bool, folder: Path, trackers: Trackers
 ) -> ReferenceSpace:
     distributed.batch_slice(recipe.training.batch_size)  # refuse an uneven split before any work
-    checkpointing = _checkpointing(recipe, folder, resume, overwrite, "reference")
+    checkpointing = checkpointing_for(recipe, folder, resume, overwrite, "reference")
     console.info(f"building reference space {recipe.name!r} on {device}{_processes()}")
-    data = _load(recipe, None, device)
-    _check_memory(recipe, data, device)
+    data = load_data(recipe, None, device)
+    check_memory(recipe, data, device)
     vocab = data.dataset.vocabulary
     torch.manual_seed(recipe.training.seed)  # M's initial weights, like E, D, C's, follow the seed
     intervention = _intervention_from_recipe(recipe, vocab, device)
@@ -447,14 +363,14 @@ def add_modality(
     if existing.exists():
         refuse_existing(existing, overwrite, "adapter")
     check_writable(reference.path.absolute())  # the space is published anew beside its old version
-    _check_modality(recipe)
+    check_modality(recipe)
     trackers = Trackers.of(recipe.logging.trackers, recipe.logging.dir)  # an unknown tracker: refused before work
     folder = checkpoints.adapter_checkpoint_folder(reference.path, name)
     try:
         with distributed.session(pick_device(device_name or recipe.training.device)) as device:
             return _add_modality(reference, recipe, name, overwrite, device, resume, folder, trackers)
     except KeyboardInterrupt:
-        raise _interrupted(folder) from None
+        raise interrupted(folder) from None
 
 
 def _add_modality(
@@ -469,10 +385,10 @@ def _add_modality(
 ) -> Path:
     distributed.batch_slice(recipe.training.batch_size)
     path = reference.path / ADAPTERS_FOLDER / name
-    checkpointing = _checkpointing(recipe, folder, resume, overwrite, f"modality:{reference.sha256}")
+    checkpointing = checkpointing_for(recipe, folder, resume, overwrite, f"modality:{reference.sha256}")
     console.info(f"adding modality {name!r} to {reference.path} on {device} (C_ref and M_ref frozen){_processes()}")
-    data = _load(recipe, reference.vocabulary, device)
-    _check_memory(recipe, data, device, reference.latent_dim)
+    data = load_data(recipe, reference.vocabulary, device)
+    check_memory(recipe, data, device, reference.latent_dim)
     alignment = _alignment(reference, recipe, data, device)
     trainer = AdapterTrainer(
         data, reference.classifier, reference.intervention, recipe.model, recipe.training, device, alignment

@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from alice import console, distributed
+from alice.artifacts.format.layout import CURVE_FILE, HISTORY_FILE
+from alice.config.training import TrainingSpec
 from alice.errors import AliceError
 from alice.train import checkpoints
 from alice.train.checkpoints import RunState
@@ -169,3 +172,24 @@ def run_steps(
 
 def _finite(v: float) -> bool:
     return v == v and abs(v) != float("inf")
+
+
+def training_summary(t: TrainingSpec, history: History, device: torch.device) -> dict[str, Any]:
+    return {
+        "settings": vars(t).copy(),
+        "device": str(device),
+        "seconds": round(history.seconds, 2),
+        "steps_per_second": round(t.steps / history.seconds, 2) if history.seconds else None,
+        "final": history.last(),
+        # the curves themselves are in the adapter's history.jsonl; the steps/s between its points are here
+        "history": {
+            "file": HISTORY_FILE,
+            "curve": CURVE_FILE,
+            "points": len(history.records),
+            "every": history.log_every,
+        },
+        "timing": {
+            "at_step": [int(s) for s, _ in history.timing],
+            "steps_per_second": [r for _, r in history.timing],
+        },
+    }

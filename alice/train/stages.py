@@ -27,7 +27,6 @@ from typing import Any
 import torch
 
 from alice import distributed
-from alice.artifacts.format.layout import CURVE_FILE, HISTORY_FILE
 from alice.config.training import FAST_PATH_CHOICES, ModelSpec, TrainingSpec
 from alice.core.alignment import AlignmentTarget, alignment_loss
 from alice.core.interventions import Intervention, InterventionBatch, sample_interventions
@@ -430,24 +429,3 @@ class AdapterTrainer(_Trainer):
         if state_digest(self.classifier, self.intervention) != self.frozen_before:
             raise AssertionError("C_ref or M_ref changed during stage 2; this is a bug in ALICE")
         return self.encoder.eval(), self.decoder.eval(), history
-
-
-def training_summary(t: TrainingSpec, history: History, device: torch.device) -> dict[str, Any]:
-    return {
-        "settings": vars(t).copy(),
-        "device": str(device),
-        "seconds": round(history.seconds, 2),
-        "steps_per_second": round(t.steps / history.seconds, 2) if history.seconds else None,
-        "final": history.last(),
-        # the curves themselves are in the adapter's history.jsonl; the steps/s between its points are here
-        "history": {
-            "file": HISTORY_FILE,
-            "curve": CURVE_FILE,
-            "points": len(history.records),
-            "every": history.log_every,
-        },
-        "timing": {
-            "at_step": [int(s) for s, _ in history.timing],
-            "steps_per_second": [r for _, r in history.timing],
-        },
-    }
