@@ -146,7 +146,6 @@ def check_loaded(index: Any, kind: str, count: int, dim: int) -> str:
     """What is wrong with a deserialised FAISS index ("" when nothing): it must be exactly what :func:`build` makes
     (IVF or HNSW over 8-bit scalar quantisation, inner product) of ``count`` items of ``dim`` dimensions, and every
     item id, list and graph link inside it must stay in range, so no search reads outside its arrays."""
-    import numpy as np
 
     faiss = faiss_module()
     if index.d != dim or index.ntotal != count:
@@ -161,15 +160,10 @@ def check_loaded(index: Any, kind: str, count: int, dim: int) -> str:
             return "has a cluster table that does not match its clusters"
         if type(lists) is not faiss.ArrayInvertedLists or lists.nlist != index.nlist or lists.code_size != dim:
             return "keeps its lists in another form than in memory"
-        sq, total = index.sq, 0
-        for i in range(index.nlist):
-            n = lists.list_size(i)
-            ids = faiss.rev_swig_ptr(lists.get_ids(i), n) if n else np.zeros(0, dtype=np.int64)
-            total += n
-            if n and (ids.min() < 0 or ids.max() >= count):
-                return f"names item {int(ids.max() if ids.max() >= count else ids.min())}, outside 0 to {count - 1}"
-        if total != count:
-            return f"lists {total} items, not {count}"
+        sq = index.sq
+        problem = _check_lists(lists, index.nlist, count)
+        if problem:
+            return problem
     elif kind == "ivfpq":
         return _check_ivfpq(index, count, dim)
     elif kind == "hnsw":
@@ -193,7 +187,6 @@ def check_loaded(index: Any, kind: str, count: int, dim: int) -> str:
 
 def _check_ivfpq(index: Any, count: int, dim: int) -> str:
     """What is wrong with an IVF-PQ index, optionally behind one OPQ rotation ("" when nothing)."""
-    import numpy as np
 
     faiss = faiss_module()
     if isinstance(index, faiss.IndexPreTransform):
@@ -217,8 +210,16 @@ def _check_ivfpq(index: Any, count: int, dim: int) -> str:
         return "has a cluster table that does not match its clusters"
     if type(lists) is not faiss.ArrayInvertedLists or lists.nlist != index.nlist or lists.code_size != pq.M:
         return "keeps its lists in another form than in memory"
+    return _check_lists(lists, index.nlist, count)
+
+
+def _check_lists(lists: Any, nlist: int, count: int) -> str:
+    """IVF lists that hold each of ``count`` items by an id in range, ``count`` in all ("" when so)."""
+    import numpy as np
+
+    faiss = faiss_module()
     total = 0
-    for i in range(index.nlist):
+    for i in range(nlist):
         n = lists.list_size(i)
         ids = faiss.rev_swig_ptr(lists.get_ids(i), n) if n else np.zeros(0, dtype=np.int64)
         total += n
