@@ -102,6 +102,7 @@ def test_alice_then_cyclip_improves_retrieval_over_alice_alone(paired):
     )  # the loaded adapter was copied, not trained
 
 
+@pytest.mark.slow  # the paired space: a minute of training before it
 def test_early_stopping_keeps_the_start_when_tuning_only_hurts(paired):
     from alice.config.evaluation import PairedSpec
     from alice.evaluation.paired import fine_tune, retrieval_both_ways
@@ -122,6 +123,7 @@ def test_early_stopping_keeps_the_start_when_tuning_only_hurts(paired):
     assert len(last["loss_curve"]) == 2
 
 
+@pytest.mark.slow  # the paired space: a minute of training before it
 def test_early_stopping_stops_once_the_held_out_loss_stalls(paired):
     from alice.config.evaluation import PairedSpec
     from alice.evaluation.paired import fine_tune
