@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 from cli_helpers import ok, refused
 
 pytest.importorskip("lancedb")
@@ -23,6 +25,17 @@ def test_export_to_lancedb_and_search_through_it(reference_copy, tmp_path):
         assert [x["row"] for x in via["results"]] == [x["row"] for x in own["results"]]
         assert [x["labels"] for x in via["results"]] == [x["labels"] for x in own["results"]]
         assert all(abs(a["score"] - b["score"]) < 1e-3 for a, b in zip(via["results"], own["results"]))
+    # several queries at once go to LanceDB as one batch: each answered as when asked alone
+    from alice.search.export import LanceIndex
+    from alice.search.indexes import Index
+
+    own_index, lance = Index.open(index).load(), LanceIndex.open_export(db)
+    queries = torch.from_numpy(own_index.rows(np.array([3, 40, 7, 3])))
+    scores, rows = lance.search(queries, 6)
+    want_scores, want_rows = own_index.search(queries, 6, exact=True)
+    assert rows.shape == (4, 6) and torch.equal(rows, want_rows) and torch.allclose(scores, want_scores, atol=1e-3)
+    assert torch.equal(lance.search(queries[1:2], 6)[1], want_rows[1:2]) and rows[:, 0].tolist() == [3, 40, 7, 3]
+    assert lance.search(queries[:0], 6)[1].shape == (0, 6)
     refused("already exists; pass --overwrite", "index", "export", index, "--to", "lancedb", db)
     ok("index", "export", index, "--to", "lancedb", db, "--overwrite")
     refused("unknown vector database 'milvus'", "index", "export", index, "--to", "milvus", tmp_path / "m")

@@ -151,14 +151,27 @@ class LanceIndex(Index):
     def search(
         self, queries: torch.Tensor, k: int = 10, exact: bool = False, **_: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top ``k`` by inner product, as LanceDB answers it (``metric dot``; its distance is 1 - the inner product)."""
+        """Top ``k`` by inner product, as LanceDB answers it (``metric dot``; its distance is 1 - the inner product).
+
+        Several queries go to LanceDB as one batch (its ``query_index`` says whose each result is)."""
         if queries.shape[-1] != self.dim:
             raise AliceError(f"queries have {queries.shape[-1]} dimensions, database {self.path} holds {self.dim}")
         q = queries.detach().to("cpu", torch.float32).reshape(-1, self.dim).numpy()
         k = min(k, self.count)
-        scores, rows = np.zeros((len(q), k), dtype=np.float32), np.zeros((len(q), k), dtype=np.int64)
-        for i, v in enumerate(q):
-            found = self._table.search(v).distance_type("dot").limit(k).select(["row", "_distance"]).to_arrow()
-            rows[i] = found.column("row").to_numpy()
-            scores[i] = 1 - found.column("_distance").to_numpy()
+        if not len(q):
+            return torch.zeros(0, k), torch.zeros(0, k, dtype=torch.int64)
+        found = (
+            self._table.search(q[0] if len(q) == 1 else list(q))
+            .distance_type("dot")
+            .limit(k)
+            .select(["row", "_distance"])
+            .to_arrow()
+        )
+        if found.num_rows != len(q) * k:
+            raise AliceError(f"{self.path} answered {found.num_rows} rows for {len(q)} queries of {k}; export it again")
+        which = found.column("query_index").to_numpy() if len(q) > 1 else np.zeros(found.num_rows, dtype=np.int64)
+        distance = found.column("_distance").to_numpy()
+        order = np.lexsort((distance, which))  # each query's rows together, nearest first
+        rows = found.column("row").to_numpy()[order].reshape(len(q), k).astype(np.int64)
+        scores = (1 - distance[order]).reshape(len(q), k).astype(np.float32)
         return torch.from_numpy(scores), torch.from_numpy(rows)
