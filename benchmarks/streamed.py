@@ -1,7 +1,7 @@
 """A streamed ``ivfpq`` index past memory: 10M clustered 512-d items on one machine, built and searched.
 
-    nice -n 5 /usr/bin/time -v python benchmarks/streamed.py --items 10000000 --folder big/
-    python benchmarks/streamed.py --items 1000000 --nlist 1024 4096 --opq    # choosing the index at 1M
+    /usr/bin/time -v python benchmarks/streamed.py --items 10000000 --folder big/
+    python benchmarks/streamed.py --items 1000000 --nlist 820 1265 --opq    # choosing the index at 1M
 
 The items are benchmarks/ann.py's ``clustered`` data (n/100 centres on the sphere, noise as large as
 the centre), drawn chunk by chunk from a seed (``draw_chunks``): they are never all in memory. They
@@ -71,7 +71,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--items", type=int, default=10_000_000)
     p.add_argument("--dim", type=int, default=512)
-    p.add_argument("--nlist", type=int, nargs="+", default=[4096])
+    p.add_argument(
+        "--nlist", type=int, nargs="+", default=[0], help="Lists of the IVF index (0: ALICE's default, 4 sqrt(n))."
+    )
     p.add_argument("--pq", type=int, default=64)
     p.add_argument("--opq", action="store_true", help="Also build each with an OPQ rotation.")
     p.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64])
