@@ -2,6 +2,7 @@
 
     /usr/bin/time -v python benchmarks/streamed.py --items 10000000 --folder big/
     python benchmarks/streamed.py --items 1000000 --nlist 820 1265 --opq    # choosing the index at 1M
+    python benchmarks/streamed.py --assign-rate 100000 --nlist 12649         # the cluster assignment's GFLOP/s
 
 The items are benchmarks/ann.py's ``clustered`` data (n/100 centres on the sphere, noise as large as
 the centre), drawn chunk by chunk from a seed (``draw_chunks``): they are never all in memory. They
@@ -67,6 +68,27 @@ class Truth:
             yield chunk
 
 
+def assign_rate(rows: int, nlist: int, dim: int) -> None:
+    """What the build's cluster assignment runs at: ``rows`` items to their nearest of ``nlist`` lists (FAISS's flat
+    inner-product search, every thread), 2 * rows * nlist * dim flops, best of three."""
+    faiss = faiss_module()
+    rng = np.random.default_rng(0)
+    lists = faiss.IndexFlatIP(dim)
+    lists.add(rng.standard_normal((nlist, dim), dtype=np.float32))
+    x = rng.standard_normal((rows, dim), dtype=np.float32)
+    best = min(_timed(lambda: lists.search(x, 1)) for _ in range(3))
+    flops = 2 * rows * nlist * dim
+    rate = round(flops / best / 1e9, 1)
+    print(json.dumps({"rows": rows, "nlist": nlist, "seconds": round(best, 2), "GFLOP_s": rate}))
+    print(f"after: {uptime()}")
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--items", type=int, default=10_000_000)
@@ -83,9 +105,19 @@ def main() -> None:
     p.add_argument("--build-queries", type=int, default=0, help="Items the build itself measures recall with.")
     p.add_argument("--folder", type=Path, default=Path("."), help="Where the index file goes (removed after).")
     p.add_argument("--keep", action="store_true", help="Keep the index file.")
+    p.add_argument(
+        "--assign-rate",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="Only time the cluster assignment: ROWS items against --nlist lists (flat, inner product), in GFLOP/s.",
+    )
     args = p.parse_args()
     faiss = faiss_module()
     print(f"before: {uptime()}", flush=True)
+    if args.assign_rate:
+        assign_rate(args.assign_rate, args.nlist[0] or 12_649, args.dim)
+        return
     centres = centres_for(args.items, args.dim)
     q = draw(args.queries, args.dim, "clustered", 2, centres)
     rows = []
