@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from alice import console
+from alice.artifacts.curves import curve_files
 from alice.artifacts.format.layout import ADAPTER_MANIFEST, ADAPTERS_FOLDER, CARD, REFERENCE_MANIFEST
 from alice.artifacts.format.manifests import (
     AdapterManifest,
@@ -347,7 +348,8 @@ def _safely(make: Callable[[], T], what: str) -> T | None:
 def cards(
     files: dict[str, Any], reference: ReferenceManifest | None = None, design_description: str = ""
 ) -> dict[str, bytes]:
-    """README.md files for the manifests among an artifact's ``files`` (relative path -> bytes or JSON dict).
+    """README.md files for the manifests among an artifact's ``files`` (relative path -> bytes or JSON dict), and
+    the curve picture each adapter card shows (``history.png``, drawn from the ``history.jsonl`` among them).
 
     The jobs that build an artifact call this before handing the files to the
     store, so the cards go into the same atomic write as the weights.
@@ -370,7 +372,7 @@ def cards(
         out[CARD] = _safely(
             lambda: reference_card(ref, adapters, design_description=design_description), "the reference"
         )
-    return {rel: card.encode() for rel, card in out.items() if card is not None}
+    return {**{rel: card.encode() for rel, card in out.items() if card is not None}, **curve_files(files)}
 
 
 def reference_card_files(

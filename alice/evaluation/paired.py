@@ -20,9 +20,8 @@ import torch
 
 from alice import console
 from alice.artifacts import modelcard
-from alice.artifacts.curves import curve_files
 from alice.artifacts.format.history import read as read_history
-from alice.artifacts.format.layout import CURVE_FILE, HISTORY_FILE
+from alice.artifacts.format.layout import HISTORY_FILE
 from alice.artifacts.loaded import Adapter, ReferenceSpace
 from alice.artifacts.publish import AdapterWeights, derived_reference_files, now, refuse_existing, write_reference
 from alice.config.evaluation import METHODS, PairedSpec
@@ -34,7 +33,7 @@ from alice.errors import AliceError
 from alice.evaluation.contrastive import Pairs, draw_pairs, split_holdout, train_pairs
 from alice.plugin.dataset import PAIRED
 from alice.plugin.tracker import Run
-from alice.train.history import Trackers, history_bytes, job_settings, log_every
+from alice.train.history import Trackers, history_bytes, history_record, job_settings, log_every
 
 #: the sweep's row of the best any search that sees only label sets can expect (ties among them at random)
 CEILING = "label-set ceiling"
@@ -191,7 +190,7 @@ def _write_aligned(
         "from_reference": reference.sha256,
         "created": now(),
         **run,
-        "history": {"file": HISTORY_FILE, "curve": CURVE_FILE, "points": len(points), "every": every},
+        "history": history_record(len(points), every),
     }
     adapters = []
     for side, encoder, partner in ((a, ea, b.name), (b, eb, a.name)):
@@ -215,7 +214,6 @@ def _write_aligned(
         adapters.append(weights)
     files = derived_reference_files(reference, adapters)
     files.update(modelcard.cards(files, design_description=reference.intervention.description))
-    files.update(curve_files(files))
     write_reference(out, files, overwrite)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from alice import console, distributed
 from alice.artifacts.format.history import Job, encode
+from alice.artifacts.format.layout import CURVE_FILE, HISTORY_FILE
 from alice.errors import AliceError
 from alice.plugin.guard import describe
 from alice.plugin.manager import get_registry
@@ -34,6 +35,12 @@ def log_every(t: Any) -> int:
 def job_settings(job: str, name: str, steps: int, every: int, eval_every: int) -> dict[str, Any]:
     """A job's header line in ``history.jsonl``."""
     return {"job": job, "name": name, "steps": steps, "log_every": every, "eval_every": eval_every}
+
+
+def history_record(points: int, every: int) -> dict[str, Any]:
+    """What a manifest's training record says of the history: the files (beside the adapter's manifest), how many
+    points and their spacing."""
+    return {"file": HISTORY_FILE, "curve": CURVE_FILE, "points": points, "every": every}
 
 
 def history_bytes(settings: dict[str, Any], points: list[dict[str, Any]], before: list[Job] = ()) -> bytes:

@@ -10,7 +10,6 @@ import torch
 
 from alice import console, distributed
 from alice.artifacts import modelcard
-from alice.artifacts.curves import curve_files
 from alice.artifacts.format.layout import (
     ADAPTERS_FOLDER,
     CURVE_FILE,
@@ -321,7 +320,6 @@ def save_reference(
     manifest = replace(manifest, statistics=statistics_record(statistics) if statistics is not None else None)
     files, digest = reference_files(classifier, intervention, manifest, adapters, statistics)
     files.update(modelcard.cards(files, design_description=intervention.description))
-    files.update(curve_files(files))
     write_space(out, files, overwrite=overwrite)
     return digest
 
@@ -434,7 +432,6 @@ def _write_adapter(
     if distributed.is_main():
         files = adapter.files(reference.sha256, reference.reference_digest)
         files.update(modelcard.cards(files, reference=reference.manifest))  # its README.md model card
-        files.update(curve_files(files))
         prefix = f"{ADAPTERS_FOLDER}/{name}"
         changes = {f"{prefix}/{rel}": v for rel, v in files.items()}
         digest = update_space(reference.path, changes, replace_folders=(prefix,)).digest

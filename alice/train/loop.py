@@ -11,12 +11,11 @@ from typing import Any
 import torch
 
 from alice import console, distributed
-from alice.artifacts.format.layout import CURVE_FILE, HISTORY_FILE
 from alice.config.training import TrainingSpec
 from alice.errors import AliceError
 from alice.train import checkpoints
 from alice.train.checkpoints import RunState
-from alice.train.history import Trackers
+from alice.train.history import Trackers, history_record
 
 
 class BatchSampler:
@@ -182,12 +181,7 @@ def training_summary(t: TrainingSpec, history: History, device: torch.device) ->
         "steps_per_second": round(t.steps / history.seconds, 2) if history.seconds else None,
         "final": history.last(),
         # the curves themselves are in the adapter's history.jsonl; the steps/s between its points are here
-        "history": {
-            "file": HISTORY_FILE,
-            "curve": CURVE_FILE,
-            "points": len(history.records),
-            "every": history.log_every,
-        },
+        "history": history_record(len(history.records), history.log_every),
         "timing": {
             "at_step": [int(s) for s, _ in history.timing],
             "steps_per_second": [r for _, r in history.timing],
