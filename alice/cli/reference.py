@@ -52,10 +52,10 @@ def _summary(path: Path) -> dict:
 @app.command("show")
 def show(path: Path = typer.Argument(..., help="Reference folder."), as_json: bool = Json) -> None:
     """Check a reference space's hashes and adapters against its manifests and describe them (`verify` loads them)."""
-    from alice.cli.runs import history_rows
+    from alice.cli.runs import job_rows
 
-    s = _summary(path)
-    s["history"] = history_rows(path)
+    s = _summary(path)  # every file checked against space.json, the histories among them
+    s["history"] = job_rows(path)
     if as_json:
         console.print_json(s)
         return

@@ -21,9 +21,16 @@ def _figure(value: object) -> object:
 def history_rows(path: Path) -> list[dict]:
     """One row per job of each adapter of the space at ``path`` (checked against its space.json first)."""
     from alice.artifacts.integrity.describe import open_space
-    from alice.report.curves import space_jobs
 
     open_space(Path(path))  # every file hashed against the record: a history that changed is refused
+    return job_rows(path)
+
+
+def job_rows(path: Path) -> list[dict]:
+    """One row per job of each adapter of the space at ``path``, a space the caller has checked."""
+    from alice.artifacts.format.history import VAL_PREFIX
+    from alice.report.curves import space_jobs
+
     rows = []
     for adapter, jobs in space_jobs(Path(path)).items():
         for job in jobs:
@@ -33,7 +40,7 @@ def history_rows(path: Path) -> list[dict]:
                     "job": job.title,
                     "steps": job.settings.get("steps"),
                     "points": len(job.points),
-                    "validations": sum(1 for p in job.points if any(k.startswith("val_") for k in p)),
+                    "validations": sum(1 for p in job.points if any(k.startswith(VAL_PREFIX) for k in p)),
                     "validation": job.final_and_best(),
                 }
             )
