@@ -144,10 +144,11 @@ def _frozen(*modules: torch.nn.Module):
 
 
 @torch.no_grad()
-def validation_losses(
+def validation_figures(
     data: ModalityData, encoder, decoder, classifier, intervention, seed: int, split: str = "val", chunk: int = 4096
 ) -> dict[str, float]:
-    """Mean L_rec, L_cls, L_sem on a held-out split (fixed intervention draws)."""
+    """Mean L_rec, L_cls, L_sem on a held-out split (fixed intervention draws), and the classifier's mean AUROC over
+    annotated classes on it (NaN when no class has both outcomes), from one pass of the encoder."""
     modes = [m.training for m in (encoder, decoder, classifier, intervention)]
     for m in (encoder, decoder, classifier, intervention):
         m.eval()
@@ -155,31 +156,20 @@ def validation_losses(
     annotated = data.annotated
     gen = _generator(x.device, seed + 1)
     totals = {"rec": 0.0, "cls": 0.0, "sem": 0.0}
+    probs = []
     for lo in range(0, x.shape[0], chunk):
         xb, yb = x[lo : lo + chunk], y[lo : lo + chunk]
         z = encoder(xb)
         w = xb.shape[0]
+        logits = classifier(z)
+        probs.append(torch.sigmoid(logits).float().cpu())
         totals["rec"] += reconstruction_loss(decoder(z), xb).item() * w
-        totals["cls"] += masked_bce(classifier(z), yb, annotated).item() * w
+        totals["cls"] += masked_bce(logits, yb, annotated).item() * w
         totals["sem"] += semantic_loss(z, yb, annotated, encoder, decoder, classifier, intervention, gen).item() * w
     for m, mode in zip((encoder, decoder, classifier, intervention), modes):
         m.train(mode)
-    return {f"val_{k}": v / x.shape[0] for k, v in totals.items()}
-
-
-@torch.no_grad()
-def validation_auroc(data: ModalityData, encoder, classifier, chunk: int = 4096) -> float:
-    """Mean AUROC over annotated classes on the val split (NaN when no class has both outcomes)."""
-    modes = [m.training for m in (encoder, classifier)]
-    encoder.eval(), classifier.eval()
-    x = data.features["val"]
-    probs = torch.cat(
-        [torch.sigmoid(classifier(encoder(x[lo : lo + chunk]))).float().cpu() for lo in range(0, x.shape[0], chunk)]
-    )
-    for m, mode in zip((encoder, classifier), modes):
-        m.train(mode)
-    labels = data.labels["val"].cpu().numpy()
-    return mean_auroc(probs.numpy(), labels, data.mapping.annotated)
+    auroc = mean_auroc(torch.cat(probs).numpy(), y.cpu().numpy(), data.mapping.annotated)
+    return {**{f"val_{k}": v / x.shape[0] for k, v in totals.items()}, "val_auroc": auroc}
 
 
 def _global_draws(
@@ -249,10 +239,7 @@ class _Trainer:
         t = self.t
 
         def validate() -> dict[str, float]:
-            figures = validation_losses(
-                self.data, self.encoder, self.decoder, self.classifier, self.intervention, t.seed
-            )
-            return {**figures, "val_auroc": validation_auroc(self.data, self.encoder, self.classifier)}
+            return validation_figures(self.data, self.encoder, self.decoder, self.classifier, self.intervention, t.seed)
 
         return run_steps(
             t.steps,
