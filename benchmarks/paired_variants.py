@@ -8,11 +8,17 @@ the learning rate (``lr*``), the temperature (``tfix`` not learned, ``tfit`` fit
 scale, ``s5``/``s30`` fixed), the batch (``fnm``: pairs whose items C_ref reads as the same label set are no
 negatives of each other), which encoders move (``freeze-a``/``freeze-b``: one side frozen, locked-reference
 tuning), stage 2's own losses kept as regularisers (``reg``: reconstruction, classification through C_ref,
-consistency through M_ref, the alignment pull), a pull toward the start latents (``anchor``), and early
-stopping on 20% of the N pairs held out (``es``: the step with the lowest held-out loss, the start included;
-``es-r1``: the highest held-out R@1). Prints and appends one JSON line per run: R@1 and label exact both
-ways, the temperature, and how C_ref reads each side's test latents after tuning (``read_a``/``read_b``:
-exact label set at 0.5, the BCE, and the mean cosine to the start latents).
+consistency through M_ref, the alignment pull; ``regcls``: classification alone), the partner's label set as
+C_ref reads it taught to each paired item through C_ref (``pl``: pairs as labels), a pull toward the start
+latents (``anchor``), and early stopping on 20% of the N pairs held out (``es``: the step with the lowest
+held-out loss, the start included; ``es-r1``: the highest held-out R@1; ``sig``: a step replaces the kept one
+only when its held-out loss is lower by more than 2 standard errors of the per-pair change, as ``alice align
+clip`` does; ``sig2``: and neither direction's loss is higher). Prints and appends one JSON line per run: R@1
+and label exact both ways, the temperature, and how C_ref reads each side's test latents after tuning
+(``read_a``/``read_b``: exact label set at 0.5, the BCE, and the mean cosine to the start latents). The first
+line is the start: its retrieval, the same readings, how C_ref reads the first side's paired split (scenes no
+step of training saw), and the R@1 of ranking the gallery by the likelihood of each item's label set under
+C_ref's reading of the query side (``likelihood``: what the first side's reading allows a search by label sets).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ BASE = dict(
     fnm="",
     scale=None,
     reg_parts="all",
+    pairlabel=0.0,
 )
 VARIANTS = {
     "base": {},
@@ -92,6 +99,14 @@ VARIANTS = {
     "fnm-lr1e-4": dict(fnm="either", lr=1e-4),
     "freeze-a-fnm-lr1e-4": dict(train_a=False, fnm="either", lr=1e-4),
     "es-lr1e-4": dict(holdout=0.2, lr=1e-4),
+    "sig": dict(holdout=0.2, stop="sig"),
+    "sig2": dict(holdout=0.2, stop="sig2"),
+    "sig-freeze-a-lr1e-4": dict(holdout=0.2, stop="sig", lr=1e-4, train_a=False),
+    "sig-freeze-b-lr1e-4": dict(holdout=0.2, stop="sig", lr=1e-4, train_b=False),
+    "sig2-lr1e-4": dict(holdout=0.2, stop="sig2", lr=1e-4),
+    "sig2-lr3e-5": dict(holdout=0.2, stop="sig2", lr=3e-5),
+    "sig-lr1e-4": dict(holdout=0.2, stop="sig", lr=1e-4),
+    "sig-lr3e-5": dict(holdout=0.2, stop="sig", lr=3e-5),
     "es-lr3e-5": dict(holdout=0.2, lr=3e-5),
     "es-lr1e-4-fnm": dict(holdout=0.2, lr=1e-4, fnm="either"),
     "es-lr1e-4-regcls": dict(holdout=0.2, lr=1e-4, reg=1.0, reg_parts="cls"),
@@ -102,6 +117,14 @@ VARIANTS = {
     "es-freeze-b": dict(holdout=0.2, train_b=False),
     "es-freeze-b-lr3e-6": dict(holdout=0.2, train_b=False, lr=3e-6),
     "es-lr3e-6-s3000": dict(holdout=0.2, lr=3e-6, steps=3000),
+    "es-freeze-b-lr1e-4": dict(holdout=0.2, train_b=False, lr=1e-4),
+    "es-freeze-b-lr1e-3": dict(holdout=0.2, train_b=False, lr=1e-3),
+    "es-freeze-b-fnmb-lr1e-4": dict(holdout=0.2, train_b=False, lr=1e-4, fnm="b"),
+    "es-freeze-b-regcls-lr1e-4": dict(holdout=0.2, train_b=False, lr=1e-4, reg=1.0, reg_parts="cls"),
+    "es-freeze-b-pl-lr1e-4": dict(holdout=0.2, train_b=False, lr=1e-4, pairlabel=1.0),
+    "es-freeze-b-pl-regcls-lr1e-4": dict(holdout=0.2, train_b=False, lr=1e-4, pairlabel=1.0, reg=1.0, reg_parts="cls"),
+    "es-freeze-b-pl-regcls-lr1e-3": dict(holdout=0.2, train_b=False, lr=1e-3, pairlabel=1.0, reg=1.0, reg_parts="cls"),
+    "es-pl-lr1e-4": dict(holdout=0.2, lr=1e-4, pairlabel=1.0),
 }
 
 
@@ -172,6 +195,23 @@ def fit_log_scale(za, zb):
 
 
 @torch.no_grad()
+def held_out_losses(ea, eb, pa, pb):
+    """Each held-out pair's own share of the symmetric loss (the held-out pairs in one batch, at 1/0.07)."""
+    logits = (1 / 0.07) * ea.eval()(pa) @ eb.eval()(pb).T
+    t = torch.arange(len(pa))
+    return torch.stack([F.cross_entropy(logits, t, reduction="none"), F.cross_entropy(logits.T, t, reduction="none")])
+
+
+def better(cur, best, z=2.0, each=False):
+    """A step replaces the kept one only when its held-out pairs' losses (both directions summed) are lower by more
+    than z standard errors; ``each``: and neither direction's mean is higher."""
+    d = (cur - best).mean(0)
+    if each and bool(((cur - best).mean(1) > 0).any()):
+        return False
+    return bool(d.mean() < -z * d.std() / math.sqrt(len(d)))
+
+
+@torch.no_grad()
 def heldout_score(ea, eb, pa, pb, kind):
     za, zb = ea.eval()(pa), eb.eval()(pb)
     if kind == "loss":
@@ -197,12 +237,37 @@ def reading(ref, side, enc, reg):
     }
 
 
+@torch.no_grad()
+def likelihood_ranking(ref, a, b):
+    """R@1 both ways when the gallery is ranked by the log-likelihood of the b items' label sets (as C_ref reads
+    them) under C_ref's probabilities for the a items; b items read as the same set tie, broken at random."""
+    ann = torch.as_tensor(a.data.mapping.annotated & b.data.mapping.annotated)
+    pa = torch.sigmoid(ref.classifier(a.adapter.encoder(a.data.features["test"])))[:, ann].clamp(1e-6, 1 - 1e-6)
+    sb = (torch.sigmoid(ref.classifier(b.adapter.encoder(b.data.features["test"])))[:, ann] > 0.5).float()
+    s = pa.log() @ sb.T + (1 - pa).log() @ (1 - sb).T  # [a items, b items]
+    ida, idb = a.data.pair_ids["test"], b.data.pair_ids["test"]
+    a_to_b = []
+    for i, p in enumerate(ida):
+        tied = s[i] >= s[i].max() - 1e-6
+        mine = torch.tensor([q == p for q in idb])
+        a_to_b.append(float((tied & mine).sum()) / float(tied.sum()))
+    b_to_a = [float(ida[int(s[:, j].argmax())] == p) for j, p in enumerate(idb)]
+    return {f"{a.name} -> {b.name}": float(np.mean(a_to_b)), f"{b.name} -> {a.name}": float(np.mean(b_to_a))}
+
+
+@torch.no_grad()
+def paired_reading(ref, side):
+    x, y = side.data.features[PAIRED], side.data.labels[PAIRED]
+    probs = torch.sigmoid(ref.classifier(side.adapter.encoder(x)))
+    return ((probs > 0.5) == (y > 0.5))[:, side.data.annotated].all(1).float().mean().item()
+
+
 def run(ref, a, b, n, seed, cfg, regs):
     ia, ib = draw_pairs(a.data.pair_ids[PAIRED], b.data.pair_ids[PAIRED], n, seed)
     pa = a.data.features[PAIRED][torch.as_tensor(ia)]
     pb = b.data.features[PAIRED][torch.as_tensor(ib)]
     hold = None
-    if cfg["fnm"]:
+    if cfg["fnm"] or cfg["pairlabel"]:
         ra, rb = read_sets(ref, a, pa), read_sets(ref, b, pb)
     if cfg["holdout"]:
         g = np.random.default_rng(seed + 1)
@@ -210,7 +275,7 @@ def run(ref, a, b, n, seed, cfg, regs):
         k = max(2, int(round(n * cfg["holdout"])))
         hold = (pa[perm[:k]], pb[perm[:k]])
         pa, pb = pa[perm[k:]], pb[perm[k:]]
-        if cfg["fnm"]:
+        if cfg["fnm"] or cfg["pairlabel"]:
             ra, rb = ra[perm[k:]], rb[perm[k:]]
     ea, eb = copy.deepcopy(a.adapter.search_encoder()), copy.deepcopy(b.adapter.search_encoder())
     for enc, on in ((ea, cfg["train_a"]), (eb, cfg["train_b"])):
@@ -227,11 +292,11 @@ def run(ref, a, b, n, seed, cfg, regs):
     opt = torch.optim.Adam(params, lr=cfg["lr"])
     gen = torch.Generator()
     gen.manual_seed(seed)
-    best = (
-        (heldout_score(ea, eb, *hold, cfg["stop"]), 0, copy.deepcopy((ea.state_dict(), eb.state_dict())))
-        if hold
-        else None
-    )
+    sig = cfg["stop"] in ("sig", "sig2")
+    best = None
+    if hold:
+        first = held_out_losses(ea, eb, *hold) if sig else heldout_score(ea, eb, *hold, cfg["stop"])
+        best = (first, 0, copy.deepcopy((ea.state_dict(), eb.state_dict())))
     trace = []
     m = pa.shape[0]
     for step in range(1, cfg["steps"] + 1):
@@ -251,6 +316,12 @@ def run(ref, a, b, n, seed, cfg, regs):
             for key, enc in (("a", ea), ("b", eb)):
                 if cfg[f"train_{key}"]:
                     loss = loss + cfg["reg"] * regs[key](inner(enc), parts=cfg["reg_parts"])
+        if cfg["pairlabel"]:  # the partner's reading by C_ref as the label set of each paired item
+            for key, enc, x, target in (("a", ea, pa, rb), ("b", eb, pb, ra)):
+                if cfg[f"train_{key}"]:
+                    z = inner(enc)(x[idx])
+                    ann = (a if key == "a" else b).data.annotated
+                    loss = loss + cfg["pairlabel"] * masked_bce(ref.classifier(z), target[idx].float(), ann)
         if cfg["anchor"]:
             for key, enc, side in (("a", ea, a), ("b", eb, b)):
                 if cfg[f"train_{key}"]:
@@ -262,6 +333,12 @@ def run(ref, a, b, n, seed, cfg, regs):
         loss.backward()
         opt.step()
         if hold and step % cfg["every"] == 0:
+            if sig:
+                sc = held_out_losses(ea, eb, *hold)
+                trace.append((step, round(sc.mean().item(), 4)))
+                if better(sc, best[0], each=cfg["stop"] == "sig2"):
+                    best = (sc, step, copy.deepcopy((ea.state_dict(), eb.state_dict())))
+                continue
             sc = heldout_score(ea, eb, *hold, cfg["stop"])
             trace.append((step, round(sc, 4)))
             if sc > best[0]:
@@ -298,6 +375,10 @@ def main():
         "read",
         reading(ref, a, a.adapter.encoder, None),
         reading(ref, b, b.adapter.encoder, None),
+        "read_a on the paired split",
+        round(paired_reading(ref, a), 3),
+        "likelihood",
+        likelihood_ranking(ref, a, b),
         flush=True,
     )
     regs = None

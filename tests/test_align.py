@@ -9,7 +9,16 @@ import pytest
 import torch
 from cli_helpers import ok, refused
 
-from alice.evaluation.contrastive import Pairs, clip_loss, cyclip_loss, draw_pairs, split_holdout
+from alice.evaluation.contrastive import (
+    Pairs,
+    clip_loss,
+    cyclip_loss,
+    draw_pairs,
+    held_out_losses,
+    improves,
+    split_holdout,
+    train_pairs,
+)
 
 
 def _lse(*xs):
@@ -61,6 +70,61 @@ def test_held_out_pairs_are_a_seeded_share_apart_from_the_training_ones():
     assert split_holdout(pairs, 0.0, seed=3) == (pairs, None)
     with pytest.raises(ValueError, match="too few"):
         split_holdout(Pairs(pairs.a[:2], pairs.b[:2]), 0.2, seed=0)
+
+
+def test_a_step_is_kept_only_when_the_held_out_pairs_tell_its_gain_from_noise():
+    kept = torch.full((100,), 2.0)
+    noisy = kept + torch.tensor([-1.0, 0.9] * 50)  # the mean falls by 0.05, the pairs' changes scatter by 0.95
+    steady = kept - 0.05  # the same fall on every pair
+    assert not improves(noisy, kept, margin=2.0)
+    assert improves(noisy, kept, margin=0.0)  # margin 0: any fall of the mean, as the plain lowest loss
+    assert improves(steady, kept, margin=2.0)
+    assert not improves(kept + 0.01, kept, margin=0.0)
+
+
+def test_held_out_losses_are_the_pairs_shares_of_the_symmetric_loss():
+    torch.manual_seed(0)
+    held = Pairs(torch.randn(8, 4), torch.randn(8, 4))
+    ea, eb = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+
+    def unit(e):
+        return lambda x: torch.nn.functional.normalize(e(x), dim=-1)
+
+    class Enc(torch.nn.Module):
+        def __init__(self, e):
+            super().__init__()
+            self.e = e
+
+        def forward(self, x):
+            return unit(self.e)(x)
+
+    a, b = Enc(ea), Enc(eb)
+    per_pair = held_out_losses(a, b, held)
+    assert per_pair.shape == (8,)
+    with torch.no_grad():
+        whole = clip_loss(a(held.a), b(held.b), torch.tensor(math.log(1 / 0.07)))
+    assert per_pair.mean().item() == pytest.approx(whole.item(), abs=1e-5)
+
+
+def test_training_that_only_adds_noise_keeps_the_start_under_the_margin():
+    # held-out pairs unrelated to the training ones: what the steps learn does not carry over, so any fall of
+    # their loss is chance, and with a margin the start stays; without one, a lucky step can replace it
+    from alice.config.evaluation import PairedSpec
+    from alice.core.modules import Encoder
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    train = Pairs(x, x + 0.1 * torch.randn(256, 8))
+    held = Pairs(torch.randn(64, 8), torch.randn(64, 8))
+    kept = {}
+    for margin in (0.0, 2.0):
+        torch.manual_seed(1)
+        ea, eb = Encoder(8, 4, [16]), Encoder(8, 4, [16])
+        spec = PairedSpec(steps=400, batch_size=64, seed=0, patience=0, margin=margin)
+        kept[margin] = train_pairs(ea, eb, train, "clip", 1e-2, spec, held)
+    assert kept[2.0]["best_step"] == 0
+    curve = kept[0.0]["held_out_curve"]
+    assert kept[0.0]["best_step"] == curve.index(min(curve)) * 50 > 0  # margin 0: the lowest loss, a lucky step
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +217,7 @@ def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_referenc
     assert m["alignment"]["lr"] == pytest.approx(1e-5)
     assert m["alignment"]["holdout"] == 0.2
     assert m["alignment"]["held_out"] == 40
+    assert m["alignment"]["margin"] == 2.0
     assert 0 <= m["alignment"]["best_step"] <= 50
     refused("too few", "align", "clip", tiny_reference, "--pairs", "2", "--out", tmp_path / "two")
     assert not (tmp_path / "two").exists()

@@ -22,6 +22,10 @@ HOLDOUT_HELP = (
     "(0: train on all N, keep the last step)."
 )
 PATIENCE_HELP = "From ALICE: stop once the held-out loss has not improved for this many steps (0: never stop early)."
+MARGIN_HELP = (
+    "From ALICE: a step replaces the kept one only when the held-out loss falls by more than this many standard "
+    "errors of its per-pair change (0: any fall)."
+)
 
 
 def _names(reference, modalities: Optional[list[str]]) -> tuple[str, str]:
@@ -59,6 +63,7 @@ def align_clip(
     seed: int = typer.Option(D.seed, "--seed"),
     holdout: float = typer.Option(D.holdout, "--holdout", min=0.0, max=0.9, help=HOLDOUT_HELP),
     patience: int = typer.Option(D.patience, "--patience", min=0, help=PATIENCE_HELP),
+    margin: float = typer.Option(D.margin, "--margin", min=0.0, help=MARGIN_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     device: Optional[str] = Device,
     trackers: Optional[list[str]] = Trackers,
@@ -84,7 +89,7 @@ def align_clip(
         names,
         method,
         pairs,
-        PairedSpec(steps, lr, batch_size, seed, holdout, patience),
+        PairedSpec(steps, lr, batch_size, seed, holdout, patience, margin),
         pick_device(device or "auto"),
         out,
         overwrite,
@@ -116,6 +121,7 @@ def sweep_pairs(
     batch_size: int = typer.Option(D.batch_size, "--batch-size", min=2),
     holdout: float = typer.Option(D.holdout, "--holdout", min=0.0, max=0.9, help=HOLDOUT_HELP),
     patience: int = typer.Option(D.patience, "--patience", min=0, help=PATIENCE_HELP),
+    margin: float = typer.Option(D.margin, "--margin", min=0.0, help=MARGIN_HELP),
     out: Optional[Path] = typer.Option(
         None,
         "--out",
@@ -141,7 +147,7 @@ def sweep_pairs(
         sorted(set(pairs)),
         list(range(seeds)),
         methods,
-        PairedSpec(steps, lr, batch_size, holdout=holdout, patience=patience),
+        PairedSpec(steps, lr, batch_size, holdout=holdout, patience=patience, margin=margin),
         pick_device(device or "auto"),
     )
     report["summary"] = summarise(report)

@@ -31,6 +31,9 @@ class PairedSpec:
     # contrastive loss on them is kept, checked every CHECK_EVERY steps; 0 trains on all N and keeps the last step
     holdout: float = 0.2
     patience: int = 250  # stop once the held-out loss has not improved for this many steps (0: run every step)
+    # a step replaces the kept one only when the held-out pairs' losses fall by more than this many standard errors
+    # of their mean change: a fall the held-out pairs cannot tell from noise keeps the earlier step (0: any fall)
+    margin: float = 2.0
 
     def lr_for(self, method: str) -> float:
         from_alice, _ = METHODS[method]

@@ -12,7 +12,8 @@
 ``alice align clip`` fine-tunes the two encoders of an ALICE artifact this
 way (learning rate 100x smaller than from scratch by default, a share of the
 pairs held out to keep the best step, the start included, so that a few pairs
-cannot pull the space below where it began), or trains the same encoder
+cannot pull the space below where it began; a later step is kept only when the
+held-out pairs tell its gain from noise), or trains the same encoder
 architecture from scratch for comparison (:mod:`alice.evaluation.paired`).
 """
 
@@ -93,14 +94,29 @@ def split_holdout(pairs: Pairs, share: float, seed: int) -> tuple[Pairs, Pairs |
 
 
 @torch.no_grad()
-def held_out_loss(encoder_a: Encoder, encoder_b: Encoder, held: Pairs) -> float:
-    """The contrastive loss on the held-out pairs, all in one batch, at the starting temperature (1/0.07)."""
+def held_out_losses(encoder_a: Encoder, encoder_b: Encoder, held: Pairs) -> torch.Tensor:
+    """Each held-out pair's share of the contrastive loss, [k]: the held-out pairs in one batch, at the starting
+    temperature (1/0.07), the mean of the pair's two cross-entropies (a to b and b to a). Their mean is the
+    symmetric loss of that batch."""
     encoder_a.eval()
     encoder_b.eval()
-    value = clip_loss(encoder_a(held.a), encoder_b(held.b), torch.tensor(math.log(1 / 0.07), device=held.a.device))
+    logits = (1 / 0.07) * encoder_a(held.a) @ encoder_b(held.b).T
+    target = torch.arange(logits.shape[0], device=logits.device)
+    per_pair = 0.5 * (
+        F.cross_entropy(logits, target, reduction="none") + F.cross_entropy(logits.T, target, reduction="none")
+    )
     encoder_a.train()
     encoder_b.train()
-    return value.item()
+    return per_pair
+
+
+def improves(losses: torch.Tensor, kept: torch.Tensor, margin: float) -> bool:
+    """Whether held-out ``losses`` beat the ``kept`` step's by more than ``margin`` standard errors of the mean
+    per-pair change (the same pairs, so the change is paired); ``margin`` 0: any fall of the mean."""
+    change = losses - kept
+    if margin <= 0 or change.numel() < 2:
+        return bool(change.mean() < 0)
+    return bool(change.mean() < -margin * change.std() / math.sqrt(change.numel()))
 
 
 def train_pairs(
@@ -116,8 +132,9 @@ def train_pairs(
     """Train both encoders (and the temperature) on the pairs at rate ``lr``; the record of the run.
 
     With ``held`` pairs, the encoders end at the step (0, the start, included) with the lowest loss on them,
-    checked every :data:`CHECK_EVERY` steps; training stops early once that has not improved for
-    ``spec.patience`` steps. The record: ``loss_curve`` (the training loss every :data:`CHECK_EVERY` steps),
+    checked every :data:`CHECK_EVERY` steps, where a step replaces the one kept only when its loss is lower by
+    more than ``spec.margin`` standard errors (:func:`improves`); training stops early once none has replaced
+    it for ``spec.patience`` steps. The record: ``loss_curve`` (the training loss every :data:`CHECK_EVERY` steps),
     and with ``held`` also ``held_out`` (their number), ``held_out_curve`` (step 0 first) and ``best_step``;
     ``points``, the run's history (:mod:`alice.train.history`): a point every ``log_every(spec)`` steps, at each
     check of the held-out pairs and at the last step run, with the mean ``loss`` since the previous point, ``lr``,
@@ -138,8 +155,8 @@ def train_pairs(
     encoder_b.train()
     record: dict[str, Any] = {"loss_curve": []}
     if held is not None:
-        best = (held_out_loss(encoder_a, encoder_b, held), 0, _state(encoder_a, encoder_b))
-        record.update(held_out=int(held.a.shape[0]), held_out_curve=[best[0]])
+        best = (held_out_losses(encoder_a, encoder_b, held), 0, _state(encoder_a, encoder_b))
+        record.update(held_out=int(held.a.shape[0]), held_out_curve=[best[0].mean().item()])
     running = 0.0
     every, points = log_every(spec), []
     since, window = 0.0, (0, time.perf_counter())  # the loss summed since the previous point; its step and time
@@ -157,10 +174,11 @@ def train_pairs(
             record["loss_curve"].append(running / CHECK_EVERY)
             running = 0.0
             if held is not None:
-                score = held_out_loss(encoder_a, encoder_b, held)
+                losses = held_out_losses(encoder_a, encoder_b, held)
+                score = losses.mean().item()
                 record["held_out_curve"].append(score)
-                if score < best[0]:
-                    best = (score, step, _state(encoder_a, encoder_b))
+                if improves(losses, best[0], spec.margin):
+                    best = (losses, step, _state(encoder_a, encoder_b))
                 elif spec.patience and step - best[1] >= spec.patience:
                     stop = True
         if step % every == 0 or step == steps or score is not None:
