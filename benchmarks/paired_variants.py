@@ -3,7 +3,8 @@
     python benchmarks/paired_variants.py artifacts/digits-image out.jsonl 100,1000 1 base,lr3e-6,freeze-b,es
 
 Each variant fine-tunes the two encoders of a space (the first adapter a, the second b: on digits image and
-text) with CLIP's loss on N seeded pairs, as ``alice align clip --holdout 0`` does, with one thing changed:
+text) with CLIP's loss on N seeded pairs, as ``alice align clip --holdout 0 --lr 1e-4`` does (from ALICE a rate of
+1e-5, the default before held-out pairs chose the step), with one thing changed:
 the learning rate (``lr*``), the temperature (``tfix`` not learned, ``tfit`` fitted to the space's similarity
 scale, ``s5``/``s30`` fixed), the batch (``fnm``: pairs whose items C_ref reads as the same label set are no
 negatives of each other), which encoders move (``freeze-a``/``freeze-b``: one side frozen, locked-reference
@@ -107,6 +108,7 @@ VARIANTS = {
     "sig2-lr3e-5": dict(holdout=0.2, stop="sig2", lr=3e-5),
     "sig-lr1e-4": dict(holdout=0.2, stop="sig", lr=1e-4),
     "sig-lr3e-5": dict(holdout=0.2, stop="sig", lr=3e-5),
+    "sig-lr1e-3": dict(holdout=0.2, stop="sig", lr=1e-3),
     "es-lr3e-5": dict(holdout=0.2, lr=3e-5),
     "es-lr1e-4-fnm": dict(holdout=0.2, lr=1e-4, fnm="either"),
     "es-lr1e-4-regcls": dict(holdout=0.2, lr=1e-4, reg=1.0, reg_parts="cls"),

@@ -10,7 +10,7 @@
   the 0.25 weights were tuned.
 
 ``alice align clip`` fine-tunes the two encoders of an ALICE artifact this
-way (learning rate 100x smaller than from scratch by default, a share of the
+way (learning rate 10x smaller than from scratch by default, a share of the
 pairs held out to keep the best step, the start included, so that a few pairs
 cannot pull the space below where it began; a later step is kept only when the
 held-out pairs tell its gain from noise), or trains the same encoder
