@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from alice.artifacts.loaded import ReferenceSpace
 from alice.core.alignment import AlignmentTarget, SearchEncoder, alignment_loss
 from alice.core.losses import masked_bce, reconstruction_loss
-from alice.evaluation.contrastive import clip_loss, draw_pairs
+from alice.evaluation.contrastive import clip_loss, draw_pairs, improves
 from alice.evaluation.paired import load_for_pairing, retrieval_both_ways
 from alice.plugin.dataset import PAIRED
 from alice.train.stages import semantic_loss
@@ -207,10 +207,9 @@ def held_out_losses(ea, eb, pa, pb):
 def better(cur, best, z=2.0, each=False):
     """A step replaces the kept one only when its held-out pairs' losses (both directions summed) are lower by more
     than z standard errors; ``each``: and neither direction's mean is higher."""
-    d = (cur - best).mean(0)
     if each and bool(((cur - best).mean(1) > 0).any()):
         return False
-    return bool(d.mean() < -z * d.std() / math.sqrt(len(d)))
+    return improves(cur.mean(0), best.mean(0), z)
 
 
 @torch.no_grad()

@@ -83,22 +83,11 @@ def test_a_step_is_kept_only_when_the_held_out_pairs_tell_its_gain_from_noise():
 
 
 def test_held_out_losses_are_the_pairs_shares_of_the_symmetric_loss():
+    from alice.core.modules import Encoder
+
     torch.manual_seed(0)
     held = Pairs(torch.randn(8, 4), torch.randn(8, 4))
-    ea, eb = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
-
-    def unit(e):
-        return lambda x: torch.nn.functional.normalize(e(x), dim=-1)
-
-    class Enc(torch.nn.Module):
-        def __init__(self, e):
-            super().__init__()
-            self.e = e
-
-        def forward(self, x):
-            return unit(self.e)(x)
-
-    a, b = Enc(ea), Enc(eb)
+    a, b = Encoder(4, 3, [8]), Encoder(4, 3, [8])
     per_pair = held_out_losses(a, b, held)
     assert per_pair.shape == (8,)
     with torch.no_grad():

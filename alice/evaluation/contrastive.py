@@ -34,11 +34,16 @@ from alice.core.modules import Encoder
 from alice.train.history import Trackers, log_every
 
 
-def clip_loss(za: torch.Tensor, zb: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE: pair i of ``za`` matches pair i of ``zb`` (inputs on the unit sphere)."""
+def clip_loss(za: torch.Tensor, zb: torch.Tensor, log_scale: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Symmetric InfoNCE: pair i of ``za`` matches pair i of ``zb`` (inputs on the unit sphere).
+
+    ``reduction="none"``: each pair's share, [N], the mean of its two cross-entropies (a to b, b to a); their
+    mean is the loss.
+    """
     logits = log_scale.exp().clamp(max=100.0) * za @ zb.T
     target = torch.arange(za.shape[0], device=za.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    rows = F.cross_entropy(logits, target, reduction=reduction)
+    return 0.5 * (rows + F.cross_entropy(logits.T, target, reduction=reduction))
 
 
 def cyclip_loss(
@@ -96,15 +101,11 @@ def split_holdout(pairs: Pairs, share: float, seed: int) -> tuple[Pairs, Pairs |
 @torch.no_grad()
 def held_out_losses(encoder_a: Encoder, encoder_b: Encoder, held: Pairs) -> torch.Tensor:
     """Each held-out pair's share of the contrastive loss, [k]: the held-out pairs in one batch, at the starting
-    temperature (1/0.07), the mean of the pair's two cross-entropies (a to b and b to a). Their mean is the
-    symmetric loss of that batch."""
+    temperature (1/0.07). Their mean is the symmetric loss of that batch."""
     encoder_a.eval()
     encoder_b.eval()
-    logits = (1 / 0.07) * encoder_a(held.a) @ encoder_b(held.b).T
-    target = torch.arange(logits.shape[0], device=logits.device)
-    per_pair = 0.5 * (
-        F.cross_entropy(logits, target, reduction="none") + F.cross_entropy(logits.T, target, reduction="none")
-    )
+    start_scale = torch.tensor(math.log(1 / 0.07), device=held.a.device)
+    per_pair = clip_loss(encoder_a(held.a), encoder_b(held.b), start_scale, reduction="none")
     encoder_a.train()
     encoder_b.train()
     return per_pair
