@@ -230,6 +230,51 @@ def test_align_command_writes_a_derived_reference_that_eval_labels(tiny_referenc
 
 
 @pytest.mark.slow
+def test_a_tuned_encoder_gets_its_decoder_fitted_again(tiny_reference, tmp_path):
+    """Interventions are read through C_ref(E(D(M_ref(z)))): once pairs move E, D alone is fitted to it again."""
+    from alice.artifacts.format.history import read as read_history
+    from alice.artifacts.loaded import ReferenceSpace
+    from alice.core.modules import state_digest
+    from alice.files import sha256_file
+    from alice.train.stages import validation_figures
+
+    # a high rate and no held-out pairs: the last step is kept, and both encoders have moved
+    tuned = ("align", "clip", tiny_reference, "--pairs", "300", "--holdout", "0", "--steps", "40", "--lr", "0.1")
+    ok(*tuned, "--decoder-steps", "0", "--out", tmp_path / "kept")
+    ok(*tuned, "--decoder-steps", "60", "--out", tmp_path / "fitted")
+    start, kept, fitted = (ReferenceSpace.load(p) for p in (tiny_reference, tmp_path / "kept", tmp_path / "fitted"))
+    assert sha256_file(tmp_path / "fitted" / "reference.safetensors") == sha256_file(
+        tiny_reference / "reference.safetensors"
+    )
+    cpu = torch.device("cpu")
+    for name in ("image", "text"):
+        s, k, f = (space.load_adapter(name) for space in (start, kept, fitted))
+        assert state_digest(k.encoder) == state_digest(f.encoder) != state_digest(s.encoder)  # E as tuned
+        assert state_digest(k.decoder) == state_digest(s.decoder) != state_digest(f.decoder)
+        assert k.manifest.alignment["decoder"] is None
+        record = f.manifest.alignment["decoder"]
+        assert record["steps"] == 60
+        jobs = read_history(tmp_path / "fitted" / "adapters" / name / "history.jsonl")
+        assert [j.settings["job"] for j in jobs[-2:]] == ["align", "decoder fit"]
+        assert jobs[-1].points[-1]["step"] == 60
+        # the cycle through the tuned encoder reads the edits better with the decoder fitted to it
+        data = f.load_data(("val",), cpu)
+        modules = (start.classifier, start.intervention)
+        old = validation_figures(data, f.encoder, k.decoder, *modules, seed=0)
+        new = validation_figures(data, f.encoder, f.decoder, *modules, seed=0)
+        assert new["val_sem"] < old["val_sem"]
+        assert new["val_sem"] == pytest.approx(record["val_sem"], rel=1e-4)
+    # a run that keeps the start leaves both decoders as they were
+    hurts = ("--pairs", "500", "--steps", "100", "--lr", "300", "--batch-size", "128", "--patience", "0")
+    ok("align", "clip", tiny_reference, *hurts, "--out", tmp_path / "start")
+    for name in ("image", "text"):
+        a = ReferenceSpace.load(tmp_path / "start").load_adapter(name)
+        assert a.manifest.alignment["best_step"] == 0
+        assert a.manifest.alignment["decoder"] is None
+        assert state_digest(a.decoder) == state_digest(start.load_adapter(name).decoder)
+
+
+@pytest.mark.slow
 def test_post_training_baseline_scores_concept_algebra(tiny_reference):
     from alice.artifacts.loaded import ReferenceSpace
     from alice.evaluation.baselines import post_training_baseline

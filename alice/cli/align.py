@@ -9,7 +9,7 @@ import typer
 
 from alice import console
 from alice.cli.options import Device, LogDir, Trackers
-from alice.config.evaluation import ALICE_LR_DIVISOR, LOSSES, METHODS, PairedSpec
+from alice.config.evaluation import ALICE_LR_DIVISOR, DECODER_STEPS, LOSSES, METHODS, PairedSpec
 from alice.config.evaluation import PAIRED_DEFAULTS as D
 from alice.tables import Table
 
@@ -22,6 +22,11 @@ HOLDOUT_HELP = (
     "(0: train on all N, keep the last step)."
 )
 PATIENCE_HELP = "From ALICE: stop once the held-out loss has not improved for this many steps (0: never stop early)."
+DECODER_HELP = (
+    "From ALICE: steps to fit each tuned encoder's decoder again (stage 2's reconstruction and consistency losses "
+    f"on the decoder alone), so interventions read as before; default {DECODER_STEPS}, or the adapter's own steps if "
+    "fewer; 0 keeps the old decoders."
+)
 MARGIN_HELP = (
     "From ALICE: a step replaces the kept one only when the held-out loss falls by more than this many standard "
     "errors of its per-pair change (0: any fall)."
@@ -64,6 +69,7 @@ def align_clip(
     holdout: float = typer.Option(D.holdout, "--holdout", min=0.0, max=0.9, help=HOLDOUT_HELP),
     patience: int = typer.Option(D.patience, "--patience", min=0, help=PATIENCE_HELP),
     margin: float = typer.Option(D.margin, "--margin", min=0.0, help=MARGIN_HELP),
+    decoder_steps: Optional[int] = typer.Option(None, "--decoder-steps", min=0, help=DECODER_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     device: Optional[str] = Device,
     trackers: Optional[list[str]] = Trackers,
@@ -94,6 +100,7 @@ def align_clip(
         out,
         overwrite,
         reporting,
+        decoder_steps,
     )
     console.table(
         Table(

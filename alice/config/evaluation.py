@@ -61,5 +61,8 @@ class EvalSpec:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+#: `alice align`: a tuned encoder's decoder is fitted again for this many steps (or the adapter's own steps if fewer)
+DECODER_STEPS = 3000
+
 PAIRED_DEFAULTS = PairedSpec()
 EVAL_DEFAULTS = EvalSpec()

@@ -1,7 +1,8 @@
 """Paired fine-tuning of an ALICE space (or from scratch) on N pairs, and the sample-efficiency sweep.
 
 ``alice align clip`` writes a new folder holding the reference byte for byte
-and the two fine-tuned adapters; ``alice eval --pairs N`` adds CLIP, CyCLIP
+and the two fine-tuned adapters (an encoder that moved gets its decoder fitted
+to it again, :func:`fit_decoder`); ``alice eval --pairs N`` adds CLIP, CyCLIP
 and ALICE then CLIP rows to Table 2; ``alice sweep pairs`` runs every method
 over several N and seeds. The losses and the training loop are in
 :mod:`alice.evaluation.contrastive`.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +21,24 @@ import torch
 
 from alice import console
 from alice.artifacts import modelcard
+from alice.artifacts.format.history import Job
 from alice.artifacts.format.history import read as read_history
 from alice.artifacts.format.layout import HISTORY_FILE
 from alice.artifacts.loaded import Adapter, ReferenceSpace
 from alice.artifacts.publish import AdapterWeights, derived_reference_files, now, refuse_existing, write_reference
-from alice.config.evaluation import METHODS, PairedSpec
+from alice.config.evaluation import DECODER_STEPS, METHODS, PairedSpec
+from alice.config.training import TrainingSpec
 from alice.core.alignment import SearchEncoder
 from alice.core.metrics import label_retrieval, label_set_ceiling, recall_at_k
-from alice.core.modules import Encoder
+from alice.core.modules import Decoder, Encoder, state_digest
 from alice.data.loading import ModalityData
 from alice.errors import AliceError
 from alice.evaluation.contrastive import Pairs, draw_pairs, split_holdout, train_pairs
 from alice.plugin.dataset import PAIRED
 from alice.plugin.tracker import Run
 from alice.train.history import Trackers, history_bytes, history_record, job_settings, log_every
+from alice.train.loop import History
+from alice.train.stages import DecoderTrainer
 
 #: the sweep's row of the best any search that sees only label sets can expect (ties among them at random)
 CEILING = "label-set ceiling"
@@ -127,6 +132,66 @@ def fine_tune(
     return ea, eb, record
 
 
+@dataclass
+class FittedDecoder:
+    """A decoder fitted to its tuned encoder (:func:`fit_decoder`), and that job's history."""
+
+    decoder: Decoder
+    history: History
+    steps: int
+
+
+def inner_encoder(encoder: torch.nn.Module) -> Encoder:
+    """The encoder an adapter stores (search's transform, when it has one, stays as stored)."""
+    return encoder.encoder if isinstance(encoder, SearchEncoder) else encoder
+
+
+def decoder_training(adapter: Adapter, steps: int | None) -> TrainingSpec:
+    """How an adapter's decoder is fitted again: as the adapter was trained (rate, batch, loss weights, fast path),
+    for ``steps`` steps (None: :data:`DECODER_STEPS`, or the adapter's own steps if fewer), validated at the end."""
+    recorded = (adapter.manifest.training or {}).get("settings", {})
+    known = {f.name for f in fields(TrainingSpec)}
+    t = TrainingSpec(**{k: v for k, v in recorded.items() if k in known})
+    if steps is None:
+        steps = min(DECODER_STEPS, t.steps)
+    return replace(t, steps=steps, eval_every=0, log_every=0, checkpoint_every=0)
+
+
+def decoder_data(side: Side, device: torch.device) -> ModalityData:
+    """The labelled splits a decoder is fitted on, read before tuning: a split that cannot be read stops the run
+    before any work."""
+    try:
+        return side.adapter.load_data(("train", "val"), device)
+    except (AliceError, ValueError) as exc:
+        raise AliceError(
+            f"fitting the {side.name} decoder to its tuned encoder reads its train and val splits: {exc} "
+            "(--decoder-steps 0 keeps the old decoder)"
+        ) from None
+
+
+def fit_decoder(
+    reference: ReferenceSpace,
+    side: Side,
+    data: ModalityData,
+    encoder: torch.nn.Module,
+    steps: int | None,
+    device: torch.device,
+) -> FittedDecoder | None:
+    """The side's decoder fitted again to its fine-tuned ``encoder`` (None: the encoder did not move, or 0 steps).
+
+    Interventions are read through C_ref(E(D(M_ref(z)))): stage 2's L_rec and L_sem train D alone on the
+    adapter's own labelled training split, ``data`` (:class:`~alice.train.stages.DecoderTrainer`), so Table 1
+    holds after tuning; the encoder, and so every retrieval figure, is left as tuned.
+    """
+    inner = inner_encoder(encoder)
+    t = decoder_training(side.adapter, steps)
+    if t.steps == 0 or state_digest(inner) == state_digest(side.adapter.encoder):
+        return None
+    trainer = DecoderTrainer(data, inner, side.adapter.decoder, reference.classifier, reference.intervention, t, device)
+    decoder, history = trainer.train()
+    return FittedDecoder(decoder, history, t.steps)
+
+
 def align(
     reference: ReferenceSpace,
     names: tuple[str, str],
@@ -137,11 +202,15 @@ def align(
     out: Path,
     overwrite: bool = False,
     trackers: Trackers | None = None,
+    decoder_steps: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Fine-tune two adapters on ``n_pairs`` pairs and write ``out``: this reference byte for byte, two new adapters.
 
-    Each adapter's ``history.jsonl`` is its old one with this run added; ``trackers`` are told of the run as it
-    goes. Returns the test retrieval of the fine-tuned encoders, both ways.
+    From ALICE, an encoder that moved gets its decoder fitted to it again for ``decoder_steps`` steps
+    (:func:`fit_decoder`; None: :data:`DECODER_STEPS` or fewer, 0: the old decoder kept); from scratch the
+    decoders stay as they were. Each adapter's ``history.jsonl`` is its old one with this run (and the
+    decoder's) added; ``trackers`` are told of the paired run as it goes. Returns the test retrieval of the
+    fine-tuned encoders, both ways.
     """
     refuse_existing(out, overwrite)
     trackers = trackers or Trackers([], Path("runs"))
@@ -149,12 +218,19 @@ def align(
     settings = {"method": method, "pairs": n_pairs, **vars(spec), "lr": spec.lr_for(method)}
     space = {"path": str(reference.path), "reference_sha256": reference.sha256, "digest": reference.digest}
     job = Run("align", " and ".join(names), space, settings, spec.steps, label=f"{Path(out).name}/{'+'.join(names)}")
+    from_alice, _ = METHODS[method]
+    fits = from_alice and decoder_steps != 0
+    labelled = [decoder_data(side, device) if fits else None for side in (a, b)]
     with trackers.running(job):
         try:
             ea, eb, run = fine_tune(method, a, b, n_pairs, spec, trackers)
         except ValueError as exc:
             raise AliceError(f"--pairs {n_pairs}: {exc}") from None
-        _write_aligned(reference, (a, b), (ea, eb), method, n_pairs, spec, run, out, overwrite)
+        fitted = tuple(
+            fit_decoder(reference, side, data, encoder, decoder_steps, device) if data is not None else None
+            for side, data, encoder in zip((a, b), labelled, (ea, eb))
+        )
+        _write_aligned(reference, (a, b), (ea, eb), fitted, method, n_pairs, spec, run, out, overwrite)
         results = retrieval_both_ways(ea.to(device), eb.to(device), a, b)
         trackers.end({"status": "finished", "retrieval": results})
     return results
@@ -164,6 +240,7 @@ def _write_aligned(
     reference: ReferenceSpace,
     sides: tuple[Side, Side],
     encoders: tuple[torch.nn.Module, torch.nn.Module],
+    fitted: tuple[FittedDecoder | None, FittedDecoder | None],
     method: str,
     n_pairs: int,
     spec: PairedSpec,
@@ -171,7 +248,8 @@ def _write_aligned(
     out: Path,
     overwrite: bool,
 ) -> None:
-    """``out``: the reference byte for byte, and the two fine-tuned adapters with their histories."""
+    """``out``: the reference byte for byte, and the two fine-tuned adapters (decoders fitted again where
+    ``fitted`` has one) with their histories."""
     (a, b), (ea, eb) = sides, encoders
     run = dict(run)
     points = run.pop("points")
@@ -194,28 +272,45 @@ def _write_aligned(
         "history": history_record(len(points), every),
     }
     adapters = []
-    for side, encoder, partner in ((a, ea, b.name), (b, eb, a.name)):
+    for side, encoder, partner, fit in ((a, ea, b.name, fitted[0]), (b, eb, a.name, fitted[1])):
         manifest = copy.deepcopy(side.adapter.manifest)
-        manifest.alignment = {**record, "partner": partner}
-        inner = encoder.encoder if isinstance(encoder, SearchEncoder) else encoder  # the transform stays as stored
+        manifest.alignment = {**record, "partner": partner, "decoder": _decoder_record(fit)}
+        inner = inner_encoder(encoder)
         adapter = side.adapter
         search_mean = adapter.search_mean
         if not isinstance(encoder, SearchEncoder):  # an encoder of its own (from scratch): no transform of the old one
             manifest.search, search_mean = None, None
         before = read_history(adapter.path / HISTORY_FILE)
+        history = history_bytes(job, points, before)
+        if fit is not None:
+            then = [*before, Job(job, points)]
+            fit_job = job_settings("decoder fit", side.name, fit.steps, fit.history.log_every, 0)
+            history = history_bytes(fit_job, fit.history.records, then)
         weights = AdapterWeights(
             inner.cpu(),
-            adapter.decoder.cpu(),
+            (fit.decoder if fit is not None else adapter.decoder).cpu(),
             adapter.feature_mean,
             adapter.feature_std,
             manifest,
             search_mean,
-            history_bytes(job, points, before),
+            history,
         )
         adapters.append(weights)
     files = derived_reference_files(reference, adapters)
     files.update(modelcard.cards(files, design_description=reference.intervention.description))
     write_reference(out, files, overwrite)
+
+
+def _decoder_record(fit: FittedDecoder | None) -> dict[str, Any] | None:
+    """What the manifest says of the decoder's fit (None: the old decoder kept, its encoder unmoved or from scratch)."""
+    if fit is None:
+        return None
+    final = fit.history.last()
+    return {
+        "steps": fit.steps,
+        "seconds": round(fit.history.seconds, 2),
+        **{k: final[k] for k in ("val_rec", "val_sem") if k in final},
+    }
 
 
 def sweep(

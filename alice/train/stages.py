@@ -21,6 +21,7 @@ the same global batch and gradients are averaged (:mod:`alice.distributed`).
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -416,3 +417,73 @@ class AdapterTrainer(_Trainer):
         if state_digest(self.classifier, self.intervention) != self.frozen_before:
             raise AssertionError("C_ref or M_ref changed during stage 2; this is a bug in ALICE")
         return self.encoder.eval(), self.decoder.eval(), history
+
+
+class DecoderTrainer(_Trainer):
+    """A decoder fitted again to an encoder that moved (paired fine-tuning), everything else frozen.
+
+    An intervention is read through the cycle C_ref(E(D(M_ref(z)))); once E is fine-tuned on pairs, the
+    decoder it was trained with no longer inverts it, and Table 1 falls. This runs stage 2's L_rec and L_sem
+    with the gradient reaching D alone (E, C_ref and M_ref never written, checked by hash):
+    ``DecoderTrainer(data, encoder, decoder, classifier, intervention, training, device).train()`` returns a
+    new decoder, starting from ``decoder`` (left as it was).
+    """
+
+    def __init__(
+        self,
+        data: ModalityData,
+        encoder: Encoder,
+        decoder: Decoder,
+        classifier: Classifier,
+        intervention: Intervention,
+        t: TrainingSpec,
+        device: torch.device,
+    ) -> None:
+        self.encoder = encoder.to(device).eval()
+        self.classifier, self.intervention = classifier.to(device).eval(), intervention.to(device).eval()
+        self.frozen = (self.encoder, self.classifier, self.intervention)
+        self.grad_before = [[p.requires_grad for p in m.parameters()] for m in self.frozen]
+        for m in self.frozen:
+            m.requires_grad_(False)
+        self.frozen_before = state_digest(*self.frozen)
+        super().__init__(data, t, device)
+        self.decoder = copy.deepcopy(decoder).to(device).train()
+        self.d_params = list(self.decoder.parameters())
+        self.opt = _adam(self.d_params, t, self.fast)
+        self._start()
+
+    def _main_losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)  # no parameter of E asks for a gradient: z is a constant of D's step
+        return z, reconstruction_loss(self.decoder(z), x)
+
+    def _sem_loss(
+        self, z: torch.Tensor, y: torch.Tensor, k: InterventionBatch, denominator: torch.Tensor | None
+    ) -> torch.Tensor:
+        return self._semantic(z, y, k, denominator)
+
+    def step(self, _: int = 0) -> dict[str, torch.Tensor]:
+        t = self.t
+        x, y, k, denominator = self._batch()
+        with self.fast.autocast_context(self.device):
+            z, rec = self._main(x, y)
+            sem = self._sem(z, y, k, denominator)
+        self.opt.zero_grad(set_to_none=True)
+        (t.rec_weight * rec + t.sem_weight * sem).backward()  # reaches D alone: nothing else asks for a gradient
+        distributed.average_gradients(self.d_params)
+        self.opt.step()
+        return {"rec": rec, "sem": sem}
+
+    def run_state(self) -> RunState:
+        return RunState({"decoder": self.decoder}, {"main": self.opt}, {"batches": self.gen}, self.sampler)
+
+    def train(self, trackers: Trackers | None = None) -> tuple[Decoder, History]:
+        """The decoder fitted to the encoder, in eval mode, and the losses; E, C_ref and M_ref checked unchanged."""
+        try:
+            history = self.run(f"fitting the {self.data.modality} decoder to its tuned encoder", None, trackers)
+        finally:
+            for m, flags in zip(self.frozen, self.grad_before):
+                for p, flag in zip(m.parameters(), flags):
+                    p.requires_grad_(flag)
+        if state_digest(*self.frozen) != self.frozen_before:
+            raise AssertionError("the encoder, C_ref or M_ref changed while fitting a decoder; a bug in ALICE")
+        return self.decoder.eval(), history
