@@ -257,6 +257,9 @@ def test_a_tuned_encoder_gets_its_decoder_fitted_again(tiny_reference, tmp_path)
         jobs = read_history(tmp_path / "fitted" / "adapters" / name / "history.jsonl")
         assert [j.settings["job"] for j in jobs[-2:]] == ["align", "decoder fit"]
         assert jobs[-1].points[-1]["step"] == 60
+        assert jobs[-1].headline() == "val_sem"  # what the card's curve shows, checked ten times
+        assert jobs[-1].series("val_sem")[0] == [6 * i for i in range(1, 11)]
+        assert (tmp_path / "fitted" / "adapters" / name / "history.png").is_file()
         # the cycle through the tuned encoder reads the edits better with the decoder fitted to it
         data = f.load_data(("val",), cpu)
         modules = (start.classifier, start.intervention)

@@ -139,6 +139,7 @@ class FittedDecoder:
     decoder: Decoder
     history: History
     steps: int
+    eval_every: int
 
 
 def inner_encoder(encoder: torch.nn.Module) -> Encoder:
@@ -148,13 +149,13 @@ def inner_encoder(encoder: torch.nn.Module) -> Encoder:
 
 def decoder_training(adapter: Adapter, steps: int | None) -> TrainingSpec:
     """How an adapter's decoder is fitted again: as the adapter was trained (rate, batch, loss weights, fast path),
-    for ``steps`` steps (None: :data:`DECODER_STEPS`, or the adapter's own steps if fewer), validated at the end."""
+    for ``steps`` steps (None: :data:`DECODER_STEPS`, or the adapter's own steps if fewer), validated ten times."""
     recorded = (adapter.manifest.training or {}).get("settings", {})
     known = {f.name for f in fields(TrainingSpec)}
     t = TrainingSpec(**{k: v for k, v in recorded.items() if k in known})
     if steps is None:
         steps = min(DECODER_STEPS, t.steps)
-    return replace(t, steps=steps, eval_every=0, log_every=0, checkpoint_every=0)
+    return replace(t, steps=steps, eval_every=max(1, steps // 10), log_every=0, checkpoint_every=0)
 
 
 def decoder_data(side: Side, device: torch.device) -> ModalityData:
@@ -189,7 +190,7 @@ def fit_decoder(
         return None
     trainer = DecoderTrainer(data, inner, side.adapter.decoder, reference.classifier, reference.intervention, t, device)
     decoder, history = trainer.train()
-    return FittedDecoder(decoder, history, t.steps)
+    return FittedDecoder(decoder, history, t.steps, t.eval_every)
 
 
 def align(
@@ -284,7 +285,7 @@ def _write_aligned(
         history = history_bytes(job, points, before)
         if fit is not None:
             then = [*before, Job(job, points)]
-            fit_job = job_settings("decoder fit", side.name, fit.steps, fit.history.log_every, 0)
+            fit_job = job_settings("decoder fit", side.name, fit.steps, fit.history.log_every, fit.eval_every)
             history = history_bytes(fit_job, fit.history.records, then)
         weights = AdapterWeights(
             inner.cpu(),

@@ -235,18 +235,19 @@ class _Trainer:
         modules = (self.encoder, self.decoder, self.classifier, self.intervention)
         return semantic_loss(z, y, self.annotated, *modules, None, k, denominator)
 
+    def validate(self) -> dict[str, float]:
+        """The validation figures of a point (:func:`validation_figures`)."""
+        modules = (self.encoder, self.decoder, self.classifier, self.intervention)
+        return validation_figures(self.data, *modules, self.t.seed)
+
     def run(self, description: str, checkpointing: Checkpointing | None, trackers: Trackers | None = None) -> History:
         """``training.steps`` steps (from a checkpoint's when resuming), with validation figures and checkpoints."""
         t = self.t
-
-        def validate() -> dict[str, float]:
-            return validation_figures(self.data, self.encoder, self.decoder, self.classifier, self.intervention, t.seed)
-
         return run_steps(
             t.steps,
             description,
             self.step,
-            validate,
+            self.validate,
             t.eval_every,
             self.run_state(),
             checkpointing,
@@ -472,6 +473,11 @@ class DecoderTrainer(_Trainer):
         distributed.average_gradients(self.d_params)
         self.opt.step()
         return {"rec": rec, "sem": sem}
+
+    def validate(self) -> dict[str, float]:
+        """L_sem first (the figure the fit is for: the history's headline), then L_rec; C_ref reads E as before."""
+        figures = super().validate()
+        return {"val_sem": figures["val_sem"], "val_rec": figures["val_rec"]}
 
     def run_state(self) -> RunState:
         return RunState({"decoder": self.decoder}, {"main": self.opt}, {"batches": self.gen}, self.sampler)
