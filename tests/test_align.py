@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -235,7 +236,6 @@ def test_a_tuned_encoder_gets_its_decoder_fitted_again(tiny_reference, tmp_path)
     from alice.artifacts.format.history import read as read_history
     from alice.artifacts.loaded import ReferenceSpace
     from alice.core.modules import state_digest
-    from alice.files import sha256_file
     from alice.train.stages import validation_figures
 
     # a high rate and no held-out pairs: the last step is kept, and both encoders have moved
@@ -243,9 +243,6 @@ def test_a_tuned_encoder_gets_its_decoder_fitted_again(tiny_reference, tmp_path)
     ok(*tuned, "--decoder-steps", "0", "--out", tmp_path / "kept")
     ok(*tuned, "--decoder-steps", "60", "--out", tmp_path / "fitted")
     start, kept, fitted = (ReferenceSpace.load(p) for p in (tiny_reference, tmp_path / "kept", tmp_path / "fitted"))
-    assert sha256_file(tmp_path / "fitted" / "reference.safetensors") == sha256_file(
-        tiny_reference / "reference.safetensors"
-    )
     cpu = torch.device("cpu")
     for name in ("image", "text"):
         s, k, f = (space.load_adapter(name) for space in (start, kept, fitted))
@@ -259,7 +256,6 @@ def test_a_tuned_encoder_gets_its_decoder_fitted_again(tiny_reference, tmp_path)
         assert jobs[-1].points[-1]["step"] == 60
         assert jobs[-1].headline() == "val_sem"  # what the card's curve shows, checked ten times
         assert jobs[-1].series("val_sem")[0] == [6 * i for i in range(1, 11)]
-        assert (tmp_path / "fitted" / "adapters" / name / "history.png").is_file()
         # the cycle through the tuned encoder reads the edits better with the decoder fitted to it
         data = f.load_data(("val",), cpu)
         modules = (start.classifier, start.intervention)
@@ -267,14 +263,40 @@ def test_a_tuned_encoder_gets_its_decoder_fitted_again(tiny_reference, tmp_path)
         new = validation_figures(data, f.encoder, f.decoder, *modules, seed=0)
         assert new["val_sem"] < old["val_sem"]
         assert new["val_sem"] == pytest.approx(record["val_sem"], rel=1e-4)
-    # a run that keeps the start leaves both decoders as they were
-    hurts = ("--pairs", "500", "--steps", "100", "--lr", "300", "--batch-size", "128", "--patience", "0")
-    ok("align", "clip", tiny_reference, *hurts, "--out", tmp_path / "start")
-    for name in ("image", "text"):
-        a = ReferenceSpace.load(tmp_path / "start").load_adapter(name)
-        assert a.manifest.alignment["best_step"] == 0
-        assert a.manifest.alignment["decoder"] is None
-        assert state_digest(a.decoder) == state_digest(start.load_adapter(name).decoder)
+    # from scratch the decoders are kept (C_ref does not read a fresh encoder), and asking for a fit is refused
+    ok(*tuned, "--scratch", "--out", tmp_path / "scratch")
+    a = ReferenceSpace.load(tmp_path / "scratch").load_adapter("text")
+    assert a.manifest.alignment["decoder"] is None
+    assert state_digest(a.decoder) == state_digest(start.load_adapter("text").decoder)
+    assert read_history(tmp_path / "scratch" / "adapters" / "text" / "history.jsonl")[-1].settings["job"] == "align"
+    refused("--scratch keeps the old ones", *tuned, "--scratch", "--decoder-steps", "5", "--out", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow  # the paired space: a minute of training before it
+def test_a_decoder_is_fitted_to_the_encoder_inside_a_search_transform(paired, tiny_reference):
+    """An adapter that centres its search latents is tuned inside the transform; the fit reads the encoder in it."""
+    from alice.artifacts.loaded import ReferenceSpace
+    from alice.core.alignment import SearchEncoder
+    from alice.core.modules import state_digest
+    from alice.evaluation.paired import decoder_data, fit_decoder
+
+    side, cpu = paired[1], torch.device("cpu")
+    reference = ReferenceSpace.load(tiny_reference)
+    moved = copy.deepcopy(side.adapter.encoder)
+    with torch.no_grad():
+        moved.net[-1].bias.add_(0.1)
+    wrapped = SearchEncoder(moved, torch.zeros(side.adapter.latent_dim), None)
+    frozen = (moved, reference.classifier, reference.intervention)
+    flags = [[p.requires_grad for p in m.parameters()] for m in frozen]
+    digests = state_digest(*frozen), state_digest(side.adapter.decoder)
+    fit = fit_decoder(reference, side, decoder_data(side, cpu), wrapped, 5, cpu)
+    assert fit is not None and fit.steps == 5
+    assert state_digest(fit.decoder) != digests[1] == state_digest(side.adapter.decoder)  # the old one left as it was
+    assert state_digest(*frozen) == digests[0]
+    assert [[p.requires_grad for p in m.parameters()] for m in frozen] == flags  # put back after the fit
+    # an encoder that did not move keeps its decoder
+    assert fit_decoder(reference, side, decoder_data(side, cpu), side.adapter.search_encoder(), 5, cpu) is None
 
 
 @pytest.mark.slow

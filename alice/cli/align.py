@@ -23,9 +23,9 @@ HOLDOUT_HELP = (
 )
 PATIENCE_HELP = "From ALICE: stop once the held-out loss has not improved for this many steps (0: never stop early)."
 DECODER_HELP = (
-    "From ALICE: steps to fit each tuned encoder's decoder again (stage 2's reconstruction and consistency losses "
-    f"on the decoder alone), so interventions read as before; default {DECODER_STEPS}, or the adapter's own steps if "
-    "fewer; 0 keeps the old decoders."
+    "From ALICE: steps to fit each tuned encoder's decoder again (the decoder alone, on stage 2's reconstruction "
+    "loss and its consistency loss through C_ref and M_ref), so interventions read as before; default "
+    f"{DECODER_STEPS}, or the adapter's own steps if fewer; 0 keeps the old decoders."
 )
 MARGIN_HELP = (
     "From ALICE: a step replaces the kept one only when the held-out loss falls by more than this many standard "
@@ -85,6 +85,8 @@ def align_clip(
 
     if loss not in LOSSES:
         raise AliceError(f"unknown loss {loss!r} (known: {', '.join(LOSSES)})")
+    if scratch and decoder_steps is not None:
+        raise AliceError("--decoder-steps fits the decoders of encoders tuned from ALICE; --scratch keeps the old ones")
     refuse_existing(out, overwrite)
     reporting = Reporting.of(trackers or [], log_dir)  # an unknown tracker: refused before any work
     method = loss if scratch else f"alice+{loss}"

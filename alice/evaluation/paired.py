@@ -27,7 +27,7 @@ from alice.artifacts.format.layout import HISTORY_FILE
 from alice.artifacts.loaded import Adapter, ReferenceSpace
 from alice.artifacts.publish import AdapterWeights, derived_reference_files, now, refuse_existing, write_reference
 from alice.config.evaluation import DECODER_STEPS, METHODS, PairedSpec
-from alice.config.training import TrainingSpec
+from alice.config.training import FAST_PATH_CHOICES, TrainingSpec
 from alice.core.alignment import SearchEncoder
 from alice.core.metrics import label_retrieval, label_set_ceiling, recall_at_k
 from alice.core.modules import Decoder, Encoder, state_digest
@@ -42,6 +42,8 @@ from alice.train.stages import DecoderTrainer
 
 #: the sweep's row of the best any search that sees only label sets can expect (ties among them at random)
 CEILING = "label-set ceiling"
+#: the settings of how a training step runs on its device (``training.precision`` ...): not carried to another run
+FAST_PATH = set(FAST_PATH_CHOICES)
 #: how the plot draws each zero-pair row: colour and line style
 ZERO_PAIR_LINES = {"no training": ("grey", "--"), "ALICE only": ("black", "--"), CEILING: ("tab:green", ":")}
 
@@ -149,9 +151,10 @@ def inner_encoder(encoder: torch.nn.Module) -> Encoder:
 
 def decoder_training(adapter: Adapter, steps: int | None) -> TrainingSpec:
     """How an adapter's decoder is fitted again: as the adapter was trained (rate, batch, loss weights, fast path),
-    for ``steps`` steps (None: :data:`DECODER_STEPS`, or the adapter's own steps if fewer), validated ten times."""
+    for ``steps`` steps (None: :data:`DECODER_STEPS`, or the adapter's own steps if fewer), validated ten times;
+    the step runs as this device's defaults choose (precision, optimizer, compile), whatever it was trained on."""
     recorded = (adapter.manifest.training or {}).get("settings", {})
-    known = {f.name for f in fields(TrainingSpec)}
+    known = {f.name for f in fields(TrainingSpec)} - FAST_PATH  # how the step ran suits the device it ran on
     t = TrainingSpec(**{k: v for k, v in recorded.items() if k in known})
     if steps is None:
         steps = min(DECODER_STEPS, t.steps)
@@ -189,7 +192,12 @@ def fit_decoder(
     if t.steps == 0 or state_digest(inner) == state_digest(side.adapter.encoder):
         return None
     trainer = DecoderTrainer(data, inner, side.adapter.decoder, reference.classifier, reference.intervention, t, device)
-    decoder, history = trainer.train()
+    try:
+        decoder, history = trainer.train()
+    except AliceError as exc:
+        raise AliceError(
+            f"fitting the {side.name} decoder to its tuned encoder: {exc} (--decoder-steps 0 keeps the old decoder)"
+        ) from None
     return FittedDecoder(decoder, history, t.steps, t.eval_every)
 
 
@@ -303,7 +311,8 @@ def _write_aligned(
 
 
 def _decoder_record(fit: FittedDecoder | None) -> dict[str, Any] | None:
-    """What the manifest says of the decoder's fit (None: the old decoder kept, its encoder unmoved or from scratch)."""
+    """What the manifest says of the decoder's fit (None: the old decoder kept: its encoder did not move, it was
+    trained from scratch, or ``--decoder-steps 0``)."""
     if fit is None:
         return None
     final = fit.history.last()

@@ -1,4 +1,4 @@
-"""The two training stages of ALICE.
+"""The two training stages of ALICE, and a decoder fitted again after paired tuning.
 
 Stage 1 (reference space), one modality, per step as in the authors' code:
   1. L = w_rec * MSE(D(E(x)), x) + w_cls * BCE(C(E(x)), y)   -> Adam step on E, D, C
@@ -9,6 +9,10 @@ Stage 1 (reference space), one modality, per step as in the authors' code:
 Stage 2 (a new modality m), C_ref and M_ref frozen and never written:
   L = w_rec * L_rec(E_m, D_m) + w_cls * BCE(C_ref(E_m(x)), y)   -> E_m, D_m
     + w_sem * BCE(C_ref(E_m(D_m(M_ref_k(z)))), Delta_k(y))    -> E_m only
+
+After paired fine-tuning has moved an encoder (``alice align``), its decoder is fitted again, E,
+C_ref and M_ref frozen and never written (:class:`DecoderTrainer`):
+  L = w_rec * L_rec(E, D) + w_sem * BCE(C_ref(E(D(M_ref_k(z)))), Delta_k(y))  -> D only
 
 Batches are indices drawn on the training device into feature tensors that
 already live there: no DataLoader, no host-to-device copy per step.
@@ -199,7 +203,7 @@ def _global_draws(
 
 
 class _Trainer:
-    """What both stages share: settings, the fast path, batches drawn on the device, L_sem of a batch.
+    """What the trainers share: settings, the fast path, batches drawn on the device, L_sem of a batch.
 
     Subclasses make their modules between ``__init__`` and ``_start`` (the global seed is set
     first, so initial weights follow ``training.seed``) and define ``_main_losses`` and ``_sem_loss``.
@@ -424,8 +428,9 @@ class DecoderTrainer(_Trainer):
     """A decoder fitted again to an encoder that moved (paired fine-tuning), everything else frozen.
 
     An intervention is read through the cycle C_ref(E(D(M_ref(z)))); once E is fine-tuned on pairs, the
-    decoder it was trained with no longer inverts it, and Table 1 falls. This runs stage 2's L_rec and L_sem
-    with the gradient reaching D alone (E, C_ref and M_ref never written, checked by hash):
+    decoder it was trained with no longer inverts it, and Table 1 falls. This trains D alone on stage 2's
+    L_rec and on L_sem, whose gradient stage 2 sends to E_m and this sends to D (E, C_ref and M_ref are
+    never written, checked by hash):
     ``DecoderTrainer(data, encoder, decoder, classifier, intervention, training, device).train()`` returns a
     new decoder, starting from ``decoder`` (left as it was).
     """
@@ -442,16 +447,29 @@ class DecoderTrainer(_Trainer):
     ) -> None:
         self.encoder = encoder.to(device).eval()
         self.classifier, self.intervention = classifier.to(device).eval(), intervention.to(device).eval()
-        self.frozen = (self.encoder, self.classifier, self.intervention)
-        self.grad_before = [[p.requires_grad for p in m.parameters()] for m in self.frozen]
-        for m in self.frozen:
-            m.requires_grad_(False)
-        self.frozen_before = state_digest(*self.frozen)
         super().__init__(data, t, device)
         self.decoder = copy.deepcopy(decoder).to(device).train()
         self.d_params = list(self.decoder.parameters())
         self.opt = _adam(self.d_params, t, self.fast)
         self._start()
+
+    @contextlib.contextmanager
+    def _others_frozen(self):
+        """E, C_ref and M_ref ask for no gradient while D is fitted (their flags put back after), and are
+        checked unchanged."""
+        frozen = (self.encoder, self.classifier, self.intervention)
+        flags = [[p.requires_grad for p in m.parameters()] for m in frozen]
+        for m in frozen:
+            m.requires_grad_(False)
+        before = state_digest(*frozen)
+        try:
+            yield
+        finally:
+            for m, kept in zip(frozen, flags):
+                for p, flag in zip(m.parameters(), kept):
+                    p.requires_grad_(flag)
+        if state_digest(*frozen) != before:
+            raise AssertionError("the encoder, C_ref or M_ref changed while fitting a decoder; a bug in ALICE")
 
     def _main_losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(x)  # no parameter of E asks for a gradient: z is a constant of D's step
@@ -484,12 +502,6 @@ class DecoderTrainer(_Trainer):
 
     def train(self, trackers: Trackers | None = None) -> tuple[Decoder, History]:
         """The decoder fitted to the encoder, in eval mode, and the losses; E, C_ref and M_ref checked unchanged."""
-        try:
+        with self._others_frozen():
             history = self.run(f"fitting the {self.data.modality} decoder to its tuned encoder", None, trackers)
-        finally:
-            for m, flags in zip(self.frozen, self.grad_before):
-                for p, flag in zip(m.parameters(), flags):
-                    p.requires_grad_(flag)
-        if state_digest(*self.frozen) != self.frozen_before:
-            raise AssertionError("the encoder, C_ref or M_ref changed while fitting a decoder; a bug in ALICE")
         return self.decoder.eval(), history
