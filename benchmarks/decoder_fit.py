@@ -2,7 +2,7 @@
 
     python benchmarks/decoder_fit.py TUNED_SPACE 500,3000 rec,rec+sem
 
-``TUNED_SPACE`` is a folder ``alice align clip --decoder-steps 0`` wrote (the decoders as stage 2 left them,
+``TUNED_SPACE`` is a folder ``alice align clip --decoder-steps 0`` wrote (the decoders as trained,
 the encoders tuned on pairs). For each adapter, each number of steps and each variant, the decoder is fitted
 again with :class:`alice.train.stages.DecoderTrainer` at the adapter's own rate, batch and loss weights:
 ``rec`` on reconstruction alone (the consistency loss's weight 0), ``rec+sem`` with stage 2's consistency
