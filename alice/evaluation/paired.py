@@ -150,7 +150,7 @@ def inner_encoder(encoder: torch.nn.Module) -> Encoder:
 
 
 def decoder_training(adapter: Adapter, steps: int | None) -> TrainingSpec:
-    """How an adapter's decoder is fitted again: as the adapter was trained (rate, batch, loss weights, fast path),
+    """How an adapter's decoder is fitted again: as the adapter was trained (rate, batch, loss weights, seed),
     for ``steps`` steps (None: :data:`DECODER_STEPS`, or the adapter's own steps if fewer), validated ten times;
     the step runs as this device's defaults choose (precision, optimizer, compile), whatever it was trained on."""
     recorded = (adapter.manifest.training or {}).get("settings", {})
@@ -290,11 +290,11 @@ def _write_aligned(
         if not isinstance(encoder, SearchEncoder):  # an encoder of its own (from scratch): no transform of the old one
             manifest.search, search_mean = None, None
         before = read_history(adapter.path / HISTORY_FILE)
-        history = history_bytes(job, points, before)
-        if fit is not None:
-            then = [*before, Job(job, points)]
+        if fit is None:
+            history = history_bytes(job, points, before)
+        else:  # the paired run, then the decoder's fit
             fit_job = job_settings("decoder fit", side.name, fit.steps, fit.history.log_every, fit.eval_every)
-            history = history_bytes(fit_job, fit.history.records, then)
+            history = history_bytes(fit_job, fit.history.records, [*before, Job(job, points)])
         weights = AdapterWeights(
             inner.cpu(),
             (fit.decoder if fit is not None else adapter.decoder).cpu(),

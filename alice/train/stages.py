@@ -206,7 +206,8 @@ class _Trainer:
     """What the trainers share: settings, the fast path, batches drawn on the device, L_sem of a batch.
 
     Subclasses make their modules between ``__init__`` and ``_start`` (the global seed is set
-    first, so initial weights follow ``training.seed``) and define ``_main_losses`` and ``_sem_loss``.
+    first, so initial weights follow ``training.seed``) and define ``_main_losses`` (and ``_sem_loss`` where it
+    does not take the batch's latents).
     """
 
     encoder: Encoder
@@ -238,6 +239,12 @@ class _Trainer:
     ) -> torch.Tensor:
         modules = (self.encoder, self.decoder, self.classifier, self.intervention)
         return semantic_loss(z, y, self.annotated, *modules, None, k, denominator)
+
+    def _sem_loss(
+        self, z: torch.Tensor, y: torch.Tensor, k: InterventionBatch, denominator: torch.Tensor | None
+    ) -> torch.Tensor:
+        """L_sem of the batch from its latents ``z`` (stage 1 recomputes them from ``x`` after its update)."""
+        return self._semantic(z, y, k, denominator)
 
     def validate(self) -> dict[str, float]:
         """The validation figures of a point (:func:`validation_figures`)."""
@@ -381,11 +388,6 @@ class AdapterTrainer(_Trainer):
         align = alignment_loss(z, y, self.alignment[0]) if self.alignment is not None else None
         return z, reconstruction_loss(self.decoder(z), x), masked_bce(self.classifier(z), y, self.annotated), align
 
-    def _sem_loss(
-        self, z: torch.Tensor, y: torch.Tensor, k: InterventionBatch, denominator: torch.Tensor | None
-    ) -> torch.Tensor:
-        return self._semantic(z, y, k, denominator)
-
     def step(self, _: int = 0) -> dict[str, torch.Tensor]:
         t = self.t
         x, y, k, denominator = self._batch()
@@ -453,32 +455,9 @@ class DecoderTrainer(_Trainer):
         self.opt = _adam(self.d_params, t, self.fast)
         self._start()
 
-    @contextlib.contextmanager
-    def _others_frozen(self):
-        """E, C_ref and M_ref ask for no gradient while D is fitted (their flags put back after), and are
-        checked unchanged."""
-        frozen = (self.encoder, self.classifier, self.intervention)
-        flags = [[p.requires_grad for p in m.parameters()] for m in frozen]
-        for m in frozen:
-            m.requires_grad_(False)
-        before = state_digest(*frozen)
-        try:
-            yield
-        finally:
-            for m, kept in zip(frozen, flags):
-                for p, flag in zip(m.parameters(), kept):
-                    p.requires_grad_(flag)
-        if state_digest(*frozen) != before:
-            raise AssertionError("the encoder, C_ref or M_ref changed while fitting a decoder; a bug in ALICE")
-
     def _main_losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(x)  # no parameter of E asks for a gradient: z is a constant of D's step
         return z, reconstruction_loss(self.decoder(z), x)
-
-    def _sem_loss(
-        self, z: torch.Tensor, y: torch.Tensor, k: InterventionBatch, denominator: torch.Tensor | None
-    ) -> torch.Tensor:
-        return self._semantic(z, y, k, denominator)
 
     def step(self, _: int = 0) -> dict[str, torch.Tensor]:
         t = self.t
@@ -502,6 +481,10 @@ class DecoderTrainer(_Trainer):
 
     def train(self, trackers: Trackers | None = None) -> tuple[Decoder, History]:
         """The decoder fitted to the encoder, in eval mode, and the losses; E, C_ref and M_ref checked unchanged."""
-        with self._others_frozen():
+        others = (self.encoder, self.classifier, self.intervention)
+        before = state_digest(*others)
+        with _frozen(*others):  # no gradient but D's; their flags put back after, even when the fit fails
             history = self.run(f"fitting the {self.data.modality} decoder to its tuned encoder", None, trackers)
+        if state_digest(*others) != before:
+            raise AssertionError("the encoder, C_ref or M_ref changed while fitting a decoder; a bug in ALICE")
         return self.decoder.eval(), history
